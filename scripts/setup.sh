@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for bpfkit: the reference LLVM/clang/bpftool the tests
+# compare against, and the package with its test tools in .venv at the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for pkg in llvm-19 clang-19 bpftool libbpf-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c 'import bpfkit' 

@@ -1,0 +1,5 @@
+"""``python -m bpfkit``."""
+
+from bpfkit.cli.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""Text forms of BPF instructions: the disassembler and the assembler."""

@@ -1,0 +1,1 @@
+"""The ``bpfkit`` command line: a thin shell over the library."""

@@ -1,0 +1,99 @@
+"""The one exception tree of bpfkit.
+
+Every error bpfkit raises on purpose is a :class:`BpfkitError`; its message says
+what went wrong, where, and what to do.  The CLI prints the message and exits 1.
+
+::
+
+    BpfkitError
+     ├── IsaError          bytes that are not a valid instruction
+     ├── ObjectError       a malformed or unsupported ELF object (names the file)
+     ├── AsmError          assembler input error (file:line:column and the text)
+     ├── BuildError        a toolchain (rustc, llc, clang) missing or failing
+     ├── BtfError          malformed .BTF / .BTF.ext
+     ├── VerifierError     the kernel's (or our) verifier rejected a program; carries the log
+     ├── VmError           the userspace VM stopped a program (pc, instruction, address, region)
+     └── KernelError       a bpf()/perf_event_open/tracefs operation failed (command, errno, cause)
+"""
+
+from __future__ import annotations
+
+
+class BpfkitError(Exception):
+    """Root of every error bpfkit raises on purpose."""
+
+
+class IsaError(BpfkitError):
+    """Bytes that do not decode to a valid instruction."""
+
+
+class ObjectError(BpfkitError):
+    """A file that is not a readable BPF ELF object."""
+
+
+class AsmError(BpfkitError):
+    """An error in assembler input, located at ``file:line:column``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str = "<input>",
+        line: int = 0,
+        column: int = 0,
+        text: str = "",
+    ) -> None:
+        self.file, self.line, self.column, self.text = file, line, column, text
+        where = f"{file}:{line}:{column}: " if line else f"{file}: "
+        shown = ""
+        if text:
+            shown = f"\n    {text}\n    {' ' * max(column - 1, 0)}^"
+        super().__init__(f"{where}error: {message}{shown}")
+        self.message = message
+
+
+class BuildError(BpfkitError):
+    """A toolchain step of ``bpfkit build`` failed or is unavailable."""
+
+
+class BtfError(BpfkitError):
+    """Malformed or unsupported BTF data."""
+
+
+class VerifierError(BpfkitError):
+    """A program was rejected by a verifier; ``log`` holds the whole log."""
+
+    def __init__(self, message: str, log: str = "") -> None:
+        super().__init__(message)
+        self.log = log
+
+
+class VmError(BpfkitError):
+    """The userspace VM stopped a program."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pc: int | None = None,
+        insn: str = "",
+        address: int | None = None,
+        region: str = "",
+    ) -> None:
+        parts = [message]
+        if pc is not None:
+            parts.append(f"at pc {pc}" + (f" ({insn})" if insn else ""))
+        if address is not None:
+            parts.append(f"address {address:#x}")
+        if region:
+            parts.append(f"region {region}")
+        super().__init__(", ".join(parts))
+        self.pc, self.insn, self.address, self.region = pc, insn, address, region
+
+
+class KernelError(BpfkitError):
+    """A kernel operation failed; ``errno`` is the error number, if any."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno

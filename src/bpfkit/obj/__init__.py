@@ -1,0 +1,1 @@
+"""Reading (and, for the assembler, writing) BPF ELF relocatable objects."""

@@ -1,0 +1,164 @@
+"""The object model: plain, frozen data read from a BPF ELF object.
+
+Nothing here touches the kernel or the VM; :mod:`bpfkit.obj.reader` fills these in from a
+file, and every other layer (dump, explain, VM, kernel loader) consumes them.
+Offsets are byte offsets unless named ``*_index`` (8-byte instruction slots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from bpfkit.isa.insn import Insn
+
+
+class RelocKind(Enum):
+    """What a relocation in a program refers to."""
+
+    MAP = "map"  # lddw of a map (legacy `maps` or BTF `.maps`): becomes src=1 with the map fd
+    GLOBAL_DATA = "global_data"  # lddw of .data/.rodata/.bss: becomes src=2 (map value) + offset
+    CALL = "call"  # bpf-to-bpf call (R_BPF_64_32 on a call insn)
+    FUNC_ADDR = "func_addr"  # lddw of a function's address (callbacks): src=4
+    KCONFIG = "kconfig"  # extern from .kconfig
+    EXTERN = "extern"  # undefined symbol (kfunc/ksym)
+    OTHER = "other"  # data relocations (R_BPF_64_ABS64/ABS32 in .BTF etc.) and the rest
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """An ELF symbol."""
+
+    name: str
+    value: int
+    size: int
+    bind: str  # "STB_GLOBAL", "STB_LOCAL", "STB_WEAK"
+    type: str  # "STT_FUNC", "STT_OBJECT", "STT_NOTYPE", "STT_SECTION", ...
+    section_index: int  # st_shndx as int; 0 for undefined, 0xfff1 for ABS
+    section: str | None  # name of the section, None if undefined/special
+    visibility: str = "STV_DEFAULT"
+
+
+@dataclass(frozen=True, slots=True)
+class Relocation:
+    """One relocation entry applying to an instruction (or data) section."""
+
+    offset: int  # byte offset inside the section it applies to
+    type: int  # R_BPF_* number
+    type_name: str  # "R_BPF_64_64", "R_BPF_64_32", "R_BPF_64_ABS64", ...
+    symbol: str  # symbol name ("" for none); section symbols get the section's name
+    symbol_section: str | None  # section of the symbol (None if undefined)
+    symbol_value: int  # st_value of the symbol
+    symbol_type: str  # STT_*
+    kind: RelocKind
+    addend: int = 0  # from RELA, or 0 (BPF uses REL: the addend is in the instruction)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """An ELF section header, with the contents of allocated sections."""
+
+    index: int
+    name: str
+    type: str  # "SHT_PROGBITS", "SHT_NOBITS", "SHT_REL", ...
+    flags: int
+    size: int
+    offset: int  # in the file
+    addralign: int
+    data: bytes = b""  # empty for SHT_NOBITS and for sections not needed
+
+    @property
+    def executable(self) -> bool:
+        """True for SHF_EXECINSTR sections (programs)."""
+        return bool(self.flags & 0x4)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramSpec:
+    """One function of an executable section."""
+
+    name: str
+    section: str
+    section_index: int
+    offset: int  # byte offset of the function inside its section
+    insns: tuple[Insn, ...]
+    relocations: tuple[Relocation, ...]  # offsets relative to the program start
+    is_subprog: bool  # True for functions in .text (called, not loaded alone)
+    bind: str = "STB_GLOBAL"
+
+    @property
+    def size(self) -> int:
+        """Size in bytes."""
+        return sum(8 * i.width for i in self.insns)
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    """A map definition: legacy ``maps`` (struct bpf_map_def) or BTF-defined ``.maps``."""
+
+    name: str
+    section: str  # "maps", "maps/<x>" or ".maps"
+    offset: int
+    type: int | None = None  # enum bpf_map_type
+    key_size: int | None = None
+    value_size: int | None = None
+    max_entries: int | None = None
+    flags: int = 0
+    inner_map_idx: int | None = None  # legacy
+    numa_node: int | None = None  # legacy
+    pinning: int = 0  # 0 none, 1 LIBBPF_PIN_BY_NAME
+    key_type_id: int | None = None  # BTF ids, for BTF maps
+    value_type_id: int | None = None
+    inner: MapSpec | None = None  # inner map template for map-in-map
+    legacy: bool = False
+    raw: bytes = b""  # legacy record bytes (extra fields beyond bpf_map_def kept)
+    extra: dict[str, int] = field(default_factory=dict)  # other BTF map attributes
+
+
+@dataclass(frozen=True, slots=True)
+class DataSpec:
+    """A global data section: ``.data``, ``.rodata*``, ``.bss`` or ``.data.*``."""
+
+    name: str
+    section_index: int
+    size: int
+    data: bytes  # zeros for .bss
+    readonly: bool
+    symbols: tuple[Symbol, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpec:
+    """Everything read from one BPF ELF relocatable object."""
+
+    path: str
+    big_endian: bool
+    programs: tuple[ProgramSpec, ...]
+    maps: tuple[MapSpec, ...]
+    data: tuple[DataSpec, ...]
+    license: str | None
+    version: int | None  # kernel version from the `version` section
+    sections: tuple[Section, ...]
+    symbols: tuple[Symbol, ...]
+    relocations: dict[str, tuple[Relocation, ...]]  # by name of the section they apply to
+    btf: bytes | None = None
+    btf_ext: bytes | None = None
+
+    def program(self, name: str) -> ProgramSpec:
+        """The program (or sub-program) called ``name``."""
+        for p in self.programs:
+            if p.name == name:
+                return p
+        from bpfkit.errors import ObjectError
+
+        names = ", ".join(p.name for p in self.programs) or "none"
+        raise ObjectError(f"{self.path}: no program named {name!r} (programs: {names})")
+
+    def section(self, name: str) -> Section:
+        """The section called ``name``."""
+        for s in self.sections:
+            if s.name == name:
+                return s
+        from bpfkit.errors import ObjectError
+
+        raise ObjectError(f"{self.path}: no section named {name!r}")

@@ -1,0 +1,1 @@
+"""Kernel constants as data (helper table, program/map/attach types)."""
