@@ -14,7 +14,7 @@ LAYERS = {
     "uapi": 0,
     "isa": 1,
     "btf": 1,
-    "build": 1,
+    "build": 3,  # drives toolchains, then the assembler (asm, L2)
     "syscalls": 1,
     "obj": 2,
     "asm": 2,
