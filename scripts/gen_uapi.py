@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Generate bpfkit's kernel-constant tables (``src/bpfkit/uapi/_generated.py``).
+
+Sources (pinned: their identity is written into the generated module's header):
+
+* the running kernel's BTF, ``/sys/kernel/btf/vmlinux``: the uapi enums ``bpf_func_id``
+  (helper ids and names), ``bpf_prog_type``, ``bpf_map_type``, ``bpf_attach_type``,
+  ``bpf_link_type`` and ``bpf_cmd``;
+* libbpf's ``/usr/include/bpf/bpf_helper_defs.h``: each helper's C prototype
+  (``static long (*bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (void *) 6;``).
+
+Usage::
+
+    scripts/gen_uapi.py            # rewrite src/bpfkit/uapi/_generated.py
+    scripts/gen_uapi.py --check    # exit 1 if the committed file differs from a fresh run
+
+The BTF reader below is deliberately tiny (it only walks type records to find enums):
+the generator must not depend on the package it generates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "src" / "bpfkit" / "uapi" / "_generated.py"
+VMLINUX = Path("/sys/kernel/btf/vmlinux")
+HELPER_DEFS = Path("/usr/include/bpf/bpf_helper_defs.h")
+
+# Bytes of kind-specific data after each 12-byte btf_type record, per BTF kind:
+# fixed part and per-member part (times vlen).  See the kernel's Documentation/bpf/btf.rst.
+_KIND_EXTRA = {
+    1: (4, 0),  # INT
+    2: (0, 0),  # PTR
+    3: (12, 0),  # ARRAY
+    4: (0, 12),  # STRUCT
+    5: (0, 12),  # UNION
+    6: (0, 8),  # ENUM
+    7: (0, 0),  # FWD
+    8: (0, 0),  # TYPEDEF
+    9: (0, 0),  # VOLATILE
+    10: (0, 0),  # CONST
+    11: (0, 0),  # RESTRICT
+    12: (0, 0),  # FUNC
+    13: (0, 8),  # FUNC_PROTO
+    14: (4, 0),  # VAR
+    15: (0, 12),  # DATASEC
+    16: (0, 0),  # FLOAT
+    17: (4, 0),  # DECL_TAG
+    18: (0, 0),  # TYPE_TAG
+    19: (0, 12),  # ENUM64
+}
+
+# enum -> (generated IntEnum class, uapi prefix stripped from member names)
+_ENUM_CLASSES = {
+    "bpf_prog_type": ("ProgType", "BPF_PROG_TYPE_"),
+    "bpf_map_type": ("MapType", "BPF_MAP_TYPE_"),
+    "bpf_attach_type": ("AttachType", "BPF_"),
+    "bpf_link_type": ("LinkType", "BPF_LINK_TYPE_"),
+    "bpf_cmd": ("Cmd", "BPF_"),
+}
+
+ENUMS = (
+    "bpf_func_id",
+    "bpf_prog_type",
+    "bpf_map_type",
+    "bpf_attach_type",
+    "bpf_link_type",
+    "bpf_cmd",
+)
+
+
+def btf_enums(data: bytes, wanted: set[str]) -> dict[str, list[tuple[str, int]]]:
+    """Enumerators of the named enums in a raw BTF blob (little-endian only)."""
+    magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
+    if magic != 0xEB9F:
+        raise SystemExit("not a little-endian BTF blob")
+    type_off, type_len, str_off, _str_len = struct.unpack_from("<IIII", data, 8)
+    types = hdr_len + type_off
+    strings = hdr_len + str_off
+
+    def name(off: int) -> str:
+        end = data.index(b"\0", strings + off)
+        return data[strings + off : end].decode()
+
+    found: dict[str, list[tuple[str, int]]] = {}
+    pos, end = types, types + type_len
+    while pos < end:
+        name_off, info, _size = struct.unpack_from("<III", data, pos)
+        kind, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
+        pos += 12
+        fixed, per = _KIND_EXTRA[kind]
+        if kind == 6 and name(name_off) in wanted:
+            vals = []
+            for i in range(vlen):
+                n_off, val = struct.unpack_from("<Ii" if not kflag else "<II", data, pos + 8 * i)
+                vals.append((name(n_off), val))
+            found[name(name_off)] = vals
+        pos += fixed + per * vlen
+    return found
+
+
+_PROTO = re.compile(
+    r"^static (?P<ret>[^(]+?)\s*\(\*\s*(?:const\s+)?(?P<name>bpf_\w+)\)\((?P<args>.*)\)"
+    r" = \(void \*\) (?P<id>\d+);$"
+)
+
+
+def helper_protos(text: str) -> dict[int, tuple[str, str, list[tuple[str, str]], bool]]:
+    """``id -> (name, ret, [(arg name, ctype)], variadic)`` from bpf_helper_defs.h."""
+    out = {}
+    for line in text.splitlines():
+        m = _PROTO.match(line)
+        if not m:
+            continue
+        args: list[tuple[str, str]] = []
+        variadic = False
+        raw = m["args"].strip()
+        if raw not in ("", "void"):
+            for a in (x.strip() for x in raw.split(",")):
+                if a == "...":
+                    variadic = True
+                    continue
+                am = re.match(r"^(.*?[\s*])(\w+)$", a)
+                if not am:
+                    raise SystemExit(f"cannot parse argument {a!r} in: {line}")
+                args.append((am[2], am[1].strip()))
+        out[int(m["id"])] = (m["name"], m["ret"].strip(), args, variadic)
+    return out
+
+
+def render(
+    enums: dict[str, list[tuple[str, int]]],
+    protos: dict[int, tuple[str, str, list[tuple[str, str]], bool]],
+    pins: list[str],
+) -> str:
+    lines = [
+        '"""Kernel uapi constants and helper prototypes. GENERATED by scripts/gen_uapi.py -- do not edit.',
+        "",
+        "Sources:",
+        *[f"    {p}" for p in pins],
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from enum import IntEnum",
+        "",
+    ]
+    for enum, (cls, prefix) in _ENUM_CLASSES.items():
+        lines.append("")
+        lines.append(f"class {cls}(IntEnum):")
+        lines.append(f'    """enum {enum}: members are the uapi names without ``{prefix}``."""')
+        lines.append("")
+        for n, v in enums[enum]:
+            if n.startswith("__MAX") or not n.startswith(prefix):
+                continue  # the "number of values" sentinel is not a value
+            lines.append(f"    {n.removeprefix(prefix)} = {v}")
+        lines.append("")
+    lines.append("")
+    lines.append("# One helper per line: keep ruff format from exploding the rows.")
+    lines.append("# fmt: off")
+    lines.append("# enum bpf_func_id with libbpf prototypes:")
+    lines.append("# (id, name, return type, ((arg name, C type), ...), variadic, prototype known)")
+    lines.append(
+        "HELPER_ROWS: tuple[tuple[int, str, str, tuple[tuple[str, str], ...], bool, bool], ...] = ("
+    )
+    for enum_name, hid in enums["bpf_func_id"]:
+        if not enum_name.startswith("BPF_FUNC_") or enum_name == "__BPF_FUNC_MAX_ID":
+            continue
+        name = "bpf_" + enum_name.removeprefix("BPF_FUNC_")
+        if hid in protos:
+            pname, ret, args, variadic = protos[hid]
+            if pname != name:
+                raise SystemExit(f"helper {hid}: kernel says {name}, libbpf says {pname}")
+            row = (hid, name, ret, tuple(args), variadic, True)
+        else:
+            # The kernel knows this id but the pinned libbpf has no prototype for it
+            # (id 0, unspec, always; newer helpers with an older libbpf).
+            row = (hid, name, "long", (), False, False)
+        lines.append(f"    {row!r},")
+    lines.append(")")
+    lines.append("# fmt: on")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _ruff_format(text: str) -> str:
+    """The text as `ruff format` leaves it, so the committed file passes the style gate."""
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        raise SystemExit("ruff is needed to format the generated module (pip install ruff)")
+    done = subprocess.run(
+        [ruff, "format", "--stdin-filename", str(OUT), "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return done.stdout
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="compare with the committed file")
+    p.add_argument("--btf", type=Path, default=VMLINUX)
+    p.add_argument("--helper-defs", type=Path, default=HELPER_DEFS)
+    ns = p.parse_args()
+    btf = ns.btf.read_bytes()
+    defs = ns.helper_defs.read_text()
+    enums = btf_enums(btf, set(ENUMS))
+    missing = set(ENUMS) - set(enums)
+    if missing:
+        raise SystemExit(f"enums not in {ns.btf}: {sorted(missing)}")
+    libbpf = re.search(r"LIBBPF_\w+", defs)
+    pins = [
+        f"{ns.btf} of Linux {os.uname().release} (sha256 {hashlib.sha256(btf).hexdigest()[:16]})",
+        f"{ns.helper_defs} (sha256 {hashlib.sha256(defs.encode()).hexdigest()[:16]})"
+        + (f" {libbpf[0]}" if libbpf else ""),
+    ]
+    text = _ruff_format(render(enums, helper_protos(defs), pins))
+    if ns.check:
+        if OUT.read_text() != text:
+            print(f"{OUT} is out of date: run scripts/gen_uapi.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
