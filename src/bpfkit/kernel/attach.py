@@ -1,0 +1,228 @@
+"""Where a program attaches: attach points, the plan for this kernel, and ``attach()``.
+
+An :class:`AttachPoint` says where (``kprobe:FUNC``, ``kretprobe:FUNC``,
+``tracepoint:CATEGORY:NAME``, ``raw_tracepoint:NAME``, ``uprobe:PATH:SYMBOL``,
+``uretprobe:PATH:SYMBOL``, ``socket[:IFNAME]``); it comes from ``--attach`` text
+(:func:`parse_spec`) or from a libbpf section name (:func:`from_section`).
+
+:func:`plan` adapts a point to the running kernel *before* the program is loaded, since
+the fallback changes the program type: syscall probe names are resolved
+(``SyS_clone`` -> ``__x64_sys_clone``), and on a kernel without kprobes a
+``kprobe/SyS_<name>`` program becomes a tracepoint program on ``syscalls:sys_enter_<name>``
+(``kretprobe`` on ``sys_exit_<name>``), with a one-line note saying so.
+
+:func:`attach` (in :mod:`bpfkit.kernel.links`) makes the attachment and returns a
+:class:`~bpfkit.kernel.links.Link` that detaches on ``close()``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bpfkit.errors import KernelError
+from bpfkit.kernel import symbols, tracefs
+from bpfkit.uapi import ProgType
+
+KINDS = (
+    "kprobe",
+    "kretprobe",
+    "tracepoint",
+    "raw_tracepoint",
+    "uprobe",
+    "uretprobe",
+    "socket",
+)
+SPEC_FORMS = (
+    "kprobe:FUNC[+OFF]",
+    "kretprobe:FUNC",
+    "tracepoint:CATEGORY:NAME",
+    "raw_tracepoint:NAME",
+    "uprobe:PATH:SYMBOL[+OFF]",
+    "uretprobe:PATH:SYMBOL",
+    "socket[:IFNAME]",
+)
+PROG_TYPE = {
+    "kprobe": ProgType.KPROBE,
+    "kretprobe": ProgType.KPROBE,
+    "uprobe": ProgType.KPROBE,
+    "uretprobe": ProgType.KPROBE,
+    "tracepoint": ProgType.TRACEPOINT,
+    "raw_tracepoint": ProgType.RAW_TRACEPOINT,
+    "socket": ProgType.SOCKET_FILTER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AttachPoint:
+    """Where to attach.  ``target`` is the function, ``CATEGORY:NAME``, raw tracepoint
+    name, binary path or interface; ``symbol`` the uprobe symbol; ``offset`` a kprobe
+    offset inside the function."""
+
+    kind: str
+    target: str = ""
+    symbol: str = ""
+    offset: int = 0
+
+    def __str__(self) -> str:
+        if self.kind in ("uprobe", "uretprobe"):
+            return f"{self.kind}:{self.target}:{self.symbol}"
+        target = self.target + (f"+{self.offset}" if self.offset else "")
+        return f"{self.kind}:{target}" if target else self.kind
+
+    @property
+    def prog_type(self) -> ProgType:
+        """The program type this point runs."""
+        return PROG_TYPE[self.kind]
+
+
+def _bad_spec(spec: str, why: str) -> KernelError:
+    return KernelError(f"bad attach point {spec!r}: {why}; use one of {', '.join(SPEC_FORMS)}")
+
+
+def _function(text: str, spec: str) -> tuple[str, int]:
+    func, plus, off = text.partition("+")
+    if not func:
+        raise _bad_spec(spec, "no function named")
+    try:
+        return func, int(off, 0) if plus else 0
+    except ValueError:
+        raise _bad_spec(spec, f"offset {off!r} is not a number") from None
+
+
+def parse_spec(spec: str) -> AttachPoint:
+    """Parse ``--attach`` text (see :data:`SPEC_FORMS`)."""
+    kind, _, rest = spec.partition(":")
+    kind = {"tp": "tracepoint", "raw_tp": "raw_tracepoint"}.get(kind, kind)
+    if kind not in KINDS:
+        raise _bad_spec(spec, f"unknown kind {kind!r}")
+    if kind in ("kprobe", "kretprobe"):
+        func, off = _function(rest, spec)
+        return AttachPoint(kind, func, offset=off)
+    if kind == "tracepoint":
+        category, _, name = rest.partition(":")
+        if not category or not name:
+            raise _bad_spec(spec, "a tracepoint needs CATEGORY:NAME")
+        return AttachPoint(kind, f"{category}:{name}")
+    if kind == "raw_tracepoint":
+        if not rest:
+            raise _bad_spec(spec, "a raw tracepoint needs a NAME")
+        return AttachPoint(kind, rest)
+    if kind in ("uprobe", "uretprobe"):
+        path, _, symbol = rest.rpartition(":")
+        if not path or not symbol:
+            raise _bad_spec(spec, "a uprobe needs PATH:SYMBOL")
+        return AttachPoint(kind, path, symbol)
+    return AttachPoint("socket", rest)
+
+
+def from_section(section: str) -> AttachPoint | None:
+    """The attach point a libbpf section name names, or None if it names none.
+
+    ``kprobe/FUNC[+OFF]``, ``kretprobe/FUNC``, ``ksyscall/NAME``, ``kretsyscall/NAME``,
+    ``tracepoint/CAT/NAME`` and ``tp/CAT/NAME``, ``raw_tracepoint/NAME`` and
+    ``raw_tp/NAME``, ``uprobe/PATH:SYMBOL`` and ``uretprobe/PATH:SYMBOL``, ``socket``
+    (and ``socket/N``, as the kernel's samples write it).
+    """
+    kind, _, rest = section.partition("/")
+    if kind == "socket":
+        return AttachPoint("socket")
+    if not rest:
+        return None
+    if kind in ("kprobe", "kretprobe"):
+        func, _, off = rest.partition("+")
+        try:
+            return AttachPoint(kind, func, offset=int(off, 0) if off else 0)
+        except ValueError:
+            return None
+    if kind in ("ksyscall", "kretsyscall"):
+        probe = "kprobe" if kind == "ksyscall" else "kretprobe"
+        return AttachPoint(probe, f"sys_{rest}")
+    if kind in ("tracepoint", "tp"):
+        category, _, name = rest.partition("/")
+        return AttachPoint("tracepoint", f"{category}:{name}") if name else None
+    if kind in ("raw_tracepoint", "raw_tp", "raw_tracepoint.w", "raw_tp.w"):
+        return AttachPoint("raw_tracepoint", rest)
+    if kind in ("uprobe", "uretprobe", "uprobe.s", "uretprobe.s"):
+        path, _, symbol = rest.rpartition(":")
+        if not path or not symbol:
+            return None
+        return AttachPoint(kind.removesuffix(".s"), path, symbol)
+    return None
+
+
+def pmu_type(name: str) -> int | None:
+    """The perf PMU type of ``kprobe``/``uprobe`` (sysfs), or None if the kernel has none."""
+    try:
+        return int(Path(f"/sys/bus/event_source/devices/{name}/type").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def retprobe_bit(name: str) -> int:
+    """The config bit meaning "return probe" for PMU ``name`` (``format/retprobe``)."""
+    try:
+        text = Path(f"/sys/bus/event_source/devices/{name}/format/retprobe").read_text()
+        return 1 << int(text.strip().split(":")[1])
+    except (OSError, ValueError, IndexError):
+        return 1  # config:0 on every kernel that has the PMU
+
+
+def has_kprobes() -> bool:
+    """True if this kernel can place kprobes (the kprobe PMU, or tracefs kprobe_events)."""
+    if pmu_type("kprobe") is not None:
+        return True
+    try:
+        return (tracefs.root() / "kprobe_events").exists()
+    except KernelError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A point adapted to this kernel: where to attach, the type to load the program
+    as, and a one-line note when bpfkit changed the point (None otherwise)."""
+
+    point: AttachPoint
+    prog_type: ProgType
+    note: str | None = None
+
+
+def plan(point: AttachPoint, *, kprobes: bool | None = None) -> Plan:
+    """Adapt ``point`` to the running kernel (``kprobes`` overrides the probe)."""
+    if point.kind not in ("kprobe", "kretprobe"):
+        return Plan(point, point.prog_type)
+    if kprobes is None:
+        kprobes = has_kprobes()
+    if kprobes:
+        resolved = symbols.resolve_kernel_function(point.target)
+        note = None
+        if resolved != point.target:
+            note = f"{point.kind} {point.target}: this kernel calls it {resolved}"
+        return Plan(replace(point, target=resolved), point.prog_type, note)
+    syscall = symbols.syscall_name(point.target)
+    if syscall is None or point.offset:
+        raise KernelError(
+            f"cannot attach {point}: this kernel has no kprobes (built without "
+            f"CONFIG_KPROBES); attach to a tracepoint instead (--attach "
+            f"tracepoint:CATEGORY:NAME, listed in {_events_dir()})"
+        )
+    direction = "enter" if point.kind == "kprobe" else "exit"
+    event = f"sys_{direction}_{syscall}"
+    tracefs.event_dir("syscalls", event)  # raises if this kernel lacks it
+    target = AttachPoint("tracepoint", f"syscalls:{event}")
+    note = f"{point} -> tracepoint:syscalls:{event} (this kernel has no kprobes)"
+    return Plan(target, ProgType.TRACEPOINT, note)
+
+
+def _events_dir() -> str:
+    try:
+        return str(tracefs.root() / "events")
+    except KernelError:
+        return "tracefs events/"
+
+
+def default_interface() -> str:
+    """The loopback interface name (for socket filters with no interface given)."""
+    return "lo" if os.path.exists("/sys/class/net/lo") else ""

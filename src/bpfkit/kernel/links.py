@@ -1,0 +1,273 @@
+"""Attachments: :func:`attach` a loaded program to an :class:`AttachPoint`; a :class:`Link`
+detaches it on ``close()`` (context manager, finalizer as a safety net).
+
+How each kind attaches:
+
+- tracepoint: the id from tracefs, ``perf_event_open(PERF_TYPE_TRACEPOINT)``;
+- kprobe/kretprobe: the kprobe PMU (``/sys/bus/event_source/devices/kprobe/type``, 4.17+),
+  else a tracefs ``kprobe_events`` entry (removed on close) opened as a tracepoint;
+- uprobe/uretprobe: the uprobe PMU with the binary's path and the symbol's file offset,
+  else a tracefs ``uprobe_events`` entry;
+- on those perf events, a BPF link (``BPF_LINK_CREATE``, attach type ``BPF_PERF_EVENT``,
+  5.15+) where the kernel offers it, else ``PERF_EVENT_IOC_SET_BPF`` + ``ENABLE``;
+- raw tracepoint: ``BPF_RAW_TRACEPOINT_OPEN`` (4.17+);
+- socket filter: ``SO_ATTACH_BPF`` on a socket you give, or on a raw ``AF_PACKET`` socket
+  bound to an interface (the link owns that socket).
+
+Closing goes in reverse: the link, then the perf event, then the tracefs entry (which the
+kernel refuses to remove while an event uses it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import socket
+import weakref
+from typing import Protocol
+
+from bpfkit.errors import KernelError
+from bpfkit.kernel import symbols, tracefs
+from bpfkit.kernel.attach import AttachPoint, pmu_type, retprobe_bit
+from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
+from bpfkit.syscalls import perf as perfsys
+from bpfkit.uapi import AttachType
+
+SO_ATTACH_BPF = 50  # asm-generic/socket.h
+SO_DETACH_BPF = 27  # == SO_DETACH_FILTER
+ETH_P_ALL = 0x0003
+ENOTSUPP = 524
+
+# Whether BPF_LINK_CREATE works on perf events here (None: not tried yet).
+_perf_link_supported: bool | None = None
+
+
+class HasFd(Protocol):
+    """Anything with a program fd: a Program of :mod:`bpfkit.kernel.program`."""
+
+    @property
+    def fd(self) -> int | Fd: ...
+
+
+ProgRef = int | Fd | HasFd
+
+
+def _prog_fd(prog: ProgRef) -> int:
+    if isinstance(prog, int):
+        return prog
+    if isinstance(prog, Fd):
+        return prog.fd
+    fd = prog.fd
+    return fd.fd if isinstance(fd, Fd) else int(fd)
+
+
+def _close_all(resources: list[object]) -> None:
+    """Close ``resources`` in reverse order, each even if another fails."""
+    while resources:
+        res = resources.pop()
+        try:
+            if isinstance(res, tuple):  # (perf Fd, "disable"): turn the event off first
+                perf_fd = res[0]
+                if not perf_fd.closed:
+                    try:
+                        perfsys.disable(perf_fd.fd)
+                    except KernelError:
+                        pass
+                    perf_fd.close()
+            elif isinstance(res, _SocketDetach):
+                res.detach()
+            else:
+                res.close()  # type: ignore[attr-defined]
+        except OSError:
+            pass
+
+
+class _SocketDetach:
+    """Detach a program from a socket we do not own (SO_DETACH_BPF)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def detach(self) -> None:
+        if self.sock.fileno() >= 0:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_BPF, 0)
+            except OSError:
+                pass  # nothing attached any more
+
+
+class Link:
+    """One attachment; ``close()`` detaches it and releases what it opened (idempotent)."""
+
+    def __init__(self, point: AttachPoint, resources: list[object], how: str) -> None:
+        self.point = point
+        self.how = how  # "bpf_link", "perf_ioctl", "raw_tracepoint", "socket"
+        self.socket: socket.socket | None = None
+        self._resources = resources
+        self._finalizer = weakref.finalize(self, _close_all, resources)
+
+    @property
+    def closed(self) -> bool:
+        """True once detached."""
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """Detach (again is a no-op)."""
+        self._finalizer()
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else self.how
+        return f"Link({self.point}, {state})"
+
+
+def attach(prog: ProgRef, point: AttachPoint, *, sock: socket.socket | None = None) -> Link:
+    """Attach ``prog`` (a program fd or object with ``.fd``) at ``point``.
+
+    For ``socket`` points, ``sock`` is the socket to filter; without it a raw packet
+    socket is opened on the interface ``point.target`` (``lo`` if empty) and kept in
+    ``link.socket``.  Raises :class:`~bpfkit.errors.KernelError` saying what failed.
+    """
+    prog_fd = _prog_fd(prog)
+    resources: list[object] = []
+    try:
+        if point.kind == "socket":
+            link = _attach_socket(prog_fd, point, sock, resources)
+        elif point.kind == "raw_tracepoint":
+            link = _attach_raw_tracepoint(prog_fd, point, resources)
+        else:
+            perf_fd = _open_perf_event(point, resources)
+            link = _attach_perf_event(prog_fd, perf_fd, point, resources)
+    except BaseException:
+        _close_all(resources)
+        raise
+    return link
+
+
+def _open_perf_event(point: AttachPoint, resources: list[object]) -> Fd:
+    """Open the perf event of a tracepoint/kprobe/uprobe point (owned by ``resources``)."""
+    keep: list[object] = []
+    if point.kind == "tracepoint":
+        category, _, name = point.target.partition(":")
+        attr = perfsys.tracepoint_attr(tracefs.event_id(category, name))
+    elif point.kind in ("kprobe", "kretprobe"):
+        retprobe = point.kind == "kretprobe"
+        pmu = pmu_type("kprobe")
+        if pmu is not None:
+            attr = perfsys.probe_pmu_attr(
+                pmu, name=point.target.encode(), offset=point.offset, retprobe=False, keep=keep
+            )
+            attr.config |= retprobe_bit("kprobe") if retprobe else 0
+        else:
+            where = point.target + (f"+{point.offset}" if point.offset else "")
+            entry = tracefs.ProbeEntry("kprobe", where, retprobe=retprobe)
+            resources.append(entry)
+            attr = perfsys.tracepoint_attr(entry.event_id)
+    elif point.kind in ("uprobe", "uretprobe"):
+        retprobe = point.kind == "uretprobe"
+        path = os.path.abspath(point.target)
+        located = symbols.resolve_user_symbol(path, point.symbol)
+        pmu = pmu_type("uprobe")
+        if pmu is not None:
+            attr = perfsys.probe_pmu_attr(
+                pmu, name=path.encode(), offset=located.offset, retprobe=False, keep=keep
+            )
+            attr.config |= retprobe_bit("uprobe") if retprobe else 0
+        else:
+            entry = tracefs.ProbeEntry("uprobe", f"{path}:{located.offset:#x}", retprobe=retprobe)
+            resources.append(entry)
+            attr = perfsys.tracepoint_attr(entry.event_id)
+    else:
+        raise KernelError(f"cannot attach to {point}: not a perf event attach point")
+    fd = Fd(perfsys.perf_event_open(attr, what=str(point)), "perf event")
+    del keep  # the name buffers had to live until perf_event_open returned
+    resources.append(fd)
+    return fd
+
+
+def _attach_perf_event(
+    prog_fd: int, perf_fd: Fd, point: AttachPoint, resources: list[object]
+) -> Link:
+    global _perf_link_supported
+    if _perf_link_supported is not False:
+        attr = attrs.LinkCreateAttr(
+            prog_fd=prog_fd, target_fd=perf_fd.fd, attach_type=AttachType.PERF_EVENT
+        )
+        fd, err = bpf_errno(Cmd.LINK_CREATE, attr)
+        if fd >= 0:
+            _perf_link_supported = True
+            resources.append(Fd(fd, "bpf link"))
+            return Link(point, resources, "bpf_link")
+        if err not in (_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP) or _perf_link_supported:
+            raise KernelError(
+                f"attaching to {point} failed (BPF_LINK_CREATE): {_link_cause(err, point)}",
+                err,
+            )
+        _perf_link_supported = False  # kernel before 5.15: fall back to the ioctl
+    # The ioctl path: the event must be disabled before its fd is closed.
+    resources[resources.index(perf_fd)] = (perf_fd, "disable")
+    perfsys.set_bpf(perf_fd.fd, prog_fd)
+    perfsys.enable(perf_fd.fd)
+    return Link(point, resources, "perf_ioctl")
+
+
+def _link_cause(err: int, point: AttachPoint) -> str:
+    if err == _errno.EPERM:
+        return "not permitted (run as root)"
+    if err == _errno.EEXIST:
+        return "a program is already attached there"
+    if err == _errno.EINVAL:
+        return f"the program's type does not fit {point.kind}"
+    return os.strerror(err)
+
+
+def _attach_raw_tracepoint(prog_fd: int, point: AttachPoint, resources: list[object]) -> Link:
+    name = ctypes.create_string_buffer(point.target.encode())
+    attr = attrs.RawTracepointAttr(name=ctypes.addressof(name), prog_fd=prog_fd)
+    fd, err = bpf_errno(Cmd.RAW_TRACEPOINT_OPEN, attr)
+    if fd < 0:
+        cause = os.strerror(err)
+        if err == _errno.ENOENT:
+            cause = f"no raw tracepoint named {point.target!r} in this kernel"
+        elif err == _errno.EINVAL:
+            cause = "the program is not a raw tracepoint program"
+        raise KernelError(f"attaching to {point} failed: {cause}", err)
+    resources.append(Fd(fd, "raw tracepoint link"))
+    return Link(point, resources, "raw_tracepoint")
+
+
+def _attach_socket(
+    prog_fd: int, point: AttachPoint, sock: socket.socket | None, resources: list[object]
+) -> Link:
+    owned = sock is None
+    if sock is None:
+        ifname = point.target or "lo"
+        try:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        except OSError as e:
+            raise KernelError(
+                f"cannot open a raw packet socket: {e.strerror} (needs CAP_NET_RAW)", e.errno
+            ) from None
+        resources.append(sock)
+        try:
+            sock.bind((ifname, 0))
+        except OSError as e:
+            raise KernelError(f"no network interface {ifname!r}: {e.strerror}", e.errno) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
+    except OSError as e:
+        cause = e.strerror
+        if e.errno == _errno.EINVAL:
+            cause = "the program is not a socket filter"
+        raise KernelError(f"SO_ATTACH_BPF on {point} failed: {cause}", e.errno) from None
+    if not owned:
+        resources.append(_SocketDetach(sock))
+    link = Link(point, resources, "socket")
+    link.socket = sock
+    return link

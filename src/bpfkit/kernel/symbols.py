@@ -1,0 +1,145 @@
+"""Names of attach points: kernel syscall functions and user-space symbols.
+
+- Syscall probe names are resolved for the running kernel: ``SyS_clone``, ``sys_clone``
+  (what kernels before 4.17 called them, still used by tutorials and samples) and other
+  architectures' wrappers become whatever this kernel calls the function
+  (``__x64_sys_clone`` on x86-64 since 4.17, ``__arm64_sys_clone`` on arm64), looked up in
+  ``/proc/kallsyms``.
+- Uprobe targets ``PATH:SYMBOL[+OFF]`` become a file offset: the symbol's address (from the
+  binary's ``.symtab`` or ``.dynsym``, read with pyelftools) mapped through the ``PT_LOAD``
+  segment that contains it, which is what the uprobe PMU and ``uprobe_events`` expect.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from bpfkit.errors import KernelError
+
+# Prefixes a syscall function has had across kernel versions and architectures.
+_SYSCALL_PREFIXES = (
+    "__x64_sys_",
+    "__ia32_sys_",
+    "__arm64_sys_",
+    "__riscv_sys_",
+    "__s390x_sys_",
+    "__s390_sys_",
+    "__se_sys_",
+    "__do_sys_",
+    "SyS_",
+    "sys_",
+)
+_ARCH_PREFIX = {
+    "x86_64": "__x64_sys_",
+    "aarch64": "__arm64_sys_",
+    "riscv64": "__riscv_sys_",
+    "s390x": "__s390x_sys_",
+}
+
+
+def syscall_name(function: str) -> str | None:
+    """The syscall a probe function names (``SyS_clone`` -> ``clone``), or None."""
+    for prefix in _SYSCALL_PREFIXES:
+        if function.startswith(prefix) and len(function) > len(prefix):
+            return function[len(prefix) :]
+    return None
+
+
+@functools.cache
+def _kallsyms_text() -> str:
+    try:
+        return Path("/proc/kallsyms").read_text()
+    except OSError as e:
+        raise KernelError(f"cannot read /proc/kallsyms: {e.strerror}", e.errno) from None
+
+
+def kernel_has_symbol(name: str) -> bool:
+    """True if ``/proc/kallsyms`` lists the function ``name``."""
+    pattern = re.compile(rf"^[0-9a-f]+ [tTwW] {re.escape(name)}(?:\t.*)?$", re.M)
+    return pattern.search(_kallsyms_text()) is not None
+
+
+def resolve_kernel_function(function: str) -> str:
+    """The name this kernel gives ``function``: syscall wrappers are renamed, others kept."""
+    syscall = syscall_name(function)
+    if syscall is None:
+        return function
+    candidates = []
+    arch = _ARCH_PREFIX.get(os.uname().machine)
+    if arch:
+        candidates.append(arch + syscall)
+    candidates += [f"sys_{syscall}", f"SyS_{syscall}", function]
+    for name in candidates:
+        if kernel_has_symbol(name):
+            return name
+    raise KernelError(
+        f"no kernel function for syscall {syscall!r} (tried {', '.join(candidates)} "
+        f"in /proc/kallsyms)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UserSymbol:
+    """A function of a user-space binary, located for a uprobe."""
+
+    path: str
+    symbol: str
+    address: int  # st_value (virtual address in the binary)
+    offset: int  # file offset the uprobe is placed at
+
+
+def resolve_user_symbol(path: str, symbol: str) -> UserSymbol:
+    """Locate ``SYMBOL[+OFF]`` (or a raw ``0xADDR``) in the ELF binary at ``path``."""
+    name, plus, extra_text = symbol.partition("+")
+    try:
+        extra = int(extra_text, 0) if plus else 0
+    except ValueError:
+        raise KernelError(f"uprobe target {symbol!r}: bad offset {extra_text!r}") from None
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            if name.startswith("0x"):
+                address = int(name, 16)
+            else:
+                address = _symbol_address(elf, path, name)
+            address += extra
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_LOAD":
+                    continue
+                start = seg["p_vaddr"]
+                if start <= address < start + seg["p_memsz"]:
+                    offset = address - start + seg["p_offset"]
+                    return UserSymbol(path, symbol, address, offset)
+    except OSError as e:
+        raise KernelError(f"uprobe target {path}: {e.strerror}", e.errno) from None
+    except ELFError as e:
+        raise KernelError(f"uprobe target {path} is not an ELF binary: {e}") from None
+    raise KernelError(f"{path}: address {address:#x} of {symbol!r} is in no loadable segment")
+
+
+def _symbol_address(elf: ELFFile, path: str, name: str) -> int:
+    undefined = False
+    for section_name in (".symtab", ".dynsym"):
+        section = elf.get_section_by_name(section_name)
+        if not isinstance(section, SymbolTableSection):
+            continue
+        for sym in section.get_symbol_by_name(name) or ():
+            if sym["st_shndx"] == "SHN_UNDEF":
+                undefined = True
+                continue
+            if sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE"):
+                return int(sym["st_value"])
+    if undefined:
+        raise KernelError(
+            f"{path}: {name!r} is imported, not defined there; probe the library "
+            f"that defines it (for example /lib/x86_64-linux-gnu/libc.so.6:{name})"
+        )
+    raise KernelError(f"{path}: no function symbol {name!r} in .symtab or .dynsym")
