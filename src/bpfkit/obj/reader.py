@@ -1,0 +1,430 @@
+"""Read a BPF ELF relocatable object into an :class:`~bpfkit.obj.spec.ObjectSpec`.
+
+``read_object(source, *, name=None)`` takes a path or the file's bytes and returns plain,
+frozen data: sections, symbols, relocations (by the section they apply to, each
+classified), programs (one per function, as libbpf splits them), license, version,
+legacy and BTF-defined maps, global data sections and the ``.BTF``/``.BTF.ext`` blobs.
+pyelftools parses the ELF structures; :mod:`bpfkit.obj.elfcheck` vets the headers first.
+
+Any problem with the file raises one :class:`~bpfkit.errors.ObjectError` naming the file
+and what is wrong; no other exception escapes for bad input.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from elftools.common.exceptions import ELFError, ELFParseError
+from elftools.construct.core import ConstructError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import Section as ElfSection
+from elftools.elf.sections import SymbolTableSection
+
+from bpfkit.errors import BpfkitError, IsaError, ObjectError
+from bpfkit.isa.insn import iter_insns
+from bpfkit.obj import elfcheck, relocs
+from bpfkit.obj.legacy_maps import decode_legacy_maps
+from bpfkit.obj.spec import (
+    DataSpec,
+    MapSpec,
+    ObjectSpec,
+    ProgramSpec,
+    Relocation,
+    Section,
+    Symbol,
+)
+
+# Errors pyelftools (and struct, on short reads) raise for inconsistent files.
+_PARSE_ERRORS = (
+    ELFError,
+    ELFParseError,
+    ConstructError,
+    struct.error,
+    ValueError,
+    IndexError,
+    KeyError,
+    UnicodeError,
+    OverflowError,
+    AttributeError,
+    TypeError,
+)
+
+_SHN_SPECIAL = {"SHN_UNDEF": 0, "SHN_ABS": 0xFFF1, "SHN_COMMON": 0xFFF2, "SHN_XINDEX": 0xFFFF}
+_SHT_REL, _SHT_RELA = "SHT_REL", "SHT_RELA"
+_MAX_NOBITS = 64 << 20
+
+
+def read_object(source: str | os.PathLike[str] | bytes, *, name: str | None = None) -> ObjectSpec:
+    """Read a BPF ELF object from a path or from its bytes.
+
+    ``name`` is the name used in error messages and ``ObjectSpec.path`` (default: the
+    path, or ``<bytes>``).  Raises :class:`ObjectError` for anything that is not a
+    readable BPF relocatable object.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        path = name or "<bytes>"
+    else:
+        path = name or os.fspath(source)
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ObjectError(f"{path}: cannot read: {e.strerror or e}") from e
+    try:
+        return _Reader(data, path).read()
+    except ObjectError:
+        raise
+    except BpfkitError as e:
+        raise ObjectError(f"{path}: {e}") from e
+    except _PARSE_ERRORS as e:
+        raise ObjectError(
+            f"{path}: malformed ELF object ({type(e).__name__}: {e}); the file is corrupt or "
+            "not produced by an ELF toolchain"
+        ) from e
+
+
+@dataclass
+class _Reader:
+    data: bytes
+    path: str
+    big: bool = False
+    sections: list[Section] = field(default_factory=list)
+    symbols: list[Symbol] = field(default_factory=list)
+    relocations: dict[str, tuple[Relocation, ...]] = field(default_factory=dict)
+    by_index: dict[int, tuple[Relocation, ...]] = field(default_factory=dict)
+
+    def read(self) -> ObjectSpec:
+        big, shoff, shnum, _ = elfcheck.check_header(self.data, self.path)
+        self.big = big
+        elfcheck.check_sections(self.data, self.path, big, shoff, shnum)
+        elf = ELFFile(io.BytesIO(self.data))
+        raw_sections = [elf.get_section(i) for i in range(shnum)] if shoff else []
+        self._read_sections(raw_sections)
+        symtabs = [s for s in raw_sections if isinstance(s, SymbolTableSection)]
+        if symtabs:
+            self._read_symbols(symtabs[0])
+        for sec in raw_sections:
+            if isinstance(sec, RelocationSection) and sec.header["sh_type"] in (
+                _SHT_REL,
+                _SHT_RELA,
+            ):
+                self._read_relocations(sec)
+        return ObjectSpec(
+            path=self.path,
+            big_endian=big,
+            programs=tuple(self._programs()),
+            maps=tuple(self._maps()),
+            data=tuple(self._data_sections()),
+            license=self._license(),
+            version=self._version(),
+            sections=tuple(self.sections),
+            symbols=tuple(self.symbols),
+            relocations=self.relocations,
+            btf=self._blob(".BTF"),
+            btf_ext=self._blob(".BTF.ext"),
+        )
+
+    # --- ELF structures ------------------------------------------------------------------
+
+    def _read_sections(self, raw: list[ElfSection]) -> None:
+        for i, sec in enumerate(raw):
+            hdr = sec.header
+            sh_type = hdr["sh_type"]
+            type_name = sh_type if isinstance(sh_type, str) else f"{sh_type:#x}"
+            off, size = hdr["sh_offset"], hdr["sh_size"]
+            body = b"" if type_name in ("SHT_NOBITS", "SHT_NULL") else self.data[off : off + size]
+            self.sections.append(
+                Section(
+                    index=i,
+                    name=sec.name,
+                    type=type_name,
+                    flags=hdr["sh_flags"],
+                    size=size,
+                    offset=off,
+                    addralign=hdr["sh_addralign"],
+                    data=body,
+                )
+            )
+
+    def _read_symbols(self, symtab: SymbolTableSection) -> None:
+        entsize = symtab.header["sh_entsize"]
+        if entsize != 24:
+            raise ObjectError(
+                f"{self.path}: corrupt symbol table {symtab.name!r}: sh_entsize {entsize}, "
+                "ELF64 symbols are 24 bytes"
+            )
+        for n, sym in enumerate(symtab.iter_symbols()):
+            e = sym.entry
+            shndx = e["st_shndx"]
+            index = _SHN_SPECIAL.get(shndx, 0xFFFF) if isinstance(shndx, str) else shndx
+            section = None
+            if 0 < index < 0xFF00:
+                if index >= len(self.sections):
+                    raise ObjectError(
+                        f"{self.path}: symbol #{n} {sym.name!r} refers to section {index}, "
+                        f"but there are only {len(self.sections)} sections"
+                    )
+                section = self.sections[index].name
+            self.symbols.append(
+                Symbol(
+                    name=sym.name,
+                    value=e["st_value"],
+                    size=e["st_size"],
+                    bind=_enum_name(e["st_info"]["bind"], "STB"),
+                    type=_enum_name(e["st_info"]["type"], "STT"),
+                    section_index=index,
+                    section=section,
+                    visibility=_enum_name(e["st_other"]["visibility"], "STV"),
+                )
+            )
+
+    def _read_relocations(self, sec: RelocationSection) -> None:
+        where = f"relocation section {sec.name!r}"
+        target_idx = sec.header["sh_info"]
+        if not 0 < target_idx < len(self.sections):
+            raise ObjectError(
+                f"{self.path}: {where} applies to section {target_idx}, which does not exist"
+            )
+        target = self.sections[target_idx]
+        want = 24 if sec.is_RELA() else 16
+        if sec.header["sh_entsize"] != want or sec.header["sh_size"] % want:
+            raise ObjectError(
+                f"{self.path}: corrupt {where}: entry size {sec.header['sh_entsize']} and "
+                f"size {sec.header['sh_size']} (ELF64 {'RELA' if want == 24 else 'REL'} "
+                f"entries are {want} bytes)"
+            )
+        out = []
+        for n, r in enumerate(sec.iter_relocations()):
+            out.append(self._relocation(n, r.entry, target, where))
+        rels = tuple(sorted(out, key=lambda r: r.offset))
+        self.relocations[target.name] = self.relocations.get(target.name, ()) + rels
+        self.by_index[target.index] = self.by_index.get(target.index, ()) + rels
+
+    def _relocation(self, n: int, e: Any, target: Section, where: str) -> Relocation:
+        off, sym_idx, rtype = e["r_offset"], e["r_info_sym"], e["r_info_type"]
+        if sym_idx >= len(self.symbols):
+            raise ObjectError(
+                f"{self.path}: {where}: entry #{n} refers to symbol {sym_idx}, but the symbol "
+                f"table has {len(self.symbols)} symbols"
+            )
+        sym = self.symbols[sym_idx]
+        opcode = src = 0
+        if target.executable:
+            if off % 8 or off + 8 > target.size:
+                raise ObjectError(
+                    f"{self.path}: {where}: entry #{n} at offset {off:#x} is "
+                    + (
+                        "not on an instruction boundary"
+                        if off % 8 == 0 or off + 8 <= target.size
+                        else f"outside section {target.name!r} ({target.size} bytes)"
+                    )
+                )
+            opcode = target.data[off]
+            regs = target.data[off + 1]
+            src = regs & 0xF if self.big else regs >> 4
+        else:
+            width = relocs.RELOC_WIDTH.get(rtype, 1)
+            if target.type != "SHT_NOBITS" and off + width > target.size:
+                raise ObjectError(
+                    f"{self.path}: {where}: entry #{n} at offset {off:#x} is outside section "
+                    f"{target.name!r} ({target.size} bytes)"
+                )
+        sym_sec_exec = (
+            0 < sym.section_index < len(self.sections)
+            and self.sections[sym.section_index].executable
+        )
+        name = sym.name
+        if sym.type == "STT_SECTION" and sym.section is not None:
+            name = sym.section
+        kind = relocs.classify(
+            in_executable=target.executable,
+            opcode=opcode,
+            src=src,
+            rtype=rtype,
+            sym_section=sym.section,
+            sym_section_executable=sym_sec_exec,
+            sym_defined=sym.section_index != 0,
+        )
+        return Relocation(
+            offset=off,
+            type=rtype,
+            type_name=relocs.reloc_name(rtype),
+            symbol=name,
+            symbol_section=sym.section,
+            symbol_value=sym.value,
+            symbol_type=sym.type,
+            kind=kind,
+            addend=e.get("r_addend", 0),
+        )
+
+    # --- programs ------------------------------------------------------------------------
+
+    def _programs(self) -> Iterable[ProgramSpec]:
+        for sec in self.sections:
+            if not sec.executable or sec.type != "SHT_PROGBITS" or sec.size == 0:
+                continue
+            for name, start, end, bind in self._program_ranges(sec):
+                yield self._program(sec, name, start, end, bind)
+
+    def _program_ranges(self, sec: Section) -> list[tuple[str, int, int, str]]:
+        """(name, start, end, bind) of each program of an executable section, as libbpf splits."""
+        here = [s for s in self.symbols if s.section_index == sec.index]
+        funcs = sorted((s for s in here if s.type == "STT_FUNC"), key=lambda s: s.value)
+        ranges: list[tuple[str, int, int, str]] = []
+        if funcs:
+            # st_size 0 (hand-written assembly): the function runs to the next symbol.
+            starts = sorted({s.value for s in here if s.type in ("STT_FUNC", "STT_NOTYPE")})
+            for s in funcs:
+                size = s.size
+                if size == 0:
+                    size = next((v for v in starts if v > s.value), sec.size) - s.value
+                ranges.append((s.name, s.value, s.value + size, s.bind))
+        else:
+            # No function symbols (assembler output, old compilers): libbpf before 0.2
+            # made one program per section, named by its global symbol at offset 0.
+            labels = sorted(
+                (s for s in here if s.type == "STT_NOTYPE" and s.bind != "STB_LOCAL"),
+                key=lambda s: s.value,
+            )
+            if not labels or labels[0].value != 0:
+                first = labels[0].value if labels else sec.size
+                ranges.append((sec.name, 0, first, "STB_GLOBAL"))
+            for i, s in enumerate(labels):
+                end = labels[i + 1].value if i + 1 < len(labels) else sec.size
+                if end > s.value:
+                    ranges.append((s.name, s.value, end, s.bind))
+        for name, start, end, _ in ranges:
+            if end > sec.size or start > end:
+                raise ObjectError(
+                    f"{self.path}: function {name!r} in section {sec.name!r} spans bytes "
+                    f"{start}..{end}, outside the section ({sec.size} bytes)"
+                )
+            if start % 8 or (end - start) % 8:
+                raise ObjectError(
+                    f"{self.path}: function {name!r} in section {sec.name!r}: offset {start} "
+                    f"and size {end - start} must be multiples of 8 (the instruction size)"
+                )
+        return ranges
+
+    def _program(self, sec: Section, name: str, start: int, end: int, bind: str) -> ProgramSpec:
+        body = memoryview(sec.data)[start:end]
+        try:
+            insns = tuple(insn for _, insn in iter_insns(body, self.big))
+        except IsaError as e:
+            raise ObjectError(
+                f"{self.path}: program {name!r} in section {sec.name!r}: {e} "
+                "(an lddw is cut in half by the end of the function)"
+            ) from e
+        rels = tuple(
+            _shift(r, start) for r in self.by_index.get(sec.index, ()) if start <= r.offset < end
+        )
+        return ProgramSpec(
+            name=name,
+            section=sec.name,
+            section_index=sec.index,
+            offset=start,
+            insns=insns,
+            relocations=rels,
+            is_subprog=sec.name == ".text",
+            bind=bind,
+        )
+
+    # --- maps, data, license, version ----------------------------------------------------
+
+    def _maps(self) -> Iterable[MapSpec]:
+        for sec in self.sections:
+            if sec.name == "maps" or sec.name.startswith("maps/"):
+                syms = [s for s in self.symbols if s.section_index == sec.index]
+                yield from decode_legacy_maps(self.path, sec.name, sec.data, syms, self.big)
+        for sec in self.sections:
+            if sec.name == ".maps":
+                syms = sorted(
+                    (
+                        s
+                        for s in self.symbols
+                        if s.section_index == sec.index
+                        and s.type not in ("STT_SECTION", "STT_FILE")
+                    ),
+                    key=lambda s: s.value,
+                )
+                for s in syms:
+                    yield MapSpec(name=s.name, section=sec.name, offset=s.value)
+
+    def _data_sections(self) -> Iterable[DataSpec]:
+        for sec in self.sections:
+            if not relocs.is_data_section(sec.name) or sec.size == 0:
+                continue
+            if sec.type not in ("SHT_PROGBITS", "SHT_NOBITS"):
+                continue
+            if sec.type == "SHT_NOBITS" and sec.size > _MAX_NOBITS:
+                # The kernel caps a map value at KMALLOC_MAX_SIZE (4 MiB on x86-64), so
+                # a zero-filled section this large is corruption, not a program.
+                raise ObjectError(
+                    f"{self.path}: section {sec.name!r} claims {sec.size} bytes of zeroed "
+                    f"data, more than the {_MAX_NOBITS >> 20} MiB a global data map can hold"
+                )
+            body = bytes(sec.size) if sec.type == "SHT_NOBITS" else sec.data
+            syms = tuple(
+                s
+                for s in self.symbols
+                if s.section_index == sec.index and s.type not in ("STT_SECTION", "STT_FILE")
+            )
+            yield DataSpec(
+                name=sec.name,
+                section_index=sec.index,
+                size=sec.size,
+                data=body,
+                readonly=relocs.is_readonly_data(sec.name),
+                symbols=syms,
+            )
+
+    def _find(self, name: str) -> Section | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+    def _license(self) -> str | None:
+        sec = self._find("license")
+        if sec is None:
+            return None
+        return sec.data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+    def _version(self) -> int | None:
+        sec = self._find("version")
+        if sec is None:
+            return None
+        if len(sec.data) != 4:
+            raise ObjectError(
+                f"{self.path}: section 'version' has {len(sec.data)} bytes; it must hold one "
+                "u32 (the kernel version)"
+            )
+        return int.from_bytes(sec.data, "big" if self.big else "little")
+
+    def _blob(self, name: str) -> bytes | None:
+        sec = self._find(name)
+        return None if sec is None else sec.data
+
+
+def _enum_name(value: object, prefix: str) -> str:
+    return value if isinstance(value, str) else f"{prefix}_{value}"
+
+
+def _shift(r: Relocation, start: int) -> Relocation:
+    if start == 0:
+        return r
+    return Relocation(
+        offset=r.offset - start,
+        type=r.type,
+        type_name=r.type_name,
+        symbol=r.symbol,
+        symbol_section=r.symbol_section,
+        symbol_value=r.symbol_value,
+        symbol_type=r.symbol_type,
+        kind=r.kind,
+        addend=r.addend,
+    )
