@@ -1,0 +1,8 @@
+"""The kernel layer: load programs and maps, attach, read what they produce.
+
+Everything here owns what it opens (``close()`` and ``with``).  Modules:
+:mod:`.program` (load_program, Program, test_run), :mod:`.maps` (create_map, Map),
+:mod:`.collection` (load_collection: a whole object), :mod:`.info` (program/map info,
+program listing), :mod:`.pins` (bpffs), :mod:`.features` (what this kernel can do).
+Importing this package has no side effects and imports none of its modules.
+"""

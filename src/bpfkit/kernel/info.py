@@ -1,0 +1,171 @@
+"""What the kernel says about its BPF objects: program and map info, program ids.
+
+API::
+
+    prog_info(fd) -> ProgramInfo          # BPF_OBJ_GET_INFO_BY_FD on a program
+    map_info(fd) -> MapInfo
+    prog_ids() -> Iterator[int]           # BPF_PROG_GET_NEXT_ID
+    prog_fd_by_id(id) -> Fd               # BPF_PROG_GET_FD_BY_ID
+    list_programs() -> list[ProgramInfo]  # every loaded program (what `bpfkit prog list` shows)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
+from bpfkit.syscalls.causes import error
+from bpfkit.uapi import MapType, ProgType
+
+
+def type_name(enum: type[ProgType] | type[MapType], value: int) -> str:
+    """``kprobe`` for ProgType 2, ``hash`` for MapType 1, the number if unknown."""
+    try:
+        return enum(value).name.lower()
+    except ValueError:
+        return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramInfo:
+    """A loaded program as the kernel reports it."""
+
+    id: int
+    type: int
+    name: str
+    tag: str  # hex, as bpftool prints it
+    xlated_len: int  # bytes of translated instructions
+    jited_len: int  # bytes of JIT-compiled code (0 without JIT)
+    load_time_ns: int  # since boot
+    created_by_uid: int
+    map_ids: tuple[int, ...]
+    btf_id: int
+    verified_insns: int
+    run_time_ns: int
+    run_cnt: int
+    gpl_compatible: bool
+
+    @property
+    def type_name(self) -> str:
+        """``socket_filter``, ``kprobe``, ..."""
+        return type_name(ProgType, self.type)
+
+    @property
+    def xlated_insns(self) -> int:
+        """Number of 8-byte instruction slots after the verifier's rewriting."""
+        return self.xlated_len // 8
+
+    @property
+    def loaded_at(self) -> float:
+        """Wall-clock time (seconds since the epoch) the program was loaded."""
+        since_boot = time.clock_gettime(time.CLOCK_BOOTTIME) - self.load_time_ns / 1e9
+        return time.time() - since_boot
+
+
+@dataclass(frozen=True, slots=True)
+class MapInfo:
+    """A map as the kernel reports it."""
+
+    id: int
+    type: int
+    name: str
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    btf_id: int
+
+    @property
+    def type_name(self) -> str:
+        """``hash``, ``array``, ..."""
+        return type_name(MapType, self.type)
+
+
+def _get_info(fd: int, info: ctypes.Structure, what: str) -> None:
+    attr = attrs.InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr, f"reading the info of {what} (fd {fd})")
+
+
+def prog_info(fd: int) -> ProgramInfo:
+    """The kernel's info on the program behind ``fd`` (with its map ids)."""
+    info = attrs.ProgInfo()
+    _get_info(fd, info, "a program")
+    map_ids: tuple[int, ...] = ()
+    if info.nr_map_ids:
+        # Second call: the kernel fills the map id array only when given one.
+        n = info.nr_map_ids
+        ids = (ctypes.c_uint32 * n)()
+        info2 = attrs.ProgInfo(nr_map_ids=n, map_ids=ctypes.addressof(ids))
+        _get_info(fd, info2, "a program")
+        map_ids = tuple(ids[: min(n, info2.nr_map_ids)])
+    return ProgramInfo(
+        id=info.id,
+        type=info.type,
+        name=info.name.decode(errors="replace"),
+        tag=bytes(info.tag).hex(),
+        xlated_len=info.xlated_prog_len,
+        jited_len=info.jited_prog_len,
+        load_time_ns=info.load_time,
+        created_by_uid=info.created_by_uid,
+        map_ids=map_ids,
+        btf_id=info.btf_id,
+        verified_insns=info.verified_insns,
+        run_time_ns=info.run_time_ns,
+        run_cnt=info.run_cnt,
+        gpl_compatible=bool(info.gpl_compatible),
+    )
+
+
+def map_info(fd: int) -> MapInfo:
+    """The kernel's info on the map behind ``fd``."""
+    info = attrs.MapInfo()
+    _get_info(fd, info, "a map")
+    return MapInfo(
+        id=info.id,
+        type=info.type,
+        name=info.name.decode(errors="replace"),
+        key_size=info.key_size,
+        value_size=info.value_size,
+        max_entries=info.max_entries,
+        flags=info.map_flags,
+        btf_id=info.btf_id,
+    )
+
+
+def prog_ids() -> Iterator[int]:
+    """The id of every program loaded in the kernel, ascending."""
+    current = 0
+    while True:
+        attr = attrs.GetIdAttr(start_id=current)
+        ret, err = bpf_errno(Cmd.PROG_GET_NEXT_ID, attr)
+        if ret < 0:
+            if err == errno.ENOENT:
+                return
+            raise error(Cmd.PROG_GET_NEXT_ID, err, "listing programs")
+        current = attr.next_id
+        yield current
+
+
+def prog_fd_by_id(prog_id: int) -> Fd:
+    """An owned descriptor for the program with id ``prog_id``."""
+    attr = attrs.GetIdAttr(start_id=prog_id)
+    return Fd(bpf(Cmd.PROG_GET_FD_BY_ID, attr, f"opening program id {prog_id}"), "program")
+
+
+def list_programs() -> list[ProgramInfo]:
+    """Info on every loaded program (those unloaded while listing are skipped)."""
+    out = []
+    for pid in prog_ids():
+        attr = attrs.GetIdAttr(start_id=pid)
+        fd, err = bpf_errno(Cmd.PROG_GET_FD_BY_ID, attr)
+        if fd < 0:
+            if err == errno.ENOENT:
+                continue  # unloaded since GET_NEXT_ID
+            raise error(Cmd.PROG_GET_FD_BY_ID, err, f"opening program id {pid}")
+        with Fd(fd, "program") as owned:
+            out.append(prog_info(owned.fd))
+    return out
