@@ -12,7 +12,8 @@ The disassembler, assembler, explainer, VM and verifier all derive from :data:`O
 Template placeholders (LLVM syntax): ``{rd}``/``{wd}`` dst as ``rN``/``wN``,
 ``{rs}``/``{ws}`` src as ``rN``/``wN``, ``{imm}`` the signed immediate, ``{imm64}`` the
 lddw immediate, ``{off}`` a memory offset printed ``+ 8``/``- 8``, ``{target}`` a jump
-target, ``{as_dst}``/``{as_src}`` the address spaces of addr_space_cast.
+target, ``{as_dst}``/``{as_src}`` the address spaces of addr_space_cast, ``{pseudo}`` the
+``src`` of a pseudo lddw and ``{imm_lo}`` its imm as unsigned 32-bit.
 """
 
 from __future__ import annotations
@@ -318,7 +319,10 @@ def _build() -> list[Op]:
                 Class.LD | Mode.IMM | Size.DW,
                 Kind.LDDW,
                 key,
-                "{rd} = {imm64} ll",
+                # LLVM prints the pseudo forms as ld_pseudo with the low 32 bits of imm.
+                "{rd} = {imm64} ll"
+                if psrc == PseudoSrc.IMM64
+                else "ld_pseudo\t{rd}, {pseudo}, {imm_lo}",
                 src=int(psrc),
                 off=0,
                 uses=frozenset({"dst", "imm"}),
@@ -327,30 +331,33 @@ def _build() -> list[Op]:
         )
     for sz in _SIZES:
         n, sfx = SIZE_BYTES[sz], SIZE_SUFFIX[sz]
-        add(
-            Op(
-                f"ldabs{sfx}",
-                Class.LD | Mode.ABS | sz,
-                Kind.LD_ABS,
-                "ld_abs",
-                f"r0 = *({_CTYPE[n]} *)skb[{{imm}}]",
-                size=n,
-                uses=frozenset({"imm"}),
-                doc="legacy packet load at an absolute offset (socket filters)",
+        # Legacy packet loads exist in sizes 1, 2 and 4 only (RFC 9669 5.5; the verifier
+        # rejects BPF_DW).  LLVM prints ld_ind without its imm.
+        if n < 8:
+            add(
+                Op(
+                    f"ldabs{sfx}",
+                    Class.LD | Mode.ABS | sz,
+                    Kind.LD_ABS,
+                    "ld_abs",
+                    f"r0 = *({_CTYPE[n]} *)skb[{{imm}}]",
+                    size=n,
+                    uses=frozenset({"imm"}),
+                    doc="legacy packet load at an absolute offset (socket filters)",
+                )
             )
-        )
-        add(
-            Op(
-                f"ldind{sfx}",
-                Class.LD | Mode.IND | sz,
-                Kind.LD_IND,
-                "ld_ind",
-                f"r0 = *({_CTYPE[n]} *)skb[{{rs}} + {{imm}}]",
-                size=n,
-                uses=frozenset({"src", "imm"}),
-                doc="legacy packet load at src + imm (socket filters)",
+            add(
+                Op(
+                    f"ldind{sfx}",
+                    Class.LD | Mode.IND | sz,
+                    Kind.LD_IND,
+                    "ld_ind",
+                    f"r0 = *({_CTYPE[n]} *)skb[{{rs}}]",
+                    size=n,
+                    uses=frozenset({"src", "imm"}),
+                    doc="legacy packet load at src + imm (socket filters)",
+                )
             )
-        )
         narrow = "{wd}" if n < 8 else "{rd}"
         add(
             Op(
@@ -494,7 +501,7 @@ def _build() -> list[Op]:
                 opc,
                 Kind.ATOMIC,
                 "cmpxchg",
-                f"{r0} = {c}({{rd}} {{off}}, {s})",
+                f"{r0} = {c}({{rd}} {{off}}, {r0}, {s})",
                 width=width,
                 size=n,
                 imm=AtomicOp.CMPXCHG,

@@ -1,0 +1,304 @@
+"""Instruction text in LLVM's C-like syntax, exactly as ``llvm-objdump-19 -d`` prints it.
+
+Every text comes from the ``llvm`` template of the instruction's row in
+:data:`bpfkit.isa.table.OPS`; this module only knows how LLVM 19's *decoder* departs from
+the table, which depends on ``--mcpu``:
+
+* ``v1``/``v2`` (and llvm-objdump's default, which decodes like ``v1``): loads and stores of
+  1, 2 or 4 bytes name ``r`` registers; of the 32-bit atomics only ``lock ... +=`` decodes
+  (any 32-bit atomic whose imm has the add operation nibble, fetch-add included, prints as
+  the plain add); the other 32-bit atomics are ``<unknown>``.
+* ``v3``/``v4``: the ``w`` registers of the templates.
+* Load-acquire and store-release (ISA v5, LLVM 21+) and ``gotox`` (LLVM 22) do not exist in
+  LLVM 19; ``lddw`` with a pseudo source above 6 and ``ld_abs``/``ld_ind`` of 8 bytes neither.
+
+bpfkit's default (``mcpu=None``) prints what llvm-objdump-19 prints by default, except that a
+valid instruction it cannot decode, or decodes as another form, is printed as
+``--mcpu=v4`` prints it, and when LLVM 19 has no text at all, as the table's template (the
+text of LLVM 22 at ``--mcpu=v4``).  So bpfkit never prints ``<unknown>`` or a wrong text for a
+valid instruction.  With ``mcpu=1..4`` the text is llvm-objdump-19's exactly.
+
+Immediates are decimal unless ``imm_hex`` (llvm-objdump's ``--print-imm-hex``, its own
+default for BPF; bpfkit's default is decimal, like ``--no-print-imm-hex``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bpfkit.errors import IsaError
+from bpfkit.isa.encoding import AtomicOp, Class, JmpOp, Mode, Size
+from bpfkit.isa.insn import LDDW_OPCODE, Insn
+from bpfkit.isa.table import OPS, Kind, Op, forms, is_valid, lookup
+
+UNKNOWN = "<unknown>"
+"""What llvm-objdump prints for bytes it cannot decode."""
+
+MCPUS = (1, 2, 3, 4)
+
+
+def parse_mcpu(value: str | int | None) -> int | None:
+    """``"v3"``, ``"3"`` or ``3`` -> 3; ``None`` stays ``None`` (bpfkit's default)."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text.startswith("v"):
+        text = text[1:]
+    if text in ("1", "2", "3", "4"):
+        return int(text)
+    if text in ("probe", "generic"):
+        return 1  # llvm-objdump decodes "generic" and "probe" like v1
+    raise IsaError(f"unknown --mcpu value {value!r}: use v1, v2, v3 or v4")
+
+
+# --- immediates ------------------------------------------------------------------------
+
+
+def _dec(v: int) -> str:
+    return str(v)
+
+
+def _hex(v: int) -> str:
+    # LLVM's MCInstPrinter::formatHex (C style): -0x10 for negatives.
+    return f"-0x{-v:x}" if v < 0 else f"0x{v:x}"
+
+
+def _s64(v: int) -> int:
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
+# --- template compilation ---------------------------------------------------------------
+
+# A formatter takes (insn, number formatter) and returns the text.
+Formatter = Callable[[Insn, Callable[[int], str]], str]
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def _field(name: str, wide: bool) -> Callable[[Insn, Callable[[int], str]], str]:
+    """A getter for one template placeholder."""
+    if name == "rd" or (name == "wd" and wide):
+        return lambda i, f: f"r{i.dst}"
+    if name == "wd":
+        return lambda i, f: f"w{i.dst}"
+    if name == "rs" or (name == "ws" and wide):
+        return lambda i, f: f"r{i.src}"
+    if name == "ws":
+        return lambda i, f: f"w{i.src}"
+    if name == "imm":
+        return lambda i, f: f(i.imm)
+    if name == "imm64":
+        return lambda i, f: f(_s64(i.imm64))
+    if name == "off":
+        return lambda i, f: f"+ {f(i.off)}" if i.off >= 0 else f"- {f(-i.off)}"
+    if name == "target":
+        # JMP jumps by off (16 bits); gotol (JMP32 JA) by imm.
+        def target(i: Insn, f: Callable[[int], str]) -> str:
+            v = i.imm if i.opcode == (Class.JMP32 | JmpOp.JA) else i.off
+            return f"+{f(v)}" if v >= 0 else f(v)
+
+        return target
+    if name == "pseudo":
+        return lambda i, f: f(i.src)
+    if name == "imm_lo":
+        return lambda i, f: f(i.imm & 0xFFFFFFFF)
+    if name == "as_dst":
+        return lambda i, f: f((i.imm >> 16) & 0xFFFF)
+    if name == "as_src":
+        return lambda i, f: f(i.imm & 0xFFFF)
+    raise ValueError(f"unknown template field {{{name}}}")
+
+
+def compile_template(template: str, *, wide: bool = False) -> Formatter:
+    """Turn an ``Op.llvm`` template into a fast formatter.
+
+    ``wide`` prints the ``{wd}``/``{ws}`` placeholders as ``r`` registers (LLVM 19's
+    decoding of narrow loads and stores below ``--mcpu=v3``).
+    """
+    parts: list[str | Callable[[Insn, Callable[[int], str]], str]] = []
+    pos = 0
+    for m in _FIELD.finditer(template):
+        if m.start() > pos:
+            parts.append(template[pos : m.start()])
+        parts.append(_field(m.group(1), wide))
+        pos = m.end()
+    if pos < len(template):
+        parts.append(template[pos:])
+    if len(parts) == 1 and isinstance(parts[0], str):
+        text = parts[0]
+        return lambda i, f: text
+    frozen = tuple(parts)
+
+    def fmt(i: Insn, f: Callable[[int], str]) -> str:
+        return "".join(p if isinstance(p, str) else p(i, f) for p in frozen)
+
+    return fmt
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """One way of printing a row: the row and whether narrow registers print as ``r``."""
+
+    op: Op
+    fmt: Formatter
+    dst: bool  # the text names the dst register (LLVM 19 decodes only r0..r11)
+    src: bool  # the text names the src register
+
+
+def _form(op: Op, wide: bool) -> _Form:
+    t = op.llvm
+    return _Form(
+        op,
+        compile_template(t, wide=wide),
+        "{rd}" in t or "{wd}" in t,
+        "{rs}" in t or "{ws}" in t,
+    )
+
+
+_NARROW_MEM = {
+    Class.LDX | Mode.MEM | Size.B,
+    Class.LDX | Mode.MEM | Size.H,
+    Class.LDX | Mode.MEM | Size.W,
+    Class.STX | Mode.MEM | Size.B,
+    Class.STX | Mode.MEM | Size.H,
+    Class.STX | Mode.MEM | Size.W,
+    Class.STX | Mode.ATOMIC | Size.W,
+}
+
+_FORM_V4: dict[int, _Form] = {}
+_FORM_WIDE: dict[int, _Form] = {}
+for _op in OPS:
+    _FORM_V4[id(_op)] = _form(_op, False)
+    _FORM_WIDE[id(_op)] = _form(_op, _op.opcode in _NARROW_MEM)
+
+# Rows LLVM 19 cannot decode at any --mcpu (their text is LLVM 22's).
+_NOT_IN_LLVM19 = frozenset({Kind.LOAD_ACQ, Kind.STORE_REL, Kind.GOTOX})
+# Kinds whose ``off`` LLVM 19's decoder does not look at (the table requires 0).
+_OFF_IGNORED = frozenset({Kind.NEG, Kind.ENDIAN})
+_ATOMIC_W = Class.STX | Mode.ATOMIC | Size.W
+
+
+def _llvm19_matches(op: Op, insn: Insn, alu32: bool) -> bool:
+    """Whether LLVM 19's decoder takes ``insn`` for the row ``op``.
+
+    LLVM checks fewer bits than the table: fields an instruction's text does not show are
+    ignored (except exit's imm), and atomics are told apart by imm's operation nibble
+    (bits 4-7) and fetch bit (bit 0) only.  Measured against llvm-objdump-19 on every
+    opcode byte with varied fields (tests/test_disasm_llvm.py keeps it so).
+    """
+    kind = op.kind
+    if kind in _NOT_IN_LLVM19:
+        return False
+    if kind is Kind.ATOMIC:
+        assert op.imm is not None
+        if (insn.imm & 0xF0) != (op.imm & 0xF0):
+            return False
+        fetch = (insn.imm & 0xF) == 1
+        if op.width == 32 and not alu32:
+            # Without ALU32 only XADDW exists, and it ignores the fetch bit.
+            return op.imm == AtomicOp.ADD
+        if op.key in ("xchg", "cmpxchg"):
+            return fetch
+        return fetch == bool(op.imm & AtomicOp.FETCH)
+    if op.off is not None and insn.off != op.off and kind not in _OFF_IGNORED:
+        return False
+    if op.imm is not None and insn.imm != op.imm:
+        return False
+    if op.src is not None:
+        if kind is Kind.LDDW:
+            if (insn.src == 0) != (op.src == 0):  # LD_imm64 or LD_pseudo (any src)
+                return False
+        elif kind not in (Kind.CALL, Kind.MAY_GOTO) and insn.src != op.src:
+            return False
+    return not (kind is Kind.EXIT and insn.imm != 0)
+
+
+def llvm19_row(insn: Insn, alu32: bool) -> Op | None:
+    """The row llvm-objdump-19 decodes ``insn`` as (``alu32``: ``--mcpu=v3``/``v4``)."""
+    exact = lookup(insn)
+    if exact is not None and _llvm19_matches(exact, insn, alu32):
+        return exact
+    for op in forms(insn.opcode):
+        if _llvm19_matches(op, insn, alu32):
+            return op
+    return None
+
+
+def _llvm19_form(insn: Insn, alu32: bool) -> _Form | None:
+    op = llvm19_row(insn, alu32)
+    if op is None:
+        return None
+    form = _FORM_V4[id(op)] if alu32 else _FORM_WIDE[id(op)]
+    if (form.dst and insn.dst > 11) or (form.src and insn.src > 11):
+        return None  # LLVM's register class has r0..r11 only
+    return form
+
+
+def format_insn(insn: Insn, *, imm_hex: bool = False, mcpu: str | int | None = None) -> str:
+    """The text llvm-objdump prints for ``insn`` (without its jump-target comment).
+
+    ``mcpu`` is ``None`` (bpfkit's default: llvm-objdump-19's default text, with the
+    forms it cannot decode printed as ``--mcpu=v4`` or LLVM 22 print them) or ``"v1"`` ..
+    ``"v4"`` (llvm-objdump-19 ``--mcpu=vN`` exactly, ``<unknown>`` included).
+    """
+    form = select_form(insn, parse_mcpu(mcpu))
+    return UNKNOWN if form is None else form.fmt(insn, _hex if imm_hex else _dec)
+
+
+def select_form(insn: Insn, cpu: int | None) -> _Form | None:
+    """How ``insn`` is printed at ``--mcpu=v{cpu}`` (``None``: bpfkit's default rule)."""
+    if cpu is not None:
+        return _llvm19_form(insn, cpu >= 3)
+    form = _llvm19_form(insn, False)
+    if not is_valid(insn):
+        return form  # bytes that are no instruction: as llvm-objdump-19 shows them
+    op = lookup(insn)
+    assert op is not None
+    if form is not None and form.op is op:
+        return form
+    v4 = _llvm19_form(insn, True)
+    if v4 is not None and v4.op is op:
+        return v4
+    return _FORM_V4[id(op)]  # LLVM 19 has no text for it: LLVM 22's, the table's
+
+
+_BRANCH_KINDS = frozenset({Kind.JA, Kind.JCOND, Kind.MAY_GOTO})
+_GOTOL = Class.JMP32 | JmpOp.JA
+
+
+def _jump(op: Op, insn: Insn) -> int | None:
+    if op.kind not in _BRANCH_KINDS:
+        return None
+    return insn.imm if op.opcode == _GOTOL else insn.off
+
+
+def render(insn: Insn, cpu: int | None, imm_hex: bool) -> tuple[str, int | None]:
+    """``(text, jump)``: the text of ``insn`` and, for jumps llvm-objdump follows (goto,
+    gotol, conditional jumps, may_goto; not calls), the distance in 8-byte slots."""
+    form = select_form(insn, cpu)
+    if form is None:
+        return UNKNOWN, None
+    return form.fmt(insn, _hex if imm_hex else _dec), _jump(form.op, insn)
+
+
+def branch_target(insn: Insn, address: int, mcpu: str | int | None = None) -> int | None:
+    """Byte address a jump at byte ``address`` goes to, or None if ``insn`` is no jump."""
+    form = select_form(insn, parse_mcpu(mcpu))
+    off = None if form is None else _jump(form.op, insn)
+    return None if off is None else address + 8 + off * 8
+
+
+__all__ = [
+    "LDDW_OPCODE",
+    "MCPUS",
+    "UNKNOWN",
+    "branch_target",
+    "compile_template",
+    "format_insn",
+    "render",
+    "select_form",
+    "llvm19_row",
+    "parse_mcpu",
+]
