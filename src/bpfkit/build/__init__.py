@@ -1,0 +1,130 @@
+"""``bpfkit build``: BPF objects from Rust, LLVM IR, C or BPF assembly.
+
+=========  ==============================================================================
+``.rs``    rustc's BPF backend writes assembly (bpfkit's Rust prelude supplies what a
+           ``#![no_core]`` crate lacks), bpfkit's assembler writes the object: no LLVM tools
+``.ll``    ``llc -march=bpf -filetype=obj``, the newest llc that can read the IR
+``.bc``    the same
+``.c``     ``clang -target bpf -O2 -g``
+``.s``     bpfkit's assembler
+=========  ==============================================================================
+
+>>> from bpfkit.build import build
+>>> build("examples/hello/hello.rs", "hello.o")      # doctest: +SKIP
+PosixPath('hello.o')
+
+The object is written whole or not at all (a temporary file renamed into place).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import cast
+
+from bpfkit.errors import BuildError
+
+__all__ = ["SOURCE_KINDS", "build", "default_output"]
+
+SOURCE_KINDS = {
+    ".rs": "Rust",
+    ".ll": "LLVM IR",
+    ".bc": "LLVM bitcode",
+    ".c": "C",
+    ".s": "BPF assembly",
+    ".S": "BPF assembly",
+}
+
+
+def default_output(src: str | os.PathLike[str]) -> Path:
+    """Where ``build`` writes when no output is named: ``<stem>.o`` in the current directory
+    (like ``cc -c``, so that building ``examples/hello/hello.rs`` never overwrites a file
+    next to the source)."""
+    return Path(Path(src).stem + ".o")
+
+
+def _assembler() -> Callable[..., bytes]:
+    module = importlib.import_module("bpfkit.asm.assemble")
+    fn = getattr(module, "assemble", None)
+    if fn is None:
+        raise BuildError("bpfkit's assembler (bpfkit.asm.assemble.assemble) is not available")
+    return cast("Callable[..., bytes]", fn)
+
+
+def _assemble(text: str, filename: str, big_endian: bool) -> bytes:
+    return _assembler()(text, filename, big_endian=big_endian)
+
+
+def build(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    big_endian: bool = False,
+    asm_out: str | os.PathLike[str] | None = None,
+    cflags: Sequence[str] = (),
+    rustc_flags: Sequence[str] = (),
+) -> Path:
+    """Build the source file ``src`` into the BPF object ``out``; returns ``out``.
+
+    ``out`` defaults to :func:`default_output`.  ``big_endian`` targets bpfeb.  For Rust,
+    ``asm_out`` also keeps the assembly rustc wrote and ``rustc_flags`` are passed on; for
+    C, ``cflags`` are passed to clang.  Raises :class:`~bpfkit.errors.BuildError` for an
+    unknown kind of source, a missing toolchain or a failed compilation.
+    """
+    src_path = Path(src)
+    kind = SOURCE_KINDS.get(src_path.suffix)
+    if kind is None:
+        known = ", ".join(SOURCE_KINDS)
+        raise BuildError(
+            f"{src_path}: unknown kind of source {src_path.suffix or '(no extension)'!r}; "
+            f"bpfkit build takes {known}"
+        )
+    if not src_path.is_file():
+        raise BuildError(f"{src_path}: no such file")
+    out_path = Path(out) if out is not None else default_output(src_path)
+    if out_path.resolve() == src_path.resolve():
+        raise BuildError(f"{src_path}: the output would overwrite the source; name another")
+    out_dir = out_path.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_dir)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _build_into(src_path, tmp, big_endian, asm_out, cflags, rustc_flags)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path
+
+
+def _build_into(
+    src: Path,
+    tmp: Path,
+    big_endian: bool,
+    asm_out: str | os.PathLike[str] | None,
+    cflags: Sequence[str],
+    rustc_flags: Sequence[str],
+) -> None:
+    suffix = src.suffix
+    if suffix == ".rs":
+        from bpfkit.build.rust import rust_to_asm
+
+        text = rust_to_asm(src, big_endian=big_endian, rustc_flags=tuple(rustc_flags))
+        if asm_out is not None:
+            Path(asm_out).write_text(text, encoding="utf-8")
+        # rustc names its output after the source; errors in it point at this name.
+        tmp.write_bytes(_assemble(text, str(src.with_suffix(".s")), big_endian))
+    elif suffix in (".ll", ".bc"):
+        from bpfkit.build.llvm import compile_ir
+
+        compile_ir(src, tmp, big_endian=big_endian)
+    elif suffix == ".c":
+        from bpfkit.build.clang import compile_c
+
+        compile_c(src, tmp, big_endian=big_endian, cflags=cflags)
+    else:
+        text = src.read_text(encoding="utf-8", errors="replace")
+        tmp.write_bytes(_assemble(text, str(src), big_endian))

@@ -1,0 +1,59 @@
+//! Macros naming the object's sections: license, kernel version, programs and maps.
+
+/// The program's license, as the `license` section (`license!("GPL")`): GPL-only helpers
+/// such as `bpf_trace_printk` need a GPL-compatible license.
+#[macro_export]
+macro_rules! license {
+    ($license:literal) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "license")]
+        pub static _license: [u8; $crate::str_len($license) + 1] =
+            $crate::cstr::<{ $crate::str_len($license) + 1 }>($license);
+    };
+}
+
+/// The kernel version the program was built for, as the `version` section
+/// (`version!(0xFFFFFFFE)`; kernels before 5.0 check it for kprobes).
+#[macro_export]
+macro_rules! version {
+    ($version:expr) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "version")]
+        pub static _version: u32 = $version;
+    };
+}
+
+/// A BPF program in the section that says its type and attach point:
+///
+/// ```ignore
+/// program! {
+///     "kprobe/SyS_clone",
+///     fn kprobe__sys_clone(ctx: *mut c_void) -> i32 { 0 }
+/// }
+/// ```
+#[macro_export]
+macro_rules! program {
+    ($section:literal, $(#[$attr:meta])* fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+        $(#[$attr])*
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = $section)]
+        pub extern "C" fn $name($($arg: $ty),*) -> $ret $body
+    };
+}
+
+/// Maps in the legacy `maps` section, named by their static:
+///
+/// ```ignore
+/// map! { static COUNTS: HashMap<u32, u64> = HashMap::new(10240); }
+/// ```
+#[macro_export]
+macro_rules! map {
+    ($($(#[$attr:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)*) => {
+        $(
+            $(#[$attr])*
+            #[unsafe(no_mangle)]
+            #[unsafe(link_section = "maps")]
+            $vis static $name: $ty = $init;
+        )*
+    };
+}

@@ -1,0 +1,228 @@
+"""bpfkit build: dispatch by kind, toolchain discovery and its errors, the Rust prelude."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from bpfkit.build import build, default_output
+from bpfkit.build.rust import prelude_sources, rust_to_asm
+from bpfkit.build.rust_helpers import bindable, render_helpers
+from bpfkit.build.tools import find_all, parse_version
+from bpfkit.cli.main import main
+from bpfkit.errors import BuildError
+from bpfkit.uapi.helpers import HELPERS
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO_LL = ROOT / "examples" / "hello" / "hello.ll"
+
+
+@pytest.fixture
+def empty_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A PATH with nothing on it but the scripts a test puts in the returned directory."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.delenv("RUSTC", raising=False)
+    return bindir
+
+
+def _section(path: Path, name: str) -> bytes:
+    with path.open("rb") as f:
+        section = ELFFile(f).get_section_by_name(name)
+        assert section is not None, f"{path} has no section {name}"
+        return bytes(section.data())
+
+
+def _script(bindir: Path, name: str, body: str) -> None:
+    path = bindir / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def test_unknown_extension(tmp_path: Path) -> None:
+    src = tmp_path / "prog.zig"
+    src.write_text("")
+    with pytest.raises(BuildError, match=r"prog\.zig: unknown kind of source '\.zig'.*\.rs"):
+        build(src, tmp_path / "x.o")
+
+
+def test_missing_source(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="no such file"):
+        build(tmp_path / "nope.c", tmp_path / "x.o")
+
+
+def test_output_may_not_overwrite_source(tmp_path: Path) -> None:
+    src = tmp_path / "a.s"
+    src.write_text("exit\n")
+    with pytest.raises(BuildError, match="overwrite the source"):
+        build(src, src)
+
+
+def test_default_output_is_in_the_current_directory() -> None:
+    # Never next to the source: examples/hello/hello.o is the seed's object.
+    assert default_output("examples/hello/hello.rs") == Path("hello.o")
+
+
+def test_missing_rustc(tmp_path: Path, empty_path: Path) -> None:
+    src = tmp_path / "p.rs"
+    src.write_text("")
+    with pytest.raises(BuildError, match=r"rustc not found: install Rust"):
+        build(src, tmp_path / "p.o")
+
+
+def test_missing_llc(empty_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"no llc found on PATH.*apt-get install llvm-19"):
+        build(HELLO_LL, tmp_path / "p.o")
+
+
+def test_missing_clang(tmp_path: Path, empty_path: Path) -> None:
+    src = tmp_path / "p.c"
+    src.write_text("int x;\n")
+    with pytest.raises(BuildError, match=r"no clang found.*apt-get install clang-19"):
+        build(src, tmp_path / "p.o")
+    assert not (tmp_path / "p.o").exists()
+
+
+def test_old_rustc_is_refused(tmp_path: Path, empty_path: Path) -> None:
+    _script(empty_path, "rustc", 'echo "rustc 1.75.0 (82e1608df 2023-12-21)"')
+    src = tmp_path / "p.rs"
+    src.write_text("")
+    with pytest.raises(BuildError, match=r"rustc 1\.75\.0 is not supported.*1\.89 or newer"):
+        build(src, tmp_path / "p.o")
+
+
+def test_rustc_without_bpf_target(tmp_path: Path, empty_path: Path) -> None:
+    _script(
+        empty_path,
+        "rustc",
+        'case "$1" in --version) echo "rustc 1.95.0";; *) echo x86_64-unknown-linux-gnu;; esac',
+    )
+    src = tmp_path / "p.rs"
+    src.write_text("")
+    with pytest.raises(BuildError, match=r"has no bpfel-unknown-none target"):
+        build(src, tmp_path / "p.o")
+
+
+def test_versioned_tools_are_found_newest_first(empty_path: Path) -> None:
+    for name, version in (("llc-14", "14.0.6"), ("llc-19", "19.1.7"), ("llc-9", "9.0.1")):
+        _script(empty_path, name, f'echo "Debian LLVM version {version}"')
+    _script(empty_path, "llc-x", 'echo "not one of them"')
+    assert [t.name for t in find_all("llc")] == ["llc-19", "llc-14", "llc-9"]
+    assert find_all("llc")[0].version == (19, 1, 7)
+
+
+def test_parse_version() -> None:
+    assert parse_version("Debian clang version 19.1.7 (3)", after="version") == (19, 1, 7)
+    assert parse_version("rustc 1.95.0 (59807616e 2026-04-14)", after="rustc") == (1, 95, 0)
+    assert parse_version("no digits") == ()
+
+
+# --- the helper bindings -------------------------------------------------------------
+
+
+def test_every_helper_has_a_binding() -> None:
+    text = render_helpers()
+    for helper in bindable():
+        assert re.search(rf"pub unsafe fn {helper.name}\b", text), helper.name
+        assert f"helper_fn({helper.id})" in text
+    assert len(bindable()) >= 200
+    assert {h.id for h in bindable()} == {h.id for h in HELPERS if h.id and h.prototype_known}
+    # the variadic one gets 1-3 extra arguments
+    assert "pub unsafe fn bpf_trace_printk3<A0>(fmt: *const A0, fmt_size: u32, arg2: u64" in text
+
+
+def test_prelude_sources_include_generated_helpers() -> None:
+    files = prelude_sources()
+    assert {"lib.rs", "lang.rs", "ops.rs", "mem.rs", "maps.rs", "macros.rs", "helpers.rs"} <= set(
+        files
+    )
+    assert "pub mod helpers;" in files["lib.rs"]
+
+
+# --- compiling ------------------------------------------------------------------------
+
+
+@pytest.mark.requires("rustc")
+def test_every_helper_binding_compiles_to_call_id(tmp_path: Path) -> None:
+    """A program calling every helper: rustc's BPF backend writes `call <id>` for each."""
+    lines = ["#![feature(no_core)]", "#![no_core]", "use bpfkit::*;", 'license!("GPL");']
+    for h in bindable():
+        args = ", ".join("null::<u8>()" if a.ctype.endswith("*") else "0" for a in h.args)
+        lines.append(
+            f'program! {{ "socket/{h.id}", fn call_{h.id}(_c: *mut c_void) -> i32 '
+            f"{{ unsafe {{ let _ = {h.name}({args}); }} 0 }} }}"
+        )
+    src = tmp_path / "all_helpers.rs"
+    src.write_text("\n".join(lines) + "\n")
+    asm = rust_to_asm(src)
+    called = {int(n) for n in re.findall(r"^\s*call (\d+)$", asm, re.MULTILINE)}
+    assert called == {h.id for h in bindable()}
+
+
+@pytest.mark.requires("rustc")
+def test_rust_error_names_the_source_location(tmp_path: Path) -> None:
+    src = tmp_path / "bad.rs"
+    src.write_text(
+        "#![feature(no_core)]\n#![no_core]\nuse bpfkit::*;\n\n"
+        'program! { "socket", fn f(_c: *mut c_void) -> i32 { let x: u32 = 1u64; 0 } }\n'
+    )
+    with pytest.raises(BuildError) as info:
+        build(src, tmp_path / "bad.o")
+    msg = str(info.value)
+    assert re.search(r"failed on \S*bad\.rs:5:\d+: error\[E0308\]: mismatched types", msg), msg
+    assert "let x: u32 = 1u64" in msg  # rustc's own excerpt follows
+    assert not (tmp_path / "bad.o").exists()
+
+
+@pytest.mark.requires("llc")
+def test_ir_builds_with_an_llc_that_reads_it(tmp_path: Path) -> None:
+    # hello.ll has typed pointers (i8*): llc 17+ cannot read it, llc 14 can.
+    out = build(HELLO_LL, tmp_path / "hello.o")
+    # llc 14 wrote the seed's hello.o from this file: the same instructions again.
+    assert _section(out, "kprobe/SyS_clone") == _section(
+        ROOT / "examples" / "hello" / "hello.o", "kprobe/SyS_clone"
+    )
+
+
+@pytest.mark.requires("llc")
+def test_unreadable_ir_says_so_and_points_to_rust(tmp_path: Path) -> None:
+    src = tmp_path / "new.ll"
+    src.write_text("define i32 @f() {\n  ret i32 0 ; }\n  %x = frobnicate ptr null\n}\n")
+    with pytest.raises(
+        BuildError, match=r"(?s)no llc here can read .*new\.ll.*bpfkit build program\.rs"
+    ):
+        build(src, tmp_path / "new.o")
+
+
+@pytest.mark.requires("clang19")
+def test_c_error_names_the_source_location(tmp_path: Path) -> None:
+    src = tmp_path / "bad.c"
+    src.write_text("int f(void) {\n  return nope;\n}\n")
+    with pytest.raises(BuildError, match=r"bad\.c:2:10: use of undeclared identifier 'nope'"):
+        build(src, tmp_path / "bad.o")
+
+
+@pytest.mark.requires("clang19")
+def test_cli_builds_c(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "ok.c"
+    src.write_text(
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+        'SEC("socket") int f(struct __sk_buff *skb) { return skb->len; }\n'
+        'char LICENSE[] SEC("license") = "GPL";\n'
+    )
+    out = tmp_path / "ok.o"
+    assert main(["build", str(src), "-o", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert out.read_bytes()[:4] == b"\x7fELF"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_cli_error_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", str(tmp_path / "x.txt")]) == 1
+    assert "unknown kind of source" in capsys.readouterr().err
