@@ -1,0 +1,286 @@
+"""``Vm``: run a BPF program in userspace, with its maps, context and packet.
+
+>>> from bpfkit.isa.insn import Insn
+>>> Vm([Insn(0xB7, 0, 0, 0, 42), Insn(0x95)]).run().r0
+42
+
+A :class:`Vm` takes a :class:`~bpfkit.obj.spec.ProgramSpec` together with its
+:class:`~bpfkit.obj.spec.ObjectSpec` (maps, global data and subprograms come from the
+object), or a bare list of instructions (whose ``lddw`` of maps use ``imm`` as a key of
+``maps``).  The program type decides the context: for XDP and socket/tc programs given a
+``packet``, the VM builds ``xdp_md`` / ``__sk_buff`` around it as BPF_PROG_TEST_RUN does;
+otherwise ``ctx`` bytes are the context (``r1`` = their address, ``r2`` = their length,
+as the conformance suite expects).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bpfkit.errors import VmError
+from bpfkit.isa.insn import Insn, decode_all
+from bpfkit.isa.table import Op
+from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+from bpfkit.vm.env import Env
+from bpfkit.vm.helpers import helper_names, helpers_by_id
+from bpfkit.vm.interp import Code, HelperFn, Machine
+from bpfkit.vm.link import link
+from bpfkit.vm.maps import ArrayMap, VmMap, map_from_data, map_from_spec
+from bpfkit.vm.memory import (
+    CTX_SLOT,
+    MAP_HANDLE_BASE,
+    MAP_HANDLE_STRIDE,
+    PACKET_BASE,
+    Memory,
+    Region,
+)
+
+ETH_HLEN = 14
+SK_BUFF_SIZE = 192  # sizeof(struct __sk_buff)
+XDP_MD_SIZE = 24  # sizeof(struct xdp_md)
+DEFAULT_CTX_SIZE = 256  # tracing programs without a ctx get this many zero bytes
+
+# Section-name prefixes (libbpf's table) of the program types whose context the VM builds.
+_TYPE_PREFIXES = (
+    ("xdp", "xdp"),
+    ("socket", "socket_filter"),
+    ("tc", "sched_cls"),
+    ("classifier", "sched_cls"),
+    ("action", "sched_act"),
+    ("cgroup_skb", "cgroup_skb"),
+)
+SKB_TYPES = frozenset({"socket_filter", "sched_cls", "sched_act", "cgroup_skb"})
+
+
+def program_type(section: str) -> str | None:
+    """The program type the VM assumes for a section name (None: no packet context)."""
+    for prefix, kind in _TYPE_PREFIXES:
+        loose = prefix in ("xdp", "socket")  # libbpf matches "xdp*" and "socket*"
+        if section.startswith(prefix) if loose else section.split("/")[0] in (prefix, prefix + "x"):
+            return kind
+    return None
+
+
+@dataclass
+class VmResult:
+    """What a run produced."""
+
+    r0: int
+    output: list[str]  # bpf_trace_printk messages, one per call
+    maps: dict[str, VmMap]
+    insns_executed: int
+    packet: bytes | None  # the packet after the run (None without a packet)
+    ctx: bytes | None  # the context after the run
+
+    @property
+    def lines(self) -> list[str]:
+        """The printed messages split into lines (trailing newlines dropped)."""
+        out: list[str] = []
+        for msg in self.output:
+            out.extend(msg.rstrip("\n").split("\n"))
+        return out
+
+
+@dataclass
+class _Setup:
+    ctx: Region | None = None
+    packet: Region | None = None
+    r1: int = 0
+    r2: int = 0
+    extra: list[Region] = field(default_factory=list)
+
+
+class Vm:
+    """A program ready to run in the userspace VM (see the module docstring)."""
+
+    def __init__(
+        self,
+        program: ProgramSpec | Sequence[Insn] | bytes,
+        *,
+        obj: ObjectSpec | None = None,
+        maps: Mapping[str | int, VmMap] | None = None,
+        ctx: bytes | None = None,
+        packet: bytes | None = None,
+        prog_type: str | None = None,  # "xdp", "socket_filter", ...; "" for none
+        env: Env | None = None,
+        budget: int = 1_000_000,
+        helpers: Mapping[str, HelperFn] | None = None,
+    ) -> None:
+        if budget < 0:
+            raise VmError(f"instruction budget must be >= 0, not {budget}")
+        self.obj = obj
+        self.env = env or Env()
+        self.memory = Memory()
+        self.machine = Machine(
+            self.memory,
+            helpers_by_id(dict(helpers or {})),
+            helper_names(),
+            budget=budget,
+            env=self.env,
+        )
+        self.machine.resolve_lddw = self._resolve_lddw
+        self.machine.load_program = self._load_target
+        self.maps: dict[str, VmMap] = {}
+        self._fd_maps: dict[int, VmMap] = {}
+        given = dict(maps or {})
+        if obj is not None:
+            for spec in obj.maps:
+                self.maps[spec.name] = map_from_spec(spec)
+            for data in obj.data:
+                self.maps[data.name] = map_from_data(data)
+        for key, vmap in given.items():
+            if isinstance(key, int):
+                self._fd_maps[key] = vmap
+            else:
+                self.maps[key] = vmap
+        for i, vmap in enumerate([*self.maps.values(), *self._fd_maps.values()]):
+            vmap.bind(self.memory)
+            vmap.handle = MAP_HANDLE_BASE + i * MAP_HANDLE_STRIDE
+            self.machine.map_handles[vmap.handle] = vmap
+        self._index_maps: list[VmMap] = []
+        self._fd_maps_linked: dict[int, VmMap] = {}
+        self._codes: dict[int, Code] = {}
+        if isinstance(program, ProgramSpec):
+            self.name = program.name
+            self.prog_type = program_type(program.section) if prog_type is None else prog_type
+        else:
+            self.name = "<insns>"
+            self.prog_type = prog_type
+        self.code = self._compile(program)
+        self.ctx_bytes = ctx
+        self.packet_bytes = packet
+
+    # --- compiling -----------------------------------------------------------------------
+
+    def _compile(self, program: ProgramSpec | Sequence[Insn] | bytes) -> Code:
+        if isinstance(program, (bytes, bytearray)):
+            try:
+                program = decode_all(program)
+            except Exception as e:  # IsaError: not whole instructions
+                raise VmError(f"cannot decode the program: {e}") from None
+        if isinstance(program, ProgramSpec):
+            if self.obj is None:
+                if program.relocations:
+                    raise VmError(
+                        f"program {program.name} has relocations: pass its object (obj=...)"
+                    )
+                insns = list(program.insns)
+            else:
+                data = {d.name for d in self.obj.data}
+                linked = link(self.obj, program, data)
+                self._index_maps = []
+                for name in linked.maps:
+                    if name not in self.maps:
+                        raise VmError(f"{self.obj.path}: {program.name} uses unknown map {name}")
+                    self._index_maps.append(self.maps[name])
+                insns = linked.insns
+                # Indices of this program's maps, as lddw src=1/2 carry them after linking.
+                self._fd_maps_linked = dict(enumerate(self._index_maps))
+            return self.machine.compile(insns, program.name)
+        self._fd_maps_linked = {}
+        return self.machine.compile(list(program), self.name)
+
+    def _resolve_lddw(self, insn: Insn, op: Op) -> int | None:
+        table = self._fd_maps_linked or self._fd_maps
+        if op.key in ("lddw_map_fd", "lddw_map_idx", "lddw_map_value", "lddw_map_idx_value"):
+            vmap = table.get(insn.imm)
+            if vmap is None:
+                raise VmError(f"lddw: no map {insn.imm} (pass maps={{{insn.imm}: ...}})")
+            if op.key in ("lddw_map_fd", "lddw_map_idx"):
+                return vmap.handle
+            if not isinstance(vmap, ArrayMap):
+                raise VmError(f"lddw of a value of map {vmap.name}: only array maps have one")
+            off = insn.imm_hi & 0xFFFF_FFFF
+            if off >= vmap.value_size:
+                raise VmError(f"lddw: offset {off} is past the value of map {vmap.name}")
+            return vmap.value_address(0) + off
+        return None
+
+    def _load_target(self, target: object) -> Code:
+        """Compile what a prog array slot holds: a program name, a ProgramSpec or insns."""
+        cached = self._codes.get(id(target))
+        if cached is not None:
+            return cached
+        if isinstance(target, str):
+            if self.obj is None:
+                raise VmError(f"tail call to program {target!r}: the VM has no object")
+            target = self.obj.program(target)
+        saved = (self._index_maps, self._fd_maps_linked)
+        if not isinstance(target, (ProgramSpec, list, tuple, bytes)):
+            raise VmError(f"prog array entry {target!r} is not a program")
+        code = self._compile(target)
+        self._index_maps, self._fd_maps_linked = saved
+        self._codes[id(target)] = code
+        return code
+
+    # --- running -------------------------------------------------------------------------
+
+    def _setup(self) -> _Setup:
+        mem = self.memory
+        for slot in (0, CTX_SLOT):
+            r = mem.slots.get(slot)
+            if r is not None:
+                mem.remove(r)
+        s = _Setup()
+        pkt = self.packet_bytes
+        if pkt is not None:
+            s.packet = mem.add("packet", bytearray(pkt), slot=0, base=PACKET_BASE)
+        kind = self.prog_type or None  # "" asks for no program type (raw conformance runs)
+        ctx = bytearray(self.ctx_bytes) if self.ctx_bytes is not None else None
+        if s.packet is not None and kind == "xdp":
+            ctx = ctx or bytearray(XDP_MD_SIZE)
+            ctx.extend(bytes(max(0, XDP_MD_SIZE - len(ctx))))
+            start, end = s.packet.base, s.packet.end
+            struct.pack_into("<III", ctx, 0, start, end, start)  # data, data_end, data_meta
+        elif s.packet is not None and kind in SKB_TYPES:
+            ctx = ctx or bytearray(SK_BUFF_SIZE)
+            ctx.extend(bytes(max(0, SK_BUFF_SIZE - len(ctx))))
+            l3 = ETH_HLEN if kind == "socket_filter" else 0
+            start = s.packet.base + l3
+            struct.pack_into("<I", ctx, 0, max(0, len(pkt or b"") - l3))  # len
+            if len(pkt or b"") >= ETH_HLEN:
+                ctx[16:20] = (pkt or b"")[12:14] + b"\0\0"  # protocol, network order
+            struct.pack_into("<II", ctx, 76, start, s.packet.end)  # data, data_end
+            struct.pack_into("<I", ctx, 140, start)  # data_meta
+            self.machine.ld_packet, self.machine.ld_offset = s.packet, l3
+        elif ctx is None and kind is not None:
+            ctx = bytearray(DEFAULT_CTX_SIZE)
+        if s.packet is None or kind not in SKB_TYPES:
+            self.machine.ld_packet, self.machine.ld_offset = s.packet, 0
+        if ctx is not None:
+            s.ctx = mem.add("context", ctx, slot=CTX_SLOT)
+            s.r1, s.r2 = s.ctx.base, len(ctx)
+        elif s.packet is not None:
+            s.r1, s.r2 = s.packet.base, s.packet.size
+        return s
+
+    def run(self) -> VmResult:
+        """Run the program once (maps keep their contents between runs)."""
+        s = self._setup()
+        self.machine.output = []
+        r0 = self.machine.execute(self.code, s.r1, s.r2)
+        return VmResult(
+            r0=r0,
+            output=list(self.machine.output),
+            maps=dict(self.maps),
+            insns_executed=self.machine.executed,
+            packet=bytes(s.packet.buf) if s.packet is not None else None,
+            ctx=bytes(s.ctx.buf) if s.ctx is not None else None,
+        )
+
+    def add_region(self, name: str, data: bytes, *, writable: bool = False) -> int:
+        """Map extra memory into the VM (a buffer a test wants to point at); its address."""
+        return self.memory.add(name, bytearray(data), writable=writable).base
+
+
+def run_program(
+    program: ProgramSpec | Sequence[Insn] | bytes,
+    *,
+    obj: ObjectSpec | None = None,
+    memory: bytes | None = None,
+    budget: int = 1_000_000,
+) -> VmResult:
+    """Run ``program`` once with ``memory`` as its context (r1 = address, r2 = length)."""
+    return Vm(program, obj=obj, ctx=memory, budget=budget).run()

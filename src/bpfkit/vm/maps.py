@@ -1,0 +1,352 @@
+"""Maps of the VM: hash, array, per-CPU (one CPU), LRU hash, program array, ring buffer and
+perf event array, with the kernel's update flags and error numbers.
+
+A map keeps its contents as Python bytes; the values a program reaches through
+``bpf_map_lookup_elem`` are mapped into the VM's memory as regions (created when first
+looked up, reused after), so the program reads and writes the map's own storage.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bpfkit.errors import VmError
+from bpfkit.vm.memory import Memory, Region
+
+if TYPE_CHECKING:
+    from bpfkit.obj.spec import DataSpec, MapSpec
+
+# enum bpf_map_type (include/uapi/linux/bpf.h): the types the VM emulates.
+MAP_HASH = 1
+MAP_ARRAY = 2
+MAP_PROG_ARRAY = 3
+MAP_PERF_EVENT_ARRAY = 4
+MAP_PERCPU_HASH = 5
+MAP_PERCPU_ARRAY = 6
+MAP_LRU_HASH = 9
+MAP_LRU_PERCPU_HASH = 10
+MAP_RINGBUF = 27
+
+MAP_TYPE_NAMES = {
+    MAP_HASH: "hash",
+    MAP_ARRAY: "array",
+    MAP_PROG_ARRAY: "prog_array",
+    MAP_PERF_EVENT_ARRAY: "perf_event_array",
+    MAP_PERCPU_HASH: "percpu_hash",
+    MAP_PERCPU_ARRAY: "percpu_array",
+    MAP_LRU_HASH: "lru_hash",
+    MAP_LRU_PERCPU_HASH: "lru_percpu_hash",
+    MAP_RINGBUF: "ringbuf",
+}
+
+# Update flags of bpf_map_update_elem.
+BPF_ANY = 0
+BPF_NOEXIST = 1
+BPF_EXIST = 2
+
+
+class VmMap:
+    """Common part of every VM map: name, type, sizes, and the value regions it hands out."""
+
+    def __init__(
+        self, name: str, type: int, key_size: int, value_size: int, max_entries: int
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self.handle = 0  # the map's address as lddw src=1 gives it (set by the VM)
+        self.memory: Memory | None = None
+        self._regions: dict[bytes, tuple[bytearray | memoryview, Region]] = {}
+
+    @property
+    def type_name(self) -> str:
+        """``hash``, ``array``, ... (the type number if unknown)."""
+        return MAP_TYPE_NAMES.get(self.type, str(self.type))
+
+    def bind(self, memory: Memory) -> None:
+        """Attach the map to a VM's memory (forgetting regions of a previous VM)."""
+        if self.memory is not memory:
+            self.memory = memory
+            self._regions = {}
+
+    def _region(self, key: bytes, buf: bytearray | memoryview, writable: bool = True) -> Region:
+        """The region of the value ``buf`` stored under ``key`` (mapped on first use)."""
+        if self.memory is None:
+            raise VmError(f"map {self.name} is not attached to a VM")
+        cached = self._regions.get(key)
+        if cached is not None and cached[0] is buf:
+            return cached[1]
+        region = self.memory.add(f"map {self.name} value", buf, writable=writable)
+        self._regions[key] = (buf, region)
+        return region
+
+    # The helper-facing operations return a region / 0 / -errno, as the kernel's helpers.
+    def lookup(self, key: bytes) -> Region | None:
+        """``bpf_map_lookup_elem``: the value's region, or None."""
+        return None
+
+    def update(self, key: bytes, value: bytes, flags: int) -> int:
+        """``bpf_map_update_elem``: 0 or a negative errno."""
+        return -errno.EINVAL
+
+    def delete(self, key: bytes) -> int:
+        """``bpf_map_delete_elem``: 0 or a negative errno."""
+        return -errno.EINVAL
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """The contents as (key, value) pairs, in a stable order."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {len(self.items())} entries>"
+
+
+class ArrayMap(VmMap):
+    """``BPF_MAP_TYPE_ARRAY`` and ``PERCPU_ARRAY`` (one CPU): a fixed table of zeroed values."""
+
+    def __init__(
+        self,
+        name: str,
+        key_size: int,
+        value_size: int,
+        max_entries: int,
+        *,
+        type: int = MAP_ARRAY,
+        initial: bytes = b"",
+        readonly: bool = False,
+    ) -> None:
+        super().__init__(name, type, key_size, value_size, max_entries)
+        if key_size != 4:
+            raise VmError(f"array map {name}: key size must be 4, not {key_size}")
+        self.data = bytearray(value_size * max_entries)
+        self.data[: len(initial)] = initial[: len(self.data)]
+        self.readonly = readonly
+        self._view = memoryview(self.data)
+
+    def _index(self, key: bytes) -> int | None:
+        i = int.from_bytes(key[:4], "little")
+        return i if i < self.max_entries else None
+
+    def lookup(self, key: bytes) -> Region | None:
+        i = self._index(key)
+        if i is None:
+            return None
+        vs = self.value_size
+        k = bytes(key[:4])
+        cached = self._regions.get(k)
+        if cached is not None:
+            return cached[1]
+        return self._region(k, self._view[i * vs : (i + 1) * vs], not self.readonly)
+
+    def value_address(self, index: int = 0) -> int:
+        """Address of element ``index`` (global data: ``lddw`` src=2)."""
+        region = self.lookup(index.to_bytes(4, "little"))
+        if region is None:
+            raise VmError(f"map {self.name} has no element {index}")
+        return region.base
+
+    def update(self, key: bytes, value: bytes, flags: int) -> int:
+        if flags > BPF_EXIST:
+            return -errno.EINVAL
+        i = self._index(key)
+        if i is None:
+            return -errno.E2BIG
+        if flags == BPF_NOEXIST:
+            return -errno.EEXIST
+        vs = self.value_size
+        self.data[i * vs : (i + 1) * vs] = value[:vs]
+        return 0
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        vs = self.value_size
+        return [
+            (i.to_bytes(4, "little"), bytes(self.data[i * vs : (i + 1) * vs]))
+            for i in range(self.max_entries)
+        ]
+
+    def get(self, index: int) -> bytes:
+        """The value at ``index``."""
+        vs = self.value_size
+        return bytes(self.data[index * vs : (index + 1) * vs])
+
+
+class HashMap(VmMap):
+    """``HASH``, ``PERCPU_HASH`` (one CPU) and, with ``lru=True``, ``LRU_HASH`` variants."""
+
+    def __init__(
+        self,
+        name: str,
+        key_size: int,
+        value_size: int,
+        max_entries: int,
+        *,
+        type: int = MAP_HASH,
+        lru: bool = False,
+    ) -> None:
+        super().__init__(name, type, key_size, value_size, max_entries)
+        self.lru = lru
+        self.entries: OrderedDict[bytes, bytearray] = OrderedDict()
+
+    def lookup(self, key: bytes) -> Region | None:
+        key = bytes(key)
+        value = self.entries.get(key)
+        if value is None:
+            return None
+        if self.lru:
+            self.entries.move_to_end(key)
+        return self._region(key, value)
+
+    def update(self, key: bytes, value: bytes, flags: int) -> int:
+        if flags > BPF_EXIST:
+            return -errno.EINVAL
+        key = bytes(key)
+        old = self.entries.get(key)
+        if old is not None:
+            if flags == BPF_NOEXIST:
+                return -errno.EEXIST
+            old[:] = value[: self.value_size]  # in place: pointers handed out stay valid
+            if self.lru:
+                self.entries.move_to_end(key)
+            return 0
+        if flags == BPF_EXIST:
+            return -errno.ENOENT
+        if len(self.entries) >= self.max_entries:
+            if not self.lru:
+                return -errno.E2BIG
+            self.entries.popitem(last=False)  # the least recently used goes
+        self.entries[key] = bytearray(value[: self.value_size])
+        return 0
+
+    def delete(self, key: bytes) -> int:
+        key = bytes(key)
+        if self.entries.pop(key, None) is None:
+            return -errno.ENOENT
+        # The value's region stays mapped (as under RCU in the kernel): no dangling access.
+        self._regions.pop(key, None)
+        return 0
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return sorted((k, bytes(v)) for k, v in self.entries.items())
+
+
+class ProgArray(VmMap):
+    """``PROG_ARRAY``: slots holding programs for ``bpf_tail_call``.
+
+    A slot holds whatever the VM accepts as a program (a name of a program of the same
+    object, or a list of instructions); the VM resolves it when the tail call happens.
+    """
+
+    def __init__(self, name: str, max_entries: int) -> None:
+        super().__init__(name, MAP_PROG_ARRAY, 4, 4, max_entries)
+        self.slots: dict[int, object] = {}
+
+    def set(self, index: int, program: object) -> None:
+        """Put ``program`` in slot ``index``."""
+        if not 0 <= index < self.max_entries:
+            raise VmError(f"prog array {self.name}: index {index} >= {self.max_entries}")
+        self.slots[index] = program
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return [(i.to_bytes(4, "little"), repr(p).encode()) for i, p in sorted(self.slots.items())]
+
+
+class RingBuf(VmMap):
+    """``RINGBUF``: records submitted by the program, in order, in ``records``."""
+
+    HEADER = 8  # each record takes an 8-byte header in the kernel's ring
+
+    def __init__(self, name: str, max_entries: int) -> None:
+        super().__init__(name, MAP_RINGBUF, 0, 0, max_entries)
+        self.records: list[bytes] = []
+        self._pending: dict[int, Region] = {}
+        self._used = 0
+
+    def _round(self, size: int) -> int:
+        return (size + self.HEADER + 7) & ~7
+
+    def output(self, data: bytes) -> int:
+        """``bpf_ringbuf_output``."""
+        if self._used + self._round(len(data)) > self.max_entries:
+            return -errno.EAGAIN
+        self.records.append(bytes(data))
+        self._used += self._round(len(data))
+        return 0
+
+    def reserve(self, size: int) -> Region | None:
+        """``bpf_ringbuf_reserve``: a writable record region, or None when full."""
+        if self.memory is None:
+            raise VmError(f"map {self.name} is not attached to a VM")
+        if self._used + self._round(size) > self.max_entries:
+            return None
+        self._used += self._round(size)
+        region = self.memory.add(f"ringbuf {self.name} record", bytearray(size))
+        self._pending[region.base] = region
+        return region
+
+    def finish(self, address: int, submit: bool) -> bool:
+        """``bpf_ringbuf_submit`` / ``_discard``; False if ``address`` is no reserved record."""
+        region = self._pending.pop(address, None)
+        if region is None:
+            return False
+        if submit:
+            self.records.append(bytes(region.buf))
+        else:
+            self._used -= self._round(region.size)
+        assert self.memory is not None
+        self.memory.remove(region)
+        return True
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return [(i.to_bytes(4, "little"), r) for i, r in enumerate(self.records)]
+
+
+class PerfEventArray(VmMap):
+    """``PERF_EVENT_ARRAY``: ``bpf_perf_event_output`` samples, as (cpu, bytes)."""
+
+    def __init__(self, name: str, max_entries: int) -> None:
+        super().__init__(name, MAP_PERF_EVENT_ARRAY, 4, 4, max_entries)
+        self.events: list[tuple[int, bytes]] = []
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return [(cpu.to_bytes(4, "little"), data) for cpu, data in self.events]
+
+
+def _need(spec: MapSpec, value: int | None, what: str) -> int:
+    if value is None:
+        raise VmError(f"map {spec.name}: the object gives no {what}")
+    return value
+
+
+def map_from_spec(spec: MapSpec) -> VmMap:
+    """A VM map for a map definition of an object."""
+    t = _need(spec, spec.type, "type")
+    ks = spec.key_size or 0
+    vs = spec.value_size or 0
+    n = _need(spec, spec.max_entries, "max_entries")
+    makers: dict[int, Callable[[], VmMap]] = {
+        MAP_HASH: lambda: HashMap(spec.name, ks, vs, n),
+        MAP_PERCPU_HASH: lambda: HashMap(spec.name, ks, vs, n, type=MAP_PERCPU_HASH),
+        MAP_LRU_HASH: lambda: HashMap(spec.name, ks, vs, n, type=MAP_LRU_HASH, lru=True),
+        MAP_LRU_PERCPU_HASH: lambda: HashMap(
+            spec.name, ks, vs, n, type=MAP_LRU_PERCPU_HASH, lru=True
+        ),
+        MAP_ARRAY: lambda: ArrayMap(spec.name, ks, vs, n),
+        MAP_PERCPU_ARRAY: lambda: ArrayMap(spec.name, ks, vs, n, type=MAP_PERCPU_ARRAY),
+        MAP_PROG_ARRAY: lambda: ProgArray(spec.name, n),
+        MAP_PERF_EVENT_ARRAY: lambda: PerfEventArray(spec.name, n),
+        MAP_RINGBUF: lambda: RingBuf(spec.name, n),
+    }
+    maker = makers.get(t)
+    if maker is None:
+        raise VmError(f"map {spec.name}: map type {t} is not emulated by the VM")
+    return maker()
+
+
+def map_from_data(spec: DataSpec) -> ArrayMap:
+    """The one-element array map libbpf makes of a global data section."""
+    return ArrayMap(spec.name, 4, max(spec.size, 1), 1, initial=spec.data, readonly=spec.readonly)

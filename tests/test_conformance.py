@@ -1,0 +1,84 @@
+"""The BPF conformance suite (../shared/conformance, written by others) through the VM,
+and the ``bpfkit-conformance-plugin`` console script through the suite's plugin protocol."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bpfkit.isa.insn import encode_all
+from bpfkit.vm.conformance import load, parse, run_test
+
+SUITE = Path("/work/shared/conformance/tests")
+FILES = sorted(SUITE.glob("*.data"))
+PLUGIN = shutil.which("bpfkit-conformance-plugin") or str(
+    Path(sys.executable).parent / "bpfkit-conformance-plugin"
+)
+
+
+def test_every_conformance_file_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(FILES) >= 313, f"expected the whole suite in {SUITE}"
+    outcomes = [run_test(load(f)) for f in FILES]
+    failed = [str(o) for o in outcomes if not o.passed]
+    passed = len(outcomes) - len(failed)
+    with capsys.disabled():
+        print(f"\nconformance: {passed}/{len(outcomes)} passed")
+    assert not failed, "\n".join(failed)
+
+
+def test_raw_section_is_used_and_agrees_with_asm() -> None:
+    t = load(SUITE / "lddw.data")
+    assert t.raw is not None
+    from bpfkit.asm.assemble import assemble_mnemonic
+
+    assert t.program() == assemble_mnemonic(t.asm)
+
+
+def test_a_wrong_expectation_fails() -> None:
+    t = parse("-- asm\nmov %r0, 1\nexit\n-- result\n0x2\n", "wrong.data")
+    o = run_test(t)
+    assert not o.passed and o.r0 == 1
+
+
+def test_expected_error_passes_only_on_error() -> None:
+    bad = parse("-- asm\nldxdw %r0, [%r1+8]\nexit\n-- error\nout of bounds\n", "e.data")
+    assert run_test(bad).passed
+    good = parse("-- asm\nmov %r0, 1\nexit\n-- error\nsomething\n", "e2.data")
+    assert not run_test(good).passed
+
+
+def _hex(data: bytes) -> str:
+    return " ".join(f"{b:02x}" for b in data)
+
+
+def _plugin(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PLUGIN, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["add.data", "mem-len.data", "ldxb.data", "lock_cmpxchg.data", "call_local.data", "lddw.data"],
+)
+def test_plugin_runs_suite_files(name: str) -> None:
+    t = load(SUITE / name)
+    code = _hex(encode_all(t.program()))
+    args = [_hex(t.mem)] if t.mem else []
+    out = _plugin(*args, stdin=code + "\n")
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip(), 16) == t.result
+    # The same through --program.
+    out2 = _plugin(*args, "--program", code)
+    assert out2.returncode == 0 and int(out2.stdout.strip(), 16) == t.result
+
+
+def test_plugin_fails_on_bad_program() -> None:
+    # ldxdw r0, [r1+0] with no memory: r1 = 0, a read of the null page.
+    out = _plugin("--debug", stdin="79 10 00 00 00 00 00 00 95 00 00 00 00 00 00 00\n")
+    assert out.returncode != 0
+    assert "out of bounds" in out.stderr
+    out = _plugin(stdin="zz\n")
+    assert out.returncode != 0
