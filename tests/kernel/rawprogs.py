@@ -15,6 +15,7 @@ MAP_LOOKUP_ELEM = 1
 MAP_UPDATE_ELEM = 2
 TRACE_PRINTK = 6
 GET_CURRENT_PID_TGID = 14
+PERF_EVENT_OUTPUT = 25
 RINGBUF_OUTPUT = 130
 
 
@@ -106,6 +107,23 @@ def ringbuf_pid_tgid(map_fd: int) -> bytes:
         + mov_imm(3, 8)
         + mov_imm(4, 0)
         + call(RINGBUF_OUTPUT)
+        + ret(0)
+    )
+
+
+def perf_pid_tgid(map_fd: int) -> bytes:
+    """``bpf_perf_event_output(ctx, map, BPF_F_CURRENT_CPU, &pid_tgid, 8)``."""
+    return (
+        mov_reg(6, 1)  # keep ctx
+        + call(GET_CURRENT_PID_TGID)
+        + ins(0x7B, 10, 0, -8)  # *(u64 *)(r10 - 8) = r0
+        + mov_reg(1, 6)
+        + lddw_map(2, map_fd)
+        + ins(0xB4, 3, imm=-1)  # w3 = -1: BPF_F_CURRENT_CPU (0xffffffff)
+        + mov_reg(4, 10)
+        + add_imm(4, -8)
+        + mov_imm(5, 8)
+        + call(PERF_EVENT_OUTPUT)
         + ret(0)
     )
 

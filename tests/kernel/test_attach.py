@@ -266,3 +266,27 @@ def test_uprobe_through_tracefs_entry(
             subprocess.run([str(target_binary), "11"], capture_output=True, check=True)
     assert counter[0] == 11
     assert not any(e.startswith(f"bpfkit/u_{os.getpid()}_") for e in tracefs.probe_entries())
+
+
+def test_perf_buffer_events_from_a_tracepoint() -> None:
+    from bpfkit.events.perf import PerfBufferReader, online_cpus
+
+    ncpu = max(online_cpus()) + 1
+    with (
+        create_map("perf_event_array", 4, 4, ncpu) as events,
+        load_program(rp.perf_pid_tgid(events.fd), ProgType.TRACEPOINT) as prog,
+        PerfBufferReader(events.fd, pages=4) as reader,
+    ):
+        with links.attach(prog, parse_spec("tracepoint:syscalls:sys_enter_getppid")):
+            _getppid_n(9)
+        got: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(_ours(got)) < 9:
+            got += reader.poll(0.2)
+        assert len(_ours(got)) == 9
+        assert all(cpu in online_cpus() for cpu, _ in got)
+        assert reader.lost == 0
+
+
+def _ours(records: list[tuple[int, bytes]]) -> list[bytes]:
+    return [r for _, r in records if int.from_bytes(r[:8], "little") >> 32 == os.getpid()]
