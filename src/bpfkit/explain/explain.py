@@ -1,0 +1,373 @@
+"""Explain a BPF object instruction by instruction: bytes, fields, text and tracked values.
+
+:func:`explain_object` reads nothing itself: it takes an :class:`~bpfkit.obj.spec.ObjectSpec`
+and returns plain data (:class:`Explanation`) that :mod:`bpfkit.explain.render` turns into
+terminal text, Markdown or JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpfkit.asm.disasm import format_insn
+from bpfkit.asm.kernel_syntax import format_kernel
+from bpfkit.errors import ObjectError
+from bpfkit.explain.fields import Field, decode_fields
+from bpfkit.explain.sections import SectionInfo, explain_section
+from bpfkit.explain.text import c_string, describe_insn, printable
+from bpfkit.explain.values import Env, State, Value, analyze
+from bpfkit.isa.insn import Insn
+from bpfkit.isa.table import Kind, lookup
+from bpfkit.obj.spec import ObjectSpec, ProgramSpec, RelocKind
+from bpfkit.uapi.helpers import by_id
+
+
+@dataclass(frozen=True, slots=True)
+class StackRun:
+    """Contiguous stack bytes written so far: fp+start .. fp+start+length-1."""
+
+    start: int
+    length: int
+    data: bytes | None  # None when some bytes are not known
+
+    @property
+    def text(self) -> str | None:
+        """The bytes as a C string literal, if they are text."""
+        return c_string(self.data) if self.data is not None and printable(self.data) else None
+
+
+@dataclass(frozen=True, slots=True)
+class CallArg:
+    """One argument register of a call, with what it holds."""
+
+    register: str
+    name: str
+    ctype: str
+    kind: str
+    value: str  # Value.describe()
+    text: str | None  # for pointers to known bytes: the string or bytes pointed at
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """A call: helper (id, name, prototype, arguments), BPF function or kfunc."""
+
+    kind: str  # "helper", "local", "kfunc", "callx"
+    id: int
+    name: str
+    prototype: str
+    args: tuple[CallArg, ...]
+
+    @property
+    def signature(self) -> str:
+        """``bpf_trace_printk(fmt = fp-32 "hello from rust\\n", fmt_size = 17)``."""
+        parts = []
+        for a in self.args:
+            shown = a.value + (f" {a.text}" if a.text else "")
+            parts.append(f"{a.name} = {shown}")
+        return f"{self.name}({', '.join(parts)})"
+
+
+@dataclass(frozen=True, slots=True)
+class InsnExplanation:
+    """Everything explain says about one instruction."""
+
+    index: int  # slot index, as llvm-objdump numbers instructions
+    raw: bytes
+    llvm: str
+    kernel: str
+    mnemonic: str  # conformance-suite mnemonic, or "" for an unknown instruction
+    fields: tuple[Field, ...]
+    text: str  # one or two sentences: what it does and why
+    registers: tuple[tuple[str, str, str | None], ...]  # written: (reg, value, as text)
+    stack: tuple[StackRun, ...]  # the stack after the instruction (bytes written so far)
+    stack_changed: bool
+    call: CallInfo | None
+    reached: bool  # False: no path from the entry reaches it
+    unknown: str = ""  # what could not be decoded, if anything
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramExplanation:
+    """One program (function) of the object."""
+
+    name: str
+    section: str
+    section_info: SectionInfo
+    is_subprog: bool
+    instructions: tuple[InsnExplanation, ...]
+    summary: tuple[str, ...]  # what the program does, in sentences
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The explanation of an object."""
+
+    path: str
+    license: str | None
+    programs: tuple[ProgramExplanation, ...]
+
+
+def explain_object(
+    obj: ObjectSpec, *, program: str | None = None, section: str | None = None
+) -> Explanation:
+    """Explain the programs of ``obj`` (only ``program`` / those in ``section``, if given)."""
+    progs = list(obj.programs)
+    if program is not None:
+        progs = [obj.program(program)]
+    if section is not None:
+        progs = [p for p in progs if p.section == section]
+        if not progs:
+            sections = sorted({p.section for p in obj.programs})
+            raise ObjectError(
+                f"{obj.path}: no program in section {section!r}"
+                + (f" named {program!r}" if program else "")
+                + f" (program sections: {', '.join(sections) or 'none'})"
+            )
+    return Explanation(obj.path, obj.license, tuple(explain_program(obj, p) for p in progs))
+
+
+# Context fields that are packet pointers: (ctx struct, offset, size) -> base.
+_PACKET_FIELDS = {
+    ("struct xdp_md", 0, 4): "packet",
+    ("struct xdp_md", 4, 4): "packet end",
+    ("struct xdp_md", 8, 4): "packet meta",
+    ("struct __sk_buff", 76, 4): "packet",
+    ("struct __sk_buff", 80, 4): "packet end",
+    ("struct __sk_buff", 140, 4): "packet meta",
+}
+
+
+def _env(obj: ObjectSpec, prog: ProgramSpec, info: SectionInfo, insns: tuple[Insn, ...]) -> Env:
+    slot_of, slot = [], 0
+    for i in insns:
+        slot_of.append(slot)
+        slot += i.width
+    relocs = {r.offset // 8: r for r in prog.relocations}
+    data = {d.name: d for d in obj.data}
+
+    def lddw(index: int) -> Value | None:
+        r = relocs.get(slot_of[index])
+        insn = insns[index]
+        if r is None:
+            return None
+        if r.kind is RelocKind.MAP:
+            return Value.ptr("map", 0, r.symbol)
+        if r.kind is RelocKind.GLOBAL_DATA:
+            sec = r.symbol_section or r.symbol
+            return Value.ptr("data", r.symbol_value + insn.imm, sec)
+        if r.kind is RelocKind.FUNC_ADDR:
+            return Value.ptr("func", 0, r.symbol)
+        return Value.ptr("kernel", 0, r.symbol)
+
+    def ctx_load(off: int, size: int) -> Value | None:
+        base = _PACKET_FIELDS.get((info.ctx_struct, off, size))
+        return None if base is None else Value.ptr(base, 0)
+
+    def read(region: str, off: int, size: int) -> bytes | None:
+        d = data.get(region)
+        if d is None or not d.readonly or off < 0 or off + size > len(d.data):
+            return None
+        return d.data[off : off + size]
+
+    return Env(lddw=lddw, ctx_load=ctx_load, read=read)
+
+
+def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
+    """Explain one program of ``obj``."""
+    info = explain_section(prog.section)
+    insns = tuple(prog.insns)
+    env = _env(obj, prog, info, insns)
+    entry = State.entry() if not prog.is_subprog else State.entry(Value.scalar())
+    if prog.is_subprog:
+        # A BPF function's r1-r5 are whatever its caller passed: unknown, not uninitialized.
+        entry = entry.set(**{f"r{n}": Value.scalar() for n in range(1, 6)})
+    analysis = analyze(insns, entry, env)
+    relocs = {r.offset // 8: r for r in prog.relocations}
+    out = []
+    for i, insn in enumerate(insns):
+        slot = analysis.slots[i]
+        before, after = analysis.before[i], analysis.after[i]
+        out.append(
+            _explain_insn(
+                obj, insn, slot, before, after, relocs.get(slot), env, analysis.slots, insns
+            )
+        )
+    exits = [
+        (analysis.slots[i], st.reg(0).describe())
+        for i, (insn, st) in enumerate(zip(insns, analysis.before, strict=True))
+        if st is not None and insn.opcode == 0x95
+    ]
+    return ProgramExplanation(
+        prog.name, prog.section, info, prog.is_subprog, tuple(out), _summary(out, info, exits)
+    )
+
+
+def _explain_insn(
+    obj: ObjectSpec,
+    insn: Insn,
+    slot: int,
+    before: State | None,
+    after: State | None,
+    reloc: object,
+    env: Env,
+    slots: tuple[int, ...],
+    insns: tuple[Insn, ...],
+) -> InsnExplanation:
+    op = lookup(insn)
+    raw = insn.encode(obj.big_endian)
+    fields = decode_fields(insn, op, obj.big_endian)
+    llvm = format_insn(insn)
+    reloc_name = getattr(reloc, "symbol", None)
+    kernel = format_kernel(insn, imm_name=(lambda _i: f"map[{reloc_name}]") if reloc_name else None)
+    unknown = ""
+    if op is None:
+        unknown = (
+            f"opcode {insn.opcode:#04x} (src {insn.src}, off {insn.off}, imm {insn.imm}) is not "
+            "an instruction of the eBPF ISA: its fields are decoded above, but what it does "
+            "is unknown and the value tracking assumes it changes nothing"
+        )
+    call = None
+    if op is not None and op.kind is Kind.CALL:
+        call = _call_info(insn, before, env, _callee(obj, insn, reloc))
+    text = describe_insn(insn, op, slot, before, after, call, reloc)
+    if before is None:
+        text += " (Not reached from the program's entry: dead code, or reached only by a path "
+        text += "this analysis cannot follow.)"
+    regs: list[tuple[str, str, str | None]] = []
+    stack: tuple[StackRun, ...] = ()
+    changed = False
+    if before is not None and after is not None:
+        for n, (a, b) in enumerate(zip(before.regs, after.regs, strict=True)):
+            if a != b or _writes(op, insn, n):
+                regs.append((f"r{n}", b.describe(), _value_text(b)))
+        stack = tuple(StackRun(s, n, d) for s, d, n in after.stack_runs())
+        changed = before.stack != after.stack
+    return InsnExplanation(
+        slot,
+        raw,
+        llvm,
+        kernel,
+        op.mnemonic if op else "",
+        fields,
+        text,
+        tuple(regs),
+        stack,
+        changed,
+        call,
+        before is not None,
+        unknown,
+    )
+
+
+def _writes(op: object, insn: Insn, n: int) -> bool:
+    """True if ``insn`` writes register ``n`` even if the value does not change."""
+    kind = getattr(op, "kind", None)
+    if kind in (Kind.ALU, Kind.NEG, Kind.MOVSX, Kind.ENDIAN, Kind.LDDW, Kind.LOAD, Kind.LOAD_SX):
+        return n == insn.dst
+    if kind in (Kind.CALL, Kind.CALLX, Kind.LD_ABS, Kind.LD_IND):
+        return n == 0
+    return False
+
+
+def _value_text(v: Value) -> str | None:
+    """A known scalar of at least 4 bytes whose bytes are text: the string, in memory order."""
+    if not v.is_const or v.const is None or v.const < 1 << 24:
+        return None
+    raw = v.const.to_bytes(8, "little")
+    return c_string(raw) if printable(raw.rstrip(b"\0") or b"\0") else None
+
+
+def _callee(obj: ObjectSpec, insn: Insn, reloc: object) -> str | None:
+    """The function a relocated call goes to: a named symbol, or for a section symbol
+    (``call 23`` against ``.text``) the function at byte (imm + 1) * 8 of that section."""
+    sym = getattr(reloc, "symbol", None)
+    if not sym or getattr(reloc, "symbol_type", "") != "STT_SECTION":
+        return sym
+    at = getattr(reloc, "symbol_value", 0) + (insn.imm + 1) * 8
+    for p in obj.programs:
+        if p.section == sym and p.offset == at:
+            return p.name
+    return f"{sym}+{at}"
+
+
+def _call_info(insn: Insn, state: State | None, env: Env, symbol: str | None) -> CallInfo:
+    op = lookup(insn)
+    assert op is not None
+    if op.key != "helper":
+        name = f"pc{insn.imm:+d}" if op.key == "local" else f"kfunc btf_id {insn.imm}"
+        if symbol:
+            name = symbol  # the relocation names the called function (or kfunc)
+        return CallInfo(op.key, insn.imm, name, "", ())
+    h = by_id(insn.imm)
+    if h is None:
+        return CallInfo("helper", insn.imm, f"unknown helper #{insn.imm}", "", ())
+    args = []
+    for n, a in enumerate(h.args, start=1):
+        v = state.reg(n) if state is not None else Value.uninit()
+        size_v = state.reg(n + 1) if state is not None and n < 5 else None
+        size = None
+        if n < len(h.args) and h.args[n].kind == "size" and size_v is not None:
+            size = size_v.const if size_v.is_const else None
+        shown = v.describe()
+        if v.is_const and v.signed is not None and abs(v.signed) < 1 << 16:
+            shown = str(v.signed)  # small arguments read best as plain numbers: fmt_size = 17
+        args.append(
+            CallArg(f"r{n}", a.name, a.ctype, a.kind, shown, _pointee(v, a.ctype, size, state, env))
+        )
+    return CallInfo("helper", h.id, h.name, h.prototype, tuple(args))
+
+
+def _pointee(v: Value, ctype: str, size: int | None, state: State | None, env: Env) -> str | None:
+    """What a pointer argument points at, when the bytes are known: a string or bytes."""
+    if v.kind != "ptr" or v.const is None or state is None:
+        return None
+    n = size if size is not None and 0 < size <= 512 else 64
+    raw: bytes | None = None
+    if v.base == "stack":
+        got = bytearray()
+        for off in range(v.const, v.const + n):
+            b = state.stack.get(off)
+            if b is None:
+                break
+            got.append(b)
+        raw = bytes(got) if got else None
+    elif v.base == "data" and v.region:
+        for k in (n, 1):
+            raw = env.read(v.region, v.const, k)
+            if raw is not None:
+                break
+        if raw is not None and len(raw) == 1 and size is None:
+            # Unknown length: read a C string byte by byte from read-only data.
+            out = bytearray()
+            off = v.const
+            while len(out) < 256:
+                ch = env.read(v.region, off, 1)
+                if ch is None or ch == b"\0":
+                    break
+                out += ch
+                off += 1
+            raw = bytes(out) + b"\0"
+    if not raw:
+        return None
+    if "char" in ctype:
+        return c_string(raw.split(b"\0", 1)[0])
+    return c_string(raw) if printable(raw) else raw.hex(" ")
+
+
+def _summary(
+    out: list[InsnExplanation], info: SectionInfo, exits: list[tuple[int, str]]
+) -> tuple[str, ...]:
+    lines = []
+    if info.prog_type:
+        lines.append(f"Section {info.name}: {info.attach}. Program type {info.prog_type}.")
+        if info.context:
+            lines.append(f"On entry r1 points to the context, {info.context}.")
+    else:
+        lines.append(f"Section {info.name}: {info.attach}.")
+    for e in out:
+        if e.call is not None and e.call.kind == "helper":
+            lines.append(f"Instruction {e.index} calls helper {e.call.id}, {e.call.signature}.")
+    for slot, r0 in exits:
+        lines.append(f"Instruction {slot} returns r0 = {r0}.")
+    return tuple(lines)
