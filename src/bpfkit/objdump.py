@@ -1,0 +1,266 @@
+"""Whole-file disassembly listings, byte for byte what ``llvm-objdump-19 -d`` prints.
+
+:func:`dump` renders an :class:`~bpfkit.obj.spec.ObjectSpec`: the header, one
+``Disassembly of section`` block per executable section (in file order), one label per
+symbol address, and one line per instruction: its slot index, raw bytes (16 for ``lddw``),
+text (from :mod:`bpfkit.asm.disasm`), the jump target as ``<symbol+0x18>``, and with
+``relocs=True`` the relocations after the instruction they patch.
+
+llvm-objdump's layout rules reproduced here (measured on llvm-objdump-19):
+
+* symbols of a section: every named symbol defined in it except section and file symbols,
+  sorted by address then name; a section with no symbol at offset 0 gets its own name as a
+  label there.  Of several symbols at one address only one is printed: the last by name,
+  preferring any that is not an object.  A symbol whose range is empty prints nothing, and
+  a section with nothing to print has no heading.
+* the range of an object symbol (``STT_OBJECT``/``STT_COMMON``) is dumped as data, 8
+  bytes a line with their ASCII.
+* 8 or more zero bytes at an instruction boundary print as ``...`` and are skipped in
+  multiples of 4 (with ``-r``, never past the next relocation).
+* bytes that do not decode print as ``<unknown>``: 8 at a time, or 1 at a time when fewer
+  than 8 (16 for ``lddw``) remain in the section.
+* a jump's target is named after the last symbol (by address, then name) at or before it,
+  addresses computed modulo 2**64 as LLVM does.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bpfkit.asm.disasm import UNKNOWN, parse_mcpu, render
+from bpfkit.errors import IsaError, ObjectError
+from bpfkit.isa.insn import LDDW_OPCODE, Insn
+from bpfkit.obj.spec import ObjectSpec, Relocation, Section, Symbol
+
+_SHF_EXECINSTR = 0x4
+_HIDDEN_TYPES = ("STT_SECTION", "STT_FILE")
+_DATA_TYPES = ("STT_OBJECT", "STT_COMMON")
+_MASK64 = (1 << 64) - 1
+
+_LE = struct.Struct("<BBhi")
+_BE = struct.Struct(">BBhi")
+
+
+@dataclass(frozen=True, slots=True)
+class _Label:
+    addr: int
+    name: str
+    type: str
+
+    @property
+    def key(self) -> tuple[int, bytes]:
+        return (self.addr, self.name.encode("utf-8", "surrogateescape"))
+
+
+def dump(
+    obj: ObjectSpec,
+    *,
+    imm_hex: bool = False,
+    mcpu: str | int | None = None,
+    relocs: bool = False,
+    sections: Iterable[str] | None = None,
+) -> str:
+    """The ``llvm-objdump -d`` listing of ``obj``.
+
+    ``imm_hex`` is llvm-objdump's ``--print-imm-hex`` (bpfkit's default is decimal, its
+    ``--no-print-imm-hex``); ``mcpu`` ``"v1"``..``"v4"`` is ``--mcpu=vN`` (``None``:
+    bpfkit's default, see :mod:`bpfkit.asm.disasm`); ``relocs`` is ``-r``; ``sections``
+    is ``-j NAME`` (repeatable).  Raises :class:`ObjectError` for a section name that
+    does not exist.
+    """
+    cpu = parse_mcpu(mcpu)
+    wanted: set[str] | None = None
+    if sections is not None:
+        wanted = set(sections)
+        names = {s.name for s in obj.sections}
+        missing = sorted(wanted - names)
+        if missing:
+            have = ", ".join(s.name for s in obj.sections if s.flags & _SHF_EXECINSTR)
+            raise ObjectError(
+                f"{obj.path}: no section named {', '.join(map(repr, missing))} "
+                f"(executable sections: {have or 'none'})"
+            )
+    out: list[str] = [f"\n{obj.path}:\tfile format elf64-bpf\n"]
+    renderer = _Renderer(obj.big_endian, cpu, imm_hex)
+    for sec in obj.sections:
+        if not sec.flags & _SHF_EXECINSTR or sec.type == "SHT_NOBITS":
+            continue
+        if wanted is not None and sec.name not in wanted:
+            continue
+        rels = obj.relocations.get(sec.name, ()) if relocs else ()
+        _dump_section(out, sec, _labels(sec, obj.symbols), rels, renderer, relocs)
+    return "".join(out)
+
+
+def _labels(sec: Section, symbols: Sequence[Symbol]) -> list[_Label]:
+    """The section's symbols as llvm-objdump sorts them, with the dummy at 0 if needed."""
+    labels = [
+        _Label(s.value, s.name, s.type)
+        for s in symbols
+        if s.section_index == sec.index and s.name and s.type not in _HIDDEN_TYPES
+    ]
+    labels.sort(key=lambda lb: lb.key)
+    if not labels or labels[0].addr != 0:
+        labels.insert(0, _Label(0, sec.name, "STT_FUNC"))
+    return labels
+
+
+def _pick(group: list[_Label]) -> _Label:
+    """The one label llvm-objdump prints for symbols sharing an address."""
+    code = [lb for lb in group if lb.type not in _DATA_TYPES]
+    return (code or group)[-1]
+
+
+class _Renderer:
+    """Decodes and formats instructions, remembering the text of each distinct encoding."""
+
+    def __init__(self, big_endian: bool, cpu: int | None, imm_hex: bool) -> None:
+        self.big = big_endian
+        self.cpu = cpu
+        self.imm_hex = imm_hex
+        self.unpack = (_BE if big_endian else _LE).unpack_from
+        self.cache: dict[bytes, tuple[int, str, int | None]] = {}
+
+    def line(self, data: bytes, pos: int) -> tuple[int, str, int | None]:
+        """``(size, text, jump)`` of the instruction at ``pos`` (size 1 for a stray byte)."""
+        left = len(data) - pos
+        if left < 8:
+            return 1, UNKNOWN, None
+        wide = data[pos] == LDDW_OPCODE
+        if wide and left < 16:
+            return 1, UNKNOWN, None
+        raw = data[pos : pos + (16 if wide else 8)]
+        hit = self.cache.get(raw)
+        if hit is not None:
+            return hit
+        result = self._render(raw, wide)
+        self.cache[raw] = result
+        return result
+
+    def _render(self, raw: bytes, wide: bool) -> tuple[int, str, int | None]:
+        opcode, regs, off, imm = self.unpack(raw, 0)
+        dst, src = (regs >> 4, regs & 0xF) if self.big else (regs & 0xF, regs >> 4)
+        if wide:
+            if self.big:
+                next_raw = int.from_bytes(raw[8:12], "big")
+                imm_hi = int.from_bytes(raw[12:16], "big", signed=True)
+            else:
+                next_raw = int.from_bytes(raw[8:12], "little")
+                imm_hi = int.from_bytes(raw[12:16], "little", signed=True)
+            try:
+                insn = Insn(opcode, dst, src, off, imm, imm_hi, next_raw)
+            except IsaError:  # pragma: no cover - every field fits by construction
+                return 8, UNKNOWN, None
+            text, jump = render(insn, self.cpu, self.imm_hex)
+            # LLVM gives up on an lddw it cannot decode after its first 8 bytes.
+            return (8 if text == UNKNOWN else 16), text, jump
+        text, jump = render(Insn(opcode, dst, src, off, imm), self.cpu, self.imm_hex)
+        return 8, text, jump
+
+
+def _zero_run(data: bytes, pos: int, limit: int) -> int:
+    """llvm-objdump's skippable zero bytes at ``pos``: 8 or more, rounded down to 4."""
+    if limit - pos < 8 or data[pos] or data[pos : pos + 8] != bytes(8):
+        return 0
+    end = pos + 8
+    while end < limit and not data[end]:
+        end += 1
+    return (end - pos) & ~3
+
+
+def _reloc_line(r: Relocation) -> str:
+    name = r.type_name if r.type_name != f"R_BPF_{r.type}" else "Unknown"
+    if r.symbol or r.symbol_section is not None or r.symbol_value:
+        target = r.symbol
+    else:
+        target = "*ABS*"  # the null symbol
+    if r.addend:
+        target += f"{'-' if r.addend < 0 else '+'}0x{abs(r.addend):x}"
+    return f"\t\t{r.offset:016x}:  {name}\t{target}\n"
+
+
+def _dump_data(out: list[str], data: bytes, start: int, end: int) -> None:
+    """llvm-objdump's dump of an object symbol in a text section: 8 bytes a line."""
+    for pos in range(start, end, 8):
+        chunk = data[pos : min(pos + 8, end)]
+        hexes = "".join(f" {b:02x}" for b in chunk)
+        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+        pad = " " * (3 * (8 - len(chunk)))
+        out.append(f"{pos:8x}:{hexes}{pad}         {text}\n")
+
+
+def _dump_section(
+    out: list[str],
+    sec: Section,
+    labels: list[_Label],
+    rels: Sequence[Relocation],
+    renderer: _Renderer,
+    show_relocs: bool,
+) -> None:
+    data = sec.data
+    size = sec.size
+    heading = False
+    ri, rn = 0, len(rels)
+    line = renderer.line
+    n = len(labels)
+    i = 0
+    while i < n:
+        first = i
+        start = labels[i].addr
+        while i < n and labels[i].addr == start:
+            i += 1
+        end = min(size, labels[i].addr) if i < n else size
+        if start >= end:
+            continue
+        if not heading:
+            out.append(f"\nDisassembly of section {sec.name}:\n")
+            heading = True
+        label = _pick(labels[first:i])
+        out.append(f"\n{start:016x} <{label.name}>:\n")
+        # Relocations inside ranges that were not disassembled are not shown.
+        while ri < rn and rels[ri].offset < start:
+            ri += 1
+        if label.type in _DATA_TYPES:
+            _dump_data(out, data, start, end)
+            continue
+        pos = start
+        while pos < end:
+            limit = end
+            if show_relocs and ri < rn:
+                limit = min(limit, max(rels[ri].offset, pos))
+            skip = _zero_run(data, pos, limit)
+            if skip:
+                out.append("\t\t...\n")
+                pos += skip
+                continue
+            width, text, jump = line(data, pos)
+            raw = data[pos : pos + width]
+            if jump is None:
+                out.append(f"{pos // 8:8d}:\t{raw.hex(' ')}\t{text}\n")
+            else:
+                target = (pos + 8 + jump * 8) & _MASK64
+                out.append(
+                    f"{pos // 8:8d}:\t{raw.hex(' ')}\t{text}{_target_name(labels, target)}\n"
+                )
+            pos += width
+            while ri < rn and rels[ri].offset < pos:
+                out.append(_reloc_line(rels[ri]))
+                ri += 1
+
+
+def _target_name(labels: list[_Label], target: int) -> str:
+    """`` <sym+0x18>`` for a jump target (the last label at or before it)."""
+    lo, hi = 0, len(labels)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if labels[mid].addr <= target:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == 0:
+        return ""
+    lb = labels[lo - 1]
+    disp = target - lb.addr
+    return f" <{lb.name}+0x{disp:x}>" if disp else f" <{lb.name}>"
