@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bpfkit.btf import parse_btf
 from bpfkit.errors import ObjectError
 from bpfkit.isa.insn import encode_all
 from bpfkit.obj import read_object
@@ -185,7 +186,7 @@ def test_relocation_kinds(corpus: dict[str, Path], endian: str) -> None:
         ("counts", RelocKind.MAP),
         ("btf_hash", RelocKind.MAP),
         (".text", RelocKind.FUNC_ADDR),  # the static callback given to bpf_loop
-        ("LINUX_KERNEL_VERSION", RelocKind.EXTERN),
+        ("LINUX_KERNEL_VERSION", RelocKind.KCONFIG),  # extern in BTF's .kconfig datasec
         (".rodata", RelocKind.GLOBAL_DATA),  # the bpf_printk format string
         ("msg", RelocKind.GLOBAL_DATA),
         (".text", RelocKind.CALL),  # static sub-program: section symbol + imm
@@ -217,9 +218,21 @@ def test_maps_data_license(corpus: dict[str, Path], endian: str) -> None:
     a = legacy["arr"]
     assert (a.section, a.offset, a.type, a.max_entries, a.flags) == ("maps", 20, 2, 16, 1)
     assert len(a.raw) == 20 and a.inner_map_idx is None
-    btf_maps = [m.name for m in obj.maps if not m.legacy]
+    btf_maps = {m.name: m for m in obj.maps if not m.legacy}
     assert sorted(btf_maps) == ["btf_hash", "inner1", "outer"]
-    assert all(m.section == ".maps" for m in obj.maps if not m.legacy)
+    assert all(m.section == ".maps" for m in btf_maps.values())
+    h = btf_maps["btf_hash"]
+    assert (h.type, h.key_size, h.value_size, h.max_entries, h.flags) == (1, 4, 8, 128, 1)
+    assert obj.btf is not None
+    btf = parse_btf(obj.btf)
+    assert h.key_type_id is not None and btf.format(h.key_type_id) == "__u32"
+    assert h.value_type_id is not None and btf.format(h.value_type_id) == "__u64"
+    o = btf_maps["outer"]
+    assert (o.type, o.key_size, o.value_size, o.max_entries) == (12, 4, 4, 2)
+    assert o.inner is not None
+    assert (o.inner.name, o.inner.type, o.inner.max_entries) == ("outer.inner", 2, 1)
+    assert o.init_values == ((0, "inner1"),)
+    assert [m.offset for m in obj.maps if not m.legacy] == [0, 32, 64]
     data = {d.name: d for d in obj.data}
     assert set(data) == {".data", ".rodata", ".bss"}
     gcount = (1).to_bytes(4, "big" if obj.big_endian else "little")

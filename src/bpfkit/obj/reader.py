@@ -26,9 +26,13 @@ from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section as ElfSection
 from elftools.elf.sections import SymbolTableSection
 
-from bpfkit.errors import BpfkitError, IsaError, ObjectError
+from bpfkit.btf import types as BtfTypes
+from bpfkit.btf.btf import Btf, parse_btf
+from bpfkit.btf.types import Kind
+from bpfkit.errors import BpfkitError, BtfError, IsaError, ObjectError
 from bpfkit.isa.insn import iter_insns
 from bpfkit.obj import elfcheck, relocs
+from bpfkit.obj.btf_maps import decode_btf_maps
 from bpfkit.obj.legacy_maps import decode_legacy_maps
 from bpfkit.obj.spec import (
     DataSpec,
@@ -99,6 +103,8 @@ class _Reader:
     symbols: list[Symbol] = field(default_factory=list)
     relocations: dict[str, tuple[Relocation, ...]] = field(default_factory=dict)
     by_index: dict[int, tuple[Relocation, ...]] = field(default_factory=dict)
+    btf: Btf | None = None
+    kconfig: frozenset[str] = frozenset()
 
     def read(self) -> ObjectSpec:
         big, shoff, shnum, _ = elfcheck.check_header(self.data, self.path)
@@ -110,6 +116,7 @@ class _Reader:
         symtabs = [s for s in raw_sections if isinstance(s, SymbolTableSection)]
         if symtabs:
             self._read_symbols(symtabs[0])
+        self._parse_btf()
         for sec in raw_sections:
             if isinstance(sec, RelocationSection) and sec.header["sh_type"] in (
                 _SHT_REL,
@@ -130,6 +137,25 @@ class _Reader:
             btf=self._blob(".BTF"),
             btf_ext=self._blob(".BTF.ext"),
         )
+
+    def _parse_btf(self) -> None:
+        """Parse .BTF when something needs it: BTF-defined maps, or externs (.kconfig)."""
+        sec = self._find(".BTF")
+        if sec is None:
+            return
+        wanted = self._find(".maps") is not None or any(
+            s.section_index == 0 and s.name for s in self.symbols
+        )
+        if not wanted:
+            return
+        try:
+            self.btf = parse_btf(sec.data, big_endian=self.big)
+        except BtfError as e:
+            raise ObjectError(f"{self.path}: {e}") from e
+        kconfig = self.btf.find_all(".kconfig", Kind.DATASEC)
+        if kconfig:
+            assert isinstance(kconfig[0], BtfTypes.Datasec)
+            self.kconfig = frozenset(self.btf.type(v.type).name for v in kconfig[0].vars)
 
     # --- ELF structures ------------------------------------------------------------------
 
@@ -251,6 +277,7 @@ class _Reader:
             sym_section=sym.section,
             sym_section_executable=sym_sec_exec,
             sym_defined=sym.section_index != 0,
+            kconfig=sym.name in self.kconfig,
         )
         return Relocation(
             offset=off,
@@ -354,6 +381,11 @@ class _Reader:
                     ),
                     key=lambda s: s.value,
                 )
+                if self.btf is not None:
+                    rels = self.by_index.get(sec.index, ())
+                    yield from decode_btf_maps(self.path, self.btf, syms, rels)
+                    continue
+                # No .BTF: names and offsets only; a loader needs the BTF to create them.
                 for s in syms:
                     yield MapSpec(name=s.name, section=sec.name, offset=s.value)
 

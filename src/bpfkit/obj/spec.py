@@ -113,6 +113,8 @@ class MapSpec:
     legacy: bool = False
     raw: bytes = b""  # legacy record bytes (extra fields beyond bpf_map_def kept)
     extra: dict[str, int] = field(default_factory=dict)  # other BTF map attributes
+    # BTF maps with `values` (map-in-map, prog array): (slot, symbol) from `.rel.maps`
+    init_values: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,58 @@
+"""BTF: the BPF Type Format of ``.BTF``, ``.BTF.ext`` and /sys/kernel/btf/vmlinux.
+
+API::
+
+    parse_btf(data, *, big_endian=False, base=None) -> Btf
+        btf.types            list of types, index = type id (types[0] is void)
+        btf.type(id)         one type (frozen dataclasses of bpfkit.btf.types: Int, Ptr,
+                             Array, Struct, Union, Enum, Enum64, Fwd, Typedef, Volatile,
+                             Const, Restrict, Func, FuncProto, Var, Datasec, Float,
+                             DeclTag, TypeTag)
+        btf.find(name, kind=None) / btf.find_all(name, kind=None)
+                             by name; kind is a Kind or "struct", "union", "enum", ...
+        btf.resolve(id)      skip typedefs and const/volatile/restrict/type tags
+        btf.size_of(id)      size in bytes (arrays multiply, pointers are 8)
+        btf.format(id, name="")  C-like text: "struct foo", "unsigned int", "char[16]"
+    parse_btf_ext(data, *, big_endian=False, btf=None) -> BtfExt
+        func_info / line_info / core_relos: records by section name (names need ``btf``)
+    load_vmlinux(path="/sys/kernel/btf/vmlinux") -> Btf   the running kernel's types
+
+Errors are :class:`bpfkit.errors.BtfError`, saying what is malformed and where.
+"""
+
+from __future__ import annotations
+
+from bpfkit.btf.btf import Btf, parse_btf
+from bpfkit.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo, parse_btf_ext
+from bpfkit.btf.types import Kind
+from bpfkit.errors import BtfError
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+
+
+def load_vmlinux(path: str = VMLINUX) -> Btf:
+    """Parse the running kernel's BTF (or the BTF file at ``path``)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise BtfError(
+            f"{path}: cannot read kernel BTF ({e.strerror or e}); the kernel needs "
+            "CONFIG_DEBUG_INFO_BTF=y"
+        ) from e
+    btf = parse_btf(data)
+    btf.what = path
+    return btf
+
+
+__all__ = [
+    "Btf",
+    "BtfExt",
+    "CoreRelo",
+    "FuncInfo",
+    "Kind",
+    "LineInfo",
+    "load_vmlinux",
+    "parse_btf",
+    "parse_btf_ext",
+]
