@@ -1,0 +1,129 @@
+"""An object's BTF, fixed up for the kernel and loaded (BPF_BTF_LOAD).
+
+API::
+
+    fixup_btf(raw, obj) -> bytes        # DATASEC sizes and VAR offsets from the ELF (pure)
+    load_btf(raw, *, what=".BTF") -> Fd # BTF_LOAD; on failure KernelError with the kernel's log
+
+Compilers leave two things for the loader to fill in (libbpf's ``btf_fixup_datasec``):
+a DATASEC's size, and the offsets of its variables, which only the ELF section and symbol
+tables know.  The kernel rejects a DATASEC of size 0 or with variables out of order, so
+they are filled in and sorted here.  It also rejects FUNC types with extern linkage and
+VARs with extern linkage (kfunc/ksym/kconfig declarations), which become static
+(libbpf rewrites them the same way before loading).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+from bpfkit.errors import KernelError
+from bpfkit.obj.spec import ObjectSpec
+from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
+from bpfkit.syscalls.causes import describe
+
+KIND_FUNC, KIND_VAR, KIND_DATASEC = 12, 14, 15
+LOG_SIZE = 1 << 20
+
+# Bytes that follow the 12-byte btf_type header, per kind (uapi linux/btf.h).
+_FIXED = {1: 4, 3: 12, 14: 4, 17: 4}  # INT, ARRAY, VAR, DECL_TAG
+_PER_VLEN = {
+    4: 12,
+    5: 12,
+    6: 8,
+    13: 8,
+    15: 12,
+    19: 12,
+}  # STRUCT UNION ENUM FUNC_PROTO DATASEC ENUM64
+
+
+class BtfLoadError(KernelError):
+    """The kernel refused BTF; ``log`` is its BTF log."""
+
+    def __init__(self, message: str, errno: int, log: str) -> None:
+        super().__init__(message, errno)
+        self.log = log
+
+
+def _string(raw: bytes | bytearray, str_start: int, str_len: int, off: int) -> str:
+    if off >= str_len:
+        return ""
+    end = raw.find(b"\0", str_start + off, str_start + str_len)
+    return raw[str_start + off : end if end >= 0 else str_start + str_len].decode(errors="replace")
+
+
+def fixup_btf(raw: bytes, obj: ObjectSpec) -> bytes:
+    """``raw`` (the object's little-endian ``.BTF``) with DATASECs completed for the kernel."""
+    if len(raw) < 24 or raw[:2] != b"\x9f\xeb":
+        return raw  # not native little-endian BTF: left as is (the load decides)
+    buf = bytearray(raw)
+    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", buf, 4)
+    t0, s0 = hdr_len + type_off, hdr_len + str_off
+    sections = {s.name: s for s in obj.sections}
+    symbols: dict[tuple[str, str], int] = {}
+    for sym in obj.symbols:
+        if sym.section is not None and sym.type in ("STT_OBJECT", "STT_NOTYPE"):
+            symbols.setdefault((sym.section, sym.name), sym.value)
+    # First pass: where every type record starts (ids from 1), and each VAR's name.
+    starts: list[int] = []
+    pos, end = t0, t0 + type_len
+    while pos + 12 <= end:
+        starts.append(pos)
+        _, info, _ = struct.unpack_from("<III", buf, pos)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        pos += 12 + _FIXED.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
+    for pos in starts:
+        name_off, info, size = struct.unpack_from("<III", buf, pos)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        if kind == KIND_FUNC and vlen > 1:  # extern linkage
+            struct.pack_into("<I", buf, pos + 4, info & ~0xFFFF)
+        elif kind == KIND_VAR:
+            (linkage,) = struct.unpack_from("<I", buf, pos + 12)
+            if linkage > 1:
+                struct.pack_into("<I", buf, pos + 12, 0)
+        elif kind == KIND_DATASEC:
+            sec_name = _string(buf, s0, str_len, name_off)
+            sec = sections.get(sec_name)
+            if size == 0 and sec is not None:
+                struct.pack_into("<I", buf, pos + 8, sec.size)
+            infos = []
+            for i in range(vlen):
+                vtype, voff, vsize = struct.unpack_from("<III", buf, pos + 12 + 12 * i)
+                if 0 < vtype <= len(starts):
+                    var_name = _string(
+                        buf, s0, str_len, struct.unpack_from("<I", buf, starts[vtype - 1])[0]
+                    )
+                    voff = symbols.get((sec_name, var_name), voff)
+                infos.append((voff, vtype, vsize))
+            infos.sort()
+            for i, (voff, vtype, vsize) in enumerate(infos):
+                struct.pack_into("<III", buf, pos + 12 + 12 * i, vtype, voff, vsize)
+    return bytes(buf)
+
+
+def load_btf(raw: bytes, *, what: str = ".BTF") -> Fd:
+    """Load BTF into the kernel; on failure the KernelError carries the kernel's BTF log."""
+    data = ctypes.create_string_buffer(raw, len(raw))
+    attr = attrs.BtfLoadAttr(btf=ctypes.addressof(data), btf_size=len(raw))
+    fd, err = bpf_errno(Cmd.BTF_LOAD, attr)
+    if fd >= 0:
+        return Fd(fd, "btf")
+    # Again with a log, to say why.
+    log = ctypes.create_string_buffer(LOG_SIZE)
+    attr = attrs.BtfLoadAttr(
+        btf=ctypes.addressof(data),
+        btf_size=len(raw),
+        btf_log_buf=ctypes.addressof(log),
+        btf_log_size=LOG_SIZE,
+        btf_log_level=1,
+    )
+    fd, err2 = bpf_errno(Cmd.BTF_LOAD, attr)
+    if fd >= 0:
+        return Fd(fd, "btf")
+    text = log.value.decode(errors="replace").strip()
+    last = text.splitlines()[-1] if text else ""
+    msg = f"loading {what}: {describe(Cmd.BTF_LOAD, err2 or err)}"
+    if last:
+        msg += f"; kernel says: {last}"
+    raise BtfLoadError(msg, err2 or err, text)

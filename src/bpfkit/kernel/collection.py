@@ -1,0 +1,407 @@
+"""Loading a whole object: its BTF, maps, global data and programs.
+
+API::
+
+    load_collection(obj, *, programs=None, prog_types=None, pin_maps_dir=None,
+                    log_level=0) -> Collection
+    Collection: .programs[name] -> Program, .maps[name] -> Map (global data maps are
+                named by section: ".data", ".rodata", ".bss"), .btf_fd, .notes (what
+                was adapted on the way, one line each), .close(), with-block,
+                .pin(directory)
+
+The steps follow libbpf's ``bpf_object__load``: the object's ``.BTF`` is fixed up and
+loaded (if the kernel refuses it the object loads without BTF, as libbpf does, and a note
+says so); maps are created (legacy ``maps`` and BTF ``.maps``, ``LIBBPF_PIN_BY_NAME`` maps
+reused from or pinned in ``pin_maps_dir``, default /sys/fs/bpf); each global data section
+becomes a one-element array map with its initial contents (``.rodata`` frozen); then each
+program is linked with its sub-programs, relocated (:mod:`bpfkit.obj.relocate`) and loaded
+with the license, the kernel version, and func_info/line_info from ``.BTF.ext`` so that
+verifier logs show source lines.  Program type and expected attach type come from the
+section name (:mod:`bpfkit.obj.sections`) unless ``prog_types`` overrides them by name.
+On any error everything created so far is closed.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from bpfkit.errors import BpfkitError, KernelError, ObjectError, VerifierError
+from bpfkit.kernel import pins
+from bpfkit.kernel.btf_load import fixup_btf, load_btf
+from bpfkit.kernel.maps import Map, create_map, possible_cpus
+from bpfkit.kernel.program import Program, load_program
+from bpfkit.obj.relocate import Linked, link, remap_ext_records
+from bpfkit.obj.sections import section_type
+from bpfkit.obj.spec import DataSpec, MapSpec, ObjectSpec, ProgramSpec
+from bpfkit.syscalls import Fd, attrs
+from bpfkit.uapi import MapType
+
+if TYPE_CHECKING:
+    from bpfkit.btf.btf import Btf
+    from bpfkit.btf.ext import BtfExt
+
+PIN_BY_NAME = 1
+
+
+@dataclass
+class Collection:
+    """The live kernel objects of one loaded object file."""
+
+    spec: ObjectSpec
+    programs: dict[str, Program] = field(default_factory=dict)
+    maps: dict[str, Map] = field(default_factory=dict)
+    btf_fd: Fd | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close every program, map and the BTF object."""
+        for p in self.programs.values():
+            p.close()
+        for m in self.maps.values():
+            m.close()
+        if self.btf_fd is not None:
+            self.btf_fd.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def pin(self, directory: str) -> list[str]:
+        """Pin every program (as ``DIR/<program>``) and map (``DIR/maps/<map>``) in bpffs,
+        like ``bpftool prog loadall OBJ DIR pinmaps DIR/maps``; return the paths."""
+        pins.bpffs_dir(os.path.dirname(os.path.abspath(directory)))
+        os.makedirs(directory, exist_ok=True)
+        made: list[str] = []
+        try:
+            for name, prog in self.programs.items():
+                path = os.path.join(directory, name)
+                prog.pin(path)
+                made.append(path)
+            if self.maps:
+                mdir = os.path.join(directory, "maps")
+                os.makedirs(mdir, exist_ok=True)
+                for name, m in self.maps.items():
+                    path = os.path.join(mdir, name.lstrip(".") or "map")
+                    m.pin(path)
+                    made.append(path)
+        except BaseException:
+            for path in made:
+                pins.unpin(path)
+            raise
+        return made
+
+
+def _object_prefix(obj: ObjectSpec) -> str:
+    base = os.path.basename(obj.path).split(".")[0] or "obj"
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in base)
+
+
+def _data_map_name(obj: ObjectSpec, section: str) -> str:
+    # libbpf: a prefix of the object name, then the section name, within 15 bytes.
+    prefix = _object_prefix(obj)[: max(0, 15 - len(section))]
+    return (prefix + section)[:15]
+
+
+class _Loader:
+    def __init__(
+        self,
+        obj: ObjectSpec,
+        stack: ExitStack,
+        coll: Collection,
+        pin_maps_dir: str | None,
+        log_level: int,
+    ) -> None:
+        self.obj = obj
+        self.stack = stack
+        self.coll = coll
+        self.pin_maps_dir = pin_maps_dir
+        self.log_level = log_level
+        self.btf: Btf | None = None
+        self.ext: BtfExt | None = None
+        self.map_fds: dict[str, int] = {}
+        self.data_fds: dict[str, int] = {}
+
+    # -- BTF ---------------------------------------------------------------------------------
+    def load_btf(self) -> None:
+        obj = self.obj
+        if not obj.btf:
+            return
+        try:
+            from bpfkit.btf import parse_btf, parse_btf_ext
+        except ImportError:  # the btf package is optional for loading
+            parse_btf = parse_btf_ext = None  # type: ignore[assignment]
+        try:
+            if parse_btf is None or parse_btf_ext is None:
+                raise ObjectError("bpfkit.btf is not available")
+            self.btf = parse_btf(obj.btf, big_endian=obj.big_endian)
+            if obj.btf_ext:
+                self.ext = parse_btf_ext(obj.btf_ext, big_endian=obj.big_endian, btf=self.btf)
+        except BpfkitError as e:
+            self.coll.notes.append(f"{obj.path}: BTF not usable ({e}); loading without it")
+            self.btf = self.ext = None
+            return
+        if obj.big_endian != (struct.pack("=I", 1)[0] == 0):
+            self.coll.notes.append(f"{obj.path}: BTF byte order differs from this machine's")
+            return
+        try:
+            self.coll.btf_fd = load_btf(fixup_btf(obj.btf, obj), what=f"{obj.path}: .BTF")
+        except KernelError as e:
+            self.coll.notes.append(f"{e}; loading without BTF")
+
+    @property
+    def btf_fd(self) -> int | None:
+        fd = self.coll.btf_fd
+        return None if fd is None or fd.closed else fd.fd
+
+    # -- maps --------------------------------------------------------------------------------
+    def create_maps(self) -> None:
+        legacy = [m for m in self.obj.maps if m.legacy]
+        for spec in self.obj.maps:
+            if spec.name in self.coll.maps:
+                continue
+            inner_fd: int | None = None
+            inner: Map | None = None
+            if spec.inner is not None:
+                inner = self._create(spec.inner, f"{spec.name}.inner", None)
+            elif (
+                spec.legacy
+                and spec.inner_map_idx
+                and spec.type
+                in (
+                    MapType.ARRAY_OF_MAPS,
+                    MapType.HASH_OF_MAPS,
+                )
+            ):
+                if spec.inner_map_idx >= len(legacy):
+                    raise ObjectError(
+                        f"{self.obj.path}: map {spec.name!r}: inner_map_idx "
+                        f"{spec.inner_map_idx} is out of range"
+                    )
+                target = legacy[spec.inner_map_idx]
+                self._ensure(target)
+                inner_fd = self.coll.maps[target.name].fd
+            try:
+                if inner is not None:
+                    inner_fd = inner.fd
+                self._ensure(spec, inner_fd)
+            finally:
+                if inner is not None:
+                    inner.close()
+
+    def _ensure(self, spec: MapSpec, inner_fd: int | None = None) -> None:
+        if spec.name in self.coll.maps:
+            return
+        m = self._create(spec, spec.name, inner_fd)
+        self.coll.maps[spec.name] = m
+        self.map_fds[spec.name] = m.fd
+
+    def _create(self, spec: MapSpec, name: str, inner_fd: int | None) -> Map:
+        if spec.type is None:
+            raise ObjectError(
+                f"{self.obj.path}: map {spec.name!r} in {spec.section!r}: its definition "
+                "could not be read (no type)"
+            )
+        mtype = spec.type
+        key_size = spec.key_size or 0
+        value_size = spec.value_size or 0
+        max_entries = spec.max_entries or 0
+        if mtype == MapType.PERF_EVENT_ARRAY:
+            # libbpf: the fd arrays hold ints; one slot per possible CPU unless given.
+            key_size, value_size = key_size or 4, value_size or 4
+            max_entries = max_entries or possible_cpus()
+        if mtype in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.PROG_ARRAY):
+            value_size = value_size or 4
+        pin_path = None
+        if spec.pinning == PIN_BY_NAME:
+            root = self.pin_maps_dir or pins.DEFAULT_BPFFS
+            pins.ensure_bpffs() if root.startswith(pins.DEFAULT_BPFFS) else None
+            pin_path = os.path.join(root, spec.name)
+            if os.path.exists(pin_path):
+                existing = Map.from_pin(pin_path)
+                if (existing.type, existing.key_size, existing.value_size) != (
+                    mtype,
+                    key_size,
+                    value_size,
+                ):
+                    existing.close()
+                    raise ObjectError(
+                        f"{self.obj.path}: map {spec.name!r}: the map pinned at {pin_path} "
+                        "has a different type or key/value size; remove the pin"
+                    )
+                self.coll.notes.append(f"map {spec.name!r}: reusing the map pinned at {pin_path}")
+                return existing
+        kwargs = dict(
+            flags=spec.flags,
+            name=name,
+            inner_map_fd=inner_fd,
+            numa_node=spec.numa_node if spec.numa_node else None,
+            map_extra=spec.extra.get("map_extra", 0),
+        )
+        m: Map | None = None
+        if self.btf_fd is not None and (spec.key_type_id or spec.value_type_id):
+            try:
+                m = create_map(
+                    mtype,
+                    key_size,
+                    value_size,
+                    max_entries,
+                    btf_fd=self.btf_fd,
+                    btf_key_type_id=spec.key_type_id or 0,
+                    btf_value_type_id=spec.value_type_id or 0,
+                    **kwargs,  # type: ignore[arg-type]
+                )
+            except KernelError:
+                m = None  # as libbpf: retry without BTF type ids
+        if m is None:
+            m = create_map(mtype, key_size, value_size, max_entries, **kwargs)  # type: ignore[arg-type]
+        if pin_path is not None:
+            try:
+                m.pin(pin_path)
+            except BaseException:
+                m.close()
+                raise
+        return m
+
+    def create_data_maps(self) -> None:
+        for d in self.obj.data:
+            self._data_map(d)
+
+    def _data_map(self, d: DataSpec) -> None:
+        flags = attrs.F_MMAPABLE | (attrs.F_RDONLY_PROG if d.readonly else 0)
+        m = create_map(
+            MapType.ARRAY,
+            4,
+            d.size,
+            1,
+            flags=flags,
+            name=_data_map_name(self.obj, d.name),
+        )
+        self.coll.maps[d.name] = m
+        self.data_fds[d.name] = m.fd
+        if any(d.data):
+            m[0] = d.data.ljust(d.size, b"\0")
+        if d.readonly:
+            m.freeze()
+
+    # -- programs ----------------------------------------------------------------------------
+    def _ext_records(self, linked: Linked) -> tuple[bytes, bytes]:
+        ext = self.ext
+        if ext is None or self.btf_fd is None:
+            return b"", b""
+        fi = {
+            sec: [(r.insn_off, struct.pack("<I", r.type_id)) for r in recs]
+            for sec, recs in ext.func_info.items()
+        }
+        li = {
+            sec: [
+                (
+                    r.insn_off,
+                    struct.pack("<III", r.file_name_off, r.line_off, (r.line << 10) | r.column),
+                )
+                for r in recs
+            ]
+            for sec, recs in ext.line_info.items()
+        }
+        func = b"".join(
+            struct.pack("<I", off) + rest for off, rest in remap_ext_records(linked, fi)
+        )
+        line = b"".join(
+            struct.pack("<I", off) + rest for off, rest in remap_ext_records(linked, li)
+        )
+        return func, line
+
+    def load_program(self, spec: ProgramSpec, prog_type: int | None) -> Program:
+        obj = self.obj
+        st = section_type(spec.section)
+        if prog_type is not None:
+            ptype, attach, flags = prog_type, 0, 0
+        else:
+            if st.definition.needs_btf_id:
+                raise ObjectError(
+                    f"{obj.path}: program {spec.name!r} in section {spec.section!r}: "
+                    f"{st.definition.name} programs (which need the target's kernel BTF id) "
+                    "are not supported yet"
+                )
+            ptype, attach, flags = st.prog_type, st.attach_type, st.prog_flags
+        linked = link(obj, spec, map_fds=self.map_fds, data_fds=self.data_fds)
+        func, line = self._ext_records(linked)
+        common = dict(
+            license=obj.license or "",
+            name=spec.name,
+            expected_attach_type=attach,
+            kern_version=obj.version or 0,
+            prog_flags=flags,
+            log_level=self.log_level,
+        )
+        if func or line:
+            try:
+                return load_program(
+                    linked.insns,
+                    ptype,
+                    btf_fd=self.btf_fd,
+                    func_info=func,
+                    line_info=line,
+                    **common,  # type: ignore[arg-type]
+                )
+            except VerifierError as e:
+                # Rejected for its BTF info rather than its code: load without, as a
+                # loader that never had BTF would.
+                if not any(w in str(e) for w in ("func_info", "line_info", "BTF", "btf")):
+                    raise
+                self.coll.notes.append(f"program {spec.name!r}: {e}; loading without BTF info")
+            except KernelError as e:
+                self.coll.notes.append(f"program {spec.name!r}: {e}; loading without BTF info")
+        return load_program(linked.insns, ptype, **common)  # type: ignore[arg-type]
+
+
+def load_collection(
+    obj: ObjectSpec,
+    *,
+    programs: Iterable[str] | None = None,
+    prog_types: Mapping[str, int | str] | None = None,
+    pin_maps_dir: str | None = None,
+    log_level: int = 0,
+) -> Collection:
+    """Load ``obj`` (see the module docstring); ``programs`` limits which programs load
+    (their maps and data still all load), ``prog_types`` overrides program types by name."""
+    from bpfkit.kernel.program import prog_type_number
+
+    mains = [p for p in obj.programs if not p.is_subprog]
+    wanted = list(programs) if programs is not None else [p.name for p in mains]
+    by_name = {p.name: p for p in mains}
+    for name in wanted:
+        if name not in by_name:
+            names = ", ".join(by_name) or "none"
+            raise ObjectError(f"{obj.path}: no program named {name!r} (programs: {names})")
+    overrides = {k: prog_type_number(v) for k, v in (prog_types or {}).items()}
+    # Check every section name before creating anything.
+    for name in wanted:
+        if name not in overrides:
+            try:
+                section_type(by_name[name].section)
+            except ObjectError as e:
+                raise ObjectError(f"{obj.path}: program {name!r}: {e}") from None
+    coll = Collection(obj)
+    with ExitStack() as stack:
+        stack.callback(coll.close)
+        loader = _Loader(obj, stack, coll, pin_maps_dir, log_level)
+        loader.load_btf()
+        loader.create_maps()
+        loader.create_data_maps()
+        for name in wanted:
+            coll.programs[name] = loader.load_program(by_name[name], overrides.get(name))
+        stack.pop_all()
+    return coll
