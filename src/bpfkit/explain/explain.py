@@ -231,6 +231,10 @@ def _explain_insn(
     if op is not None and op.kind is Kind.CALL:
         call = _call_info(insn, before, env, _callee(obj, insn, reloc))
     text = describe_insn(insn, op, slot, before, after, call, reloc)
+    if op is not None and (insn.dst > 10 or (insn.src > 10 and "src" in op.uses)):
+        text += " There is no register above r10: the verifier rejects this instruction."
+    elif op is not None and insn.dst == 10 and _writes(op, insn, 10):
+        text += " r10 is read-only: the verifier rejects writing it, and the analysis ignores it."
     if before is None:
         text += " (Not reached from the program's entry: dead code, or reached only by a path "
         text += "this analysis cannot follow.)"

@@ -130,10 +130,13 @@ class State:
         return self.regs[n] if n < len(self.regs) else _UNINIT
 
     def set(self, **regs: Value) -> State:
-        """A copy with some registers changed: ``state.set(r0=v)``."""
+        """A copy with some registers changed: ``state.set(r0=v)`` (writes to r10 and
+        beyond are dropped)."""
         new = list(self.regs)
         for name, v in regs.items():
-            new[int(name[1:])] = v
+            n = int(name[1:])
+            if n < FP:  # r10 is read-only and r11-r15 do not exist: the verifier rejects both
+                new[n] = v
         return replace(self, regs=tuple(new))
 
     def stack_bytes(self, off: int, n: int) -> bytes | None:
