@@ -12,6 +12,7 @@ and what is wrong; no other exception escapes for bad input.
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
 import struct
@@ -30,7 +31,7 @@ from bpfkit.btf import types as BtfTypes
 from bpfkit.btf.btf import Btf, parse_btf
 from bpfkit.btf.types import Kind
 from bpfkit.errors import BpfkitError, BtfError, IsaError, ObjectError
-from bpfkit.isa.insn import iter_insns
+from bpfkit.isa.insn import LDDW_OPCODE, Insn, decode
 from bpfkit.obj import elfcheck, relocs
 from bpfkit.obj.btf_maps import decode_btf_maps
 from bpfkit.obj.legacy_maps import decode_legacy_maps
@@ -105,6 +106,7 @@ class _Reader:
     by_index: dict[int, tuple[Relocation, ...]] = field(default_factory=dict)
     btf: Btf | None = None
     kconfig: frozenset[str] = frozenset()
+    insn_cache: dict[bytes, Insn] = field(default_factory=dict)
 
     def read(self) -> ObjectSpec:
         big, shoff, shnum, _ = elfcheck.check_header(self.data, self.path)
@@ -341,17 +343,14 @@ class _Reader:
         return ranges
 
     def _program(self, sec: Section, name: str, start: int, end: int, bind: str) -> ProgramSpec:
-        body = memoryview(sec.data)[start:end]
         try:
-            insns = tuple(insn for _, insn in iter_insns(body, self.big))
+            insns = self._decode(sec.data, start, end)
         except IsaError as e:
-            raise ObjectError(
-                f"{self.path}: program {name!r} in section {sec.name!r}: {e} "
-                "(an lddw is cut in half by the end of the function)"
-            ) from e
-        rels = tuple(
-            _shift(r, start) for r in self.by_index.get(sec.index, ()) if start <= r.offset < end
-        )
+            raise ObjectError(f"{self.path}: program {name!r} in section {sec.name!r}: {e}") from e
+        srels = self.by_index.get(sec.index, ())
+        lo = bisect.bisect_left(srels, start, key=_offset)
+        hi = bisect.bisect_left(srels, end, key=_offset)
+        rels = tuple(_shift(r, start) for r in srels[lo:hi])
         return ProgramSpec(
             name=name,
             section=sec.name,
@@ -362,6 +361,29 @@ class _Reader:
             is_subprog=sec.name == ".text",
             bind=bind,
         )
+
+    def _decode(self, data: bytes, start: int, end: int) -> tuple[Insn, ...]:
+        """Instructions of ``data[start:end]``.
+
+        Insns are immutable values, so identical slots share one object: decoding each
+        distinct 8 (or 16) bytes once makes big objects read several times faster.
+        """
+        cache = self.insn_cache
+        out = []
+        pos = start
+        while pos < end:
+            width = 16 if data[pos] == LDDW_OPCODE else 8
+            if pos + width > end:
+                raise IsaError(
+                    f"the lddw at byte {pos - start} is cut in half by the end of the function"
+                )
+            raw = data[pos : pos + width]
+            insn = cache.get(raw)
+            if insn is None:
+                insn = cache[raw] = decode(raw, 0, self.big)
+            out.append(insn)
+            pos += width
+        return tuple(out)
 
     # --- maps, data, license, version ----------------------------------------------------
 
@@ -444,6 +466,10 @@ class _Reader:
 
 def _enum_name(value: object, prefix: str) -> str:
     return value if isinstance(value, str) else f"{prefix}_{value}"
+
+
+def _offset(r: Relocation) -> int:
+    return r.offset
 
 
 def _shift(r: Relocation, start: int) -> Relocation:
