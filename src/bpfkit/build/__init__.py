@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
+from bpfkit.build.btf_maps import btf_directives, maps_btf, read_map_defs
 from bpfkit.errors import BuildError
 
 __all__ = ["SOURCE_KINDS", "build", "default_output"]
@@ -37,6 +39,8 @@ SOURCE_KINDS = {
     ".s": "BPF assembly",
     ".S": "BPF assembly",
 }
+
+_BTF_SECTION = re.compile(r"^\s*\.section\s+\.BTF\b", re.MULTILINE)
 
 
 def default_output(src: str | os.PathLike[str]) -> Path:
@@ -113,10 +117,17 @@ def _build_into(
         from bpfkit.build.rust import rust_to_asm
 
         text = rust_to_asm(src, big_endian=big_endian, rustc_flags=tuple(rustc_flags))
+        # rustc names its output after the source; errors in it point at this name.
+        name = str(src.with_suffix(".s"))
+        obj = _assemble(text, name, big_endian)
+        defs = read_map_defs(obj, name)
+        if defs and not _BTF_SECTION.search(text):
+            # The .maps need BTF to load (libbpf 1.x, bpfkit): describe them, assemble again.
+            text += btf_directives(maps_btf(defs, big_endian=big_endian))
+            obj = _assemble(text, name, big_endian)
         if asm_out is not None:
             Path(asm_out).write_text(text, encoding="utf-8")
-        # rustc names its output after the source; errors in it point at this name.
-        tmp.write_bytes(_assemble(text, str(src.with_suffix(".s")), big_endian))
+        tmp.write_bytes(obj)
     elif suffix in (".ll", ".bc"):
         from bpfkit.build.llvm import compile_ir
 

@@ -41,13 +41,30 @@ macro_rules! program {
     };
 }
 
-/// Maps in the legacy `maps` section, named by their static:
+/// Maps in the `.maps` section, named by their static; bpfkit build writes their BTF:
 ///
 /// ```ignore
 /// map! { static COUNTS: HashMap<u32, u64> = HashMap::new(10240); }
 /// ```
 #[macro_export]
 macro_rules! map {
+    ($($(#[$attr:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)*) => {
+        $(
+            $(#[$attr])*
+            #[unsafe(no_mangle)]
+            #[unsafe(link_section = ".maps")]
+            $vis static $name: $ty = $init;
+        )*
+    };
+}
+
+/// Maps in the legacy `maps` section (`struct bpf_map_def`), named by their static:
+///
+/// ```ignore
+/// legacy_map! { static COUNTS: HashMap<u32, u64, MapDef> = HashMap::legacy(10240); }
+/// ```
+#[macro_export]
+macro_rules! legacy_map {
     ($($(#[$attr:meta])* $vis:vis static $name:ident : $ty:ty = $init:expr;)*) => {
         $(
             $(#[$attr])*

@@ -1,9 +1,15 @@
-//! Maps, defined the legacy way: a `struct bpf_map_def` static in the `maps` section (what
-//! the seed's era, the kernel's samples/bpf and bpfkit's loader understand; libbpf 1.0
-//! dropped it).  Declare one with [`map!`](crate::map):
+//! Maps.  Declare one with [`map!`](crate::map), which places it in the `.maps` section
+//! that libbpf 1.x and bpfkit load (bpfkit build writes the BTF describing it):
 //!
 //! ```ignore
 //! map! { static COUNTS: HashMap<u32, u64> = HashMap::new(10240); }
+//! ```
+//!
+//! or with [`legacy_map!`](crate::legacy_map), a `struct bpf_map_def` in the `maps` section
+//! (the seed's era, the kernel's samples/bpf and bpfkit's loader; libbpf 1.0 dropped it):
+//!
+//! ```ignore
+//! legacy_map! { static COUNTS: HashMap<u32, u64, MapDef> = HashMap::legacy(10240); }
 //! ```
 //!
 //! The typed wrappers pass the static's address to the map helpers: rustc emits
@@ -55,10 +61,40 @@ pub const BPF_EXIST: u64 = 2;
 /// `BPF_F_CURRENT_CPU` for perf event output.
 pub const BPF_F_CURRENT_CPU: u64 = 0xffff_ffff;
 
+/// A `.maps` definition: the same five numbers as `u64`s.  bpfkit build reads them from
+/// the object and writes the `.BTF` that describes the map the libbpf way (a struct of
+/// `int (*)[N]` members named `type`, `key`, `value`, `max_entries`, `map_flags`).
+#[repr(C)]
+pub struct BtfMapDef {
+    /// The map type (`BPF_MAP_TYPE_*`).
+    pub type_: u64,
+    /// Key size in bytes.
+    pub key_size: u64,
+    /// Value size in bytes.
+    pub value_size: u64,
+    /// Maximum number of entries.
+    pub max_entries: u64,
+    /// `BPF_F_*` flags.
+    pub map_flags: u64,
+}
+
 impl MapDef {
-    /// A definition of any type.
-    pub const fn new(type_: u32, key_size: u32, value_size: u32, max_entries: u32) -> MapDef {
-        MapDef { type_, key_size, value_size, max_entries, map_flags: 0 }
+    /// A legacy definition of any type.
+    pub const fn new(type_: u32, key_size: u32, value_size: u32, max_entries: u32, map_flags: u32) -> MapDef {
+        MapDef { type_, key_size, value_size, max_entries, map_flags }
+    }
+}
+
+impl BtfMapDef {
+    /// A `.maps` definition of any type.
+    pub const fn new(type_: u32, key_size: u32, value_size: u32, max_entries: u32, map_flags: u32) -> BtfMapDef {
+        BtfMapDef {
+            type_: type_ as u64,
+            key_size: key_size as u64,
+            value_size: value_size as u64,
+            max_entries: max_entries as u64,
+            map_flags: map_flags as u64,
+        }
     }
 }
 
@@ -67,31 +103,38 @@ macro_rules! keyed_map {
         $(
             $(#[$doc])*
             #[repr(C)]
-            pub struct $Name<K, V> {
-                def: MapDef,
+            pub struct $Name<K, V, D = BtfMapDef> {
+                def: D,
                 _types: PhantomData<(K, V)>,
             }
 
-            impl<K, V> $Name<K, V> {
-                /// A map of at most `max_entries` entries.
+            impl<K, V> $Name<K, V, BtfMapDef> {
+                /// A `.maps` map of at most `max_entries` entries.
                 pub const fn new(max_entries: u32) -> Self {
                     Self::with_flags(max_entries, 0)
                 }
 
-                /// A map of at most `max_entries` entries created with `BPF_F_*` `flags`.
+                /// A `.maps` map of at most `max_entries` entries with `BPF_F_*` `flags`.
                 pub const fn with_flags(max_entries: u32, flags: u32) -> Self {
-                    $Name {
-                        def: MapDef {
-                            type_: $type_,
-                            key_size: size_of::<K>() as u32,
-                            value_size: size_of::<V>() as u32,
-                            max_entries,
-                            map_flags: flags,
-                        },
-                        _types: PhantomData,
-                    }
+                    let (k, v) = (size_of::<K>() as u32, size_of::<V>() as u32);
+                    $Name { def: BtfMapDef::new($type_, k, v, max_entries, flags), _types: PhantomData }
+                }
+            }
+
+            impl<K, V> $Name<K, V, MapDef> {
+                /// A legacy (`maps` section) map of at most `max_entries` entries.
+                pub const fn legacy(max_entries: u32) -> Self {
+                    Self::legacy_with_flags(max_entries, 0)
                 }
 
+                /// A legacy map of at most `max_entries` entries with `BPF_F_*` `flags`.
+                pub const fn legacy_with_flags(max_entries: u32, flags: u32) -> Self {
+                    let (k, v) = (size_of::<K>() as u32, size_of::<V>() as u32);
+                    $Name { def: MapDef::new($type_, k, v, max_entries, flags), _types: PhantomData }
+                }
+            }
+
+            impl<K, V, D> $Name<K, V, D> {
                 /// A pointer to the value of `key`, if present (`bpf_map_lookup_elem`).
                 #[inline(always)]
                 pub fn get_ptr_mut(&self, key: &K) -> Option<*mut V> {
@@ -144,16 +187,25 @@ keyed_map! {
 /// `BPF_MAP_TYPE_RINGBUF`: a ring buffer of `size` bytes (a power of two multiple of the
 /// page size) carrying records to user space.
 #[repr(C)]
-pub struct RingBuf {
-    def: MapDef,
+pub struct RingBuf<D = BtfMapDef> {
+    def: D,
 }
 
-impl RingBuf {
-    /// A ring buffer of `size` bytes.
-    pub const fn new(size: u32) -> RingBuf {
-        RingBuf { def: MapDef::new(BPF_MAP_TYPE_RINGBUF, 0, 0, size) }
+impl RingBuf<BtfMapDef> {
+    /// A `.maps` ring buffer of `size` bytes.
+    pub const fn new(size: u32) -> Self {
+        RingBuf { def: BtfMapDef::new(BPF_MAP_TYPE_RINGBUF, 0, 0, size, 0) }
     }
+}
 
+impl RingBuf<MapDef> {
+    /// A legacy ring buffer of `size` bytes.
+    pub const fn legacy(size: u32) -> Self {
+        RingBuf { def: MapDef::new(BPF_MAP_TYPE_RINGBUF, 0, 0, size, 0) }
+    }
+}
+
+impl<D> RingBuf<D> {
     /// Copies `data` into the buffer as one record (`bpf_ringbuf_output`); 0 or -errno.
     #[inline(always)]
     pub fn output<T>(&self, data: &T, flags: u64) -> i64 {
@@ -163,16 +215,25 @@ impl RingBuf {
 
 /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: per-CPU perf buffers.
 #[repr(C)]
-pub struct PerfEventArray {
-    def: MapDef,
+pub struct PerfEventArray<D = BtfMapDef> {
+    def: D,
 }
 
-impl PerfEventArray {
-    /// A perf event array of `max_entries` CPUs (0 lets the loader use the CPU count).
-    pub const fn new(max_entries: u32) -> PerfEventArray {
-        PerfEventArray { def: MapDef::new(BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, max_entries) }
+impl PerfEventArray<BtfMapDef> {
+    /// A `.maps` perf event array of `max_entries` CPUs (0: the loader uses the CPU count).
+    pub const fn new(max_entries: u32) -> Self {
+        PerfEventArray { def: BtfMapDef::new(BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, max_entries, 0) }
     }
+}
 
+impl PerfEventArray<MapDef> {
+    /// A legacy perf event array of `max_entries` CPUs.
+    pub const fn legacy(max_entries: u32) -> Self {
+        PerfEventArray { def: MapDef::new(BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, max_entries, 0) }
+    }
+}
+
+impl<D> PerfEventArray<D> {
     /// Sends `data` to the current CPU's buffer (`bpf_perf_event_output`); 0 or -errno.
     #[inline(always)]
     pub fn output<T>(&self, ctx: *mut c_void, data: &T) -> i64 {
