@@ -113,3 +113,38 @@ def test_calls_and_unknowns() -> None:
     assert "unknown instruction" in format_kernel(Insn(0xFF))
     lddw = Insn.lddw(1, 0, src=1)
     assert format_kernel(lddw, imm_name=lambda i: "map[id:5]") == "(18) r1 = map[id:5]"
+
+
+@pytest.mark.requires("bpf", "bpftool")
+def test_hello_matches_bpftool_xlated() -> None:
+    # The seed program loads unchanged (no maps, no relocations), so `bpftool prog dump
+    # xlated` shows the instructions as written -- except that the kernel rewrites a
+    # helper call's imm to the helper's address, so bpftool prints `#<offset>` where the
+    # verifier log (and bpfkit) print the helper id.
+    from bpfkit.obj.reader import read_object
+
+    hello = Path(__file__).resolve().parents[1] / "examples" / "hello" / "hello.o"
+    pin = Path(f"/sys/fs/bpf/bpfkit_test_ks_{os.getpid()}")
+    try:
+        subprocess.run(
+            ["bpftool", "prog", "load", str(hello), str(pin)], check=True, capture_output=True
+        )
+        dump = subprocess.run(
+            ["bpftool", "prog", "dump", "xlated", "pinned", str(pin)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    finally:
+        pin.unlink(missing_ok=True)
+    got = {}
+    for line in dump.splitlines():
+        m = re.match(r"^\s*(\d+): (\(.*)$", line)
+        if m:
+            got[int(m[1])] = re.sub(r"#-?\d+$", "#", m[2])
+    (prog,) = read_object(hello).programs
+    slot = 0
+    for insn in prog.insns:
+        assert re.sub(r"#-?\d+$", "#", format_kernel(insn)) == got[slot]
+        slot += insn.width
+    assert len(got) == len(prog.insns)

@@ -7,11 +7,12 @@ terminal text, Markdown or JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bpfkit.asm.disasm import format_insn
 from bpfkit.asm.kernel_syntax import format_kernel
 from bpfkit.errors import ObjectError
+from bpfkit.explain import purpose
 from bpfkit.explain.fields import Field, decode_fields
 from bpfkit.explain.sections import SectionInfo, explain_section
 from bpfkit.explain.text import c_string, describe_insn, printable
@@ -29,6 +30,13 @@ class StackRun:
     start: int
     length: int
     data: bytes | None  # None when some bytes are not known
+    cells: tuple[int | None, ...] = ()  # each byte, None where unknown
+    changed: bool = False  # True if the instruction wrote into this run
+
+    @property
+    def hex(self) -> str:
+        """The bytes in hex, lowest address first, ``??`` for unknown ones."""
+        return " ".join("??" if b is None else f"{b:02x}" for b in self.cells)
 
     @property
     def text(self) -> str | None:
@@ -193,6 +201,8 @@ def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
                 obj, insn, slot, before, after, relocs.get(slot), env, analysis.slots, insns
             )
         )
+    for i, why in purpose.purposes(insns, analysis.slots).items():
+        out[i] = replace(out[i], text=out[i].text + " " + " ".join(why))
     exits = [
         (analysis.slots[i], st.reg(0).describe())
         for i, (insn, st) in enumerate(zip(insns, analysis.before, strict=True))
@@ -245,8 +255,26 @@ def _explain_insn(
         for n, (a, b) in enumerate(zip(before.regs, after.regs, strict=True)):
             if a != b or _writes(op, insn, n):
                 regs.append((f"r{n}", b.describe(), _value_text(b)))
-        stack = tuple(StackRun(s, n, d) for s, d, n in after.stack_runs())
-        changed = before.stack != after.stack
+        stack = tuple(
+            StackRun(s, n, d, tuple(after.stack[j] for j in range(s, s + n)))
+            for s, d, n in after.stack_runs()
+        )
+        touched = {
+            k
+            for k in set(before.stack) | set(after.stack)
+            if before.stack.get(k, -1) != after.stack.get(k, -1)
+        }
+        changed = bool(touched)
+        stack = tuple(
+            StackRun(
+                r.start,
+                r.length,
+                r.data,
+                r.cells,
+                any(r.start <= k < r.start + r.length for k in touched),
+            )
+            for r in stack
+        )
     return InsnExplanation(
         slot,
         raw,

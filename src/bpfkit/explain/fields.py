@@ -58,6 +58,10 @@ class Field:
         return f"{self.name} {self.value}" + (f" ({v:#x})" if not -10 < self.value < 10 else "")
 
 
+def _nbytes(n: int) -> str:
+    return "1 byte" if n == 1 else f"{n} bytes"
+
+
 def _hex16(v: int) -> str:
     return f"{v & 0xFFFF:#06x}"
 
@@ -95,7 +99,7 @@ def decode_fields(insn: Insn, op: Op | None, big_endian: bool = False) -> tuple[
             Field(
                 "size",
                 size,
-                f"bits 3-4 {size:#04x}: {Size(size).name} ({SIZE_BYTES[Size(size)]} bytes)",
+                f"bits 3-4 {size:#04x}: {Size(size).name} ({_nbytes(SIZE_BYTES[Size(size)])})",
             )
         )
         try:
@@ -170,6 +174,8 @@ def _src_text(insn: Insn, op: Op | None) -> str:
         return f"{insn.src} = pseudo source ({op.key})"
     if op is not None and op.kind.value == "call":
         return f"{insn.src} = call kind ({op.key})"
+    if op is not None and "src" not in op.uses and op.src is None:
+        return str(insn.src)
     return f"r{insn.src}"
 
 

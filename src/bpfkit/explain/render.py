@@ -42,8 +42,9 @@ def insn_dict(e: InsnExplanation) -> dict[str, Any]:
                 "start": s.start,
                 "end": s.start + s.length - 1,
                 "length": s.length,
-                "hex": s.data.hex(" ") if s.data is not None else None,
+                "hex": s.hex,
                 "text": s.text,
+                "changed": s.changed,
             }
             for s in e.stack
         ],
@@ -171,9 +172,9 @@ def _after_lines(e: InsnExplanation) -> list[str]:
     for reg, value, text in e.registers:
         lines.append(f"`{reg}` = {value}" + (f", bytes {text}" if text else ""))
     if e.stack_changed:
-        for s in e.stack:
+        for s in (s for s in e.stack if s.changed):
             where = f"fp{s.start:+d}..fp{s.start + s.length - 1:+d}"
-            shown = s.text or (s.data.hex(" ") if s.data is not None else "(partly unknown)")
+            shown = s.text or s.hex
             lines.append(f"stack {where}: {shown}")
     return lines
 
