@@ -1,0 +1,117 @@
+"""``bpfkit run OBJ``: load, attach, print the trace lines the programs produce, clean up."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from bpfkit.errors import VerifierError
+
+LOG_TAIL = 20  # verifier log lines shown without -v
+
+
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler so ``with`` blocks detach and close on the way out."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def _run_vm_module() -> Any:
+    try:
+        return importlib.import_module("bpfkit.cli.run_vm")
+    except ImportError:
+        return None
+
+
+def register(sub: Any) -> None:
+    """Add the ``run`` sub-command."""
+    p = sub.add_parser(
+        "run",
+        help="load an object, attach its programs and print what they trace",
+        description=(
+            "Load OBJ into the kernel, attach its programs (where their section names say, "
+            "or --attach), print the bpf_trace_printk lines they produce until Ctrl-C, "
+            "--count lines or --duration seconds, then detach everything."
+        ),
+    )
+    p.add_argument("object", metavar="OBJ", help="BPF ELF object (.o)")
+    p.add_argument("--program", metavar="NAME", help="run only this program (name or section)")
+    p.add_argument(
+        "--attach",
+        metavar="SPEC",
+        help="attach point: kprobe:FUNC, kretprobe:FUNC, tracepoint:CATEGORY:NAME, "
+        "raw_tracepoint:NAME, uprobe:PATH:SYMBOL, uretprobe:PATH:SYMBOL, socket[:IFNAME]",
+    )
+    p.add_argument(
+        "--count", type=int, metavar="N", help="stop after N lines (0: load, attach, exit)"
+    )
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+    p.add_argument("--maps", action="store_true", help="print the object's maps at the end")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
+    vm = _run_vm_module()
+    if vm is not None and hasattr(vm, "add_vm_arguments"):
+        vm.add_vm_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; return the exit status."""
+    if getattr(args, "vm", False):
+        vm = _run_vm_module()
+        if vm is None:
+            print("bpfkit: error: --vm is not available in this build", file=sys.stderr)
+            return 1
+        return int(vm.run_vm(args))
+    from bpfkit.kernel.session import Session, render_maps
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        try:
+            # --count 0 reads no lines: skip the trace instance (load, attach, detach).
+            trace = args.count is None or args.count > 0
+            session = Session(args.object, program=args.program, attach=args.attach, trace=trace)
+        except VerifierError as e:
+            _print_log(e, args.verbose)
+            raise
+        with session:
+            for note in session.notes:
+                print(f"bpfkit: {note}", file=sys.stderr)
+            names = ", ".join(f"{p.program.name} -> {p.plan.point}" for p in session.planned)
+            if args.verbose or args.count is None:
+                print(f"bpfkit: attached {names}", file=sys.stderr)
+            try:
+                if trace:
+                    for line in session.lines(count=args.count, duration=args.duration):
+                        print(line.render(), flush=True)
+            except KeyboardInterrupt:
+                pass  # Ctrl-C ends the stream; maps are still printed and all detached
+            if session.stats.lost:
+                print(f"bpfkit: {session.stats.lost} trace events lost", file=sys.stderr)
+            if args.maps:
+                print(render_maps(session.maps))
+    except Terminated:
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _print_log(e: VerifierError, verbose: bool) -> None:
+    lines = e.log.rstrip("\n").splitlines()
+    if not lines:
+        return
+    shown = lines if verbose else lines[-LOG_TAIL:]
+    if len(shown) < len(lines):
+        print(
+            f"verifier log (last {len(shown)} of {len(lines)} lines; -v for all):", file=sys.stderr
+        )
+    else:
+        print("verifier log:", file=sys.stderr)
+    for line in shown:
+        print(f"  {line}", file=sys.stderr)

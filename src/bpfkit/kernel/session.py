@@ -1,0 +1,211 @@
+"""Load an object, attach its programs and read what they print: what ``bpfkit run`` does.
+
+::
+
+    from bpfkit.kernel.session import Session
+
+    with Session("examples/hello/hello.o") as s:     # load + attach (+ a trace instance)
+        for note in s.notes:                          # e.g. the no-kprobes fallback
+            print(note)
+        for line in s.lines(count=3, duration=10):    # parsed trace_pipe lines
+            print(line.render())
+        print(dict(s.maps["counts"].items()))         # maps as mappings
+    # everything detached and closed here, also on Ctrl-C or an exception
+
+Each program attaches where its section says (``kprobe/FUNC``, ``tracepoint/CAT/NAME``,
+...) or where ``attach=`` says; :func:`bpfkit.kernel.attach.plan` adapts the point to this
+kernel *before* loading, because the no-kprobes fallback loads a kprobe program as a
+tracepoint program.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bpfkit.errors import KernelError, ObjectError
+from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
+from bpfkit.kernel import attach as attach_mod
+from bpfkit.kernel import links, tracefs
+from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A program of the object and where it will attach."""
+
+    program: ProgramSpec
+    plan: attach_mod.Plan
+
+
+def choose_programs(spec: ObjectSpec, program: str | None = None) -> list[ProgramSpec]:
+    """The programs to run: the one named, or every program that is not a sub-program."""
+    entries = [p for p in spec.programs if not p.is_subprog]
+    if program is None:
+        if not entries:
+            raise ObjectError(f"{spec.path}: no programs to run")
+        return entries
+    for p in entries:
+        if program in (p.name, p.section):
+            return [p]
+    names = ", ".join(f"{p.name} ({p.section})" for p in entries) or "none"
+    raise ObjectError(f"{spec.path}: no program named {program!r}; programs: {names}")
+
+
+def plan_programs(
+    programs: list[ProgramSpec], attach: str | None = None, *, kprobes: bool | None = None
+) -> list[Planned]:
+    """Where each program attaches on this kernel (``attach`` applies to all of them)."""
+    explicit = attach_mod.parse_spec(attach) if attach else None
+    planned = []
+    for p in programs:
+        point = explicit or attach_mod.from_section(p.section)
+        if point is None:
+            raise KernelError(
+                f"program {p.name}: section {p.section!r} names no attach point; "
+                f"say where with --attach ({', '.join(attach_mod.SPEC_FORMS)})"
+            )
+        planned.append(Planned(p, attach_mod.plan(point, kprobes=kprobes)))
+    return planned
+
+
+def has_privileges() -> bool:
+    """True if this process may load BPF programs: CAP_BPF or CAP_SYS_ADMIN in its
+    effective set (root has both unless they were dropped)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    caps = int(line.split()[1], 16)
+                    return bool(caps & ((1 << 39) | (1 << 21)))  # CAP_BPF, CAP_SYS_ADMIN
+    except OSError:
+        pass
+    return os.geteuid() == 0
+
+
+class Session:
+    """A loaded object with its programs attached and (optionally) a private trace buffer.
+
+    ``obj`` is a path or an :class:`ObjectSpec`; ``program`` restricts to one program;
+    ``attach`` overrides where (``--attach`` syntax); ``trace=False`` skips the tracefs
+    instance.  ``close()`` (or leaving the ``with`` block) detaches and closes everything.
+    """
+
+    def __init__(
+        self,
+        obj: str | os.PathLike[str] | ObjectSpec,
+        *,
+        program: str | None = None,
+        attach: str | None = None,
+        trace: bool = True,
+    ) -> None:
+        from bpfkit.kernel.collection import load_collection
+        from bpfkit.obj.reader import read_object
+
+        if not has_privileges():
+            raise KernelError(
+                "loading BPF programs needs root or CAP_BPF: run bpfkit as root (sudo)"
+            )
+        self.spec = obj if isinstance(obj, ObjectSpec) else read_object(os.fspath(obj))
+        self.planned = plan_programs(choose_programs(self.spec, program), attach)
+        self.notes = [p.plan.note for p in self.planned if p.plan.note]
+        self.links: list[links.Link] = []
+        self.instance: tracefs.TraceInstance | None = None
+        self.stats = TraceStats()
+        self.collection: Any = None
+        try:
+            names = [p.program.name for p in self.planned]
+            types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
+            self.collection = load_collection(self.spec, programs=names, prog_types=types)
+            self.notes += list(getattr(self.collection, "notes", []))
+            if trace:
+                # Before attaching, so no line the programs print is missed.
+                self.instance = tracefs.TraceInstance()
+            for p in self.planned:
+                prog = self.collection.programs[p.program.name]
+                self.links.append(links.attach(prog, p.plan.point))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def maps(self) -> Mapping[str, Any]:
+        """The object's maps by name (each a MutableMapping)."""
+        return dict(self.collection.maps) if self.collection is not None else {}
+
+    @property
+    def programs(self) -> Mapping[str, Any]:
+        """The loaded programs by name."""
+        return dict(self.collection.programs) if self.collection is not None else {}
+
+    def lines(
+        self, *, count: int | None = None, duration: float | None = None
+    ) -> Iterator[TraceLine]:
+        """``bpf_trace_printk`` lines until ``count`` lines or ``duration`` seconds."""
+        if self.instance is None:
+            raise KernelError("this session was opened with trace=False")
+        return stream(self.instance.pipe, count=count, duration=duration, stats=self.stats)
+
+    def close(self) -> None:
+        """Detach every link, remove the trace instance, close programs and maps."""
+        errors: list[BaseException] = []
+        for link in reversed(self.links):
+            try:
+                link.close()
+            except Exception as e:  # keep closing the rest
+                errors.append(e)
+        self.links.clear()
+        if self.instance is not None:
+            self.instance.close()
+            self.instance = None
+        if self.collection is not None:
+            self.collection.close()
+            self.collection = None
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def render_maps(maps: Mapping[str, Any], *, limit: int = 50) -> str:
+    """The maps' contents as text: ``name (type): key -> value`` per entry, hex bytes or
+    ints as the map's codecs give them; at most ``limit`` entries per map."""
+    out: list[str] = []
+    for name, m in maps.items():
+        kind = getattr(m, "type_name", "")
+        out.append(f"map {name}" + (f" ({kind})" if kind else "") + ":")
+        try:
+            items = list(_take(m.items(), limit + 1))
+        except KernelError as e:
+            out.append(f"  (cannot be listed: {e})")
+            continue
+        for k, v in items[:limit]:
+            out.append(f"  {_show(k)} -> {_show(v)}")
+        if not items:
+            out.append("  (empty)")
+        elif len(items) > limit:
+            out.append(f"  ... (more than {limit} entries)")
+    return "\n".join(out)
+
+
+def _take(it: Any, n: int) -> Iterator[Any]:
+    for i, x in enumerate(it):
+        if i >= n:
+            return
+        yield x
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bytes | bytearray):
+        if len(v) in (1, 2, 4, 8):
+            return str(int.from_bytes(v, "little"))
+        return v.hex(" ")
+    if isinstance(v, list):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
+    return repr(v)
