@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -153,9 +154,6 @@ class _Loader:
             self.coll.notes.append(f"{obj.path}: BTF not usable ({e}); loading without it")
             self.btf = self.ext = None
             return
-        if obj.big_endian != (struct.pack("=I", 1)[0] == 0):
-            self.coll.notes.append(f"{obj.path}: BTF byte order differs from this machine's")
-            return
         try:
             self.coll.btf_fd = load_btf(fixup_btf(obj.btf, obj), what=f"{obj.path}: .BTF")
         except KernelError as e:
@@ -209,6 +207,11 @@ class _Loader:
         self.map_fds[spec.name] = m.fd
 
     def _create(self, spec: MapSpec, name: str, inner_fd: int | None) -> Map:
+        if spec.type is None and spec.section == ".maps" and not self.obj.btf:
+            raise ObjectError(
+                f"{self.obj.path}: map {spec.name!r} is BTF-defined (section '.maps') but the "
+                "object has no .BTF section to define it: compile with clang -g"
+            )
         if spec.type is None:
             raise ObjectError(
                 f"{self.obj.path}: map {spec.name!r} in {spec.section!r}: its definition "
@@ -394,6 +397,12 @@ def load_collection(
                 section_type(by_name[name].section)
             except ObjectError as e:
                 raise ObjectError(f"{obj.path}: program {name!r}: {e}") from None
+    if obj.big_endian != (sys.byteorder == "big"):
+        order = "big" if obj.big_endian else "little"
+        raise ObjectError(
+            f"{obj.path}: the object is {order}-endian but this machine is {sys.byteorder}-"
+            f"endian: compile it for this machine (clang -target bpf{'el' if sys.byteorder == 'little' else 'eb'})"
+        )
     coll = Collection(obj)
     with ExitStack() as stack:
         stack.callback(coll.close)

@@ -1,0 +1,78 @@
+"""``bpfkit load OBJ [--pin DIR]``: load every map and program of an object, print them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bpfkit.errors import VerifierError
+
+LOG_TAIL = 20
+
+
+def register(sub: Any) -> None:
+    """Add the ``load`` sub-command."""
+    p = sub.add_parser(
+        "load",
+        help="load an object's maps and programs into the kernel without attaching",
+        description=(
+            "Load every map and program of OBJ (like bpftool prog loadall) and print each "
+            "one's kernel id, name, type and size.  Without --pin they are unloaded when the "
+            "command exits; with --pin DIR programs are pinned as DIR/NAME and maps as "
+            "DIR/maps/NAME in bpffs (mounted at /sys/fs/bpf if needed)."
+        ),
+    )
+    p.add_argument("object", metavar="OBJ", help="BPF ELF object (.o)")
+    p.add_argument("--pin", metavar="DIR", help="keep them pinned in this bpffs directory")
+    p.add_argument("--program", metavar="NAME", action="append", help="load only this program")
+    p.add_argument(
+        "--type",
+        metavar="NAME=TYPE",
+        action="append",
+        default=[],
+        help="load program NAME as TYPE (e.g. on_clone=tracepoint)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
+    p.set_defaults(func=run)
+
+
+def print_verifier_log(e: VerifierError, verbose: bool) -> None:
+    """The verifier log (its tail unless ``verbose``) on stderr, before the error line."""
+    from bpfkit.kernel.render import log_tail
+
+    if e.log:
+        print(e.log.rstrip("\n") if verbose else log_tail(e.log, LOG_TAIL), file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; return the exit status."""
+    from bpfkit.errors import BpfkitError
+    from bpfkit.kernel import pins
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.kernel.features import require_privileges
+    from bpfkit.kernel.render import render_collection
+    from bpfkit.obj import read_object
+
+    obj = read_object(args.object)
+    require_privileges("bpfkit load")
+    types: dict[str, int | str] = {}
+    for item in args.type:
+        name, sep, ptype = item.partition("=")
+        if not sep:
+            raise BpfkitError(f"--type {item!r}: expected NAME=TYPE")
+        types[name] = ptype
+    try:
+        coll = load_collection(obj, programs=args.program, prog_types=types)
+    except VerifierError as e:
+        print_verifier_log(e, args.verbose)
+        raise
+    with coll:
+        for note in coll.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(render_collection(coll))
+        if args.pin:
+            pins.bpffs_dir(args.pin)
+            paths = coll.pin(args.pin)
+            print(f"pinned {len(paths)} objects under {args.pin}")
+    return 0

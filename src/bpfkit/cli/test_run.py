@@ -1,0 +1,83 @@
+"""``bpfkit test-run OBJ --program NAME --packet FILE``: run a program once in the kernel
+(BPF_PROG_TEST_RUN) and print its return value, duration and output packet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bpfkit.errors import BpfkitError, VerifierError
+
+
+def register(sub: Any) -> None:
+    """Add the ``test-run`` sub-command."""
+    p = sub.add_parser(
+        "test-run",
+        help="run a program on a packet in the kernel (BPF_PROG_TEST_RUN)",
+        description=(
+            "Load OBJ, run program NAME on the bytes of FILE with BPF_PROG_TEST_RUN and "
+            "print the return value, the time per run and the output packet.  Socket "
+            "filter, tc, XDP, cgroup_skb, flow dissector and similar packet programs can "
+            "be test-run; tracing programs cannot."
+        ),
+    )
+    p.add_argument("object", metavar="OBJ", help="BPF ELF object (.o)")
+    p.add_argument("--program", metavar="NAME", help="program to run (default: the only one)")
+    p.add_argument("--packet", metavar="FILE", help="input packet (raw bytes; - for stdin)")
+    p.add_argument("--hex", action="store_true", help="FILE holds hex text, not raw bytes")
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="run N times (timing)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
+    p.set_defaults(func=run)
+
+
+def _packet(args: argparse.Namespace) -> bytes:
+    if not args.packet:
+        return b""
+    try:
+        if args.packet == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(args.packet, "rb") as f:
+                data = f.read()
+    except OSError as e:
+        raise BpfkitError(f"{args.packet}: cannot read the packet: {e.strerror or e}") from e
+    if args.hex:
+        try:
+            data = bytes.fromhex(data.decode("ascii", errors="strict").replace("\n", " "))
+        except ValueError as e:
+            raise BpfkitError(f"{args.packet}: not hex text ({e})") from e
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; return the exit status."""
+    from bpfkit.cli.load import print_verifier_log
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.kernel.features import require_privileges
+    from bpfkit.kernel.render import render_test_run
+    from bpfkit.obj import read_object
+
+    if args.repeat < 1:
+        raise BpfkitError(f"--repeat {args.repeat}: must be at least 1")
+    obj = read_object(args.object)
+    data = _packet(args)
+    mains = [p.name for p in obj.programs if not p.is_subprog]
+    name = args.program
+    if name is None:
+        if len(mains) != 1:
+            raise BpfkitError(
+                f"{args.object} has {len(mains)} programs ({', '.join(mains) or 'none'}): "
+                "choose one with --program"
+            )
+        name = mains[0]
+    require_privileges("bpfkit test-run")
+    try:
+        coll = load_collection(obj, programs=[name])
+    except VerifierError as e:
+        print_verifier_log(e, args.verbose)
+        raise
+    with coll:
+        result = coll.programs[name].test_run(data, repeat=args.repeat)
+        print(render_test_run(result, program=name, repeat=args.repeat))
+    return 0

@@ -1,0 +1,105 @@
+"""Text for people about loaded kernel objects (the library never prints; the CLI does).
+
+API::
+
+    render_collection(coll) -> str          # what `bpfkit load` prints
+    render_programs(infos) -> str           # what `bpfkit prog list` prints
+    render_test_run(result) -> str          # what `bpfkit test-run` prints
+    hexdump(data) -> str
+    log_tail(log, lines=20) -> str
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from bpfkit.kernel.collection import Collection
+from bpfkit.kernel.info import ProgramInfo
+from bpfkit.kernel.program import TestRunResult
+
+
+def hexdump(data: bytes, width: int = 16) -> str:
+    """``0000  45 00 00 54 ...  |E..T|`` lines."""
+    lines = []
+    for off in range(0, len(data), width):
+        chunk = data[off : off + width]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{off:04x}  {hexes:<{width * 3 - 1}}  |{text}|")
+    return "\n".join(lines)
+
+
+def log_tail(log: str, lines: int = 20) -> str:
+    """The last ``lines`` lines of a verifier log (all of it if shorter)."""
+    rows = log.rstrip("\n").splitlines()
+    if len(rows) <= lines:
+        return "\n".join(rows)
+    return "\n".join([f"... ({len(rows) - lines} earlier lines; -v shows all)", *rows[-lines:]])
+
+
+def render_collection(coll: Collection) -> str:
+    """One line per program (kernel id, name, type, translated and jited sizes) and map."""
+    out = []
+    nprog, nmap = len(coll.programs), len(coll.maps)
+    out.append(
+        f"{coll.spec.path}: {nprog} program{'s' * (nprog != 1)}, {nmap} map{'s' * (nmap != 1)}"
+    )
+    for name, prog in coll.programs.items():
+        i = prog.info()
+        out.append(
+            f"  prog {i.id:<6} {name:<24} {i.type_name:<14} "
+            f"xlated {i.xlated_insns} insns  jited {i.jited_len} bytes"
+        )
+    for name, m in coll.maps.items():
+        mi = m.info()
+        out.append(
+            f"  map  {mi.id:<6} {name:<24} {mi.type_name:<14} "
+            f"key {mi.key_size}  value {mi.value_size}  max_entries {mi.max_entries}"
+        )
+    return "\n".join(out)
+
+
+def _when(info: ProgramInfo) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(info.loaded_at))
+
+
+def render_programs(infos: Sequence[ProgramInfo], *, as_json: bool = False) -> str:
+    """A table like ``bpftool prog show``: id, type, name, tag, loaded at."""
+    if as_json:
+        return json.dumps(
+            [
+                {
+                    "id": i.id,
+                    "type": i.type_name,
+                    "name": i.name,
+                    "tag": i.tag,
+                    "loaded_at": _when(i),
+                    "uid": i.created_by_uid,
+                    "bytes_xlated": i.xlated_len,
+                    "bytes_jited": i.jited_len,
+                    "map_ids": list(i.map_ids),
+                }
+                for i in infos
+            ],
+            indent=2,
+        )
+    rows = [("ID", "TYPE", "NAME", "TAG", "LOADED AT")]
+    rows += [(str(i.id), i.type_name, i.name, i.tag, _when(i)) for i in infos]
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    return "\n".join("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4] for r in rows)
+
+
+def render_test_run(result: TestRunResult, *, program: str = "", repeat: int = 1) -> str:
+    """retval, duration and the output packet."""
+    head = f"program: {program}\n" if program else ""
+    lines = [
+        f"{head}retval: {result.retval} ({result.retval:#x})",
+        f"duration: {result.duration_ns} ns"
+        + (f" (average of {repeat} runs)" if repeat > 1 else ""),
+        f"data_out: {len(result.data_out)} bytes",
+    ]
+    if result.data_out:
+        lines.append(hexdump(result.data_out))
+    return "\n".join(lines)

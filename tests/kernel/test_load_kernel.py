@@ -1,0 +1,296 @@
+"""Loading whole objects into the real kernel: global data, sub-programs, BTF and legacy
+maps, verifier errors with source lines, program-type overrides, the CLI commands, and
+loading parity with bpftool (Debian's, on libbpf 1.1) over the test corpus."""
+
+from __future__ import annotations
+
+import gc
+import glob
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bpfkit.cli.main import main
+from bpfkit.errors import KernelError, ObjectError, VerifierError
+from bpfkit.kernel import info as kinfo
+from bpfkit.kernel import pins
+from bpfkit.kernel.collection import load_collection
+from bpfkit.obj import read_object
+from bpfkit.uapi import ProgType
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGS = Path(__file__).parent / "load_progs"
+
+pytestmark = pytest.mark.requires("bpf")
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leak() -> Iterator[None]:
+    gc.collect()
+    before = set(os.listdir("/proc/self/fd"))
+    yield
+    gc.collect()
+    leaked = set(os.listdir("/proc/self/fd")) - before
+    assert not leaked, f"test left descriptors open: {sorted(leaked)}"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The C programs of tests/kernel/load_progs compiled with clang-19 (-O2 -g)."""
+    from probes import missing
+
+    why = missing("clang19")
+    if why:
+        pytest.skip(f"clang19 unavailable: {why}")
+    out = tmp_path_factory.mktemp("progs")
+    objs = {}
+    arch_inc = f"/usr/include/{os.uname().machine}-linux-gnu"
+    for src in PROGS.glob("*.c"):
+        obj = out / (src.stem + ".o")
+        subprocess.run(
+            [
+                "clang-19",
+                "-O2",
+                "-g",
+                "-target",
+                "bpf",
+                f"-I{arch_inc}",
+                "-c",
+                str(src),
+                "-o",
+                str(obj),
+            ],
+            check=True,
+        )
+        objs[src.stem] = str(obj)
+    return objs
+
+
+def test_global_data_and_subprograms_run(built: dict[str, str]) -> None:
+    obj = read_object(built["globals"])
+    with load_collection(obj) as coll:
+        assert set(coll.programs) == {"globals", "xdp_len"}
+        assert {".data", ".rodata", ".bss", "counts"} <= set(coll.maps)
+        assert coll.btf_fd is not None and not coll.notes
+        prog = coll.programs["globals"]
+        # A socket filter sees the packet after the Ethernet header: skb->len = 64 - 14.
+        # plus_one(scale(50)) = 50 * factor(3) + bias(5) + 1
+        assert prog.test_run(bytes(64)).retval == 50 * 3 + 5 + 1
+        coll.maps[".data"][0] = 10  # global data is a map: change `bias`
+        assert prog.test_run(bytes(64)).retval == 50 * 3 + 10 + 1
+        assert coll.maps[".bss"].typed(key=int, value=int)[0] == 2  # `calls`
+        assert dict(coll.maps["counts"].typed(key=int, value=int).items()) == {1: 2}
+        with pytest.raises(KernelError, match="frozen"):
+            coll.maps[".rodata"][0] = 7
+        xdp = coll.programs["xdp_len"]
+        XDP_DROP, XDP_PASS = 1, 2
+        assert xdp.test_run(bytes(60)).retval == XDP_PASS
+        assert xdp.test_run(bytes(200)).retval == XDP_DROP
+        info = prog.info()
+        assert info.btf_id > 0  # loaded with the object's BTF
+        assert len(info.map_ids) == 4
+
+
+def test_legacy_maps_and_pre_1_0_section_names(built: dict[str, str]) -> None:
+    obj = read_object(built["legacy_maps"])
+    with load_collection(obj) as coll:
+        assert coll.programs["count_packets"].type == ProgType.SOCKET_FILTER
+        assert coll.programs["on_clone"].type == ProgType.KPROBE
+        packets = coll.maps["packets"].typed(key=int, value=int)
+        for _ in range(3):
+            coll.programs["count_packets"].test_run(bytes(64))
+        assert packets[0] == 3
+        assert coll.maps["by_proto"].info().max_entries == 64
+
+
+def test_program_type_override(built: dict[str, str]) -> None:
+    obj = read_object(built["legacy_maps"])
+    with load_collection(obj, programs=["on_clone"], prog_types={"on_clone": "tracepoint"}) as c:
+        assert set(c.programs) == {"on_clone"}
+        assert c.programs["on_clone"].info().type_name == "tracepoint"
+
+
+def test_verifier_error_shows_message_and_source_lines(built: dict[str, str]) -> None:
+    before = set(kinfo.prog_ids())
+    with pytest.raises(VerifierError) as ei:
+        load_collection(read_object(built["oob_read"]))
+    e = ei.value
+    assert "too_far" in str(e)
+    assert "R0 max value is outside of the allowed memory range" in str(e)
+    assert "invalid access to map value" in e.log
+    assert "@ oob_read.c:20" in e.log  # line_info from .BTF.ext reached the kernel
+    assert set(kinfo.prog_ids()) <= before | set()  # nothing left loaded
+
+
+def test_unknown_program_and_section(built: dict[str, str]) -> None:
+    obj = read_object(built["globals"])
+    with pytest.raises(ObjectError, match="no program named 'nope'"):
+        load_collection(obj, programs=["nope"])
+    with pytest.raises(ObjectError, match="unknown program section name"):
+        load_collection(read_object(ROOT / "tests/corpus/obj/labels.o"))
+
+
+def test_seed_hello_loads() -> None:
+    with load_collection(read_object(ROOT / "examples/hello/hello.o")) as coll:
+        (prog,) = coll.programs.values()
+        i = prog.info()
+        assert i.type_name == "kprobe" and i.xlated_insns == 14
+
+
+def test_pinned_maps_by_name_are_reused(built: dict[str, str], tmp_path: Path) -> None:
+    # LIBBPF_PIN_BY_NAME maps: pinned on first load, reused by the next.
+    src = tmp_path / "pinned.c"
+    src.write_text(
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+        "struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);"
+        " __type(key, __u32); __type(value, __u64); __uint(pinning, LIBBPF_PIN_BY_NAME);"
+        ' } shared SEC(".maps");\n'
+        'SEC("socket") int p(void *ctx) { __u32 k = 0; __u64 *v = bpf_map_lookup_elem(&shared, &k);'
+        " if (v) __sync_fetch_and_add(v, 1); return 0; }\n"
+        'char _license[] SEC("license") = "GPL";\n'
+    )
+    obj_path = tmp_path / "pinned.o"
+    subprocess.run(
+        [
+            "clang-19",
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            f"-I/usr/include/{os.uname().machine}-linux-gnu",
+            "-c",
+            str(src),
+            "-o",
+            str(obj_path),
+        ],
+        check=True,
+    )
+    pin_dir = os.path.join(pins.ensure_bpffs(), f"bpfkit_test_pins_{os.getpid()}")
+    os.makedirs(pin_dir)
+    try:
+        obj = read_object(obj_path)
+        with load_collection(obj, pin_maps_dir=pin_dir) as first:
+            first.programs["p"].test_run(bytes(64))
+            map_id = first.maps["shared"].info().id
+        assert os.path.exists(os.path.join(pin_dir, "shared"))
+        with load_collection(obj, pin_maps_dir=pin_dir) as second:
+            assert second.maps["shared"].info().id == map_id
+            second.programs["p"].test_run(bytes(64))
+            assert second.maps["shared"].typed(key=int, value=int)[0] == 2
+            assert any("reusing" in n for n in second.notes)
+    finally:
+        shutil.rmtree(pin_dir)
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_load_prints_programs_and_maps(
+    built: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["load", built["globals"]]) == 0
+    out = capsys.readouterr().out
+    assert "2 programs, 4 maps" in out
+    assert "globals" in out and "socket_filter" in out and "xlated" in out and "jited" in out
+    assert ".rodata" in out and "hash" in out
+
+
+def test_cli_load_pin_keeps_them_and_prog_list_shows_them(
+    built: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin_dir = os.path.join(pins.ensure_bpffs(), f"bpfkit_test_cli_{os.getpid()}")
+    try:
+        assert main(["load", built["legacy_maps"], "--pin", pin_dir]) == 0
+        capsys.readouterr()
+        assert sorted(os.listdir(pin_dir)) == ["count_packets", "maps", "on_clone"]
+        assert sorted(os.listdir(os.path.join(pin_dir, "maps"))) == ["by_proto", "packets"]
+        assert main(["prog", "list"]) == 0
+        listing = capsys.readouterr().out
+        assert listing.splitlines()[0].split() == ["ID", "TYPE", "NAME", "TAG", "LOADED", "AT"]
+        assert "count_packets" in listing and "on_clone" in listing
+    finally:
+        shutil.rmtree(pin_dir, ignore_errors=True)
+    assert main(["prog", "list", "--name", "count_packets"]) == 0
+    assert "count_packets" not in capsys.readouterr().out  # unpinned: unloaded
+
+
+def test_cli_test_run(
+    built: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkt = tmp_path / "pkt.bin"
+    pkt.write_bytes(bytes(range(60)))
+    assert (
+        main(
+            [
+                "test-run",
+                built["globals"],
+                "--program",
+                "xdp_len",
+                "--packet",
+                str(pkt),
+                "--repeat",
+                "5",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "retval: 2 (0x2)" in out and "duration:" in out and "data_out: 60 bytes" in out
+    assert "0000  00 01 02 03" in out
+    assert main(["test-run", built["globals"], "--packet", str(pkt)]) == 1
+    assert "choose one with --program" in capsys.readouterr().err
+
+
+def test_cli_verifier_error_prints_log_tail(
+    built: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["load", built["oob_read"]]) == 1
+    err = capsys.readouterr().err
+    assert "invalid access to map value" in err
+    assert err.rstrip().splitlines()[-1].startswith("bpfkit: error: loading program 'too_far'")
+
+
+def test_cli_without_privileges_says_so_in_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bpfkit.kernel.features as features
+
+    monkeypatch.setattr(features.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(features, "effective_caps", lambda: 0)
+    for argv in (["load", str(ROOT / "examples/hello/hello.o")], ["prog", "list"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "root or the CAP_BPF capability" in err
+
+
+# -- parity with bpftool -------------------------------------------------------------------------
+
+CORPUS = sorted(
+    glob.glob(str(ROOT / "tests/corpus/obj/*.o")) + glob.glob(str(ROOT / "examples/*/*.o"))
+)
+
+
+@pytest.mark.requires("bpf", "bpftool")
+@pytest.mark.parametrize("path", CORPUS, ids=[os.path.relpath(p, ROOT) for p in CORPUS])
+def test_loads_whatever_bpftool_loads(path: str) -> None:
+    pin_dir = os.path.join(pins.ensure_bpffs(), f"bpfkit_parity_{os.getpid()}")
+    try:
+        res = subprocess.run(
+            ["bpftool", "prog", "loadall", path, pin_dir], capture_output=True, text=True
+        )
+    finally:
+        shutil.rmtree(pin_dir, ignore_errors=True)
+    obj = read_object(path)
+    if res.returncode != 0:
+        if any(m.legacy for m in obj.maps):
+            # libbpf 1.0 refuses legacy `maps`; bpfkit must load them.
+            with load_collection(obj) as coll:
+                assert coll.programs
+        return
+    with load_collection(obj) as coll:
+        mains = [p.name for p in obj.programs if not p.is_subprog]
+        assert sorted(coll.programs) == sorted(mains)
