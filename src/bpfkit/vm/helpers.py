@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 
 from bpfkit.uapi.helpers import by_name
-from bpfkit.vm.interp import HelperFn, Machine, TailCall
+from bpfkit.vm.interp import MAX_TAIL_CALLS, HelperFn, Machine, TailCall
 from bpfkit.vm.maps import PerfEventArray, ProgArray, RingBuf, VmMap
 from bpfkit.vm.memory import Fault
 from bpfkit.vm.printk import PrintkError, format_printk
@@ -155,7 +155,7 @@ def tail_call(m: Machine, ctx: int, mp: int, index: int, a4: int, a5: int) -> in
     assert isinstance(vmap, ProgArray)
     index &= M32
     target = vmap.slots.get(index)
-    if target is None or m.tail_calls >= 33 or m.load_program is None:
+    if target is None or m.tail_calls >= MAX_TAIL_CALLS or m.load_program is None:
         return _err(errno.ENOENT)  # the program goes on after a failed tail call
     m.tail_calls += 1
     code = m.load_program(target)

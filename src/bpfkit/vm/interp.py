@@ -44,7 +44,9 @@ _UNPACK_SX = {n: struct.Struct(f"<{c}").unpack_from for n, c in ((1, "b"), (2, "
 _PACK = {n: struct.Struct(f"<{c}").pack_into for n, c in ((1, "B"), (2, "H"), (4, "I"), (8, "Q"))}
 _MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
 _ZERO_STACK = bytes(STACK_SIZE)
-MAX_TAIL_CALLS = 33  # MAX_TAIL_CALL_CNT since Linux 5.17
+MAX_TAIL_CALLS = 33
+SKF_NET_OFF = -0x100000  # LD_ABS/LD_IND offsets below 0 address headers (linux/filter.h)
+SKF_LL_OFF = -0x200000  # MAX_TAIL_CALL_CNT since Linux 5.17
 
 
 class _Exit(Exception):
@@ -103,6 +105,7 @@ class Machine:
     output: list[str] = field(default_factory=list)  # bpf_trace_printk messages
     ld_packet: Region | None = None  # what LD_ABS/LD_IND read (skb data)
     ld_offset: int = 0  # where skb->data starts inside ld_packet
+    ld_net_offset: int = 14  # where the network header starts (SKF_NET_OFF loads)
     # lddw with a pseudo source (map, map value, ...): the value, or None if unknown.
     resolve_lddw: Callable[[Insn, Op], int | None] | None = None
     # A prog array slot's content to compiled code (for bpf_tail_call).
@@ -343,8 +346,15 @@ def _ld_packet(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closu
         p = m.ld_packet
         if p is None:
             raise Fault("LD_ABS/LD_IND needs packet data (socket filter or tc context)")
-        o = m.ld_offset + off
-        if off < 0 or o + n > p.size:
+        if off >= 0:
+            o = m.ld_offset + off
+        elif off >= SKF_NET_OFF:  # relative to the network header
+            o = m.ld_net_offset + off - SKF_NET_OFF
+        elif off >= SKF_LL_OFF:  # relative to the link-layer (mac) header
+            o = off - SKF_LL_OFF
+        else:
+            o = -1
+        if o < 0 or o + n > p.size:
             m.exit_program(0)  # the kernel's ld_abs fixup returns 0 from the program
         R[0] = int.from_bytes(p.buf[o : o + n], "big")
         return nxt
