@@ -109,6 +109,28 @@ def test_rustc_without_bpf_target(tmp_path: Path, empty_path: Path) -> None:
         build(src, tmp_path / "p.o")
 
 
+def test_newer_rustc_with_other_lang_items_is_named_unsupported(
+    tmp_path: Path, empty_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A future rustc that wants a lang item the prelude lacks: the error says so.
+    _script(
+        empty_path,
+        "rustc",
+        'case "$1" in --version) echo "rustc 1.99.0";; --print) echo bpfel-unknown-none;; '
+        r'*) echo "error: requires \`frobnicate\` lang_item" >&2; exit 1;; esac',
+    )
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "p.rs"
+    src.write_text("")
+    with pytest.raises(BuildError) as info:
+        build(src, tmp_path / "p.o")
+    msg = str(info.value)
+    assert "rustc 1.99.0 failed to compile bpfkit's Rust prelude" in msg
+    assert "requires `frobnicate` lang_item" in msg
+    assert "written for rustc 1.95; rustc 1.99.0 wants other lang items" in msg
+    assert not list((tmp_path / "cache" / "rust-prelude").iterdir())  # no half-built cache
+
+
 def test_versioned_tools_are_found_newest_first(empty_path: Path) -> None:
     for name, version in (("llc-14", "14.0.6"), ("llc-19", "19.1.7"), ("llc-9", "9.0.1")):
         _script(empty_path, name, f'echo "Debian LLVM version {version}"')

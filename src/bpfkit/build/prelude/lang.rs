@@ -80,11 +80,14 @@ pub enum c_void {
     __variant2,
 }
 
-/// An optional value (what `map.get(&key)` returns).
+/// An optional value (what `map.get(&key)` returns; what `for` loops stop on).
+#[lang = "Option"]
 pub enum Option<T> {
     /// No value.
+    #[lang = "None"]
     None,
     /// Some value.
+    #[lang = "Some"]
     Some(T),
 }
 impl<T: Copy> Copy for Option<T> {}
@@ -112,6 +115,14 @@ unsafe fn drop_in_place<T: ?Sized>(to_drop: *mut T) {
 // rejects a program that can reach one ("infinite loop detected"), which is what a
 // possibly-failing bounds or division check deserves; use `get`/checks that the
 // optimizer can see through instead.
+/// Where a panic happened: rustc builds one for every bounds or arithmetic check.
+#[lang = "panic_location"]
+pub struct Location<'a> {
+    file: &'a str,
+    line: u32,
+    col: u32,
+}
+
 #[lang = "panic_bounds_check"]
 #[inline(always)]
 fn panic_bounds_check(_index: usize, _len: usize) -> ! {

@@ -23,6 +23,7 @@
 
 pub mod lang;
 pub mod ops;
+pub mod iter;
 pub mod mem;
 pub mod maps;
 pub mod macros;
@@ -30,6 +31,7 @@ pub mod helpers;
 
 pub use lang::*;
 pub use ops::*;
+pub use iter::*;
 pub use mem::*;
 pub use maps::*;
 pub use helpers::*;
