@@ -4,15 +4,20 @@ back the original bytes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bpfkit.errors import BpfkitError
 from bpfkit.explain.explain import explain_object
 from bpfkit.explain.fields import decode_fields, reencode
 from bpfkit.explain.render import to_dict
 from bpfkit.isa.insn import Insn, decode
 from bpfkit.isa.table import OPS, Kind, lookup
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+from bpfkit.vm.conformance import load
 
 _S16 = st.integers(-0x8000, 0x7FFF)
 _S32 = st.integers(-0x80000000, 0x7FFFFFFF)
@@ -76,3 +81,24 @@ def test_arbitrary_bytes_decode_fully(raw: bytes) -> None:
         assert e.unknown and "not an instruction" in e.unknown
         assert e.kernel.startswith(f"({raw[0]:02x}) unknown")
     assert e.fields and e.text
+
+
+SUITE = Path("/work/shared/conformance/tests")
+
+
+@pytest.mark.skipif(not SUITE.is_dir(), reason="the BPF conformance suite is not checked out")
+def test_every_conformance_program_explains() -> None:
+    # The suite's programs use every instruction form (and some invalid ones on purpose).
+    n = 0
+    for path in sorted(SUITE.glob("*.data")):
+        try:
+            prog = load(path).program()
+        except BpfkitError:
+            continue
+        x = explain_object(_obj(prog))
+        for e, insn in zip(x.programs[0].instructions, prog, strict=True):
+            assert e.raw == insn.encode() and e.text and e.kernel.startswith("(")
+            fields = {f.name: f.value for f in e.fields}
+            assert reencode(fields).encode() == e.raw
+        n += 1
+    assert n > 300

@@ -275,8 +275,8 @@ def explain_section(name: str) -> SectionInfo:
         )
     for prefix, ptype, attach, ctx, ctx_struct in _DEFS:
         if name == prefix or name.startswith(prefix + "/") or name.startswith(prefix + "."):
-            if name.startswith(prefix + ".") and not name.startswith(prefix + ".s"):
-                continue  # "kprobe.multi" has its own row; ".s" marks sleepable variants
+            # "prefix.s" (sleepable), "xdp.frags", "uprobe.multi": variants of the same
+            # type; "kprobe.multi" has its own row, matched first (longest prefix).
             target = name.split("/", 1)[1] if "/" in name else ""
             text = attach.format(t=target or "(given when attaching)")
             if prefix in ("kprobe", "kretprobe") and target.startswith(_OLD_SYSCALL_PREFIXES):
