@@ -4,6 +4,7 @@ the generated walkthrough, and every corpus object."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -149,8 +150,6 @@ def built_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     with clang-19 (if available) so the test never runs on an empty list."""
     objs = _corpus_objects()
     out = tmp_path_factory.mktemp("corpus")
-    import shutil
-
     if shutil.which("clang-19"):
         for src in sorted((ROOT / "tests" / "corpus" / "src").glob("*.c")):
             o = out / (src.stem + ".o")
@@ -177,7 +176,24 @@ def test_every_corpus_object_explains(built_corpus: list[Path]) -> None:
                 assert e.fields and e.text, (path, p.name, e.index)
 
 
+def _kernel_helper_ids() -> dict[str, int] | None:
+    """``BPF_FUNC_*`` ids from the running kernel's BTF, read by bpftool (not by bpfkit)."""
+    if not shutil.which("bpftool") or not Path("/sys/kernel/btf/vmlinux").exists():
+        return None
+    out = subprocess.run(
+        ["bpftool", "-j", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for t in json.loads(out.stdout)["types"]:
+        if t["kind"] == "ENUM" and t["name"] == "bpf_func_id":
+            return {v["name"]: v["val"] for v in t["values"]}
+    return None
+
+
 def test_every_corpus_helper_call_matches_the_uapi(built_corpus: list[Path]) -> None:
+    kernel = _kernel_helper_ids()
     calls = 0
     for path in built_corpus:
         for p in to_dict(explain_object(read_object(path)))["programs"]:
@@ -189,6 +205,18 @@ def test_every_corpus_helper_call_matches_the_uapi(built_corpus: list[Path]) -> 
                 h = by_id(c["id"])
                 assert h is not None and c["name"] == h.name, (path, i["index"])
                 assert c["prototype"] == h.prototype
+                if kernel is not None:
+                    assert kernel["BPF_FUNC_" + h.short_name] == c["id"]
                 assert [a["name"] for a in c["args"]] == [a.name for a in h.args]
                 assert i["kernel"] == f"({i['fields']['opcode']['value']:02x}) call {h.name}#{h.id}"
     assert calls > 0
+
+
+def test_markdown_kernel_syntax(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--format", "md", "--syntax", "kernel", str(HELLO)]) == 0
+    md = capsys.readouterr().out
+    assert "(85) call bpf_trace_printk#6" in md and "llvm-objdump: `call 6`" in md
+    assert "--syntax kernel" in md.splitlines()[2]
+    assert main(["explain", "--syntax", "kernel", "--color", "never", str(HELLO)]) == 0
+    term = capsys.readouterr().out
+    assert "  11  (85) call bpf_trace_printk#6" in term and "\x1b[" not in term
