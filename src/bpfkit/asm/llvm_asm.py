@@ -1,0 +1,314 @@
+"""LLVM's BPF assembly (what ``llc``, ``clang -S`` and ``rustc --emit=asm`` write) to an ELF object.
+
+One pass over the lines: labels, directives and instructions fill the sections of a
+:class:`~bpfkit.asm.builder.Builder`; fixups are resolved at the end, where relocations are
+made.  Instructions are matched against the ISA table's LLVM templates
+(:mod:`bpfkit.asm.llvm_syntax`); directives are those llvm-mc accepts for ELF targets that
+compilers emit.  Every error is an :class:`~bpfkit.errors.AsmError` at file:line:column.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from bpfkit.asm import directives
+from bpfkit.asm.builder import FK_CALL, FK_JUMP16, FK_JUMP32, FK_LDDW, Builder, FixupError
+from bpfkit.asm.expr import ExprError, ExprParser, Value
+from bpfkit.asm.llvm_syntax import PATTERNS, Pattern, SyntaxProblem, tokenize
+from bpfkit.errors import AsmError
+from bpfkit.isa.table import Kind, Op
+from bpfkit.obj import writer as w
+
+_LABEL = re.compile(r'\s*([A-Za-z_.$][\w.$]*|"[^"]*")\s*:(?!=)')
+_ASSIGN = re.compile(r"\s*([A-Za-z_.$][\w.$]*)\s*=(?!=)")
+_REGNAME = re.compile(r"[rw](?:10|[0-9])\Z")
+
+
+class Where:
+    """A source location, for errors raised late (fixups)."""
+
+    __slots__ = ("file", "line", "column", "text")
+
+    def __init__(self, file: str, line: int, column: int, text: str) -> None:
+        self.file, self.line, self.column, self.text = file, line, column, text
+
+    def error(self, message: str) -> AsmError:
+        """An :class:`AsmError` here."""
+        return AsmError(message, file=self.file, line=self.line, column=self.column, text=self.text)
+
+
+def strip_comment(line: str) -> str:
+    """The line without its ``#`` or ``//`` comment (quotes respected)."""
+    if '"' not in line and "'" not in line:
+        cut = line.find("#")
+        if cut >= 0:
+            line = line[:cut]
+        cut = line.find("//")
+        return line[:cut] if cut >= 0 else line
+    quote = ""
+    i = 0
+    n = len(line)
+    while i < n:
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            if ch == "'" and i + 2 < n and line[i + 2] == "'":  # a character literal
+                i += 3
+                continue
+            quote = ch
+        elif ch == "#" or line.startswith("//", i):
+            return line[:i]
+        i += 1
+    return line
+
+
+class Assembler:
+    """Assembles one LLVM-syntax file into an object (use :meth:`run`)."""
+
+    def __init__(self, filename: str, big_endian: bool) -> None:
+        self.filename = filename
+        self.b = Builder(big_endian)
+        self.big_endian = big_endian
+        self._insn = struct.Struct(">BBhi" if big_endian else "<BBhi")
+        self.where = Where(filename, 0, 0, "")
+        self.expr = ExprParser(self.b.use, self._dot)
+        self.cfi_open: tuple[object, int, Where] | None = None
+        self.frames: list[tuple[object, int, int]] = []
+        self.section_stack: list[tuple[Any, Any]] = []
+        self.previous: object = None
+        self.handlers: dict[str, Callable[[Assembler, str, int], None]] = directives.HANDLERS
+
+    # --- helpers -------------------------------------------------------------------
+    def _dot(self) -> object:
+        return self.b.temp_here()
+
+    def error(self, message: str, column: int | None = None) -> AsmError:
+        """An :class:`AsmError` at the current line (1-based ``column``)."""
+        wh = self.where
+        return AsmError(
+            message,
+            file=wh.file,
+            line=wh.line,
+            column=column if column is not None else wh.column,
+            text=wh.text,
+        )
+
+    def here(self, column: int) -> Where:
+        """The current line with another column."""
+        wh = self.where
+        return Where(wh.file, wh.line, column, wh.text)
+
+    def parse_expr(self, text: str, pos: int, base: int) -> tuple[Value, int]:
+        """An expression of ``text`` at ``pos``; ``base`` is the 0-based column of text[0]."""
+        try:
+            return self.expr.parse(text, pos)
+        except ExprError as e:
+            raise self.error(str(e), base + e.pos + 1) from None
+
+    # --- the main loop -------------------------------------------------------------
+    def run(self, text: str) -> bytes:
+        """Assemble ``text``; returns the ELF object."""
+        for lineno, raw in enumerate(text.splitlines(), 1):
+            line = strip_comment(raw) if ("#" in raw or "/" in raw) else raw
+            if not line or line.isspace():
+                continue
+            self.where = Where(self.filename, lineno, 1, raw.rstrip("\n"))
+            pos = 0
+            if ":" in line:
+                while True:
+                    m = _LABEL.match(line, pos)
+                    if m is None:
+                        break
+                    self.label(m.group(1).strip('"'), m.start(1) + 1)
+                    pos = m.end()
+            rest = line[pos:]
+            stripped = rest.lstrip()
+            if not stripped:
+                continue
+            col = pos + len(rest) - len(stripped)
+            self.where.column = col + 1
+            if stripped[0] == ".":
+                self.directive(stripped.rstrip(), col)
+                continue
+            m = _ASSIGN.match(stripped)
+            if m and not _REGNAME.match(m.group(1)):
+                directives.assign(self, m.group(1), stripped, m.end(), col)
+                continue
+            self.instruction(stripped.rstrip(), col)
+        if self.cfi_open is not None:
+            raise self.cfi_open[2].error("missing .cfi_endproc for this .cfi_startproc")
+        directives.finish_frames(self)
+        try:
+            return self.b.finish()
+        except FixupError as e:
+            where = e.where
+            if isinstance(where, Where):
+                raise where.error(str(e)) from None
+            raise AsmError(str(e), file=self.filename) from None
+
+    def label(self, name: str, column: int) -> None:
+        """Define a label at the current location."""
+        sym = self.b.symbol(name)
+        if sym.defined or sym.variable is not None:
+            raise self.error(f"symbol '{name}' is already defined", column)
+        self.b.define(sym)
+
+    def directive(self, text: str, col: int) -> None:
+        """Dispatch a directive (``text`` starts with its name)."""
+        name = text.split(None, 1)[0]
+        handler = self.handlers.get(name.lower())
+        if handler is None:
+            raise self.error(f"unknown directive '{name}'", col + 1)
+        handler(self, text, col)
+
+    # --- instructions --------------------------------------------------------------
+    def instruction(self, text: str, col: int) -> None:
+        """Encode one instruction into the current section."""
+        try:
+            key, vals, where = tokenize(text, self.b.use, self._dot)
+        except SyntaxProblem as e:
+            raise self.error(str(e), col + e.pos + 1) from None
+        pats = PATTERNS.get(key)
+        if pats is None:
+            raise self.error(f"invalid instruction '{text}'", col + 1)
+        sec = self.b.current
+        if not sec.flags & w.SHF_EXECINSTR and sec.type != w.SHT_NOBITS:
+            pass  # llvm-mc allows instructions in data sections; so do we
+        if sec.type == w.SHT_NOBITS:
+            raise self.error(f"instructions in NOBITS section '{sec.name}'", col + 1)
+        pat = pats[0]
+        op = pat.op
+        if len(pats) > 1:
+            op = self._choose(pats, vals, col, where)
+        self._encode(op, pat.roles, vals, where, col)
+
+    def _choose(self, pats: list[Pattern], vals: list[Any], col: int, where: list[int]) -> Op:
+        first = pats[0]
+        if first.op.kind is Kind.CALL:
+            v = vals[0]
+            want = "helper" if isinstance(v, Value) and v.absolute else "local"
+            for p in pats:
+                if p.op.key == want:
+                    return p.op
+        if first.op.kind is Kind.LDDW and "pseudo" in first.roles:
+            v = vals[first.roles.index("pseudo")]
+            src = self._const(v, col + where[first.roles.index("pseudo")] + 1)
+            for p in pats:
+                if p.op.src == src:
+                    return p.op
+            raise self.error(f"unknown ld_pseudo source {src}", col + 1)
+        return first.op
+
+    def _const(self, v: object, column: int) -> int:
+        if not isinstance(v, Value):
+            raise self.error("expected an immediate, got a register", column)
+        try:
+            return self.b.absolute(v, None)
+        except FixupError:
+            raise self.error("expected a constant expression", column) from None
+
+    def _encode(
+        self, op: Op, roles: tuple[str, ...], vals: list[Any], where: list[int], col: int
+    ) -> None:
+        dst = src = off = imm = 0
+        imm_hi = 0
+        fix: tuple[str, Value, int] | None = None
+        as_dst = as_src = 0
+        seen_dst = seen_src = False
+        for role, v, p in zip(roles, vals, where, strict=True):
+            column = col + p + 1
+            if role[0] == "=":
+                if v != int(role[1:]):
+                    raise self.error(f"this instruction requires r{role[1:]} here", column)
+            elif role in ("rd", "wd"):
+                if seen_dst and v != dst:
+                    raise self.error("both registers of this instruction must be the same", column)
+                dst, seen_dst = v, True
+            elif role in ("rs", "ws"):
+                if seen_src and v != src:
+                    raise self.error("both registers of this instruction must be the same", column)
+                src, seen_src = v, True
+            elif role == "off":
+                o = self._const(v, column)
+                if not -0x8000 <= o <= 0x7FFF:
+                    raise self.error("operand is not a 16-bit signed integer", column)
+                off = o
+            elif role == "imm":
+                if op.kind is Kind.CALL and not (isinstance(v, Value) and v.absolute):
+                    fix = (FK_CALL, v, column)
+                    continue
+                imm = self._imm32(v, column)
+            elif role == "imm64":
+                assert isinstance(v, Value)
+                r = v if v.absolute else None
+                if r is None:
+                    fix = (FK_LDDW, v, column)
+                    continue
+                val = r.c
+                if not -(1 << 63) <= val < (1 << 64):
+                    raise self.error("immediate out of range (64 bits)", column)
+                val &= (1 << 64) - 1
+                imm = val & 0xFFFFFFFF
+                imm_hi = val >> 32
+            elif role == "target":
+                assert isinstance(v, Value)
+                if v.absolute:
+                    t = v.c
+                    if op.width == 32 and op.kind is Kind.JA:
+                        imm = self._imm32(v, column)
+                    else:
+                        if not -0x8000 <= t <= 0x7FFF:
+                            raise self.error(
+                                "operand is not an identifier or 16-bit signed integer", column
+                            )
+                        off = t
+                else:
+                    kind = FK_JUMP32 if (op.width == 32 and op.kind is Kind.JA) else FK_JUMP16
+                    fix = (kind, v, column)
+            elif role == "as_dst":
+                as_dst = self._const(v, column)
+            elif role == "as_src":
+                as_src = self._const(v, column)
+            elif role == "pseudo":
+                pass  # chose the row
+            elif role == "imm_lo":
+                imm = self._imm32(v, column)
+        if op.kind is Kind.ADDR_SPACE_CAST:
+            imm = ((as_dst & 0xFFFF) << 16) | (as_src & 0xFFFF)
+        if op.off is not None:
+            off = op.off
+        if op.imm is not None:
+            imm = op.imm
+        if op.src is not None:
+            src = op.src
+        regs = (dst << 4 | src) if self.big_endian else (src << 4 | dst)
+        sec = self.b.current
+        offset = len(sec.data)
+        imm_s = imm - (1 << 32) if imm & 0x80000000 else imm & 0xFFFFFFFF
+        sec.data += self._insn.pack(op.opcode, regs, off, imm_s)
+        if op.kind is Kind.LDDW:
+            hi = imm_hi - (1 << 32) if imm_hi & 0x80000000 else imm_hi
+            sec.data += struct.pack(">i" if self.big_endian else "<i", 0)
+            sec.data += struct.pack(">i" if self.big_endian else "<i", hi)
+        if fix is not None:
+            kind, value, column = fix
+            self.b.fixup(kind, offset, value, 0, self.here(column))
+
+    def _imm32(self, v: object, column: int) -> int:
+        val = self._const(v, column)
+        if not -(1 << 31) <= val < (1 << 32):
+            raise self.error(f"immediate {val} out of range (32 bits)", column)
+        return val & 0xFFFFFFFF
+
+
+def assemble_llvm(text: str, filename: str = "<input>", *, big_endian: bool = False) -> bytes:
+    """Assemble LLVM-syntax BPF assembly into an ELF relocatable object."""
+    return Assembler(filename, big_endian).run(text)
