@@ -104,8 +104,12 @@ def _version_note(tool: Tool, stderr: str) -> str:
     return ""
 
 
-def build_prelude(tool: Tool, big_endian: bool = False) -> Path:
-    """The prelude rlib for ``tool``, compiled on first use and cached; returns its path."""
+def build_prelude(tool: Tool, big_endian: bool = False, scratch: Path | None = None) -> Path:
+    """The prelude rlib for ``tool``, compiled on first use and cached; returns its path.
+
+    The cache is ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit`` or ``~/.cache/bpfkit``;
+    if it cannot be written, the rlib is built in ``scratch`` (which the caller removes).
+    """
     files = prelude_sources()
     key = hashlib.sha256()
     for part in (tool.path, tool.version_text, target(big_endian)):
@@ -116,8 +120,14 @@ def build_prelude(tool: Tool, big_endian: bool = False) -> Path:
     rlib = final / "libbpfkit.rlib"
     if rlib.is_file():
         return rlib
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    except OSError:
+        if scratch is None:
+            raise
+        final, rlib = scratch / "prelude", scratch / "prelude" / "libbpfkit.rlib"
+        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=scratch))
     try:
         for name, text in files.items():
             (work / name).write_text(text, encoding="utf-8")
@@ -155,8 +165,8 @@ def rust_to_asm(src: Path, *, big_endian: bool = False, rustc_flags: tuple[str, 
     """Compile the Rust program ``src`` to BPF assembly text (rustc --emit=asm)."""
     tool = find_rustc()
     check_rustc(tool, big_endian)
-    rlib = build_prelude(tool, big_endian)
     with tempfile.TemporaryDirectory(prefix="bpfkit-rustc-") as tmp:
+        rlib = build_prelude(tool, big_endian, scratch=Path(tmp))
         out = Path(tmp) / "out.s"
         cmd = _common(tool, big_endian) + [
             "--emit=asm",
@@ -181,7 +191,14 @@ def _rustc_failure(src: Path, tool: Tool, stderr: str) -> str:
     first = errors[0] if errors else "error"
     loc = _LOCATION.search(stderr)
     where = f"{loc.group(1)}:{loc.group(2)}:{loc.group(3)}" if loc else str(src)
+    hint = ""
+    if re.search(r"can't find crate for `(core|std)`", stderr):
+        hint = (
+            "\nnote: a BPF program in Rust is a no_core crate using bpfkit's prelude: start "
+            "it with #![feature(no_core)], #![no_core] and use bpfkit::*; (see "
+            "examples/hello/hello.rs)"
+        )
     return (
         f"rustc {tool.version_text} failed on {where}: {first}\n{stderr.rstrip()}"
-        f"{_version_note(tool, stderr)}"
+        f"{_version_note(tool, stderr)}{hint}"
     )
