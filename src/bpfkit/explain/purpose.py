@@ -1,6 +1,6 @@
 """Why an instruction is there: the call argument or return value a register write feeds.
 
-A backward walk from each helper call (and each ``exit``) over the straight-line code
+A backward walk from each helper call (and each ``exit`` and register store) over the straight-line code
 before it finds the last instruction that wrote each argument register (r0 for ``exit``).
 The walk stops at jumps, jump targets, calls and exits, so it only claims what holds on
 every path into the call.
@@ -47,6 +47,8 @@ def purposes(insns: Sequence[Insn], slots: Sequence[int]) -> dict[int, list[str]
             }
         elif op.kind is Kind.EXIT:
             wanted = {0: f"the return value (exit at instruction {slots[c]})"}
+        elif op.kind is Kind.STORE_REG and insn.src != insn.dst:
+            wanted = {insn.src: f"what instruction {slots[c]} stores to memory"}
         else:
             continue
         i = c
