@@ -271,3 +271,59 @@ def test_assembly_labels_split_programs(tmp_path: Path) -> None:
         ("socket", "socket", 0, 2),
     ]
     assert obj.program("second").insns[0].imm64 == 2
+
+
+# --- legacy map records of other sizes --------------------------------------------------------
+
+LEGACY_28 = r"""
+struct bpf_load_map_def {  /* samples/bpf bpf_load.h: bpf_map_def + inner_map_idx, numa_node */
+    unsigned int type, key_size, value_size, max_entries, map_flags, inner_map_idx, numa_node;
+};
+struct bpf_load_map_def inner __attribute__((section("maps"), used)) = { 2, 4, 4, 1, 0, 0, 0 };
+struct bpf_load_map_def outer __attribute__((section("maps"), used)) = { 12, 4, 4, 8, 0, 0, 3 };
+unsigned int tc_map[5] __attribute__((section("maps/tc"), used)) = { 1, 8, 16, 32, 0 };
+__attribute__((section("socket"), used)) int prog(void *ctx) { return 0; }
+char _license[] __attribute__((section("license"), used)) = "GPL";
+unsigned int _version __attribute__((section("version"), used)) = 0x050a00;
+"""
+
+
+@pytest.mark.requires("clang19")
+@pytest.mark.parametrize("target", ["bpf", "bpfeb"])
+def test_legacy_records_with_inner_map_idx(tmp_path: Path, target: str) -> None:
+    src = tmp_path / "legacy.c"
+    src.write_text(LEGACY_28)
+    obj = read_object(_clang(src, tmp_path / "legacy.o", target))
+    maps = {m.name: m for m in obj.maps}
+    assert list(maps) == ["inner", "outer", "tc_map"]
+    outer = maps["outer"]
+    assert (outer.offset, outer.type, outer.max_entries, outer.inner_map_idx, outer.numa_node) == (
+        28,
+        12,
+        8,
+        0,
+        3,
+    )
+    assert len(outer.raw) == 28 and outer.legacy
+    tc = maps["tc_map"]
+    assert (tc.section, tc.type, tc.key_size, tc.value_size, tc.max_entries) == (
+        "maps/tc",
+        1,
+        8,
+        16,
+        32,
+    )
+    assert tc.inner_map_idx is None and len(tc.raw) == 20
+    assert obj.version == 0x050A00 and obj.license == "GPL"
+
+
+@pytest.mark.requires("clang19")
+def test_legacy_maps_size_mismatch(tmp_path: Path) -> None:
+    src = tmp_path / "odd.c"
+    # Two symbols in 25 bytes: no record size divides the section.
+    src.write_text(
+        'char a[12] __attribute__((section("maps"), used));\n'
+        'char b[13] __attribute__((section("maps"), used));\n'
+    )
+    with pytest.raises(ObjectError, match="map definition size in section 'maps'"):
+        read_object(_clang(src, tmp_path / "odd.o"))

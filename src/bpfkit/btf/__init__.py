@@ -15,12 +15,14 @@ API::
         btf.format(id, name="")  C-like text: "struct foo", "unsigned int", "char[16]"
     parse_btf_ext(data, *, big_endian=False, btf=None) -> BtfExt
         func_info / line_info / core_relos: records by section name (names need ``btf``)
-    load_vmlinux(path="/sys/kernel/btf/vmlinux") -> Btf   the running kernel's types
+    load_vmlinux(path="/sys/kernel/btf/vmlinux") -> Btf   the running kernel's types (cached)
 
 Errors are :class:`bpfkit.errors.BtfError`, saying what is malformed and where.
 """
 
 from __future__ import annotations
+
+import functools
 
 from bpfkit.btf.btf import Btf, parse_btf
 from bpfkit.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo, parse_btf_ext
@@ -30,8 +32,13 @@ from bpfkit.errors import BtfError
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
 
+@functools.cache
 def load_vmlinux(path: str = VMLINUX) -> Btf:
-    """Parse the running kernel's BTF (or the BTF file at ``path``)."""
+    """Parse the running kernel's BTF (or the BTF file at ``path``).
+
+    Parsed once per path and process (about half a second for a distribution kernel);
+    the result is shared, so treat it as read-only.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()

@@ -22,6 +22,10 @@ from bpfkit.btf.types import Kind
 from bpfkit.errors import BtfError
 
 MAGIC = 0xEB9F
+# Plain ints: comparing IntEnum members is several times slower in the parse loop.
+_INT, _PTR, _ARRAY, _STRUCT, _UNION, _ENUM, _FWD, _TYPEDEF = 1, 2, 3, 4, 5, 6, 7, 8
+_VOLATILE, _CONST, _RESTRICT, _FUNC, _FUNC_PROTO, _VAR, _DATASEC = 9, 10, 11, 12, 13, 14, 15
+_FLOAT, _DECL_TAG, _TYPE_TAG, _ENUM64 = 16, 17, 18, 19
 HDR_MIN = 24
 
 
@@ -131,9 +135,10 @@ def parse_types(
         kind = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
         kflag = info >> 31
-        extra = _extra_size(kind, vlen)
-        if extra is None:
+        layout = _EXTRA.get(kind)
+        if layout is None:
             raise BtfError(f"{what}: type {tid} has unknown kind {kind}")
+        extra = layout[0] + layout[1] * vlen
         if pos + extra > end:
             raise BtfError(
                 f"{what}: type {tid} ({Kind(kind).name}) needs {extra} more bytes at byte "
@@ -141,30 +146,30 @@ def parse_types(
             )
         name = get(name_off)
         t: T.Type
-        if kind == Kind.INT:
+        if kind == _INT:
             (enc,) = u32.unpack_from(data, pos)
             t = T.Int(tid, name, size_or_type, (enc >> 24) & 0xF, (enc >> 16) & 0xFF, enc & 0xFF)
-        elif kind == Kind.PTR:
+        elif kind == _PTR:
             t = T.Ptr(tid, name, size_or_type)
-        elif kind == Kind.ARRAY:
+        elif kind == _ARRAY:
             elem, index, n = three.unpack_from(data, pos)
             t = T.Array(tid, name, elem, index, n)
-        elif kind in (Kind.STRUCT, Kind.UNION):
+        elif kind == _STRUCT or kind == _UNION:
             members = []
             for m_name, m_type, m_off in three.iter_unpack(data[pos : pos + extra]):
                 if kflag:
                     members.append(T.Member(get(m_name), m_type, m_off & 0xFFFFFF, m_off >> 24))
                 else:
                     members.append(T.Member(get(m_name), m_type, m_off))
-            cls = T.Struct if kind == Kind.STRUCT else T.Union
+            cls = T.Struct if kind == _STRUCT else T.Union
             t = cls(tid, name, size_or_type, tuple(members))
-        elif kind == Kind.ENUM:
+        elif kind == _ENUM:
             vals = tuple(
                 T.EnumValue(get(n_off), v if kflag else v & 0xFFFFFFFF)
                 for n_off, v in enum32.iter_unpack(data[pos : pos + extra])
             )
             t = T.Enum(tid, name, size_or_type, vals, bool(kflag))
-        elif kind == Kind.ENUM64:
+        elif kind == _ENUM64:
             vals64 = []
             for n_off, lo, hi in three.iter_unpack(data[pos : pos + extra]):
                 v = (hi << 32) | lo
@@ -172,38 +177,38 @@ def parse_types(
                     v -= 1 << 64
                 vals64.append(T.EnumValue(get(n_off), v))
             t = T.Enum64(tid, name, size_or_type, tuple(vals64), bool(kflag))
-        elif kind == Kind.FWD:
+        elif kind == _FWD:
             t = T.Fwd(tid, name, bool(kflag))
-        elif kind == Kind.TYPEDEF:
+        elif kind == _TYPEDEF:
             t = T.Typedef(tid, name, size_or_type)
-        elif kind == Kind.VOLATILE:
+        elif kind == _VOLATILE:
             t = T.Volatile(tid, name, size_or_type)
-        elif kind == Kind.CONST:
+        elif kind == _CONST:
             t = T.Const(tid, name, size_or_type)
-        elif kind == Kind.RESTRICT:
+        elif kind == _RESTRICT:
             t = T.Restrict(tid, name, size_or_type)
-        elif kind == Kind.TYPE_TAG:
+        elif kind == _TYPE_TAG:
             t = T.TypeTag(tid, name, size_or_type)
-        elif kind == Kind.FUNC:
+        elif kind == _FUNC:
             t = T.Func(tid, name, size_or_type, vlen)
-        elif kind == Kind.FUNC_PROTO:
+        elif kind == _FUNC_PROTO:
             params = tuple(
                 T.Param(get(p_name), p_type)
                 for p_name, p_type in two.iter_unpack(data[pos : pos + extra])
             )
             t = T.FuncProto(tid, name, size_or_type, params)
-        elif kind == Kind.VAR:
+        elif kind == _VAR:
             (linkage,) = u32.unpack_from(data, pos)
             t = T.Var(tid, name, size_or_type, linkage)
-        elif kind == Kind.DATASEC:
+        elif kind == _DATASEC:
             secinfo = tuple(
                 T.VarSecinfo(v_type, v_off, v_size)
                 for v_type, v_off, v_size in three.iter_unpack(data[pos : pos + extra])
             )
             t = T.Datasec(tid, name, size_or_type, secinfo)
-        elif kind == Kind.FLOAT:
+        elif kind == _FLOAT:
             t = T.Float(tid, name, size_or_type)
-        elif kind == Kind.DECL_TAG:
+        elif kind == _DECL_TAG:
             (comp,) = struct.unpack_from(e + "i", data, pos)
             t = T.DeclTag(tid, name, size_or_type, comp)
         else:
@@ -214,28 +219,26 @@ def parse_types(
     return out
 
 
-def _extra_size(kind: int, vlen: int) -> int | None:
-    """Bytes of kind-specific data after ``struct btf_type``; None for an unknown kind."""
-    if kind in (Kind.INT, Kind.VAR, Kind.DECL_TAG):
-        return 4
-    if kind == Kind.ARRAY:
-        return 12
-    if kind in (Kind.STRUCT, Kind.UNION, Kind.DATASEC, Kind.ENUM64):
-        return 12 * vlen
-    if kind in (Kind.ENUM, Kind.FUNC_PROTO):
-        return 8 * vlen
-    if kind in (
-        Kind.PTR,
-        Kind.FWD,
-        Kind.TYPEDEF,
-        Kind.VOLATILE,
-        Kind.CONST,
-        Kind.RESTRICT,
-        Kind.FUNC,
-        Kind.FLOAT,
-        Kind.TYPE_TAG,
-    ):
-        return 0
-    if kind == Kind.VOID:
-        return 0
-    return None
+# Bytes of kind-specific data after struct btf_type: (fixed, per vlen item), by kind number.
+_EXTRA: dict[int, tuple[int, int]] = {
+    Kind.VOID.value: (0, 0),
+    Kind.INT.value: (4, 0),
+    Kind.PTR.value: (0, 0),
+    Kind.ARRAY.value: (12, 0),
+    Kind.STRUCT.value: (0, 12),
+    Kind.UNION.value: (0, 12),
+    Kind.ENUM.value: (0, 8),
+    Kind.FWD.value: (0, 0),
+    Kind.TYPEDEF.value: (0, 0),
+    Kind.VOLATILE.value: (0, 0),
+    Kind.CONST.value: (0, 0),
+    Kind.RESTRICT.value: (0, 0),
+    Kind.FUNC.value: (0, 0),
+    Kind.FUNC_PROTO.value: (0, 8),
+    Kind.VAR.value: (4, 0),
+    Kind.DATASEC.value: (0, 12),
+    Kind.FLOAT.value: (0, 0),
+    Kind.DECL_TAG.value: (4, 0),
+    Kind.TYPE_TAG.value: (0, 0),
+    Kind.ENUM64.value: (0, 12),
+}
