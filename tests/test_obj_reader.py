@@ -327,3 +327,15 @@ def test_legacy_maps_size_mismatch(tmp_path: Path) -> None:
     )
     with pytest.raises(ObjectError, match="map definition size in section 'maps'"):
         read_object(_clang(src, tmp_path / "odd.o"))
+
+
+@pytest.mark.requires("llvm19")
+def test_sizeless_functions_keep_their_local_labels(tmp_path: Path) -> None:
+    out = tmp_path / "funcs.o"
+    subprocess.run(
+        ["llvm-mc-19", "-triple", "bpfel", "-filetype=obj", str(DATA / "funcs.s"), "-o", str(out)],
+        check=True,
+    )
+    obj = read_object(out)
+    assert any(s.name == "loop" and s.bind == "STB_LOCAL" for s in obj.symbols)
+    assert [(p.name, p.offset, len(p.insns)) for p in obj.programs] == [("f", 0, 4), ("g", 32, 2)]

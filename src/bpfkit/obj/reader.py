@@ -308,8 +308,15 @@ class _Reader:
         funcs = sorted((s for s in here if s.type == "STT_FUNC"), key=lambda s: s.value)
         ranges: list[tuple[str, int, int, str]] = []
         if funcs:
-            # st_size 0 (hand-written assembly): the function runs to the next symbol.
-            starts = sorted({s.value for s in here if s.type in ("STT_FUNC", "STT_NOTYPE")})
+            # st_size 0 (hand-written assembly): the function runs to the next function or
+            # global label; local labels (loop heads, jump targets) are inside it.
+            starts = sorted(
+                {
+                    s.value
+                    for s in here
+                    if s.type == "STT_FUNC" or (s.type == "STT_NOTYPE" and s.bind != "STB_LOCAL")
+                }
+            )
             for s in funcs:
                 size = s.size
                 if size == 0:
