@@ -133,3 +133,18 @@ def test_stale_probe_entries_of_dead_processes_are_removed() -> None:
     assert name and any(name in e for e in tracefs.probe_entries())
     assert tracefs.remove_stale_probes() >= 1
     assert not any(name in e for e in tracefs.probe_entries())
+
+
+def test_stale_instances_of_dead_processes_are_removed() -> None:
+    code = (
+        "import os, signal\n"
+        "from bpfkit.kernel import tracefs\n"
+        "i = tracefs.TraceInstance()\n"
+        "print(i.path.name, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    name = out.stdout.strip()
+    assert name in tracefs.instances()
+    assert tracefs.remove_stale_instances() >= 1
+    assert name not in tracefs.instances()

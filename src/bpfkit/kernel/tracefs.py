@@ -142,6 +142,7 @@ class ProbeEntry:
                 f"this kernel has no {kind}s ({self.control} is missing): "
                 f"it was built without CONFIG_{kind.upper().replace('PROBE', '_PROBE')}_EVENTS"
             )
+        clean_stale_once()
         _write(self.control, f"{'r' if retprobe else 'p'}:{GROUP}/{self.name} {target}\n")
         self._finalizer = weakref.finalize(self, _remove_entry, self.control, self.name)
         try:
@@ -200,6 +201,34 @@ def remove_stale_probes() -> int:
     return removed
 
 
+_INSTANCE = re.compile(rf"^{GROUP}-(\d+)-\d+$")
+
+
+def remove_stale_instances() -> int:
+    """Remove bpfkit tracefs instances whose process is gone; return how many."""
+    removed = 0
+    base = root() / "instances"
+    for p in base.iterdir():
+        m = _INSTANCE.match(p.name)
+        if m and not Path(f"/proc/{m.group(1)}").exists():
+            _remove_instance(p)
+            removed += not p.exists()
+    return removed
+
+
+_stale_checked = False
+
+
+def clean_stale_once() -> None:
+    """Once per process, remove what killed bpfkit processes left in tracefs (a process
+    killed with SIGKILL cannot remove its probe entries and instances itself)."""
+    global _stale_checked
+    if not _stale_checked:
+        _stale_checked = True
+        remove_stale_probes()
+        remove_stale_instances()
+
+
 class TracePipe:
     """A non-blocking reader of a ``trace_pipe`` that yields whole lines.
 
@@ -256,6 +285,7 @@ class TraceInstance:
     """A private tracefs instance receiving ``bpf_trace_printk`` lines; removed on ``close()``."""
 
     def __init__(self) -> None:
+        clean_stale_once()
         base = root() / "instances"
         self.path = base / f"{GROUP}-{os.getpid()}-{next(_counter)}"
         try:
