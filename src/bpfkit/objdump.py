@@ -124,18 +124,21 @@ class _Renderer:
         self.cache: dict[bytes, tuple[int, str, int | None]] = {}
 
     def line(self, data: bytes, pos: int) -> tuple[int, str, int | None]:
-        """``(size, text, jump)`` of the instruction at ``pos`` (size 1 for a stray byte)."""
+        """``(size, tail, jump)`` of the instruction at ``pos``: ``tail`` is the line after
+        the address (tab, bytes, tab, text); size 1 for a stray byte."""
         left = len(data) - pos
         if left < 8:
-            return 1, UNKNOWN, None
+            return 1, f"\t{data[pos]:02x}\t{UNKNOWN}", None
         wide = data[pos] == LDDW_OPCODE
         if wide and left < 16:
-            return 1, UNKNOWN, None
+            return 1, f"\t{data[pos]:02x}\t{UNKNOWN}", None
         raw = data[pos : pos + (16 if wide else 8)]
         hit = self.cache.get(raw)
         if hit is not None:
             return hit
-        result = self._render(raw, wide)
+        width, text, jump = self._render(raw, wide)
+        # Cache the line's tail: bytes and text (the address and target are added per use).
+        result = (width, f"\t{raw[:width].hex(' ')}\t{text}", jump)
         self.cache[raw] = result
         return result
 
@@ -235,15 +238,12 @@ def _dump_section(
                 out.append("\t\t...\n")
                 pos += skip
                 continue
-            width, text, jump = line(data, pos)
-            raw = data[pos : pos + width]
+            width, tail, jump = line(data, pos)
             if jump is None:
-                out.append(f"{pos // 8:8d}:\t{raw.hex(' ')}\t{text}\n")
+                out.append(f"{pos // 8:8d}:{tail}\n")
             else:
                 target = (pos + 8 + jump * 8) & _MASK64
-                out.append(
-                    f"{pos // 8:8d}:\t{raw.hex(' ')}\t{text}{_target_name(labels, target)}\n"
-                )
+                out.append(f"{pos // 8:8d}:{tail}{_target_name(labels, target)}\n")
             pos += width
             while ri < rn and rels[ri].offset < pos:
                 out.append(_reloc_line(rels[ri]))

@@ -129,11 +129,17 @@ def compile_template(template: str, *, wide: bool = False) -> Formatter:
     if len(parts) == 1 and isinstance(parts[0], str):
         text = parts[0]
         return lambda i, f: text
-    frozen = tuple(parts)
-
-    def fmt(i: Insn, f: Callable[[int], str]) -> str:
-        return "".join(p if isinstance(p, str) else p(i, f) for p in frozen)
-
+    # One concatenation expression per template (no loop per call): the disassembler's
+    # hot path.  Only our own template literals (as repr) and getter names go into it.
+    env: dict[str, object] = {}
+    terms = []
+    for k, p in enumerate(parts):
+        if isinstance(p, str):
+            terms.append(repr(p))
+        else:
+            env[f"g{k}"] = p
+            terms.append(f"g{k}(i, f)")
+    fmt: Formatter = eval(f"lambda i, f: {' + '.join(terms)}", env)  # noqa: S307
     return fmt
 
 
@@ -247,15 +253,31 @@ def format_insn(insn: Insn, *, imm_hex: bool = False, mcpu: str | int | None = N
     return UNKNOWN if form is None else form.fmt(insn, _hex if imm_hex else _dec)
 
 
+# Rows LLVM 19 decodes exactly as the table does when the instruction is valid: every
+# kind but the atomics (imm nibble rules), lddw (ld_pseudo) and the LLVM 22-only ones.
+_SIMPLE = frozenset(
+    id(op)
+    for op in OPS
+    if op.kind not in _NOT_IN_LLVM19 and op.kind not in (Kind.ATOMIC, Kind.LDDW)
+)
+
+
 def select_form(insn: Insn, cpu: int | None) -> _Form | None:
     """How ``insn`` is printed at ``--mcpu=v{cpu}`` (``None``: bpfkit's default rule)."""
+    op = lookup(insn)
+    if (
+        op is not None
+        and id(op) in _SIMPLE
+        and insn.dst <= 10
+        and insn.src <= 10
+        and not op.reserved_nonzero(insn)
+    ):
+        return (_FORM_V4 if cpu is not None and cpu >= 3 else _FORM_WIDE)[id(op)]
     if cpu is not None:
         return _llvm19_form(insn, cpu >= 3)
     form = _llvm19_form(insn, False)
-    if not is_valid(insn):
+    if op is None or not is_valid(insn):
         return form  # bytes that are no instruction: as llvm-objdump-19 shows them
-    op = lookup(insn)
-    assert op is not None
     if form is not None and form.op is op:
         return form
     v4 = _llvm19_form(insn, True)
