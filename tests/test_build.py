@@ -15,7 +15,7 @@ from bpfkit.build.rust import prelude_sources, rust_to_asm
 from bpfkit.build.rust_helpers import bindable, render_helpers
 from bpfkit.build.tools import find_all, parse_version
 from bpfkit.cli.main import main
-from bpfkit.errors import BuildError
+from bpfkit.errors import AsmError, BuildError
 from bpfkit.uapi.helpers import HELPERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,3 +248,11 @@ def test_cli_builds_c(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_cli_error_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", str(tmp_path / "x.txt")]) == 1
     assert "unknown kind of source" in capsys.readouterr().err
+
+
+def test_assembly_errors_point_at_the_line(tmp_path: Path) -> None:
+    src = tmp_path / "bad.s"
+    src.write_text("\t.text\nf:\n\tr0 = 0\n\tr0 += r11\n\texit\n")
+    with pytest.raises(AsmError, match=r"bad\.s:4:\d+"):
+        build(src, tmp_path / "bad.o")
+    assert not (tmp_path / "bad.o").exists()

@@ -18,14 +18,13 @@ The object is written whole or not at all (a temporary file renamed into place).
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
+from bpfkit.asm.assemble import assemble
 from bpfkit.build.btf_maps import btf_directives, maps_btf, read_map_defs
 from bpfkit.errors import BuildError
 
@@ -37,7 +36,6 @@ SOURCE_KINDS = {
     ".bc": "LLVM bitcode",
     ".c": "C",
     ".s": "BPF assembly",
-    ".S": "BPF assembly",
 }
 
 _BTF_SECTION = re.compile(r"^\s*\.section\s+\.BTF\b", re.MULTILINE)
@@ -50,16 +48,9 @@ def default_output(src: str | os.PathLike[str]) -> Path:
     return Path(Path(src).stem + ".o")
 
 
-def _assembler() -> Callable[..., bytes]:
-    module = importlib.import_module("bpfkit.asm.assemble")
-    fn = getattr(module, "assemble", None)
-    if fn is None:
-        raise BuildError("bpfkit's assembler (bpfkit.asm.assemble.assemble) is not available")
-    return cast("Callable[..., bytes]", fn)
-
-
 def _assemble(text: str, filename: str, big_endian: bool) -> bytes:
-    return _assembler()(text, filename, big_endian=big_endian)
+    # bpfkit's own assembler: no LLVM tool runs for .rs and .s sources.
+    return assemble(text, filename, big_endian=big_endian)
 
 
 def build(

@@ -1,0 +1,93 @@
+"""Rust through bpfkit build, checked by the kernel: the prelude's operators, arrays, maps
+(legacy and .maps) and helpers, run with BPF_PROG_TEST_RUN and compared with Python."""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import pytest
+
+from bpfkit.build import build
+from bpfkit.build.rust import build_prelude, rust_to_asm
+from bpfkit.build.tools import find_rustc
+from bpfkit.errors import BuildError
+
+HERE = Path(__file__).resolve().parent
+M32, M64 = 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _s32(v: int) -> int:
+    v &= M32
+    return v - (1 << 32) if v & 0x8000_0000 else v
+
+
+def mix_model(buf: bytes) -> tuple[int, int, int]:
+    """What tests/rust/mix.rs computes from the 16 bytes it reads: (retval, key, value)."""
+    acc = 7
+    for b in buf:
+        acc = (acc * 31 + b) & M32
+    acc ^= acc >> 7
+    acc = (acc + sum(j * j for j in range(buf[4] & 31))) & M32
+    wide = ((acc << 20) | buf[0]) & M64
+    signed = -((wide % 1000003) // 3)  # Rust's / truncates toward zero
+    result = _s32(signed) & 0x7FFF_FFFF
+    if buf[2] > buf[3]:
+        result |= 1
+    elif buf[2] == buf[3]:
+        result = _s32(result - ((buf[1] * 3 + 1) & 0xFFFF))
+    return result & M32, acc & 15, wide
+
+
+@pytest.mark.requires("rustc", "bpf")
+def test_rust_prelude_semantics_on_the_kernel(tmp_path: Path) -> None:
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.obj.reader import read_object
+
+    obj = build(HERE / "rust" / "mix.rs", tmp_path / "mix.o")
+    rng = random.Random(4)
+    packets = [bytes(rng.randrange(256) for _ in range(64)) for _ in range(40)]
+    packets.append(bytes(64))  # buf[2] == buf[3]
+    packets.append(bytes([0, 9, 5, 5]) * 16)
+    with load_collection(read_object(str(obj))) as c:
+        prog = c.programs["mix"]
+        seen, totals = c.maps["SEEN"], c.maps["TOTALS"]
+        for packet in packets:
+            # A socket filter's test run starts past the 14-byte Ethernet header.
+            want, key, value = mix_model(packet[14:30])
+            assert prog.test_run(packet).retval == want, packet[14:30].hex()
+            assert struct.unpack("<Q", seen[key])[0] == value
+        assert struct.unpack("<Q", totals[0])[0] == len(packets)
+        assert struct.unpack("<Q", totals[1])[0] == 0
+
+
+@pytest.mark.requires("rustc")
+def test_prelude_compiles_in_a_fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", str(tmp_path / "cache"))
+    rlib = build_prelude(find_rustc())
+    assert rlib.is_file() and rlib.name == "libbpfkit.rlib"
+    assert rlib.is_relative_to(tmp_path / "cache")
+    assert build_prelude(find_rustc()) == rlib  # the second time from the cache
+    assert [p.name for p in (tmp_path / "cache" / "rust-prelude").iterdir()] == [rlib.parent.name]
+
+
+@pytest.mark.requires("rustc")
+def test_unwritable_cache_builds_the_prelude_in_the_scratch_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", str(blocker / "cache"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    rlib = build_prelude(find_rustc(), scratch=scratch)
+    assert rlib == scratch / "prelude" / "libbpfkit.rlib" and rlib.is_file()
+
+
+@pytest.mark.requires("rustc")
+def test_a_crate_without_no_core_gets_a_hint(tmp_path: Path) -> None:
+    src = tmp_path / "plain.rs"
+    src.write_text("pub fn f() -> u32 { 1 }\n")
+    with pytest.raises(BuildError, match=r"(?s)can't find crate for `std`.*#!\[no_core\]"):
+        rust_to_asm(src)
