@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from bpfkit.errors import BpfkitError
 
 # Command modules, in the order `bpfkit --help` lists them.
-COMMANDS: tuple[str, ...] = ("build", "asm", "explain", "dump", "run", "trace", "load", "prog", "test_run", "vm")
+COMMANDS: tuple[str, ...] = ("build", "asm", "explain", "dump", "run", "trace", "load", "prog", "test_run", "vm", "btf")
 
 
 def build_parser() -> argparse.ArgumentParser:

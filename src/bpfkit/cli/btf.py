@@ -1,0 +1,65 @@
+"""``bpfkit btf FILE``: the BTF of an object or of the kernel, as ``bpftool btf dump file`` prints it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bpfkit.btf import Btf, parse_btf
+from bpfkit.btf.dump import dump_raw, dump_type
+from bpfkit.errors import BtfError, ObjectError
+from bpfkit.obj import read_object
+
+
+def register(sub: Any) -> None:
+    """Add the ``btf`` sub-command."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "btf",
+        help="dump the BTF types of an object or of /sys/kernel/btf/vmlinux",
+        description="Print the types of a BPF object's .BTF, or of a raw BTF file such as "
+        "/sys/kernel/btf/vmlinux, in the raw format of `bpftool btf dump file FILE`.",
+    )
+    p.add_argument("file", help="BPF ELF object, or raw BTF (/sys/kernel/btf/vmlinux)")
+    p.add_argument(
+        "--find",
+        metavar="NAME",
+        action="append",
+        help="only the types called NAME (repeatable), each with its C name",
+    )
+    p.set_defaults(func=run)
+
+
+def load(path: str) -> Btf:
+    """The BTF of ``path``: an ELF object's ``.BTF`` section, or a raw BTF file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise BtfError(f"{path}: cannot read: {e.strerror or e}") from e
+    try:
+        if head == b"\x7fELF":
+            obj = read_object(path)
+            if obj.btf is None:
+                raise ObjectError(f"{path}: no .BTF section (compile with clang -g)")
+            return parse_btf(obj.btf, big_endian=obj.big_endian)
+        with open(path, "rb") as f:
+            btf = parse_btf(f.read())
+    except BtfError as e:
+        raise BtfError(f"{path}: {e}") from e
+    btf.what = path
+    return btf
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the dump."""
+    btf = load(args.file)
+    if not args.find:
+        sys.stdout.write(dump_raw(btf))
+        return 0
+    for name in args.find:
+        for t in btf.find_all(name):
+            sys.stdout.write(f"{dump_type(btf, t)}\n\t/* {btf.format(t.id)} */\n")
+        if not btf.find_all(name):
+            raise BtfError(f"{args.file}: no type named {name!r}")
+    return 0
