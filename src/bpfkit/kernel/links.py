@@ -16,6 +16,25 @@ How each kind attaches:
 
 Closing goes in reverse: the link, then the perf event, then the tracefs entry (which the
 kernel refuses to remove while an event uses it).
+
+Step by step (what :class:`bpfkit.kernel.session.Session` does in one call)::
+
+    from bpfkit.obj.reader import read_object
+    from bpfkit.kernel.attach import parse_spec, plan
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.kernel.links import attach
+    from bpfkit.kernel.tracefs import TraceInstance
+    from bpfkit.events.trace_pipe import stream
+
+    spec = read_object("examples/hello/hello.o")
+    where = plan(parse_spec("kprobe:SyS_clone"))      # tracepoint here: no kprobes
+    with (
+        load_collection(spec, prog_types={"kprobe__sys_clone": where.prog_type}) as coll,
+        TraceInstance() as trace,
+        attach(coll.programs["kprobe__sys_clone"], where.point),
+    ):
+        for line in stream(trace.pipe, count=3, duration=10):
+            print(line.message)                         # "hello from rust"
 """
 
 from __future__ import annotations
