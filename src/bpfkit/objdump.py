@@ -207,6 +207,7 @@ def _dump_section(
     heading = False
     ri, rn = 0, len(rels)
     line = renderer.line
+    cache = renderer.cache
     n = len(labels)
     i = 0
     while i < n:
@@ -233,12 +234,14 @@ def _dump_section(
             limit = end
             if show_relocs and ri < rn:
                 limit = min(limit, max(rels[ri].offset, pos))
-            skip = _zero_run(data, pos, limit)
-            if skip:
-                out.append("\t\t...\n")
-                pos += skip
-                continue
-            width, tail, jump = line(data, pos)
+            if not data[pos]:
+                skip = _zero_run(data, pos, limit)
+                if skip:
+                    out.append("\t\t...\n")
+                    pos += skip
+                    continue
+            hit = cache.get(data[pos : pos + 8]) if data[pos] != LDDW_OPCODE else None
+            width, tail, jump = hit if hit is not None else line(data, pos)
             if jump is None:
                 out.append(f"{pos // 8:8d}:{tail}\n")
             else:
