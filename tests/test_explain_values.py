@@ -186,3 +186,19 @@ def test_known_results_agree_with_the_conformance_suite() -> None:
             claimed += 1
             assert test.result in {v.const for v in r0s}, path.name
     assert claimed > 200  # 253 of the 313 files on the suite of 2025
+
+
+def test_store_at_unknown_stack_offset_forgets_bytes() -> None:
+    insns = [
+        Insn(0x7A, 10, 0, -8, 0x41),  # *(u64 *)(r10 - 8) = 0x41
+        Insn(0x79, 2, 1, 0),  # r2 = *(u64 *)(r1 + 0): unknown
+        Insn(0xBF, 3, 10),  # r3 = r10
+        Insn(0x0F, 3, 2),  # r3 += r2: fp + unknown
+        Insn(0x72, 3, 0, -1, 0),  # *(u8 *)(r3 - 1) = 0
+        Insn(0x95),
+    ]
+    a = analyze(insns)
+    st0, st4 = a.after[0], a.after[4]
+    assert st0 is not None and st0.stack_bytes(-8, 8) == b"A" + bytes(7)
+    assert st4 is not None and st4.stack_bytes(-8, 1) is None
+    assert st4.reg(3).describe() == "fp + unknown offset"

@@ -371,8 +371,11 @@ def _call(op: Op, insn: Insn, state: State) -> State:
         v = state.reg(n)
         if arg.kind == "ptr" and not arg.ctype.startswith("const") and v.base == "stack":
             size = _arg_size(h.args, n, state)
-            if v.const is not None and size:
-                after = _forget(after, v.const, size)
+            if v.const is None:
+                after = _forget(after, -STACK_SIZE, STACK_SIZE)
+            else:
+                # Without a known size the helper may write up to the top of the stack.
+                after = _forget(after, v.const, size or max(0, -v.const))
     if h.ret_kind != "ptr":
         return after.set(r0=Value.scalar())
     if h.short_name in ("map_lookup_elem", "map_lookup_percpu_elem") or h.short_name.endswith(
@@ -395,16 +398,25 @@ def _arg_size(args: Sequence[object], n: int, state: State) -> int | None:
 
 
 def _forget(state: State, off: int, n: int) -> State:
+    """Bytes fp+off .. fp+off+n-1 become unknown (those never written stay unwritten
+    unless the range is small: a store writes them)."""
     stack = dict(state.stack)
-    for j in range(off, off + n):
-        stack[j] = None
+    if n >= STACK_SIZE or n > 64:
+        for j in [k for k in stack if off <= k < off + n]:
+            stack[j] = None
+    else:
+        for j in range(off, off + n):
+            stack[j] = None
     spills = {k: v for k, v in state.spills.items() if not (off - 8 < k < off + n)}
     return replace(state, stack=stack, spills=spills)
 
 
 def _store(state: State, base: Value, off: int, size: int, v: Value) -> State:
-    if base.base != "stack" or base.const is None or base.kind != "ptr":
+    if base.kind != "ptr" or base.base != "stack":
         return state  # memory other than the stack is not tracked
+    if base.const is None:
+        # A store somewhere in the stack: any byte written so far may have changed.
+        return _forget(state, -STACK_SIZE, STACK_SIZE)
     at = base.const + off
     new = _forget(state, at, size)
     stack = dict(new.stack)
