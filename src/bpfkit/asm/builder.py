@@ -94,6 +94,17 @@ class Fixup:
     where: object = None
 
 
+def _merge_type(own: int, base: int) -> int:
+    """The type of ``.set alias, base``: the base's, unless the alias's own is stronger."""
+    if own == w.STT_FUNC and base in (w.STT_OBJECT, w.STT_NOTYPE, w.STT_TLS):
+        return own
+    if own == w.STT_OBJECT and base == w.STT_NOTYPE:
+        return own
+    if own == w.STT_TLS and base in (w.STT_OBJECT, w.STT_NOTYPE, w.STT_FUNC):
+        return own
+    return base
+
+
 class Builder:
     """Sections and symbols of one assembly, in creation order."""
 
@@ -322,6 +333,7 @@ class Builder:
         globals_: list[w.ElfSymbol] = []
         elf_sym: dict[int, w.ElfSymbol] = {}
         for sym in self.registered:
+            base: Symbol | None = None
             if sym.variable is not None:
                 try:
                     v = self.resolve(Value(sym, None, 0), None)
@@ -331,6 +343,12 @@ class Builder:
                     sym.absolute, sym.offset = True, v.c
                 elif v.a.defined:
                     sym.section, sym.offset, sym.defined = v.a.section, v.a.offset + v.c, True
+                    base = v.a
+            if base is not None:
+                # llvm-mc: an alias inherits its base's size and (if stronger) its type.
+                if sym.size is None:
+                    sym.size = base.size
+                sym.type = _merge_type(sym.type, base.type)
             if sym.type == w.STT_SECTION:
                 if not sym.used_in_reloc:
                     continue

@@ -355,13 +355,6 @@ def _assign_value(a: Assembler, sym: Symbol, v: Value, column: int) -> None:
     sym.variable = v
 
 
-def assign(a: Assembler, name: str, text: str, end: int, col: int) -> None:
-    """``sym = expr``."""
-    sym = a.b.register(a.b.symbol(name))
-    rest = text[end:]
-    _assign_value(a, sym, _expr(a, rest, col + end), col + 1)
-
-
 def d_comm(a: Assembler, text: str, col: int) -> None:
     """``.comm sym, size[, align]`` and ``.lcomm sym, size``."""
     rest, base = _args(a, text, col)
@@ -568,13 +561,17 @@ def finish_frames(a: Assembler) -> None:
     # pointer encoding DW_EH_PE_sdata8, no initial instructions (padded with DW_CFA_nop).
     body = struct.pack(e + "I", 0) + bytes([1]) + b"zR\0" + bytes([8, 0x7C, 11, 1, 0x0C, 0, 0, 0])
     cie_at = a.b.emit(struct.pack(e + "I", len(body)) + body)
-    for sec, start, end in a.frames:
+    for i, (sec, start, end) in enumerate(a.frames):
         here = eh.size
-        a.b.emit(struct.pack(e + "II", 24, here + 4 - cie_at))
+        # An FDE is padded (DW_CFA_nop) to 4 bytes, the last one to 8 (LLVM's rule).
+        align = 8 if i == len(a.frames) - 1 else 4
+        length = 4 + 8 + 8 + 1
+        length += (-(here + 4 + length)) % align
+        a.b.emit(struct.pack(e + "II", length, here + 4 - cie_at))
         begin = Symbol(".Lcfi_begin", sec, start, True)  # type: ignore[arg-type]
         fdeoff = a.b.emit(bytes(8))
         a.b.fixup(FK_DATA, fdeoff, Value(begin, None, 0), 8, None)
-        a.b.emit(struct.pack(e + "Q", end - start) + bytes(4))
+        a.b.emit(struct.pack(e + "Q", end - start) + bytes(length - 20))
     a.b.current = keep
 
 

@@ -23,8 +23,6 @@ from bpfkit.isa.table import Kind, Op
 from bpfkit.obj import writer as w
 
 _LABEL = re.compile(r'\s*([A-Za-z_.$][\w.$]*|"[^"]*")\s*:(?!=)')
-_ASSIGN = re.compile(r"\s*([A-Za-z_.$][\w.$]*)\s*=(?!=)")
-_REGNAME = re.compile(r"[rw](?:10|[0-9])\Z")
 
 
 class Where:
@@ -68,6 +66,27 @@ def strip_comment(line: str) -> str:
             return line[:i]
         i += 1
     return line
+
+
+def split_statements(line: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each ``;``-separated statement of a line (quotes respected)."""
+    out: list[tuple[int, int]] = []
+    start, quote, i = 0, False, 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quote = False
+        elif ch == '"':
+            quote = True
+        elif ch == ";":
+            out.append((start, i))
+            start = i + 1
+        i += 1
+    out.append((start, len(line)))
+    return out
 
 
 class Assembler:
@@ -121,28 +140,11 @@ class Assembler:
             if not line or line.isspace():
                 continue
             self.where = Where(self.filename, lineno, 1, raw.rstrip("\n"))
-            pos = 0
-            if ":" in line:
-                while True:
-                    m = _LABEL.match(line, pos)
-                    if m is None:
-                        break
-                    self.label(m.group(1).strip('"'), m.start(1) + 1)
-                    pos = m.end()
-            rest = line[pos:]
-            stripped = rest.lstrip()
-            if not stripped:
-                continue
-            col = pos + len(rest) - len(stripped)
-            self.where.column = col + 1
-            if stripped[0] == ".":
-                self.directive(stripped.rstrip(), col)
-                continue
-            m = _ASSIGN.match(stripped)
-            if m and not _REGNAME.match(m.group(1)):
-                directives.assign(self, m.group(1), stripped, m.end(), col)
-                continue
-            self.instruction(stripped.rstrip(), col)
+            if ";" in line:
+                for start, end in split_statements(line):
+                    self.statement(line[:end], start)
+            else:
+                self.statement(line, 0)
         if self.cfi_open is not None:
             raise self.cfi_open[2].error("missing .cfi_endproc for this .cfi_startproc")
         directives.finish_frames(self)
@@ -153,6 +155,26 @@ class Assembler:
             if isinstance(where, Where):
                 raise where.error(str(e)) from None
             raise AsmError(str(e), file=self.filename) from None
+
+    def statement(self, line: str, pos: int) -> None:
+        """One statement: labels, then a directive, an assignment or an instruction."""
+        if ":" in line:
+            while True:
+                m = _LABEL.match(line, pos)
+                if m is None:
+                    break
+                self.label(m.group(1).strip('"'), m.start(1) + 1)
+                pos = m.end()
+        rest = line[pos:]
+        stripped = rest.lstrip()
+        if not stripped:
+            return
+        col = pos + len(rest) - len(stripped)
+        self.where.column = col + 1
+        if stripped[0] == ".":
+            self.directive(stripped.rstrip(), col)
+            return
+        self.instruction(stripped.rstrip(), col)
 
     def label(self, name: str, column: int) -> None:
         """Define a label at the current location."""
