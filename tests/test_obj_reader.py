@@ -7,6 +7,7 @@ the section bytes themselves (instructions re-encode to exactly what the file ho
 from __future__ import annotations
 
 import re
+import struct
 import subprocess
 from pathlib import Path
 
@@ -339,3 +340,28 @@ def test_sizeless_functions_keep_their_local_labels(tmp_path: Path) -> None:
     obj = read_object(out)
     assert any(s.name == "loop" and s.bind == "STB_LOCAL" for s in obj.symbols)
     assert [(p.name, p.offset, len(p.insns)) for p in obj.programs] == [("f", 0, 4), ("g", 32, 2)]
+
+
+@pytest.mark.requires("clang19")
+def test_rela_sections(corpus: dict[str, Path]) -> None:
+    """Re-encode .rel.text as SHT_RELA with an addend: same relocations, addend kept."""
+    data = bytearray(corpus["el"].read_bytes())
+    obj = read_object(bytes(data))
+    (shoff,) = struct.unpack_from("<Q", data, 40)
+    rel = next(s for s in obj.sections if s.name == ".rel.text")
+    entries = [struct.unpack_from("<QQ", rel.data, i) for i in range(0, rel.size, 16)]
+    table = b"".join(struct.pack("<QQq", off, info, -8) for off, info in entries)
+    data += bytes(-len(data) % 8)
+    new_off = len(data)
+    data += table
+    hdr = shoff + 64 * rel.index
+    struct.pack_into("<I", data, hdr + 4, 4)  # sh_type = SHT_RELA
+    struct.pack_into("<QQ", data, hdr + 24, new_off, len(table))  # sh_offset, sh_size
+    struct.pack_into("<Q", data, hdr + 56, 24)  # sh_entsize
+    rela = read_object(bytes(data))
+    assert rela.section(".rel.text").type == "SHT_RELA"
+    before, after = obj.relocations[".text"], rela.relocations[".text"]
+    assert [(r.offset, r.symbol, r.kind) for r in after] == [
+        (r.offset, r.symbol, r.kind) for r in before
+    ]
+    assert {r.addend for r in after} == {-8} and {r.addend for r in before} == {0}
