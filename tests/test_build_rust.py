@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,33 @@ def test_a_crate_without_no_core_gets_a_hint(tmp_path: Path) -> None:
     src.write_text("pub fn f() -> u32 { 1 }\n")
     with pytest.raises(BuildError, match=r"(?s)can't find crate for `std`.*#!\[no_core\]"):
         rust_to_asm(src)
+
+
+@pytest.mark.requires("rustc", "bpf")
+def test_atomic_adds_on_a_map_value(tmp_path: Path) -> None:
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.obj.reader import read_object
+
+    obj = build(HERE / "rust" / "atomics.rs", tmp_path / "atomics.o")
+    with load_collection(read_object(str(obj))) as c:
+        prog, counter = c.programs["atomics"], c.maps["COUNTER"]
+        got = [prog.test_run(bytes(64)).retval for _ in range(4)]
+        assert got == [100 + 3 + 8 * i for i in range(4)]
+        assert struct.unpack("<Q", counter[0])[0] == 4 * 8
+
+
+@pytest.mark.requires("rustc", "bpf", "tracepoint")
+def test_printk_with_arguments(tmp_path: Path) -> None:
+    from bpfkit.kernel.session import Session
+
+    obj = build(HERE / "rust" / "printk.rs", tmp_path / "printk.o")
+    want = f"bpfkit printk pid={os.getpid()} x=42 y=beef"
+    with Session(obj) as s:
+        threading.Timer(0.3, os.getppid).start()
+        # trace_pipe is shared: other programs (other tests) may print meanwhile.
+        seen = []
+        for line in s.lines(duration=10):
+            seen.append(line.message)
+            if line.message.startswith("bpfkit printk"):
+                break
+    assert want in seen

@@ -171,3 +171,9 @@ macro_rules! concat {
 macro_rules! stringify {
     ($($t:tt)*) => {{ /* compiler built-in */ }};
 }
+
+#[rustc_builtin_macro]
+#[doc(hidden)]
+pub macro asm("assembly template", $(operands,)* $(options($(option),*))?) {
+    /* compiler built-in */
+}

@@ -15,6 +15,7 @@
     negative_impls,
     freeze_impls,
     decl_macro,
+    asm_experimental_arch,
     unboxed_closures
 )]
 #![no_core]

@@ -74,3 +74,41 @@ macro_rules! legacy_map {
         )*
     };
 }
+
+/// `bpf_trace_printk` with a format string literal and up to three integer arguments:
+/// `printk!("pid %d opened %d files\n", pid, n)`.  The format, made a NUL-terminated array
+/// at compile time, is copied to the stack (the helper wants it there, as in the seed);
+/// returns the helper's result.
+#[macro_export]
+macro_rules! printk {
+    ($fmt:literal $(,)?) => {{
+        const FMT: [u8; $crate::str_len($fmt) + 1] = $crate::cstr($fmt);
+        let fmt = FMT;
+        unsafe { $crate::bpf_trace_printk(&fmt, ($crate::str_len($fmt) + 1) as u32) }
+    }};
+    ($fmt:literal, $a:expr $(,)?) => {{
+        const FMT: [u8; $crate::str_len($fmt) + 1] = $crate::cstr($fmt);
+        let fmt = FMT;
+        unsafe { $crate::bpf_trace_printk1(&fmt, ($crate::str_len($fmt) + 1) as u32, $a as u64) }
+    }};
+    ($fmt:literal, $a:expr, $b:expr $(,)?) => {{
+        const FMT: [u8; $crate::str_len($fmt) + 1] = $crate::cstr($fmt);
+        let fmt = FMT;
+        unsafe {
+            $crate::bpf_trace_printk2(&fmt, ($crate::str_len($fmt) + 1) as u32, $a as u64, $b as u64)
+        }
+    }};
+    ($fmt:literal, $a:expr, $b:expr, $c:expr $(,)?) => {{
+        const FMT: [u8; $crate::str_len($fmt) + 1] = $crate::cstr($fmt);
+        let fmt = FMT;
+        unsafe {
+            $crate::bpf_trace_printk3(
+                &fmt,
+                ($crate::str_len($fmt) + 1) as u32,
+                $a as u64,
+                $b as u64,
+                $c as u64,
+            )
+        }
+    }};
+}

@@ -142,3 +142,36 @@ pub const fn str_len(s: &str) -> usize {
     }
     unsafe { Repr { s }.parts.len }
 }
+
+/// Atomically adds `value` to `*dst` (BPF's `lock *(u64 *)(dst + 0) += value`), for
+/// counters shared between CPUs, such as map values.
+#[inline(always)]
+pub unsafe fn atomic_add_u64(dst: *mut u64, value: u64) {
+    unsafe {
+        crate::lang::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) dst, in(reg) value, options(nostack));
+    }
+}
+
+/// Atomically adds `value` to `*dst` (32 bits).
+#[inline(always)]
+pub unsafe fn atomic_add_u32(dst: *mut u32, value: u32) {
+    unsafe {
+        crate::lang::asm!("lock *(u32 *)({0} + 0) += {1}", in(reg) dst, in(reg) value, options(nostack));
+    }
+}
+
+/// Atomically adds `value` to `*dst` and returns the value before
+/// (`r = atomic_fetch_add((u64 *)(dst + 0), r)`, BPF ISA v3).
+#[inline(always)]
+pub unsafe fn atomic_fetch_add_u64(dst: *mut u64, value: u64) -> u64 {
+    let mut v = value;
+    unsafe {
+        crate::lang::asm!(
+            "{1} = atomic_fetch_add((u64 *)({0} + 0), {1})",
+            in(reg) dst,
+            inout(reg) v,
+            options(nostack)
+        );
+    }
+    v
+}
