@@ -19,7 +19,8 @@ program! {
         // The upper half of pid_tgid is the process id (the kernel's tgid).
         let pid = (unsafe { bpf_get_current_pid_tgid() } >> 32) as u32;
         match COUNTS.get_ptr_mut(&pid) {
-            Some(count) => unsafe { *count += 1 },
+            // Another CPU may count the same process at the same time: add atomically.
+            Some(count) => unsafe { atomic_add_u64(count, 1) },
             None => {
                 // A stack value rather than `&1`, which rustc would place in .rodata.
                 let one: u64 = 1;
