@@ -68,6 +68,21 @@ _ENUM_CLASSES = {
     "bpf_cmd": ("Cmd", "BPF_"),
 }
 
+# Program context structs: explain names the fields programs load from r1.
+CTX_STRUCTS = (
+    "__sk_buff",
+    "xdp_md",
+    "pt_regs",
+    "bpf_perf_event_data",
+    "bpf_sock_ops",
+    "sk_msg_md",
+    "bpf_sock_addr",
+    "bpf_raw_tracepoint_args",
+    "bpf_sysctl",
+    "sk_reuseport_md",
+    "bpf_sk_lookup",
+)
+
 ENUMS = (
     "bpf_func_id",
     "bpf_prog_type",
@@ -78,12 +93,17 @@ ENUMS = (
 )
 
 
-def btf_enums(data: bytes, wanted: set[str]) -> dict[str, list[tuple[str, int]]]:
-    """Enumerators of the named enums in a raw BTF blob (little-endian only)."""
+Types = list[tuple[int, str, int, int, bytes]]
+
+
+def btf_types(data: bytes) -> Types:
+    """Every type record of a raw BTF blob (little-endian only), id 0 (void) first:
+    ``(kind, name, size_or_type, info, kind-specific bytes)``.  Member and enumerator
+    names inside the kind-specific bytes are string offsets, resolved by :func:`_str`."""
     magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
     if magic != 0xEB9F:
         raise SystemExit("not a little-endian BTF blob")
-    type_off, type_len, str_off, _str_len = struct.unpack_from("<IIII", data, 8)
+    type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", data, 8)
     types = hdr_len + type_off
     strings = hdr_len + str_off
 
@@ -91,21 +111,98 @@ def btf_enums(data: bytes, wanted: set[str]) -> dict[str, list[tuple[str, int]]]
         end = data.index(b"\0", strings + off)
         return data[strings + off : end].decode()
 
-    found: dict[str, list[tuple[str, int]]] = {}
+    out: Types = [(0, "void", 0, 0, b"")]
     pos, end = types, types + type_len
     while pos < end:
-        name_off, info, _size = struct.unpack_from("<III", data, pos)
-        kind, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
+        name_off, info, size_type = struct.unpack_from("<III", data, pos)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
         pos += 12
         fixed, per = _KIND_EXTRA[kind]
-        if kind == 6 and name(name_off) in wanted:
-            vals = []
-            for i in range(vlen):
-                n_off, val = struct.unpack_from("<Ii" if not kflag else "<II", data, pos + 8 * i)
-                vals.append((name(n_off), val))
-            found[name(name_off)] = vals
+        extra = data[pos : pos + fixed + per * vlen]
+        out.append((kind, name(name_off), size_type, info, extra))
         pos += fixed + per * vlen
+    _STRINGS[:] = [data[strings : strings + str_len]]
+    return out
+
+
+_STRINGS: list[bytes] = []  # the string section of the blob btf_types() read last
+
+
+def _str(off: int) -> str:
+    table = _STRINGS[0]
+    return table[off : table.index(b"\0", off)].decode()
+
+
+def btf_enums(types: Types, wanted: set[str]) -> dict[str, list[tuple[str, int]]]:
+    """Enumerators of the named enums."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for kind, name, _st, info, extra in types:
+        if kind == 6 and name in wanted:
+            kflag = info >> 31
+            vals = []
+            for i in range(info & 0xFFFF):
+                n_off, val = struct.unpack_from("<Ii" if not kflag else "<II", extra, 8 * i)
+                vals.append((_str(n_off), val))
+            found[name] = vals
     return found
+
+
+def _size(types: Types, tid: int) -> int:
+    kind, _n, size_type, _info, extra = types[tid]
+    if kind in (1, 4, 5, 6, 16, 19):  # INT, STRUCT, UNION, ENUM, FLOAT, ENUM64: sized
+        return size_type
+    if kind == 2:  # PTR
+        return 8
+    if kind == 3:  # ARRAY: elem type, index type, count
+        elem, _idx, n = struct.unpack_from("<III", extra, 0)
+        return _size(types, elem) * n
+    if kind in (8, 9, 10, 11, 18):  # TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG
+        return _size(types, size_type)
+    return 0
+
+
+def _strip(types: Types, tid: int) -> int:
+    while types[tid][0] in (8, 9, 10, 11, 18):
+        tid = types[tid][2]
+    return tid
+
+
+def struct_fields(types: Types, name: str) -> list[tuple[str, int, int]]:
+    """``(field, byte offset, size)`` of a struct's members, anonymous unions and structs
+    flattened, small arrays of scalars expanded (``cb[0]``); bitfields left out."""
+    for tid, (kind, tname, _st, _info, _extra) in enumerate(types):
+        if kind == 4 and tname == name:
+            return _members(types, tid, 0)
+    raise SystemExit(f"struct {name} not in the BTF")
+
+
+def _members(types: Types, tid: int, base: int) -> list[tuple[str, int, int]]:
+    _kind, _name, _st, info, extra = types[tid]
+    kflag = info >> 31
+    out: list[tuple[str, int, int]] = []
+    for i in range(info & 0xFFFF):
+        n_off, mtype, moff = struct.unpack_from("<III", extra, 12 * i)
+        bits = moff >> 24 if kflag else 0
+        off = moff & 0xFFFFFF if kflag else moff
+        if bits or off % 8:
+            continue  # a bitfield: no byte-addressable load reads it alone
+        mname = _str(n_off)
+        at = base + off // 8
+        real = _strip(types, mtype)
+        if not mname and types[real][0] in (4, 5):
+            out += _members(types, real, at)
+            continue
+        if types[real][0] == 3:
+            elem, _idx, n = struct.unpack_from("<III", types[real][4], 0)
+            esize = _size(types, elem)
+            if 0 < n <= 8 and types[_strip(types, elem)][0] in (1, 2, 6):
+                out += [(f"{mname}[{k}]", at + k * esize, esize) for k in range(n)]
+                continue
+            if n == 0:  # a flexible array: "args[]" with the element size
+                out.append((f"{mname}[]", at, esize))
+                continue
+        out.append((mname, at, _size(types, mtype)))
+    return out
 
 
 _PROTO = re.compile(
@@ -141,6 +238,7 @@ def render(
     enums: dict[str, list[tuple[str, int]]],
     protos: dict[int, tuple[str, str, list[tuple[str, str]], bool]],
     pins: list[str],
+    structs: dict[str, list[tuple[str, int, int]]],
 ) -> str:
     lines = [
         '"""Kernel uapi constants and helper prototypes. GENERATED by scripts/gen_uapi.py -- do not edit.',
@@ -164,6 +262,16 @@ def render(
                 continue  # the "number of values" sentinel is not a value
             lines.append(f"    {n.removeprefix(prefix)} = {v}")
         lines.append("")
+    lines.append("")
+    lines.append("# Context structs: struct name -> ((field, byte offset, size), ...).")
+    lines.append("# fmt: off")
+    lines.append("CTX_FIELDS: dict[str, tuple[tuple[str, int, int], ...]] = {")
+    for sname, fields in structs.items():
+        lines.append(f"    {sname!r}: (")
+        lines += [f"        {f!r}," for f in fields]
+        lines.append("    ),")
+    lines.append("}")
+    lines.append("# fmt: on")
     lines.append("")
     lines.append("# One helper per line: keep ruff format from exploding the rows.")
     lines.append("# fmt: off")
@@ -216,7 +324,9 @@ def main() -> int:
     ns = p.parse_args()
     btf = ns.btf.read_bytes()
     defs = ns.helper_defs.read_text()
-    enums = btf_enums(btf, set(ENUMS))
+    types = btf_types(btf)
+    enums = btf_enums(types, set(ENUMS))
+    structs = {n: struct_fields(types, n) for n in CTX_STRUCTS}
     missing = set(ENUMS) - set(enums)
     if missing:
         raise SystemExit(f"enums not in {ns.btf}: {sorted(missing)}")
@@ -226,7 +336,7 @@ def main() -> int:
         f"{ns.helper_defs} (sha256 {hashlib.sha256(defs.encode()).hexdigest()[:16]})"
         + (f" {libbpf[0]}" if libbpf else ""),
     ]
-    text = _ruff_format(render(enums, helper_protos(defs), pins))
+    text = _ruff_format(render(enums, helper_protos(defs), pins, structs))
     if ns.check:
         if OUT.read_text() != text:
             print(f"{OUT} is out of date: run scripts/gen_uapi.py", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bpfkit.explain.sections import explain_section
+from bpfkit.explain.sections import ctx_field, explain_section
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,17 @@ def test_text_and_unknown_sections() -> None:
     assert unknown.prog_type == "" and "not a section name libbpf knows" in unknown.attach
     # A prefix must end at "/" or ".": "xdpfoo" is not an XDP section.
     assert explain_section("xdpfoo").prog_type == ""
+
+
+def test_context_field_names() -> None:
+    # Offsets fixed by the uapi (__sk_buff, xdp_md) and the x86-64 pt_regs layout.
+    assert ctx_field("struct __sk_buff", 76, 4) == "skb->data"
+    assert ctx_field("struct __sk_buff", 0, 4) == "skb->len"
+    assert ctx_field("struct __sk_buff", 52, 4) == "skb->cb[1]"
+    assert ctx_field("struct __sk_buff", 16, 2) == "skb->protocol (bytes 0..1)"
+    assert ctx_field("struct xdp_md", 4, 4) == "xdp->data_end"
+    assert ctx_field("struct pt_regs", 112, 8) == "regs->di (PT_REGS_PARM1, the first argument)"
+    assert ctx_field("struct pt_regs", 80, 8) == "regs->ax (PT_REGS_RC, the return value)"
+    assert ctx_field("struct bpf_raw_tracepoint_args", 16, 8) == "ctx->args[2]"
+    assert ctx_field("", 0, 4) is None
+    assert ctx_field("struct xdp_md", 400, 4) is None

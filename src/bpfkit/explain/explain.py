@@ -14,7 +14,7 @@ from bpfkit.asm.kernel_syntax import format_kernel
 from bpfkit.errors import ObjectError
 from bpfkit.explain import purpose
 from bpfkit.explain.fields import Field, decode_fields
-from bpfkit.explain.sections import SectionInfo, explain_section
+from bpfkit.explain.sections import SectionInfo, ctx_field, explain_section
 from bpfkit.explain.text import c_string, describe_insn, printable
 from bpfkit.explain.values import Env, State, Value, analyze
 from bpfkit.isa.insn import Insn
@@ -135,15 +135,8 @@ def explain_object(
     return Explanation(obj.path, obj.license, tuple(explain_program(obj, p) for p in progs))
 
 
-# Context fields that are packet pointers: (ctx struct, offset, size) -> base.
-_PACKET_FIELDS = {
-    ("struct xdp_md", 0, 4): "packet",
-    ("struct xdp_md", 4, 4): "packet end",
-    ("struct xdp_md", 8, 4): "packet meta",
-    ("struct __sk_buff", 76, 4): "packet",
-    ("struct __sk_buff", 80, 4): "packet end",
-    ("struct __sk_buff", 140, 4): "packet meta",
-}
+# Context fields that are packet pointers (in __sk_buff and xdp_md alike).
+_PACKET_FIELDS = {"data": "packet", "data_end": "packet end", "data_meta": "packet meta"}
 
 
 def _env(obj: ObjectSpec, prog: ProgramSpec, info: SectionInfo, insns: tuple[Insn, ...]) -> Env:
@@ -169,8 +162,11 @@ def _env(obj: ObjectSpec, prog: ProgramSpec, info: SectionInfo, insns: tuple[Ins
         return Value.ptr("kernel", 0, r.symbol)
 
     def ctx_load(off: int, size: int) -> Value | None:
-        base = _PACKET_FIELDS.get((info.ctx_struct, off, size))
-        return None if base is None else Value.ptr(base, 0)
+        field = ctx_field(info.ctx_struct, off, size) if size == 4 else None
+        base = _PACKET_FIELDS.get(field.split("->", 1)[1]) if field else None
+        if base is None or info.ctx_struct not in ("struct __sk_buff", "struct xdp_md"):
+            return None
+        return Value.ptr(base, 0)
 
     def read(region: str, off: int, size: int) -> bytes | None:
         d = data.get(region)
@@ -197,9 +193,7 @@ def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
         slot = analysis.slots[i]
         before, after = analysis.before[i], analysis.after[i]
         out.append(
-            _explain_insn(
-                obj, insn, slot, before, after, relocs.get(slot), env, analysis.slots, insns
-            )
+            _explain_insn(obj, insn, slot, before, after, relocs.get(slot), env, info.ctx_struct)
         )
     for i, why in purpose.purposes(insns, analysis.slots).items():
         out[i] = replace(out[i], text=out[i].text + " " + " ".join(why))
@@ -221,8 +215,7 @@ def _explain_insn(
     after: State | None,
     reloc: object,
     env: Env,
-    slots: tuple[int, ...],
-    insns: tuple[Insn, ...],
+    ctx_struct: str,
 ) -> InsnExplanation:
     op = lookup(insn)
     raw = insn.encode(obj.big_endian)
@@ -240,7 +233,7 @@ def _explain_insn(
     call = None
     if op is not None and op.kind is Kind.CALL:
         call = _call_info(insn, before, env, _callee(obj, insn, reloc))
-    text = describe_insn(insn, op, slot, before, after, call, reloc)
+    text = describe_insn(insn, op, slot, before, after, call, reloc, ctx_struct)
     if op is not None and (insn.dst > 10 or (insn.src > 10 and "src" in op.uses)):
         text += " There is no register above r10: the verifier rejects this instruction."
     elif op is not None and insn.dst == 10 and _writes(op, insn, 10):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bpfkit.uapi import ProgType
+from bpfkit.uapi._generated import CTX_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,3 +294,40 @@ def explain_section(name: str) -> SectionInfo:
     return SectionInfo(
         name, "", "not a section name libbpf knows; a loader must be told the program type", ""
     )
+
+
+# x86-64 calling convention: what the pt_regs fields a kprobe reads usually hold.
+_PT_REGS_ROLE = {
+    "di": "PT_REGS_PARM1, the first argument",
+    "si": "PT_REGS_PARM2, the second argument",
+    "dx": "PT_REGS_PARM3, the third argument",
+    "cx": "PT_REGS_PARM4, the fourth argument",
+    "r8": "PT_REGS_PARM5, the fifth argument",
+    "r9": "PT_REGS_PARM6, the sixth argument",
+    "ax": "PT_REGS_RC, the return value",
+    "sp": "the stack pointer",
+    "ip": "the instruction pointer",
+}
+
+
+def ctx_field(ctx_struct: str, off: int, size: int) -> str | None:
+    """The context field a load or store of ``size`` bytes at ``off`` touches:
+    ``skb->len``, ``regs->di (PT_REGS_PARM1, the first argument)``; None if unknown."""
+    fields = CTX_FIELDS.get(ctx_struct.removeprefix("struct ").strip())
+    if not fields:
+        return None
+    var = {"struct pt_regs": "regs", "struct __sk_buff": "skb", "struct xdp_md": "xdp"}.get(
+        ctx_struct, "ctx"
+    )
+    best = None
+    for name, at, n in fields:
+        if name.endswith("[]") and n and off >= at and (off - at) % n == 0 and size <= n:
+            return f"{var}->{name[:-2]}[{(off - at) // n}]"
+        if at <= off and off + size <= at + n:
+            inner = "" if (at, n) == (off, size) else f" (bytes {off - at}..{off - at + size - 1})"
+            cand = f"{var}->{name}{inner}"
+            if not inner:
+                role = _PT_REGS_ROLE.get(name) if var == "regs" else None
+                return cand + (f" ({role})" if role else "")
+            best = best or cand
+    return best

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bpfkit.explain.sections import ctx_field
 from bpfkit.explain.values import FP, STACK_SIZE, State, Value
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import Kind, Op
@@ -45,8 +46,12 @@ def _bytes(n: int) -> str:
     return "one byte" if n == 1 else f"{n} bytes"
 
 
-def _where(base: Value, off: int) -> str:
-    """Text for memory at ``base + off``."""
+def _where(base: Value, off: int, size: int = 0, ctx_struct: str = "") -> str:
+    """Text for memory at ``base + off``: ``fp-8``, ``skb->len``, ``map value of m + 4``."""
+    if base.base == "ctx" and base.const is not None and ctx_struct:
+        field = ctx_field(ctx_struct, base.const + off, size)
+        if field:
+            return field
     if base.kind != "ptr":
         return f"address {base.describe()} + {off}"
     if base.base == "stack" and base.const is not None:
@@ -62,8 +67,10 @@ def describe_insn(
     after: State | None,
     call: CallInfo | None,
     reloc: object,
+    ctx_struct: str = "",
 ) -> str:
-    """One or two sentences on ``insn`` (slot ``slot``) given the states around it."""
+    """One or two sentences on ``insn`` (slot ``slot``) given the states around it;
+    ``ctx_struct`` (``struct __sk_buff``) names the context fields loads read."""
     if op is None:
         return "Unknown instruction: no form of the eBPF instruction set has this opcode."
     st = before or State.entry()
@@ -85,13 +92,13 @@ def describe_insn(
     if k is Kind.ENDIAN:
         return f"{op.doc.capitalize()} (r{d}); r{d} is now {after_st.reg(d).describe()}."
     if k in (Kind.STORE_REG, Kind.STORE_IMM, Kind.STORE_REL):
-        return _store(insn, op, st, after_st)
+        return _store(insn, op, st, after_st, ctx_struct)
     if k in (Kind.LOAD, Kind.LOAD_SX, Kind.LOAD_ACQ):
         base = st.reg(s)
         v = after_st.reg(d)
         sx = ", sign-extended" if k is Kind.LOAD_SX else ""
         return (
-            f"Loads {op.size} byte{'s' if op.size > 1 else ''} from {_where(base, insn.off)} "
+            f"Loads {op.size} byte{'s' if op.size > 1 else ''} from {_where(base, insn.off, op.size, ctx_struct)} "
             f"(r{s} {insn.off:+d}) into r{d}{sx}; r{d} is now {v.describe()}."
         )
     if k is Kind.ATOMIC:
@@ -173,7 +180,7 @@ def _alu(insn: Insn, op: Op, st: State, after: State) -> str:
     return f"r{d} {op.llvm.split()[1]} {rhs}: {op.doc}; r{d} is now {v.describe()}."
 
 
-def _store(insn: Insn, op: Op, st: State, after: State) -> str:
+def _store(insn: Insn, op: Op, st: State, after: State, ctx_struct: str) -> str:
     d, s, n = insn.dst, insn.src, op.size
     base = st.reg(d)
     what = f"r{s}'s {n} bytes" if n == 8 else f"r{s}'s low {n * 8} bits ({_bytes(n)})"
@@ -198,7 +205,7 @@ def _store(insn: Insn, op: Op, st: State, after: State) -> str:
             if start <= at < start + length and data is not None and printable(data):
                 text += f" The stack now holds {c_string(data)} at {_range(start, length)}."
         return text
-    return f"Stores {what} at {_where(base, insn.off)} (r{d} {insn.off:+d})."
+    return f"Stores {what} at {_where(base, insn.off, n, ctx_struct)} (r{d} {insn.off:+d})."
 
 
 def _jcond(insn: Insn, op: Op, slot: int, st: State) -> str:
