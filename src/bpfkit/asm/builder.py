@@ -63,6 +63,7 @@ class Symbol:
     type: int = w.STT_NOTYPE
     other: int = 0
     size: Value | None = None
+    size_where: object = None  # location of the .size directive, for errors
     order: int = -1  # registration order; -1 until registered
     used_in_reloc: bool = False
     common: tuple[int, int] | None = None  # (size, alignment) of a global common symbol
@@ -171,7 +172,7 @@ class Builder:
         off = sec.size
         if sec.type == w.SHT_NOBITS:
             if any(data):
-                raise ValueError(f"non-zero data in NOBITS section {sec.name}")
+                raise ValueError(f"non-zero data in a NOBITS section ({sec.name})")
             sec.nobits_size += len(data)
         else:
             sec.data += data
@@ -363,7 +364,7 @@ class Builder:
             elif sym.defined and sym.section is not None:
                 es.section, es.value = elf_secs[id(sym.section)], sym.offset
             if sym.size is not None and sym.type != w.STT_SECTION:
-                es.size = self.absolute(sym.size, ("size", sym.name))
+                es.size = self.absolute(sym.size, sym.size_where)
             elf_sym[id(sym)] = es
             if es.bind == w.STB_LOCAL:
                 locals_.append((sym.order, es))

@@ -330,6 +330,7 @@ def d_size(a: Assembler, text: str, col: int) -> None:
         raise a.error("expected '.size symbol, expression'", base + 1)
     sym = a.b.symbol(_name(a, args[0][0], base + args[0][1]))
     sym.size = _expr(a, args[1][0], base + args[1][1])
+    sym.size_where = a.here(base + args[1][1] + 1)
 
 
 def d_set(a: Assembler, text: str, col: int) -> None:
@@ -400,7 +401,10 @@ def _data(size: int) -> Callable[[Assembler, str, int], None]:
             if r.a is None and r.b is None:
                 if not -(limit >> 1) <= r.c < limit:
                     raise a.error(f"value {r.c} does not fit in {size} byte(s)", column)
-                a.b.emit(struct.pack(fmt, r.c & (limit - 1)))
+                try:
+                    a.b.emit(struct.pack(fmt, r.c & (limit - 1)))
+                except ValueError as e:
+                    raise a.error(str(e), column) from None
                 continue
             if size not in (4, 8):
                 raise a.error(f"a {size}-byte value cannot name a symbol on BPF", column)

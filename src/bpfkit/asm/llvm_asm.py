@@ -189,7 +189,10 @@ class Assembler:
         handler = self.handlers.get(name.lower())
         if handler is None:
             raise self.error(f"unknown directive '{name}'", col + 1)
-        handler(self, text, col)
+        try:
+            handler(self, text, col)
+        except ValueError as e:  # the builder refusing data (e.g. bytes in a NOBITS section)
+            raise self.error(str(e), col + 1) from None
 
     # --- instructions --------------------------------------------------------------
     def instruction(self, text: str, col: int) -> None:
@@ -259,7 +262,9 @@ class Assembler:
                     raise self.error("both registers of this instruction must be the same", column)
                 src, seen_src = v, True
             elif role == "off":
-                o = self._const(v, column)
+                if not (isinstance(v, Value) and v.absolute):
+                    raise self.error("operand is not a 16-bit signed integer", column)
+                o = v.c
                 if not -0x8000 <= o <= 0x7FFF:
                     raise self.error("operand is not a 16-bit signed integer", column)
                 off = o

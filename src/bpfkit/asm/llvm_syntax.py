@@ -23,6 +23,7 @@ _LEX = re.compile(
     r"\s*(?:(?P<id>[A-Za-z_.$][\w.$]*)|(?P<num>0[xX][0-9a-fA-F]+|0[bB][01]+|\d+|'(?:\\.|[^'\\])')"
     r"|(?P<p>\S))"
 )
+_BADREG = re.compile(r"[rw]\d+\Z")
 _REGS: dict[str, tuple[str, int]] = {}
 for _n in range(11):
     _REGS[f"r{_n}"] = ("R", _n)
@@ -135,6 +136,8 @@ def tokenize(
                 where.append(start)
                 pos = m.end()
                 continue
+            if _BADREG.match(tok):
+                raise SyntaxProblem(f"bad register '{tok}' (r0..r10, w0..w10)", start)
             if tok in KEYWORDS:
                 key.append(tok)
                 pos = m.end()
@@ -151,6 +154,8 @@ def tokenize(
             nxt = _LEX.match(text, m.end())
             if nxt is not None and nxt.lastgroup == "num":
                 expr = True
+            elif key and key[-1] in ("R", "W") and nxt is not None and nxt.lastgroup == "id":
+                expr = True  # (r1 + sym): an offset that is not a number, refused later
         if not expr:
             if not key and tok not in STARTS:
                 raise SyntaxProblem(f"unknown instruction '{tok}'", start)
