@@ -16,6 +16,9 @@ API::
     parse_btf_ext(data, *, big_endian=False, btf=None) -> BtfExt
         func_info / line_info / core_relos: records by section name (names need ``btf``)
     load_vmlinux(path="/sys/kernel/btf/vmlinux") -> Btf   the running kernel's types (cached)
+    decode_value(btf, type_id, data, *, big_endian=None) -> Any
+        bytes of a typed value (map key/value, global) as ints, strs, lists and dicts
+    bpfkit.btf.dump.dump_raw(btf) -> str    the text of `bpftool btf dump file X`
 
 Errors are :class:`bpfkit.errors.BtfError`, saying what is malformed and where.
 """
@@ -27,6 +30,7 @@ import functools
 from bpfkit.btf.btf import Btf, parse_btf
 from bpfkit.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo, parse_btf_ext
 from bpfkit.btf.types import Kind
+from bpfkit.btf.values import decode_value
 from bpfkit.errors import BtfError
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
@@ -59,6 +63,7 @@ __all__ = [
     "FuncInfo",
     "Kind",
     "LineInfo",
+    "decode_value",
     "load_vmlinux",
     "parse_btf",
     "parse_btf_ext",

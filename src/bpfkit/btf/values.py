@@ -1,0 +1,140 @@
+"""Decode bytes of a BTF-typed value (a map key or value, a global variable) into Python data.
+
+``decode_value(btf, type_id, data)`` follows what ``bpftool map dump`` shows for BTF maps:
+
+* integers as ``int`` (signed by their encoding), ``_Bool`` as ``bool``, floats as ``float``;
+* pointers as ``int`` addresses;
+* enums as the enumerator's name when the value has one, else the ``int``;
+* ``char`` arrays as ``str`` (up to the first NUL) when printable, else a list of ints;
+* other arrays as lists; structs and unions as dicts of member name to value (anonymous
+  struct/union members are merged into their parent, as C lets you name them); bitfields
+  extracted and sign-extended;
+* a DATASEC as a dict of variable name to value (offsets as recorded in the BTF).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from bpfkit.btf import types as T
+from bpfkit.btf.btf import MAX_RESOLVE_DEPTH, Btf
+from bpfkit.errors import BtfError
+
+
+def decode_value(
+    btf: Btf, type_id: int, data: bytes | bytearray | memoryview, *, big_endian: bool | None = None
+) -> Any:
+    """The Python value of ``data`` read as type ``type_id`` (byte order: the BTF's, unless
+    ``big_endian`` says otherwise)."""
+    big = btf.big_endian if big_endian is None else big_endian
+    size = btf.size_of(type_id)
+    if len(data) < size:
+        raise BtfError(
+            f"{btf.what}: a value of {btf.format(type_id)} needs {size} bytes, got {len(data)}"
+        )
+    return _Decoder(btf, big).value(type_id, bytes(data[:size]), 0)
+
+
+class _Decoder:
+    def __init__(self, btf: Btf, big: bool) -> None:
+        self.btf = btf
+        self.big = big
+        self.order: Any = "big" if big else "little"
+
+    def value(self, type_id: int, data: bytes, depth: int) -> Any:
+        if depth > MAX_RESOLVE_DEPTH:
+            raise BtfError(f"{self.btf.what}: type {type_id} nests too deeply (a loop?)")
+        t = self.btf.resolve(type_id)
+        if isinstance(t, T.Int):
+            return self.integer(t, data)
+        if isinstance(t, T.Ptr):
+            return int.from_bytes(data[:8], self.order)
+        if isinstance(t, T.Enum):
+            v = int.from_bytes(data[: t.size], self.order, signed=t.signed)
+            return next((e.name for e in t.values if e.value == v), v)
+        if isinstance(t, T.Float):
+            fmt = {4: "f", 8: "d"}.get(t.size)
+            if fmt is None:
+                return data[: t.size].hex()
+            return struct.unpack((">" if self.big else "<") + fmt, data[: t.size])[0]
+        if isinstance(t, T.Array):
+            return self.array(t, data, depth)
+        if isinstance(t, T.Struct):
+            return self.aggregate(t, data, depth)
+        if isinstance(t, T.Var):
+            return self.value(t.type, data, depth + 1)
+        if isinstance(t, T.Datasec):
+            out = {}
+            for sv in t.vars:
+                var = self.btf.type(sv.type)
+                chunk = data[sv.offset : sv.offset + sv.size]
+                out[var.name] = self.value(sv.type, chunk, depth + 1)
+            return out
+        raise BtfError(
+            f"{self.btf.what}: cannot decode a value of {self.btf.format(type_id)} "
+            f"({t.kind.name} has no storage)"
+        )
+
+    def integer(self, t: T.Int, data: bytes) -> int | bool:
+        v = int.from_bytes(data[: t.size], self.order)
+        if t.bits != t.size * 8 or t.bit_offset:
+            v = (v >> t.bit_offset) & ((1 << t.bits) - 1)
+        if t.encoding & T.INT_BOOL:
+            return bool(v)
+        if t.signed and v >= 1 << (t.bits - 1):
+            v -= 1 << t.bits
+        return v
+
+    def array(self, t: T.Array, data: bytes, depth: int) -> Any:
+        elem = self.btf.resolve(t.type)
+        esize = self.btf.size_of(t.type)
+        # Compilers mark char as SIGNED (or nothing), rarely as CHAR: go by name too.
+        if (
+            isinstance(elem, T.Int)
+            and esize == 1
+            and not elem.encoding & T.INT_BOOL
+            and (
+                elem.encoding & T.INT_CHAR or elem.name in ("char", "signed char", "unsigned char")
+            )
+        ):
+            raw = data[: t.nelems]
+            text = raw.split(b"\0", 1)[0]
+            if all(32 <= b < 127 or b in (9, 10) for b in text):
+                return text.decode("ascii")
+            return list(raw)
+        return [
+            self.value(t.type, data[i * esize : (i + 1) * esize], depth + 1)
+            for i in range(t.nelems)
+        ]
+
+    def aggregate(self, t: T.Struct, data: bytes, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for m in t.members:
+            if m.bitfield_size:
+                v: Any = self.bitfield(m, data)
+            else:
+                start = m.bit_offset // 8
+                v = self.value(m.type, data[start : start + self.btf.size_of(m.type)], depth + 1)
+            if not m.name and isinstance(v, dict):
+                out.update(v)  # anonymous struct/union: its members are the parent's
+            else:
+                out[m.name] = v
+        return out
+
+    def bitfield(self, m: T.Member, data: bytes) -> int:
+        first = m.bit_offset // 8
+        last = (m.bit_offset + m.bitfield_size + 7) // 8
+        chunk = int.from_bytes(data[first:last], self.order)
+        nbits = (last - first) * 8
+        # Bits are numbered from the low end in little-endian storage, from the high end in
+        # big-endian storage.
+        shift = m.bit_offset % 8 if not self.big else nbits - m.bit_offset % 8 - m.bitfield_size
+        v = (chunk >> shift) & ((1 << m.bitfield_size) - 1)
+        base = self.btf.resolve(m.type)
+        signed = (isinstance(base, T.Int) and base.signed) or (
+            isinstance(base, T.Enum) and base.signed
+        )
+        if signed and v >= 1 << (m.bitfield_size - 1):
+            v -= 1 << m.bitfield_size
+        return v
