@@ -59,6 +59,8 @@ def map_delete_elem(m: Machine, mp: int, key: int, a3: int, a4: int, a5: int) ->
 
 def _probe(m: Machine, dst: int, size: int, src: int, user: bool) -> int:
     size &= M32
+    if size:
+        m.memory.check(dst, size, True)  # before anything of that size is made
     r = m.memory.find(src, size)
     data = None
     if r is not None and size:
@@ -89,6 +91,7 @@ def _probe_str(m: Machine, dst: int, size: int, src: int, user: bool) -> int:
     size &= M32
     if size == 0:
         return 0
+    m.memory.check(dst, size, True)
     s = m.memory.read_cstr(src, size - 1)
     if s is None:
         s = m.env.probe_str(src, size - 1, user)
@@ -178,6 +181,7 @@ def get_current_comm(m: Machine, buf: int, size: int, a3: int, a4: int, a5: int)
     size &= M32
     if size == 0:
         return _err(errno.EINVAL)
+    m.memory.check(buf, size, True)
     comm = m.env.comm[:15][: size - 1]
     m.memory.write(buf, comm + bytes(size - len(comm)))
     return 0

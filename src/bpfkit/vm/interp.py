@@ -136,16 +136,18 @@ class Machine:
         n = len(slots)
         closures: list[Closure] = [self._stub("jump into the second half of lddw")] * n
         stubs: list[Closure] = [self._stub("fell off the end of the program")]
-        bad_targets: dict[int, int] = {}
+        bad_targets: dict[tuple[int, int], int] = {}
 
-        def target(t: int) -> int:
+        def target(t: int, at: int) -> int:
+            """The code index a jump from ``at`` to ``t`` goes to (a stub if ``t`` is bad)."""
             if 0 <= t < n and slots[t] is not None:
                 return t
-            if t not in bad_targets:
+            if (at, t) not in bad_targets:
                 what = "into the second half of an lddw" if 0 <= t < n else "outside the program"
-                bad_targets[t] = n + len(stubs)
-                stubs.append(self._stub(f"jump {what} (to pc {t}; the program has {n} slots)"))
-            return bad_targets[t]
+                bad_targets[(at, t)] = n + len(stubs)
+                msg = f"jump {what} (to pc {t}; the program has {n} slots)"
+                stubs.append(self._stub(msg, at))
+            return bad_targets[(at, t)]
 
         for pc, slot_insn in enumerate(slots):
             if slot_insn is None:
@@ -159,9 +161,13 @@ class Machine:
             closures[pc] = handler(self, insn, op, pc, target)
         return Code(closures + stubs, slots + [None] * len(stubs), name, n)
 
-    def _stub(self, message: str) -> Closure:
+    def _stub(self, message: str, at: int | None = None) -> Closure:
+        """A closure that stops the program (as if at pc ``at``, if given)."""
+
         def f() -> int:
-            raise Fault(message)
+            e = Fault(message)
+            e.at = at
+            raise e
 
         return f
 
@@ -202,6 +208,8 @@ class Machine:
                 continue
             except Fault as e:
                 self.executed += n + 1
+                if e.at is not None:  # a bad jump: blame the jump, not where it led
+                    pc = e.at
                 raise VmError(
                     e.message,
                     pc=pc,
@@ -234,7 +242,7 @@ class Machine:
 
 # --- handlers, one per instruction kind ------------------------------------------------
 
-Target = Callable[[int], int]
+Target = Callable[[int, int], int]
 Handler = Callable[[Machine, Insn, Op, int, Target], Closure]
 
 
@@ -319,7 +327,7 @@ def _lddw(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
         value = insn.imm64
     elif op.key == "lddw_func":
         t = pc + insn.imm + 1
-        value = CODE_BASE + 8 * target(t)
+        value = CODE_BASE + 8 * target(t, pc)
     else:
         resolve = m.resolve_lddw
         try:
@@ -462,7 +470,7 @@ def _atomic(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
 
 
 def _ja(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
-    t = target(pc + 1 + (insn.imm if op.width == 32 else insn.off))
+    t = target(pc + 1 + (insn.imm if op.width == 32 else insn.off), pc)
 
     def f() -> int:
         return t
@@ -480,11 +488,11 @@ def _jcond(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     else:
         b = 0
     make = semantics.jump_factory(op.key, op.width, op.source)
-    return make(m.regs, insn.dst, insn.src, b, pc + 1, target(pc + 1 + insn.off))
+    return make(m.regs, insn.dst, insn.src, b, pc + 1, target(pc + 1 + insn.off, pc))
 
 
 def _may_goto(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
-    t, nxt, counts = target(pc + 1 + insn.off), pc + 1, m._may_goto
+    t, nxt, counts = target(pc + 1 + insn.off, pc), pc + 1, m._may_goto
     limit = 1 << 23  # BPF_MAX_LOOPS: the budget the kernel gives each may_goto
 
     def f() -> int:
@@ -532,7 +540,7 @@ def _push_frame(m: Machine, ret: int) -> None:
 def _call(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, nxt = m.regs, pc + 1
     if op.key == "local":
-        t = target(pc + 1 + insn.imm)
+        t = target(pc + 1 + insn.imm, pc)
 
         def local() -> int:
             _push_frame(m, nxt)

@@ -19,14 +19,14 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bpfkit.errors import VmError
+from bpfkit.errors import BpfkitError, VmError
 from bpfkit.isa.insn import Insn, decode_all
 from bpfkit.isa.table import Op
+from bpfkit.obj.relocate import link
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.vm.env import Env
 from bpfkit.vm.helpers import helper_names, helpers_by_id
 from bpfkit.vm.interp import Code, HelperFn, Machine
-from bpfkit.vm.link import link
 from bpfkit.vm.maps import ArrayMap, VmMap, map_from_data, map_from_spec
 from bpfkit.vm.memory import (
     CTX_SLOT,
@@ -100,7 +100,7 @@ class Vm:
         program: ProgramSpec | Sequence[Insn] | bytes,
         *,
         obj: ObjectSpec | None = None,
-        maps: Mapping[str | int, VmMap] | None = None,
+        maps: Mapping[str, VmMap] | Mapping[int, VmMap] | None = None,
         ctx: bytes | None = None,
         packet: bytes | None = None,
         prog_type: str | None = None,  # "xdp", "socket_filter", ...; "" for none
@@ -139,7 +139,6 @@ class Vm:
             vmap.bind(self.memory)
             vmap.handle = MAP_HANDLE_BASE + i * MAP_HANDLE_STRIDE
             self.machine.map_handles[vmap.handle] = vmap
-        self._index_maps: list[VmMap] = []
         self._fd_maps_linked: dict[int, VmMap] = {}
         self._codes: dict[int, Code] = {}
         if isinstance(program, ProgramSpec):
@@ -168,16 +167,15 @@ class Vm:
                     )
                 insns = list(program.insns)
             else:
-                data = {d.name for d in self.obj.data}
-                linked = link(self.obj, program, data)
-                self._index_maps = []
-                for name in linked.maps:
-                    if name not in self.maps:
-                        raise VmError(f"{self.obj.path}: {program.name} uses unknown map {name}")
-                    self._index_maps.append(self.maps[name])
-                insns = linked.insns
-                # Indices of this program's maps, as lddw src=1/2 carry them after linking.
-                self._fd_maps_linked = dict(enumerate(self._index_maps))
+                # Descriptors for obj.relocate.link are indices into the VM's maps.
+                names = list(self.maps)
+                table = {name: i for i, name in enumerate(names)}
+                try:
+                    linked = link(self.obj, program, map_fds=table, data_fds=table)
+                except BpfkitError as e:
+                    raise VmError(f"cannot link {program.name} for the VM: {e}") from None
+                insns = list(linked.insns)
+                self._fd_maps_linked = {i: self.maps[name] for i, name in enumerate(names)}
             return self.machine.compile(insns, program.name)
         self._fd_maps_linked = {}
         return self.machine.compile(list(program), self.name)
@@ -207,11 +205,11 @@ class Vm:
             if self.obj is None:
                 raise VmError(f"tail call to program {target!r}: the VM has no object")
             target = self.obj.program(target)
-        saved = (self._index_maps, self._fd_maps_linked)
+        saved = self._fd_maps_linked
         if not isinstance(target, (ProgramSpec, list, tuple, bytes)):
             raise VmError(f"prog array entry {target!r} is not a program")
         code = self._compile(target)
-        self._index_maps, self._fd_maps_linked = saved
+        self._fd_maps_linked = saved
         self._codes[id(target)] = code
         return code
 

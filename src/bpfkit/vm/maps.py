@@ -42,6 +42,8 @@ MAP_TYPE_NAMES = {
     MAP_RINGBUF: "ringbuf",
 }
 
+MAX_ARRAY_BYTES = 256 << 20  # arrays are allocated up front, as in the kernel
+
 # Update flags of bpf_map_update_elem.
 BPF_ANY = 0
 BPF_NOEXIST = 1
@@ -123,6 +125,11 @@ class ArrayMap(VmMap):
         super().__init__(name, type, key_size, value_size, max_entries)
         if key_size != 4:
             raise VmError(f"array map {name}: key size must be 4, not {key_size}")
+        if value_size * max_entries > MAX_ARRAY_BYTES:
+            raise VmError(
+                f"array map {name}: {max_entries} x {value_size} bytes is more than the VM "
+                f"allocates ({MAX_ARRAY_BYTES >> 20} MiB); lower max_entries to run it here"
+            )
         self.data = bytearray(value_size * max_entries)
         self.data[: len(initial)] = initial[: len(self.data)]
         self.readonly = readonly

@@ -45,6 +45,7 @@ class Fault(VmError):
     def __init__(self, message: str, *, address: int | None = None, region: str = "") -> None:
         super().__init__(message, address=address, region=region)
         self.message = message
+        self.at: int | None = None  # the pc to blame, when not the one running
 
 
 @dataclass(slots=True, eq=False)

@@ -1,0 +1,270 @@
+"""The VM's interpreter: every ISA row handled, semantics edge cases, frames, and faults that
+name the pc, the instruction, the address and the region."""
+
+from __future__ import annotations
+
+import pytest
+
+from bpfkit.asm.assemble import assemble_mnemonic
+from bpfkit.errors import VmError
+from bpfkit.isa.insn import Insn
+from bpfkit.isa.table import OPS, Kind
+from bpfkit.vm import Vm
+from bpfkit.vm.interp import handled_rows
+from bpfkit.vm.semantics import alu_value
+
+
+def run(text: str, mem: bytes | None = None, **kw: object) -> int:
+    return Vm(assemble_mnemonic(text), ctx=mem, **kw).run().r0  # type: ignore[arg-type]
+
+
+def fault(text: str, mem: bytes | None = None, **kw: object) -> VmError:
+    with pytest.raises(VmError) as e:
+        run(text, mem, **kw)
+    return e.value
+
+
+# --- the table ------------------------------------------------------------------------
+
+
+def test_every_row_of_the_isa_table_has_a_handler() -> None:
+    assert handled_rows() == list(OPS)
+
+
+def _instance(op: object) -> Insn:
+    from bpfkit.isa.table import Op
+
+    assert isinstance(op, Op)
+    off = op.off if op.off is not None else 0
+    imm = op.imm if op.imm is not None else 0
+    src = op.src if op.src is not None else (2 if "src" in op.uses else 0)
+    if op.kind is Kind.LDDW:
+        return Insn(op.opcode, 3, src, off, imm)
+    if op.kind in (Kind.LOAD, Kind.LOAD_SX, Kind.LOAD_ACQ):
+        return Insn(op.opcode, 3, 10, -8, imm)
+    if op.kind in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL, Kind.ATOMIC):
+        return Insn(op.opcode, 10, 2, -8, imm)
+    if op.kind is Kind.ENDIAN:
+        return Insn(op.opcode, 3, 0, off, imm)
+    if op.kind is Kind.CALL:
+        return Insn(
+            op.opcode, 0, src, off, 5 if op.key == "helper" else (0 if op.key == "local" else 1)
+        )
+    return Insn(op.opcode, 3, src, off, imm or (1 if op.kind is not Kind.ADDR_SPACE_CAST else 0))
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda o: f"{o.mnemonic}/{o.key}/{o.opcode:#x}")
+def test_every_row_runs_or_says_why_not(op: object) -> None:
+    """Each row of the table executes; the only refusals are named, never 'unknown'."""
+    insn = _instance(op)
+    prog = [
+        Insn(0xB7, 2, 0, 0, 7),
+        Insn(0x7A, 10, 0, -8, 0),
+        insn,
+        Insn(0xB7, 0, 0, 0, 1),
+        Insn(0x95),
+    ]
+    try:
+        Vm(prog, packet=bytes(64), prog_type="socket_filter").run()
+    except VmError as e:
+        assert "unknown instruction" not in str(e)
+        assert "internal error" not in str(e)
+        assert e.pc is not None
+
+
+# --- arithmetic edge cases (RFC 9669 and the kernel) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "width", "a", "b", "want"),
+    [
+        ("div", 64, 7, 0, 0),
+        ("mod", 64, 7, 0, 7),
+        ("mod", 32, 0x1_0000_0007, 0, 7),  # 32-bit mod by zero truncates dst
+        ("div", 32, 0x1_0000_0007, 2, 3),
+        ("sdiv", 64, -(2**63), -1, 2**63),  # INT_MIN / -1 wraps
+        ("smod", 64, -(2**63), -1, 0),
+        ("sdiv", 32, -7, 2, 0xFFFF_FFFD),  # truncates toward zero
+        ("smod", 32, -7, 2, 0xFFFF_FFFF),  # sign of the dividend
+        ("smod", 64, 7, -2, 1),
+        ("sdiv", 32, -(2**31), -1, 0x8000_0000),
+        ("lsh", 64, 1, 65, 2),  # shift counts are masked
+        ("lsh", 32, 1, 33, 2),
+        ("rsh", 32, 0xFFFF_FFFF_0000_0000, 0, 0),  # 32-bit ops read the low half only
+        ("arsh", 32, 0x8000_0000, 31, 0xFFFF_FFFF),
+        ("arsh", 64, 2**63, 63, 2**64 - 1),
+        ("add", 32, 0xFFFF_FFFF, 1, 0),
+        ("mul", 64, 2**63, 2, 0),
+        ("mov", 32, 5, -1, 0xFFFF_FFFF),
+    ],
+)
+def test_alu_semantics(key: str, width: int, a: int, b: int, want: int) -> None:
+    assert alu_value(key, width, a, b) == want
+
+
+def test_movsx_endian_and_sign_extending_loads() -> None:
+    assert run("mov %r1, 0x80\nmovsx864 %r0, %r1\nexit") == 2**64 - 128
+    assert run("mov %r1, 0x8000\nmovsx1632 %r0, %r1\nexit") == 0xFFFF_8000
+    assert run("lddw %r0, 0x1122334455667788\nbe16 %r0\nexit") == 0x8877
+    assert run("lddw %r0, 0x1122334455667788\nle32 %r0\nexit") == 0x55667788
+    assert run("lddw %r0, 0x1122334455667788\nbswap64 %r0\nexit") == 0x8877665544332211
+    assert run("ldxsb %r0, [%r1+1]\nexit", bytes([0, 0xFE])) == 2**64 - 2
+    assert run("ldxsw %r0, [%r1]\nexit", bytes([0, 0, 0, 0x80])) == 2**64 - 2**31
+
+
+def test_atomics_32_and_64() -> None:
+    text = """
+        stdw [%r10-8], 10
+        mov %r1, 5
+        lock fetch add [%r10-8], %r1
+        mov %r0, %r1
+        ldxdw %r2, [%r10-8]
+        lsh %r2, 8
+        or %r0, %r2
+        exit
+    """
+    assert run(text) == (15 << 8) | 10
+    text32 = """
+        stw [%r10-8], 7
+        mov %r0, 7
+        lddw %r1, 0x1ffffffff
+        lock cmpxchg32 [%r10-8], %r1
+        ldxw %r2, [%r10-8]
+        lsh %r2, 32
+        or %r0, %r2
+        exit
+    """
+    assert run(text32) == (0xFFFF_FFFF << 32) | 7
+
+
+# --- calls and frames -----------------------------------------------------------------
+
+
+def test_local_calls_have_their_own_stack() -> None:
+    text = """
+        stdw [%r10-8], 1
+        call local f
+        ldxdw %r0, [%r10-8]
+        exit
+    f:
+        stdw [%r10-8], 99
+        exit
+    """
+    assert run(text) == 1
+
+
+def test_call_depth_is_limited_to_8_frames() -> None:
+    e = fault("call local f\nexit\nf:\ncall local f\nexit")
+    assert "call depth exceeds 8 frames" in str(e)
+
+
+def test_callx_and_lddw_function_address() -> None:
+    prog = [
+        Insn(0x18, 2, 4, 0, 4),  # lddw r2, function at slot 0 + 4 + 1 = 5 (src=4)
+        Insn(0x8D, 2),  # callx r2
+        Insn(0x95),  # slot 3
+        Insn(0xB7, 0, 0, 0, 0),  # slot 4: not reached
+        Insn(0xB7, 0, 0, 0, 41),  # slot 5
+        Insn(0x07, 0, 0, 0, 1),
+        Insn(0x95),
+    ]
+    assert Vm(prog).run().r0 == 42
+
+
+# --- faults ----------------------------------------------------------------------------
+
+
+def test_out_of_bounds_read_names_pc_insn_address_region() -> None:
+    e = fault("mov %r0, 0\nldxdw %r0, [%r10+0]\nexit")
+    assert e.pc == 1
+    assert "r10" in e.insn
+    assert e.address is not None and "stack of frame 0" in e.region
+    assert "out of bounds" in str(e)
+
+
+def test_memory_past_its_end_faults() -> None:
+    e = fault("ldxw %r0, [%r1+2]\nexit", bytes(4))
+    assert "context" in e.region and e.pc == 0
+
+
+def test_null_and_wild_pointers_fault() -> None:
+    assert "null page" in fault("mov %r1, 0\nldxb %r0, [%r1]\nexit").region
+    e = fault("lddw %r1, 0x4141414141414141\nstxb [%r1], %r1\nexit")
+    assert "write" in str(e) and e.region == "unmapped"
+
+
+def test_writes_to_read_only_data_fault() -> None:
+    from bpfkit.vm import ArrayMap
+
+    ro = ArrayMap(".rodata", 4, 8, 1, initial=b"abcdefgh", readonly=True)
+    prog = [Insn.lddw(1, 0), Insn(0x72, 1, 0, 0, 1), Insn(0x95)]
+    prog[0] = Insn(0x18, 1, 2, 0, 7, 0)  # lddw r1, map value of map "7"
+    e = pytest.raises(VmError, Vm(prog, maps={7: ro}).run).value
+    assert "read-only" in str(e)
+    ok = [Insn(0x18, 1, 2, 0, 7, 2), Insn(0x71, 0, 1, 0, 0), Insn(0x95)]
+    assert Vm(ok, maps={7: ro}).run().r0 == ord("c")
+
+
+def test_jumps_outside_the_program_and_falling_off_the_end() -> None:
+    e = pytest.raises(VmError, Vm([Insn(0x05, off=5), Insn(0x95)]).run).value
+    assert "outside the program" in str(e) and "to pc 6" in str(e) and e.pc == 0
+    e = pytest.raises(VmError, Vm([Insn(0xB7, 0, 0, 0, 1)]).run).value
+    assert "fell off the end" in str(e)
+    e = pytest.raises(VmError, Vm([Insn(0x05, off=-2), Insn(0x95)]).run).value
+    assert "outside the program" in str(e)
+
+
+def test_jump_into_lddw_second_half() -> None:
+    prog = [Insn(0x05, off=1), Insn.lddw(0, 5), Insn(0x95)]
+    e = pytest.raises(VmError, Vm(prog).run).value
+    assert "second half" in str(e)
+
+
+def test_budget_is_enforced_and_configurable() -> None:
+    prog = [Insn(0x05, off=-1)]
+    e = pytest.raises(VmError, Vm(prog, budget=1000).run).value
+    assert "budget of 1000" in str(e)
+    vm = Vm(assemble_mnemonic("mov %r0, 0\nloop:\nadd %r0, 1\njlt %r0, 100, loop\nexit"))
+    res = vm.run()
+    assert res.r0 == 100 and res.insns_executed == 1 + 2 * 100 + 1
+
+
+def test_unknown_opcode_and_unemulated_helper() -> None:
+    e = pytest.raises(VmError, Vm([Insn(0xFF), Insn(0x95)]).run).value
+    assert "unknown instruction" in str(e) and e.pc == 0
+    e = fault("call 9\nexit")  # bpf_skb_store_bytes
+    assert "bpf_skb_store_bytes" in str(e) and "not emulated" in str(e)
+    e = fault("call 99999\nexit")
+    assert "unknown helper id 99999" in str(e)
+
+
+def test_registers_above_r10_are_refused() -> None:
+    e = pytest.raises(VmError, Vm([Insn(0xB7, 11, 0, 0, 1), Insn(0x95)]).run).value
+    assert "unknown instruction" in str(e)
+
+
+def test_ld_abs_out_of_bounds_returns_zero() -> None:
+    prog = assemble_mnemonic("mov %r6, %r1\nmov %r0, 5\nldabsw 200\nexit")
+    pkt = bytes(range(64))
+    assert Vm(prog, packet=pkt, prog_type="socket_filter").run().r0 == 0
+    prog = assemble_mnemonic("mov %r6, %r1\nldabsh 2\nexit")
+    # socket filters see the packet from the network header (after 14 bytes of Ethernet)
+    assert Vm(prog, packet=pkt, prog_type="socket_filter").run().r0 == 0x1011
+
+
+def test_xdp_context_points_at_the_packet() -> None:
+    text = """
+        ldxw %r2, [%r1+0]
+        ldxw %r3, [%r1+4]
+        mov %r4, %r2
+        add %r4, 4
+        jgt %r4, %r3, out
+        ldxw %r0, [%r2+0]
+        stw [%r2+0], 0x41424344
+        exit
+    out:
+        mov %r0, 0
+        exit
+    """
+    res = Vm(assemble_mnemonic(text), packet=b"\x01\x02\x03\x04rest", prog_type="xdp").run()
+    assert res.r0 == 0x04030201 and res.packet == b"DCBArest"
