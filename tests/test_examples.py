@@ -336,3 +336,30 @@ def test_bpfkit_load_loads_each_example(
     assert main(["load", str(obj)]) == 0
     out = capsys.readouterr().out
     assert f"{obj.name}: 1 program" in out
+
+
+@pytest.mark.requires("clang19", "bpf")
+def test_xdp_count_in_the_vm_agrees_with_the_kernel(built: Path) -> None:
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.obj.reader import read_object
+    from bpfkit.vm import ArrayMap, Vm, VmMap
+
+    obj = _build(built, "xdp_count/xdp_count.c")
+    spec = read_object(str(obj))
+    (program,) = [p for p in spec.programs if p.name == "xdp_count"]
+    frames = [_ipv4(17), _ipv6(6), _ipv4(1), _eth(0x88CC, bytes(40)), _ipv4(17)[:30], _ipv6(17)]
+    vm_maps: dict[str, VmMap] | None = None
+    vm_r0 = []
+    for frame in frames:
+        result = Vm(program, obj=spec, packet=frame, prog_type="xdp", maps=vm_maps).run()
+        vm_maps = dict(result.maps)
+        vm_r0.append(result.r0)
+    with load_collection(spec) as c:
+        kernel_r0 = [c.programs["xdp_count"].test_run(f).retval for f in frames]
+        kernel_counts = {k: c.maps["counts"][k] for k in range(256)}
+    assert vm_maps is not None
+    vm_counts = vm_maps["counts"]
+    assert isinstance(vm_counts, ArrayMap)
+    assert vm_r0 == kernel_r0 == [2] * len(frames)
+    assert {k: vm_counts.get(k) for k in range(256)} == kernel_counts
+    assert struct.unpack("<Q", kernel_counts[17])[0] == 2
