@@ -90,8 +90,22 @@ def dump(
         if wanted is not None and sec.name not in wanted:
             continue
         rels = obj.relocations.get(sec.name, ()) if relocs else ()
+        renderer.known = _decoded(obj, sec)
         _dump_section(out, sec, _labels(sec, obj.symbols), rels, renderer, relocs)
     return "".join(out)
+
+
+def _decoded(obj: ObjectSpec, sec: Section) -> dict[int, Insn]:
+    """The instructions the reader already decoded in ``sec``, by byte offset."""
+    known: dict[int, Insn] = {}
+    for prog in obj.programs:
+        if prog.section_index != sec.index:
+            continue
+        pos = prog.offset
+        for insn in prog.insns:
+            known[pos] = insn
+            pos += 16 if insn.opcode == LDDW_OPCODE else 8
+    return known
 
 
 def _labels(sec: Section, symbols: Sequence[Symbol]) -> list[_Label]:
@@ -122,6 +136,7 @@ class _Renderer:
         self.imm_hex = imm_hex
         self.unpack = (_BE if big_endian else _LE).unpack_from
         self.cache: dict[bytes, tuple[int, str, int | None]] = {}
+        self.known: dict[int, Insn] = {}  # instructions decoded by the reader, by offset
 
     def line(self, data: bytes, pos: int) -> tuple[int, str, int | None]:
         """``(size, tail, jump)`` of the instruction at ``pos``: ``tail`` is the line after
@@ -136,7 +151,12 @@ class _Renderer:
         hit = self.cache.get(raw)
         if hit is not None:
             return hit
-        width, text, jump = self._render(raw, wide)
+        insn = self.known.get(pos)
+        if insn is not None and (insn.opcode == LDDW_OPCODE) == wide:
+            text, jump = render(insn, self.cpu, self.imm_hex)
+            width = 16 if wide and text != UNKNOWN else 8
+        else:
+            width, text, jump = self._render(raw, wide)
         # Cache the line's tail: bytes and text (the address and target are added per use).
         result = (width, f"\t{raw[:width].hex(' ')}\t{text}", jump)
         self.cache[raw] = result

@@ -253,26 +253,35 @@ def format_insn(insn: Insn, *, imm_hex: bool = False, mcpu: str | int | None = N
     return UNKNOWN if form is None else form.fmt(insn, _hex if imm_hex else _dec)
 
 
+def _unused_clear(op: Op) -> Callable[[Insn], bool]:
+    """A test that the fields ``op`` does not use are zero (as ``reserved_nonzero``)."""
+    names = [
+        n for n in ("dst", "src", "off", "imm") if n not in op.uses and getattr(op, n, None) is None
+    ]
+    if not names:
+        return lambda i: True
+    test: Callable[[Insn], bool] = eval(  # noqa: S307 - field names from the list above
+        "lambda i: not (" + " or ".join(f"i.{n}" for n in names) + ")"
+    )
+    return test
+
+
 # Rows LLVM 19 decodes exactly as the table does when the instruction is valid: every
 # kind but the atomics (imm nibble rules), lddw (ld_pseudo) and the LLVM 22-only ones.
-_SIMPLE = frozenset(
-    id(op)
+_SIMPLE: dict[int, Callable[[Insn], bool]] = {
+    id(op): _unused_clear(op)
     for op in OPS
     if op.kind not in _NOT_IN_LLVM19 and op.kind not in (Kind.ATOMIC, Kind.LDDW)
-)
+}
 
 
 def select_form(insn: Insn, cpu: int | None) -> _Form | None:
     """How ``insn`` is printed at ``--mcpu=v{cpu}`` (``None``: bpfkit's default rule)."""
     op = lookup(insn)
-    if (
-        op is not None
-        and id(op) in _SIMPLE
-        and insn.dst <= 10
-        and insn.src <= 10
-        and not op.reserved_nonzero(insn)
-    ):
-        return (_FORM_V4 if cpu is not None and cpu >= 3 else _FORM_WIDE)[id(op)]
+    if op is not None and insn.dst <= 10 and insn.src <= 10:
+        unused_clear = _SIMPLE.get(id(op))
+        if unused_clear is not None and unused_clear(insn):
+            return (_FORM_V4 if cpu is not None and cpu >= 3 else _FORM_WIDE)[id(op)]
     if cpu is not None:
         return _llvm19_form(insn, cpu >= 3)
     form = _llvm19_form(insn, False)
