@@ -120,6 +120,10 @@ def test_hello_rs_is_the_seeds_program_up_to_stack_offsets(built: Path) -> None:
     assert len(shift) == 1, (seed_offsets, our_offsets)
     assert _section(obj, "license") == b"GPL\0"
     assert _section(obj, "version") == struct.pack("<I", 0xFFFFFFFE)
+    # Like the seed's object: no data section (rustc's unused copy of the string is dropped).
+    with obj.open("rb") as f:
+        names = {s.name for s in ELFFile(f).iter_sections()}
+    assert not {n for n in names if n.startswith((".rodata", ".data", ".bss"))}, names
 
 
 @pytest.mark.requires("rustc", "bpf", "bpftool")

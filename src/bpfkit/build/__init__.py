@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bpfkit.asm.assemble import assemble
 from bpfkit.build.btf_maps import btf_directives, maps_btf, read_map_defs
+from bpfkit.build.tidy import drop_unused_rodata
 from bpfkit.errors import BuildError
 
 __all__ = ["SOURCE_KINDS", "build", "default_output"]
@@ -65,7 +66,8 @@ def build(
     """Build the source file ``src`` into the BPF object ``out``; returns ``out``.
 
     ``out`` defaults to :func:`default_output`.  ``big_endian`` targets bpfeb.  For Rust,
-    ``asm_out`` also keeps the assembly rustc wrote and ``rustc_flags`` are passed on; for
+    ``asm_out`` also keeps the assembly that was assembled (rustc's, less the constants it
+    left unused, plus the BTF of the ``.maps``) and ``rustc_flags`` are passed on; for
     C, ``cflags`` are passed to clang.  Raises :class:`~bpfkit.errors.BuildError` for an
     unknown kind of source, a missing toolchain or a failed compilation.
     """
@@ -107,7 +109,9 @@ def _build_into(
     if suffix == ".rs":
         from bpfkit.build.rust import rust_to_asm
 
-        text = rust_to_asm(src, big_endian=big_endian, rustc_flags=tuple(rustc_flags))
+        text = drop_unused_rodata(
+            rust_to_asm(src, big_endian=big_endian, rustc_flags=tuple(rustc_flags))
+        )
         # rustc names its output after the source; errors in it point at this name.
         name = str(src.with_suffix(".s"))
         obj = _assemble(text, name, big_endian)

@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
         "-o", "--output", help="the object to write (default: SOURCE's name with .o, here)"
     )
     p.add_argument("--big-endian", action="store_true", help="build for bpfeb")
-    p.add_argument("--asm", metavar="FILE", help="Rust: also write rustc's BPF assembly here")
+    p.add_argument(
+        "--asm", metavar="FILE", help="Rust: also write the BPF assembly that was assembled here"
+    )
     p.add_argument(
         "--cflag",
         action="append",
