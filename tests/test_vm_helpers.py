@@ -58,7 +58,9 @@ def test_printk_formats_like_c(fmt: str, args: tuple[int, ...], want: str) -> No
     assert _fmt(fmt, *args) == want
 
 
-@pytest.mark.parametrize("fmt", ["%d %d %d %d", "%f", "%lf", "%n", "caf\xe9", "%hd", "\x01"])
+@pytest.mark.parametrize(
+    "fmt", ["%d %d %d %d", "%f", "%lf", "%n", "\x1b[0m", "%hd", "\x01", "%pa", "%#x", "%.3d"]
+)
 def test_printk_refuses_what_the_kernel_refuses(fmt: str) -> None:
     with pytest.raises(PrintkError):
         format_printk(fmt.encode("latin-1"), (1, 2, 3), lambda a, n: None)

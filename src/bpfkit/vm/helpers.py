@@ -129,8 +129,15 @@ def trace_printk(m: Machine, fmt: int, size: int, a3: int, a4: int, a5: int) -> 
         s = m.memory.read_cstr(address, limit)
         return s if s is not None else m.env.probe_str(address, limit, False)
 
+    def read_memory(address: int, size: int) -> bytes | None:
+        r = m.memory.find(address, 1)
+        if r is None:
+            return m.env.probe(address, size, False)
+        o = address - r.base
+        return bytes(r.buf[o : o + size])
+
     try:
-        text = format_printk(raw[:nul], (a3, a4, a5), read_string)
+        text = format_printk(raw[:nul], (a3, a4, a5), read_string, read_memory)
     except PrintkError as e:
         return _err(e.errno)
     m.output.append(text)

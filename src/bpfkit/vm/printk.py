@@ -42,22 +42,66 @@ def _pad(text: str, flags: str, width: int) -> str:
     return text.rjust(width)
 
 
+def _pointer_suffix(text: str, i: int) -> int:
+    """How many letters after ``%p`` belong to the conversion (the kernel's rules)."""
+    nxt = text[i : i + 1]
+    if not nxt or nxt.isspace() or (nxt.isascii() and not nxt.isalnum()):
+        return 0  # plain %p
+    if nxt in ("K", "x", "B"):
+        return 1
+    if nxt in ("k", "u") and text[i + 1 : i + 2] == "s":
+        return 2
+    if nxt in ("i", "I") and text[i + 1 : i + 2] in ("4", "6"):
+        return 2
+    raise PrintkError(f"format conversion %p{nxt} is not one the kernel accepts")
+
+
+def _pointer(
+    text: str, i: int, arg: int, read_memory: Callable[[int, int], bytes | None] | None
+) -> str:
+    """The text of one %p conversion starting after the ``p`` at ``i``."""
+    n = _pointer_suffix(text, i)
+    ext = text[i : i + n]
+    if ext in ("ks", "us"):
+        data = read_memory(arg, MAX_STRING) if read_memory else None
+        data = data or b""
+        nul = data.find(b"\0")
+        return (data if nul < 0 else data[:nul]).decode("latin-1")
+    if ext[:1] in ("i", "I"):
+        size = 4 if ext[1] == "4" else 16
+        raw = (read_memory(arg, size) if read_memory else None) or bytes(size)
+        raw = raw[:size].ljust(size, b"\0")  # the kernel zeroes what it cannot read
+        if size == 4:  # %pi4 pads each number to three digits, %pI4 does not
+            return ".".join(f"{b:03d}" if ext[0] == "i" else str(b) for b in raw)
+        if ext[0] == "i":
+            return raw.hex()
+        return ":".join(raw[j : j + 2].hex() for j in range(0, 16, 2))
+    # %p (hashed by the kernel), %px, %pK, %pB: the value in hex (only %px is exact).
+    return f"{arg & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
 def format_printk(
-    fmt: bytes, args: Sequence[int], read_string: Callable[[int, int], bytes | None]
+    fmt: bytes,
+    args: Sequence[int],
+    read_string: Callable[[int, int], bytes | None],
+    read_memory: Callable[[int, int], bytes | None] | None = None,
 ) -> str:
     """The text ``bpf_trace_printk(fmt, size, args...)`` prints.
 
     ``fmt`` is the format bytes up to (not including) the NUL; ``args`` the raw 64-bit
     argument registers; ``read_string(address, limit)`` reads a ``%s`` argument (None when
-    the address cannot be read: the kernel then prints an empty string).  Raises
-    :class:`PrintkError` for formats the kernel rejects.
+    the address cannot be read: the kernel then prints an empty string);
+    ``read_memory(address, size)`` reads the bytes of ``%pI4``/``%pi6``/``%pks``
+    arguments.  Raises :class:`PrintkError` for formats the kernel rejects.
     """
     out: list[str] = []
     i, n, spec = 0, len(fmt), 0
     text = fmt.decode("latin-1")
     for ch in text:
-        if ord(ch) > 0x7F or not (ch.isprintable() or ch.isspace()):
-            raise PrintkError(f"format has a non-printable character {ord(ch):#x}")
+        # Control characters other than whitespace are refused; bytes >= 0x80 pass
+        # (Linux 6.18 prints them; older kernels refused them with the isascii check).
+        if (ord(ch) < 0x20 and not ch.isspace()) or ord(ch) == 0x7F:
+            raise PrintkError(f"format has a control character {ord(ch):#x}")
     while i < n:
         ch = text[i]
         if ch != "%":
@@ -85,13 +129,12 @@ def format_printk(
         arg = args[spec] if spec < len(args) else 0
         spec += 1
         if conv == "p":
-            # %pK/%px/%pB/%pI4... take extra letters; only plain %p and %px are emulated.
             i += 1
-            if i < n and text[i] == "x":
-                i += 1
-            elif i < n and text[i].isalnum():
-                raise PrintkError(f"format conversion {text[start : i + 1]!r} is not emulated")
-            out.append(_pad(f"{arg & 0xFFFF_FFFF_FFFF_FFFF:016x}", flags, width))
+            shown = _pointer(text, i, arg, read_memory)
+            if text[i : i + 2] not in ("ks", "us"):  # Linux 6.18 ignores width for %pks
+                shown = _pad(shown, flags, width)
+            out.append(shown)
+            i += _pointer_suffix(text, i)
             continue
         if conv == "s":
             i += 1
