@@ -58,7 +58,7 @@ def _program(fmt: bytes, args: tuple[object, ...]) -> list[Insn]:
     p.append(Insn(0x7B, 10, 1, s_off, 0))
     p.append(Insn.lddw(1, int.from_bytes(bytes(range(8, 16)), "little")))
     p.append(Insn(0x7B, 10, 1, s_off + 8, 0))
-    for reg, value in zip((3, 4, 5), args):
+    for reg, value in zip((3, 4, 5), args, strict=False):
         if value is STR:
             p += [Insn(0xBF, reg, 10), Insn(0x07, reg, 0, 0, s_off)]
         else:
