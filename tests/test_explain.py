@@ -4,6 +4,7 @@ the generated walkthrough, and every corpus object."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -216,7 +217,45 @@ def test_markdown_kernel_syntax(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "--format", "md", "--syntax", "kernel", str(HELLO)]) == 0
     md = capsys.readouterr().out
     assert "(85) call bpf_trace_printk#6" in md and "llvm-objdump: `call 6`" in md
+    assert "verifier log: `(07) r1 += -32 ; R1=fp-32`" in md
     assert "--syntax kernel" in md.splitlines()[2]
     assert main(["explain", "--syntax", "kernel", "--color", "never", str(HELLO)]) == 0
     term = capsys.readouterr().out
     assert "  11  (85) call bpf_trace_printk#6" in term and "\x1b[" not in term
+
+
+# The Linux 6.18 verifier's log_level-2 lines for the seed program (BPF_PROG_TYPE_KPROBE):
+# "N: (op) text ; state".  The live test below re-reads them from the running kernel.
+_HELLO_VLOG = {
+    0: "R1=0xa74737572206d6f",
+    2: "R1=0xa74737572206d6f R10=fp0 fp-24=0xa74737572206d6f",
+    3: "R1=0x7266206f6c6c6568",
+    5: "R1=0x7266206f6c6c6568 R10=fp0 fp-32=0x7266206f6c6c6568",
+    6: "R1=0",
+    7: "R1=0 R10=fp0 fp-16=???????0",
+    8: "R1=fp0 R10=fp0",
+    9: "R1=fp-32",
+    10: "R2=17",
+    12: "R0=0",
+}
+
+
+def test_verifier_notation_matches_the_kernel_log(hello: dict[int, dict[str, Any]]) -> None:
+    for index, state in _HELLO_VLOG.items():
+        assert hello[index]["verifier"] == state, index
+
+
+@pytest.mark.requires("bpf")
+def test_verifier_notation_matches_the_live_log() -> None:
+    from test_kernel_syntax import _verifier_log
+
+    (prog,) = read_object(HELLO).programs
+    log = _verifier_log(b"".join(i.encode() for i in prog.insns), prog_type=2)
+    live = {
+        int(m[1]): m[3].strip()
+        for m in re.finditer(r"^(\d+): (\(.*?\) .*?)\s+; (.*)$", log, re.MULTILINE)
+    }
+    assert live, log[-2000:]
+    x = {e.index: e for e in explain_object(read_object(HELLO)).programs[0].instructions}
+    for index, state in live.items():
+        assert x[index].verifier == state, index

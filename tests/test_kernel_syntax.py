@@ -40,8 +40,8 @@ def test_golden_verifier_log_lines() -> None:
         assert format_kernel(insn) == text
 
 
-def _verifier_log(insns: bytes) -> str:
-    """Load ``insns`` as a socket filter with log_level 2 and return the verifier log."""
+def _verifier_log(insns: bytes, prog_type: int = 1) -> str:
+    """Load ``insns`` (as a socket filter by default) with log_level 2; return the log."""
     libc = ctypes.CDLL(None, use_errno=True)
     ibuf = ctypes.create_string_buffer(insns)
     lic = ctypes.create_string_buffer(b"GPL")
@@ -50,7 +50,7 @@ def _verifier_log(insns: bytes) -> str:
     # log_size, log_buf.
     attr = struct.pack(
         "=IIQQIIQ",
-        1,
+        prog_type,
         len(insns) // 8,
         ctypes.addressof(ibuf),
         ctypes.addressof(lic),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from bpfkit.asm.disasm import format_insn
 from bpfkit.asm.kernel_syntax import format_kernel
 from bpfkit.errors import ObjectError
-from bpfkit.explain import purpose
+from bpfkit.explain import purpose, vlog
 from bpfkit.explain.fields import Field, decode_fields
 from bpfkit.explain.sections import SectionInfo, ctx_field, explain_section
 from bpfkit.explain.text import c_string, describe_insn, printable
@@ -93,6 +93,7 @@ class InsnExplanation:
     call: CallInfo | None
     reached: bool  # False: no path from the entry reaches it
     unknown: str = ""  # what could not be decoded, if anything
+    verifier: str = ""  # the state after it in verifier-log notation: "R1=fp-32"
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +283,7 @@ def _explain_insn(
         call,
         before is not None,
         unknown,
+        vlog.state_line(op, insn, before, after),
     )
 
 

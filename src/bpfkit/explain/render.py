@@ -69,6 +69,7 @@ def insn_dict(e: InsnExplanation) -> dict[str, Any]:
                 for a in e.call.args
             ],
         },
+        "verifier": e.verifier,
         "reached": e.reached,
         "unknown": e.unknown or None,
     }
@@ -150,9 +151,11 @@ def _md_program(p: ProgramExplanation, syntax: str) -> list[str]:
         )
         out += [f"### {slots}", ""]
         out += ["```", f"{e.index:4}:\t{e.raw.hex(' ')}\t{_code(e, syntax)}", "```", ""]
-        other = e.llvm if syntax == "kernel" else e.kernel
-        label = "llvm-objdump" if syntax == "kernel" else "verifier log"
-        out += [f"{label}: `{other}`", ""]
+        if syntax == "kernel":
+            out += [f"llvm-objdump: `{e.llvm}`", ""]
+        if e.verifier or syntax != "kernel":
+            line = e.kernel + (f" ; {e.verifier}" if e.verifier else "")
+            out += [f"verifier log: `{line}`", ""]
         out += ["| field | value | meaning |", "|---|---|---|"]
         for f in e.fields:
             value = f"{f.value:#04x}" if f.name in _HEX_FIELDS else str(f.value)
@@ -217,7 +220,11 @@ def render_terminal(
 
 
 def _term_insn(e: InsnExplanation, syntax: str, width: int) -> list[tuple[str, str]]:
-    head = f"{e.index:>4}  {_code(e, syntax)}" + ("   (not reached)" if not e.reached else "")
+    head = f"{e.index:>4}  {_code(e, syntax)}"
+    if syntax == "kernel" and e.verifier:
+        head += f"  ; {e.verifier}"
+    if not e.reached:
+        head += "   (not reached)"
     lines = [(chunk, "bold green") for chunk in _wrap(head, width, "", "        ")]
     pad = "      "
     lines += [(chunk, "dim") for chunk in _wrap(e.raw.hex(" "), width, pad)]
