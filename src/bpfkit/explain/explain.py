@@ -183,7 +183,7 @@ def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
     info = explain_section(prog.section)
     insns = tuple(prog.insns)
     env = _env(obj, prog, info, insns)
-    entry = State.entry() if not prog.is_subprog else State.entry(Value.scalar())
+    entry = State.entry()
     if prog.is_subprog:
         # A BPF function's r1-r5 are whatever its caller passed: unknown, not uninitialized.
         entry = entry.set(**{f"r{n}": Value.scalar() for n in range(1, 6)})
