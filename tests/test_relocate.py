@@ -121,7 +121,7 @@ def test_missing_map_or_extern_is_an_object_error() -> None:
     with pytest.raises(ObjectError, match="map 'm' was not created"):
         link(make_obj(), "main", data_fds={".data": 1})
     ext = rel(0, "bpf_kfunc", "", 0, RelocKind.EXTERN, "STT_NOTYPE")
-    with pytest.raises(ObjectError, match="extern symbol 'bpf_kfunc'"):
+    with pytest.raises(ObjectError, match="extern ksym/kfunc symbol 'bpf_kfunc' is not resolved"):
         link(make_obj(ext), "main", map_fds={"m": 1}, data_fds={".data": 1})
 
 
@@ -138,3 +138,47 @@ def test_ext_records_follow_their_functions() -> None:
         (8, b"sub+1"),
         (9, b"other"),
     ]
+
+
+def test_externs_are_patched_by_kind() -> None:
+    from bpfkit.obj.relocate import Extern
+
+    obj = make_obj()
+    main = obj.programs[0]
+    kfunc = rel(48, "bpf_kfunc", "", 0, RelocKind.EXTERN, "STT_NOTYPE")
+    kcfg = rel(56, "CONFIG_HZ", "", 0, RelocKind.KCONFIG, "STT_NOTYPE")
+    addr = rel(72, "jiffies", "", 0, RelocKind.EXTERN, "STT_NOTYPE")
+    insns = (
+        *main.insns[:-1],
+        Insn(CALL, 0, 0, 0, -1),
+        Insn.lddw(1, 0),
+        Insn.lddw(2, 0),
+        Insn(EXIT),
+    )
+    main2 = ProgramSpec(
+        "main", "socket", 4, 0, insns, (*main.relocations, kfunc, kcfg, addr), False
+    )
+    obj2 = ObjectSpec(
+        **{
+            **{f: getattr(obj, f) for f in obj.__dataclass_fields__},
+            "programs": (main2, *obj.programs[1:]),
+        }
+    )
+    externs = {
+        "bpf_kfunc": Extern("kfunc", 777),
+        "CONFIG_HZ": Extern("map_value", 9, 12),
+        "jiffies": Extern("addr", 0xFFFFFFFF81234567),
+    }
+    linked = link(obj2, "main", map_fds={"m": 1}, data_fds={".data": 2}, externs=externs)
+    call, kc, ad = linked.insns[4], linked.insns[5], linked.insns[6]
+    assert (call.src, call.imm, call.off) == (2, 777, 0)
+    assert (kc.src, kc.imm, kc.imm_hi) == (2, 9, 12)
+    assert (ad.src, ad.imm64) == (0, 0xFFFFFFFF81234567)
+    with pytest.raises(ObjectError, match="'CONFIG_HZ' is not resolved"):
+        link(
+            obj2,
+            "main",
+            map_fds={"m": 1},
+            data_fds={".data": 2},
+            externs={"bpf_kfunc": Extern("kfunc", 1)},
+        )

@@ -126,6 +126,36 @@ def test_verifier_error_shows_message_and_source_lines(built: dict[str, str]) ->
     assert set(kinfo.prog_ids()) <= before | set()  # nothing left loaded
 
 
+def test_kconfig_and_kfunc_externs(built: dict[str, str]) -> None:
+    import gzip
+    import struct
+
+    from bpfkit.kernel.features import kernel_version
+
+    with gzip.open("/proc/config.gz", "rt") as f:
+        config = dict(
+            line.split("=", 1) for line in f.read().splitlines() if line.startswith("CONFIG_")
+        )
+    a, b, c = kernel_version()
+    with load_collection(read_object(built["externs"])) as coll:
+        assert not coll.notes  # the BTF (with .kconfig and .ksyms) loaded
+        assert coll.programs["externs"].info().btf_id > 0
+        # bpf_iter_num_new/next/destroy are kfuncs: sum(range(10))
+        assert coll.programs["externs"].test_run(bytes(64)).retval == 45
+        version, hz, has_bpf, missing = struct.unpack("<4Q", coll.maps[".bss"][0])
+        assert version == (a << 16) | (b << 8) | min(c, 255)
+        assert hz == int(config["CONFIG_HZ"])
+        assert has_bpf == (config.get("CONFIG_BPF_SYSCALL") == "y")
+        assert missing == 0  # __weak and unknown
+        with pytest.raises(KernelError, match="frozen"):
+            coll.maps[".kconfig"][0] = bytes(coll.maps[".kconfig"].value_size)
+
+
+def test_btf_attach_targets_load(built: dict[str, str]) -> None:
+    with load_collection(read_object(built["btf_targets"])) as coll:
+        assert {p.info().type_name for p in coll.programs.values()} == {"tracing"}
+
+
 def test_unknown_program_and_section(built: dict[str, str]) -> None:
     obj = read_object(built["globals"])
     with pytest.raises(ObjectError, match="no program named 'nope'"):

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from collections.abc import Mapping
 
 from bpfkit.errors import KernelError
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
 from bpfkit.syscalls.causes import describe
 
-KIND_FUNC, KIND_VAR, KIND_DATASEC = 12, 14, 15
+KIND_FUNC, KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC = 12, 13, 14, 15
 LOG_SIZE = 1 << 20
 
 # Bytes that follow the 12-byte btf_type header, per kind (uapi linux/btf.h).
@@ -53,53 +54,91 @@ def _string(raw: bytes | bytearray, str_start: int, str_len: int, off: int) -> s
     return raw[str_start + off : end if end >= 0 else str_start + str_len].decode(errors="replace")
 
 
-def fixup_btf(raw: bytes, obj: ObjectSpec) -> bytes:
-    """``raw`` (the object's little-endian ``.BTF``) with DATASECs completed for the kernel."""
+def fixup_btf(
+    raw: bytes,
+    obj: ObjectSpec,
+    layouts: Mapping[str, tuple[int, Mapping[str, int]]] | None = None,
+) -> bytes:
+    """``raw`` (the object's little-endian ``.BTF``) made acceptable to the kernel.
+
+    ``layouts`` gives the size and variable offsets of DATASECs that have no ELF section
+    (``.kconfig``: the loader lays it out).  DATASEC entries that are not variables (kfunc
+    declarations in ``.ksyms``) are dropped, as the kernel accepts only VARs there.
+    """
     if len(raw) < 24 or raw[:2] != b"\x9f\xeb":
         return raw  # not native little-endian BTF: left as is (the load decides)
-    buf = bytearray(raw)
-    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", buf, 4)
+    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", raw, 4)
     t0, s0 = hdr_len + type_off, hdr_len + str_off
+    layouts = layouts or {}
     sections = {s.name: s for s in obj.sections}
     symbols: dict[tuple[str, str], int] = {}
     for sym in obj.symbols:
         if sym.section is not None and sym.type in ("STT_OBJECT", "STT_NOTYPE"):
             symbols.setdefault((sym.section, sym.name), sym.value)
-    # First pass: where every type record starts (ids from 1), and each VAR's name.
-    starts: list[int] = []
+
+    def name_of(off: int) -> str:
+        return _string(raw, s0, str_len, off)
+
+    records: list[bytearray] = []
     pos, end = t0, t0 + type_len
     while pos + 12 <= end:
-        starts.append(pos)
-        _, info, _ = struct.unpack_from("<III", buf, pos)
+        _, info, _ = struct.unpack_from("<III", raw, pos)
         kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        pos += 12 + _FIXED.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
-    for pos in starts:
-        name_off, info, size = struct.unpack_from("<III", buf, pos)
+        n = 12 + _FIXED.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
+        records.append(bytearray(raw[pos : pos + n]))
+        pos += n
+    kinds = [(struct.unpack_from("<I", r, 4)[0] >> 24) & 0x1F for r in records]
+    for rec in records:
+        name_off, info, size = struct.unpack_from("<III", rec)
         kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        if kind == KIND_FUNC and vlen > 1:  # extern linkage
-            struct.pack_into("<I", buf, pos + 4, info & ~0xFFFF)
+        if kind == KIND_FUNC and vlen > 1:  # extern linkage: a kfunc declaration
+            struct.pack_into("<I", rec, 4, (info & ~0xFFFF) | 1)  # global, as libbpf does
+            # The kernel wants every parameter of a FUNC's prototype named; declarations
+            # often leave them unnamed, so they borrow the function's name (libbpf too).
+            if 0 < size <= len(records) and kinds[size - 1] == KIND_FUNC_PROTO:
+                proto = records[size - 1]
+                nparams = struct.unpack_from("<I", proto, 4)[0] & 0xFFFF
+                for k in range(nparams):
+                    pname, ptype = struct.unpack_from("<II", proto, 12 + 8 * k)
+                    if ptype and not pname:
+                        struct.pack_into("<I", proto, 12 + 8 * k, name_off)
         elif kind == KIND_VAR:
-            (linkage,) = struct.unpack_from("<I", buf, pos + 12)
+            (linkage,) = struct.unpack_from("<I", rec, 12)
             if linkage > 1:
-                struct.pack_into("<I", buf, pos + 12, 0)
+                struct.pack_into("<I", rec, 12, 0)
         elif kind == KIND_DATASEC:
-            sec_name = _string(buf, s0, str_len, name_off)
-            sec = sections.get(sec_name)
-            if size == 0 and sec is not None:
-                struct.pack_into("<I", buf, pos + 8, sec.size)
+            sec_name = name_of(name_off)
+            size_given, offsets = layouts.get(sec_name, (0, {}))
             infos = []
             for i in range(vlen):
-                vtype, voff, vsize = struct.unpack_from("<III", buf, pos + 12 + 12 * i)
-                if 0 < vtype <= len(starts):
-                    var_name = _string(
-                        buf, s0, str_len, struct.unpack_from("<I", buf, starts[vtype - 1])[0]
-                    )
-                    voff = symbols.get((sec_name, var_name), voff)
+                vtype, voff, vsize = struct.unpack_from("<III", rec, 12 + 12 * i)
+                if not 0 < vtype <= len(records) or kinds[vtype - 1] != KIND_VAR:
+                    continue  # a kfunc (FUNC) in .ksyms
+                var_name = name_of(struct.unpack_from("<I", records[vtype - 1])[0])
+                voff = offsets.get(var_name, symbols.get((sec_name, var_name), voff))
                 infos.append((voff, vtype, vsize))
             infos.sort()
-            for i, (voff, vtype, vsize) in enumerate(infos):
-                struct.pack_into("<III", buf, pos + 12 + 12 * i, vtype, voff, vsize)
-    return bytes(buf)
+            sec = sections.get(sec_name)
+            if size_given:
+                size = size_given
+            elif size == 0 and sec is not None:
+                size = sec.size
+            if size == 0:
+                # No ELF section and no layout (typed ksyms): lay the variables out in order.
+                off = 0
+                for k, (_, vtype, vsize) in enumerate(infos):
+                    infos[k] = (off, vtype, vsize)
+                    off += max(vsize, 1)
+                size = max(off, 1)
+            body = bytearray(struct.pack("<III", name_off, (info & ~0xFFFF) | len(infos), size))
+            for voff, vtype, vsize in infos:
+                body += struct.pack("<III", vtype, voff, vsize)
+            rec[:] = body
+    types = b"".join(records)
+    strings = raw[s0 : s0 + str_len]
+    header = bytearray(raw[:hdr_len])
+    struct.pack_into("<IIII", header, 8, 0, len(types), len(types), len(strings))
+    return bytes(header) + types + strings
 
 
 def load_btf(raw: bytes, *, what: str = ".BTF") -> Fd:

@@ -37,7 +37,7 @@ from bpfkit.kernel import pins
 from bpfkit.kernel.btf_load import fixup_btf, load_btf
 from bpfkit.kernel.maps import Map, create_map, possible_cpus
 from bpfkit.kernel.program import Program, load_program
-from bpfkit.obj.relocate import Linked, link, remap_ext_records
+from bpfkit.obj.relocate import Extern, Linked, extern_symbols, link, remap_ext_records
 from bpfkit.obj.sections import section_type
 from bpfkit.obj.spec import DataSpec, MapSpec, ObjectSpec, ProgramSpec
 from bpfkit.syscalls import Fd, attrs
@@ -134,6 +134,7 @@ class _Loader:
         self.ext: BtfExt | None = None
         self.map_fds: dict[str, int] = {}
         self.data_fds: dict[str, int] = {}
+        self.externs: dict[str, Extern] = {}
 
     # -- BTF ---------------------------------------------------------------------------------
     def load_btf(self) -> None:
@@ -154,8 +155,18 @@ class _Loader:
             self.coll.notes.append(f"{obj.path}: BTF not usable ({e}); loading without it")
             self.btf = self.ext = None
             return
+        layouts: dict[str, tuple[int, Mapping[str, int]]] = {}
         try:
-            self.coll.btf_fd = load_btf(fixup_btf(obj.btf, obj), what=f"{obj.path}: .BTF")
+            from bpfkit.kernel.externs import kconfig_layout
+
+            kc, kc_size = kconfig_layout(self.btf)
+            if kc:
+                layouts[".kconfig"] = (kc_size, {n: off for n, (off, _) in kc.items()})
+        except BpfkitError as e:
+            self.coll.notes.append(f"{obj.path}: .kconfig layout: {e}")
+        try:
+            raw = fixup_btf(obj.btf, obj, layouts)
+            self.coll.btf_fd = load_btf(raw, what=f"{obj.path}: .BTF")
         except KernelError as e:
             self.coll.notes.append(f"{e}; loading without BTF")
 
@@ -299,6 +310,61 @@ class _Loader:
         if d.readonly:
             m.freeze()
 
+    # -- externs -----------------------------------------------------------------------------
+    def resolve_externs(self) -> None:
+        from bpfkit.btf import types as T
+        from bpfkit.kernel import externs as X
+
+        used = extern_symbols(self.obj)
+        if not used:
+            return
+        weak = X.weak_symbols(self.obj.symbols)
+        kconfig: dict[str, tuple[int, int]] = {}
+        if self.btf is not None:
+            kconfig = X.kconfig_layout(self.btf)[0]
+        wanted = [n for n in used if n in kconfig]
+        if wanted:
+            assert self.btf is not None
+            value = X.kconfig_bytes(self.btf, wanted, weak)
+            m = create_map(
+                MapType.ARRAY,
+                4,
+                len(value),
+                1,
+                flags=attrs.F_MMAPABLE | attrs.F_RDONLY_PROG,
+                name=_data_map_name(self.obj, ".kconfig"),
+            )
+            self.coll.maps[".kconfig"] = m
+            m[0] = value
+            m.freeze()
+            for n in wanted:
+                self.externs[n] = Extern("map_value", m.fd, kconfig[n][0])
+        for name, called in used.items():
+            if name in kconfig:
+                continue
+            if called:
+                kid = X.kfunc_id(name)
+                if kid is None:
+                    raise ObjectError(
+                        f"{self.obj.path}: kfunc {name!r} does not exist in this kernel's BTF"
+                    )
+                self.externs[name] = Extern("kfunc", kid)
+                continue
+            typed = False
+            if self.btf is not None:
+                for var in self.btf.find_all(name, T.Kind.VAR):
+                    assert isinstance(var, T.Var)
+                    typed = var.type != 0
+            ext = X.ksym(name, typed)
+            if ext is None:
+                if not weak.get(name):
+                    raise ObjectError(
+                        f"{self.obj.path}: ksym {name!r} does not exist in this kernel; "
+                        "declare it __weak to accept a missing symbol"
+                    )
+                ext = Extern("addr", 0)
+            self.externs[name] = ext
+
     # -- programs ----------------------------------------------------------------------------
     def _ext_records(self, linked: Linked) -> tuple[bytes, bytes]:
         ext = self.ext
@@ -329,17 +395,33 @@ class _Loader:
     def load_program(self, spec: ProgramSpec, prog_type: int | None) -> Program:
         obj = self.obj
         st = section_type(spec.section)
+        btf_id = 0
         if prog_type is not None:
             ptype, attach, flags = prog_type, 0, 0
         else:
-            if st.definition.needs_btf_id:
-                raise ObjectError(
-                    f"{obj.path}: program {spec.name!r} in section {spec.section!r}: "
-                    f"{st.definition.name} programs (which need the target's kernel BTF id) "
-                    "are not supported yet"
-                )
             ptype, attach, flags = st.prog_type, st.attach_type, st.prog_flags
-        linked = link(obj, spec, map_fds=self.map_fds, data_fds=self.data_fds)
+            if st.definition.needs_btf_id:
+                if st.definition.name.startswith(("freplace", "struct_ops")):
+                    raise ObjectError(
+                        f"{obj.path}: program {spec.name!r} in section {spec.section!r}: "
+                        f"{st.definition.name} programs are not supported yet"
+                    )
+                from bpfkit.kernel.externs import attach_btf_id
+
+                btf_id = attach_btf_id(st.definition.name, st.extras)
+        linked = link(obj, spec, map_fds=self.map_fds, data_fds=self.data_fds, externs=self.externs)
+        if self.ext is not None:
+            n = sum(
+                1
+                for f in linked.functions
+                for r in self.ext.core_relos.get(f.spec.section, ())
+                if f.spec.offset <= r.insn_off < f.spec.offset + f.spec.size
+            )
+            if n:
+                self.coll.notes.append(
+                    f"program {spec.name!r}: {n} CO-RE relocation{'s' * (n != 1)} not applied "
+                    "(not supported yet): field offsets are those it was compiled with"
+                )
         func, line = self._ext_records(linked)
         common = dict(
             license=obj.license or "",
@@ -348,6 +430,7 @@ class _Loader:
             kern_version=obj.version or 0,
             prog_flags=flags,
             log_level=self.log_level,
+            attach_btf_id=btf_id,
         )
         if func or line:
             try:
@@ -410,6 +493,7 @@ def load_collection(
         loader.load_btf()
         loader.create_maps()
         loader.create_data_maps()
+        loader.resolve_externs()
         for name in wanted:
             coll.programs[name] = loader.load_program(by_name[name], overrides.get(name))
         stack.pop_all()

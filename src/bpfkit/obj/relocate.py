@@ -31,6 +31,23 @@ PSEUDO_MAP_FD = 1
 PSEUDO_MAP_VALUE = 2
 PSEUDO_CALL = 1
 PSEUDO_FUNC = 4
+PSEUDO_BTF_ID = 3
+PSEUDO_KFUNC_CALL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Extern:
+    """How an extern symbol resolves (the kernel layer decides; relocation applies it):
+
+    - ``map_value``: ``value`` is a map fd, ``offset`` the place in its value (``.kconfig``);
+    - ``btf_id``: ``value`` is a kernel BTF id (typed ``__ksym`` variable, lddw src 3);
+    - ``kfunc``: ``value`` is the BTF id of a kernel function (call src 2);
+    - ``addr``: ``value`` is an address (typeless ``__ksym``; 0 for an unresolved weak one).
+    """
+
+    kind: str
+    value: int
+    offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +107,12 @@ class _Linker:
         obj: ObjectSpec,
         map_fds: Mapping[str, int],
         data_fds: Mapping[str, int],
+        externs: Mapping[str, Extern],
     ) -> None:
         self.obj = obj
         self.map_fds = map_fds
         self.data_fds = data_fds
+        self.externs = externs
         self.out: list[Insn] = []
         self.size = 0  # slots so far
         self.placed: dict[tuple[str, int], Placed] = {}
@@ -138,6 +157,36 @@ class _Linker:
             index += 1
             slot += insn.width
 
+    def extern(self, insn: Insn, rel: Relocation, where: str) -> Insn:
+        ext = self.externs.get(rel.symbol)
+        what = "kconfig" if rel.kind == RelocKind.KCONFIG else "ksym/kfunc"
+        if ext is None:
+            raise ObjectError(
+                f"{self.obj.path}: {where}: extern {what} symbol {rel.symbol!r} is not resolved"
+            )
+        if insn.opcode == CALL and ext.kind == "kfunc":
+            return replace(insn, src=PSEUDO_KFUNC_CALL, imm=ext.value, off=0)
+        if insn.opcode == LDDW:
+            if ext.kind == "map_value":
+                return replace(
+                    insn, src=PSEUDO_MAP_VALUE, imm=ext.value, imm_hi=ext.offset + insn.imm
+                )
+            if ext.kind == "btf_id":
+                return replace(insn, src=PSEUDO_BTF_ID, imm=ext.value, imm_hi=0)
+            if ext.kind == "addr":
+                v = ext.value & 0xFFFFFFFFFFFFFFFF
+                lo, hi = v & 0xFFFFFFFF, v >> 32
+                return replace(
+                    insn,
+                    src=0,
+                    imm=lo - (1 << 32) if lo & 0x80000000 else lo,
+                    imm_hi=hi - (1 << 32) if hi & 0x80000000 else hi,
+                )
+        raise ObjectError(
+            f"{self.obj.path}: {where}: extern {rel.symbol!r} resolved as {ext.kind} cannot "
+            f"be used by opcode {insn.opcode:#04x}"
+        )
+
     def _index_of(self, start_slot: int) -> int:
         slot = 0
         for i, insn in enumerate(self.out):
@@ -157,10 +206,7 @@ class _Linker:
     ) -> Insn:
         obj = self.obj
         if rel is not None and rel.kind in (RelocKind.EXTERN, RelocKind.KCONFIG):
-            raise ObjectError(
-                f"{obj.path}: {where}: extern symbol {rel.symbol!r} (kfunc, ksym or kconfig) "
-                "is not supported yet"
-            )
+            return self.extern(insn, rel, where)
         if insn.opcode == CALL and insn.src == PSEUDO_CALL:
             if rel is not None and rel.symbol_section is not None:
                 section, target = rel.symbol_section, rel.symbol_value // 8 + insn.imm + 1
@@ -209,10 +255,34 @@ def link(
     *,
     map_fds: Mapping[str, int] | None = None,
     data_fds: Mapping[str, int] | None = None,
+    externs: Mapping[str, Extern] | None = None,
 ) -> Linked:
-    """Link ``prog`` (a spec or a program name) with its sub-programs and relocate it."""
+    """Link ``prog`` (a spec or a program name) with its sub-programs and relocate it;
+    ``externs`` resolves extern symbols (kconfig, ksym, kfunc) by name."""
     spec = obj.program(prog) if isinstance(prog, str) else prog
-    return _Linker(obj, map_fds or {}, data_fds or {}).run(spec)
+    return _Linker(obj, map_fds or {}, data_fds or {}, externs or {}).run(spec)
+
+
+def extern_symbols(obj: ObjectSpec) -> dict[str, bool]:
+    """Extern symbols the object's code refers to: name -> True if called (a function),
+    False if loaded (a variable)."""
+    out: dict[str, bool] = {}
+    for p in obj.programs:
+        for r in p.relocations:
+            if r.kind in (RelocKind.EXTERN, RelocKind.KCONFIG):
+                insn = _insn_at(p, r.offset)
+                called = insn is not None and insn.opcode == CALL
+                out[r.symbol] = out.get(r.symbol, False) or called
+    return out
+
+
+def _insn_at(p: ProgramSpec, offset: int) -> Insn | None:
+    slot = 0
+    for insn in p.insns:
+        if slot * 8 == offset:
+            return insn
+        slot += insn.width
+    return None
 
 
 def remap_ext_records(
