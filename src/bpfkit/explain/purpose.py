@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bpfkit.isa.insn import Insn
-from bpfkit.isa.table import Kind, lookup
+from bpfkit.isa.table import Kind, Op, lookup
 from bpfkit.uapi.helpers import by_id
 
 _WRITERS = (Kind.ALU, Kind.NEG, Kind.MOVSX, Kind.ENDIAN, Kind.LDDW, Kind.LOAD, Kind.LOAD_SX)
@@ -26,6 +26,20 @@ def _jump_targets(insns: Sequence[Insn], slots: Sequence[int]) -> set[int]:
             dist = insn.imm if (op.kind is Kind.JA and op.width == 32) else insn.off
             targets.add(slots[i] + insn.width + dist)
     return targets
+
+
+def _other_writes(op: Op, insn: Insn) -> tuple[int, ...]:
+    """Registers an atomic or legacy packet load writes (besides plain dst writes)."""
+    if op.kind is Kind.ATOMIC:
+        if op.key == "cmpxchg":
+            return (0,)
+        if op.key.startswith("fetch_") or op.key == "xchg":
+            return (insn.src,)
+    if op.kind is Kind.LOAD_ACQ:
+        return (insn.dst,)
+    if op.kind in (Kind.LD_ABS, Kind.LD_IND):
+        return (0, 1, 2, 3, 4, 5)
+    return ()
 
 
 def purposes(insns: Sequence[Insn], slots: Sequence[int]) -> dict[int, list[str]]:
@@ -60,4 +74,6 @@ def purposes(insns: Sequence[Insn], slots: Sequence[int]) -> dict[int, list[str]
             if prev.kind in _WRITERS and insns[i].dst in wanted:
                 what = wanted.pop(insns[i].dst)
                 out.setdefault(i, []).append(f"r{insns[i].dst} is {what}.")
+            for r in _other_writes(prev, insns[i]):
+                wanted.pop(r, None)  # written here in a way not worth a sentence: stop
     return out

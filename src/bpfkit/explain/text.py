@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bpfkit.explain.sections import ctx_field
@@ -56,6 +57,8 @@ def _where(base: Value, off: int, size: int = 0, ctx_struct: str = "") -> str:
         return f"address {base.describe()} + {off}"
     if base.base == "stack" and base.const is not None:
         return _range(base.const + off, 1)
+    if base.const is not None:
+        return replace(base, const=base.const + off, maybe_null=False).describe()
     return f"{base.describe()} {'+' if off >= 0 else '-'} {abs(off)}"
 
 
@@ -77,7 +80,7 @@ def describe_insn(
     k = op.kind
     d, s = insn.dst, insn.src
     after_st = after or st
-    width = "" if op.width == 64 else " (32-bit: the upper half of the register is zeroed)"
+    width = "" if op.width == 64 else f" (32-bit operation on w{d}: r{d}'s upper 32 bits become 0)"
     if k is Kind.LDDW:
         return _lddw(insn, op, after_st, reloc)
     if k is Kind.ALU:
@@ -161,6 +164,8 @@ def _alu(insn: Insn, op: Op, st: State, after: State) -> str:
     d, s = insn.dst, insn.src
     v = after.reg(d)
     rhs = _reg(s) if op.source == "reg" else str(insn.imm)
+    if op.width == 32 and op.source == "reg":
+        rhs = f"w{s}"
     if op.key == "mov":
         if op.source == "reg" and s == FP:
             return (
@@ -168,6 +173,8 @@ def _alu(insn: Insn, op: Op, st: State, after: State) -> str:
                 f"top of the program's {STACK_SIZE}-byte stack (fp)."
             )
         if op.source == "reg":
+            if op.width == 32:
+                return f"Copies w{s} (r{s}'s low 32 bits) into r{d}; r{d} is now {v.describe()}."
             return f"Copies r{s} into r{d}; r{d} is now {v.describe()}."
         return f"Sets r{d} to {v.describe()}."
     prev = st.reg(d)
@@ -177,7 +184,8 @@ def _alu(insn: Insn, op: Op, st: State, after: State) -> str:
             f"Pointer arithmetic: r{d} {op.llvm.split()[1]} {rhs} moves the pointer; r{d} now "
             f"points to {v.describe()} ({what})."
         )
-    return f"r{d} {op.llvm.split()[1]} {rhs}: {op.doc}; r{d} is now {v.describe()}."
+    reg = f"w{d}" if op.width == 32 else f"r{d}"
+    return f"{reg} {op.llvm.split()[1]} {rhs}: {op.doc}; r{d} is now {v.describe()}."
 
 
 def _store(insn: Insn, op: Op, st: State, after: State, ctx_struct: str) -> str:
