@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bpfkit.errors import BpfkitError
-from bpfkit.explain.values import State, Value, analyze, join
+from bpfkit.explain.purpose import purposes
+from bpfkit.explain.values import State, Value, analyze, join, slot_indices
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import OPS, Kind
 from bpfkit.vm import run_program
@@ -202,3 +203,26 @@ def test_store_at_unknown_stack_offset_forgets_bytes() -> None:
     assert st0 is not None and st0.stack_bytes(-8, 8) == b"A" + bytes(7)
     assert st4 is not None and st4.stack_bytes(-8, 1) is None
     assert st4.reg(3).describe() == "fp + unknown offset"
+
+
+def test_purposes_name_call_arguments_and_stop_at_other_writes() -> None:
+    insns = [
+        Insn(0xB7, 0, 0, 0, 7),  # 0: r0 = 7          (cmpxchg's compare value, not stored)
+        Insn(0xB7, 1, 0, 0, 9),  # 1: r1 = 9
+        Insn(0xDB, 10, 1, -8, 0xF1),  # 2: r0 = cmpxchg_64(r10 - 8, r0, r1)
+        Insn(0x7B, 10, 0, -16),  # 3: *(u64 *)(r10 - 16) = r0
+        Insn(0xBF, 1, 10),  # 4: r1 = r10
+        Insn(0x07, 1, 0, 0, -16),  # 5: r1 += -16
+        Insn(0xB7, 2, 0, 0, 8),  # 6: r2 = 8
+        Insn(0x85, 0, 0, 0, 6),  # 7: call bpf_trace_printk
+        Insn(0xB7, 0, 0, 0, 0),  # 8: r0 = 0
+        Insn(0x95),  # 9: exit
+    ]
+    why = purposes(insns, slot_indices(insns))
+    assert 0 not in why  # the cmpxchg at 2 rewrites r0 before the store at 3 reads it
+    assert why[5] == [
+        "r1 is argument 1 (fmt, const char *) of the call to bpf_trace_printk at instruction 7."
+    ]
+    assert why[6][0].startswith("r2 is argument 2 (fmt_size, __u32)")
+    assert why[8] == ["r0 is the return value (exit at instruction 9)."]
+    assert 4 not in why  # r1 = r10 is overwritten by the add before the call reads it
