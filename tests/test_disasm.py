@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bpfkit.asm.disasm import UNKNOWN, format_insn, parse_mcpu
@@ -146,3 +146,65 @@ def test_every_opcode_matches_llvm_objdump(mcpu: str, tmp_path: Path) -> None:
         n += 1
         assert format_insn(decode(raw), mcpu=mcpu) == m.group(2), ln
     assert n > 27000
+
+
+@pytest.mark.requires("llvm19")
+@settings(max_examples=3, deadline=None)
+@given(insns=st.lists(valid_insns, min_size=300, max_size=600), big=st.booleans())
+def test_random_programs_match_llvm_objdump(
+    insns: list[Insn], big: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Random valid instructions, assembled into an object: whole-file dump at v1 and v4
+    equals llvm-objdump-19's, and the default rule holds (v4's text where v1 fails)."""
+    from bpfkit.obj.reader import read_object
+    from bpfkit.objdump import dump
+
+    tmp = tmp_path_factory.mktemp("rand")
+    data = b"".join(i.encode(big) for i in insns)
+    fmt = ">Q" if big else "<Q"
+    quads = (struct.unpack_from(fmt, data, k)[0] for k in range(0, len(data), 8))
+    src = tmp / "r.s"
+    src.write_text(
+        ".text\n.globl f\n.type f,@function\nf:\n" + "".join(f".quad {q:#x}\n" for q in quads)
+    )
+    obj = tmp / "r.o"
+    triple = "bpfeb" if big else "bpfel"
+    subprocess.run(
+        ["llvm-mc-19", "-triple", triple, "-filetype=obj", str(src), "-o", str(obj)], check=True
+    )
+    spec = read_object(str(obj))
+    for mcpu in ("v1", "v4"):
+        ref = subprocess.run(
+            ["llvm-objdump-19", "-d", "--no-print-imm-hex", f"--mcpu={mcpu}", str(obj)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert dump(spec, mcpu=mcpu) == ref
+    ours = dump(spec).splitlines()
+    v1 = dump(spec, mcpu="v1").splitlines()
+    v4 = dump(spec, mcpu="v4").splitlines()
+    for mine, a, b in zip(ours, v1, v4, strict=True):
+        assert "<unknown>" not in mine
+        assert mine in (a, b) or re.search(r"load_acquire|store_release|gotox", mine), mine
+
+
+def test_cli_wrong_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bpfkit.cli.main import main
+
+    hello = Path(__file__).parent.parent / "examples" / "hello" / "hello.o"
+    data = bytearray(hello.read_bytes())
+    data[18:20] = (62).to_bytes(2, "little")  # e_machine: x86-64
+    bad = tmp_path / "x86.o"
+    bad.write_bytes(bytes(data))
+    assert main(["dump", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and str(bad) in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_cli_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bpfkit.cli.main import main
+
+    assert main(["dump", str(tmp_path / "nope.o")]) == 1
+    assert "nope.o" in capsys.readouterr().err
