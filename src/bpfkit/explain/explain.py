@@ -342,6 +342,16 @@ def _call_info(insn: Insn, state: State | None, env: Env, symbol: str | None) ->
         args.append(
             CallArg(f"r{n}", a.name, a.ctype, a.kind, shown, _pointee(v, a.ctype, size, state, env))
         )
+    if h.variadic and state is not None:
+        # "..." arguments: whatever initialized registers follow the declared ones.
+        for n in range(len(h.args) + 1, 6):
+            v = state.reg(n)
+            if v.kind == "uninit":
+                break
+            small = v.signed is not None and abs(v.signed) < 1 << 16
+            shown = str(v.signed) if small else v.describe()
+            text = _pointee(v, "const char *", None, state, env)
+            args.append(CallArg(f"r{n}", f"r{n}", "...", "vararg", shown, text))
     return CallInfo("helper", h.id, h.name, h.prototype, tuple(args))
 
 

@@ -100,6 +100,8 @@ def describe_insn(
         base = st.reg(s)
         v = after_st.reg(d)
         sx = ", sign-extended" if k is Kind.LOAD_SX else ""
+        if base.base == "data" and v.is_const:
+            sx += " (the value in the object file: a loader may set read-only data first)"
         return (
             f"Loads {op.size} byte{'s' if op.size > 1 else ''} from {_where(base, insn.off, op.size, ctx_struct)} "
             f"(r{s} {insn.off:+d}) into r{d}{sx}; r{d} is now {v.describe()}."
@@ -138,8 +140,13 @@ def _lddw(insn: Insn, op: Op, after: State, reloc: object) -> str:
         sym = getattr(reloc, "symbol", "?")
         kind = getattr(getattr(reloc, "kind", None), "value", "")
         v = after.reg(d)
+        what = v.describe()
+        if kind == "global_data" and getattr(reloc, "symbol_type", "") != "STT_SECTION":
+            what = f"the address of the global variable {sym} ({what})"
+        elif kind == "map":
+            what = f"the map {sym} (the loader puts the map's fd here)"
         return (
-            f"Loads {v.describe()} into r{d}: the immediate is a placeholder that the loader "
+            f"Loads {what} into r{d}: the immediate is a placeholder that the loader "
             f"patches (relocation {getattr(reloc, 'type_name', '')} against {sym}, {kind})."
         )
     if insn.src != 0:
