@@ -156,6 +156,36 @@ def test_btf_attach_targets_load(built: dict[str, str]) -> None:
         assert {p.info().type_name for p in coll.programs.values()} == {"tracing"}
 
 
+def test_initial_values_fill_prog_arrays_and_maps_of_maps(built: dict[str, str]) -> None:
+    with load_collection(read_object(built["tail_calls"])) as coll:
+        assert not coll.notes
+        assert coll.programs["entry"].test_run(bytes(64)).retval == 42  # tail-called `tail`
+        assert coll.programs["through_outer"].test_run(bytes(64)).retval == 0
+        coll.maps["inner_b"][0] = 7  # outer[1] is inner_b
+        assert coll.programs["through_outer"].test_run(bytes(64)).retval == 7
+        assert coll.maps["events"].max_entries == 4 * 4096  # 3 pages rounded up
+
+
+def test_sanitized_btf_keeps_type_ids_and_loads(built: dict[str, str]) -> None:
+    from bpfkit.btf import parse_btf
+    from bpfkit.kernel.btf_load import NEWER_KINDS, fixup_btf, load_btf, sanitize_btf
+
+    obj = read_object(built["btf_kinds"])
+    assert obj.btf is not None
+    before = parse_btf(obj.btf)
+    assert {int(t.kind) for t in before.types} >= set(NEWER_KINDS)
+    raw = sanitize_btf(fixup_btf(obj.btf, obj))
+    after = parse_btf(raw)
+    assert not {int(t.kind) for t in after.types} & set(NEWER_KINDS)
+    assert len(after.types) == len(before.types)
+    tagged = before.find("tagged", "struct")
+    assert after.type(tagged.id).name == "tagged"
+    with load_btf(raw):
+        pass
+    with load_collection(obj) as coll:  # the unsanitized BTF loads on this kernel
+        assert not coll.notes and coll.programs["kinds"].info().btf_id > 0
+
+
 def test_unknown_program_and_section(built: dict[str, str]) -> None:
     obj = read_object(built["globals"])
     with pytest.raises(ObjectError, match="no program named 'nope'"):

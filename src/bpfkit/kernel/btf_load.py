@@ -141,6 +141,44 @@ def fixup_btf(
     return bytes(header) + types + strings
 
 
+KIND_INT, KIND_STRUCT, KIND_UNION, KIND_CONST = 1, 4, 5, 10
+KIND_FLOAT, KIND_DECL_TAG, KIND_TYPE_TAG, KIND_ENUM64 = 16, 17, 18, 19
+# Kinds added after the kernels bpfkit may meet, with the version that added them.
+NEWER_KINDS = {KIND_FLOAT: "5.13", KIND_DECL_TAG: "5.16", KIND_TYPE_TAG: "5.17", KIND_ENUM64: "6.0"}
+
+
+def sanitize_btf(raw: bytes, kinds: frozenset[int] = frozenset(NEWER_KINDS)) -> bytes:
+    """``raw`` with the BTF kinds in ``kinds`` replaced by ones older kernels know, as
+    libbpf does for a kernel that refuses them: FLOAT becomes an empty struct of its size,
+    DECL_TAG an anonymous 1-byte INT, TYPE_TAG a CONST, ENUM64 an empty union of its size.
+    Type ids do not change, so func_info and map type ids stay valid."""
+    if len(raw) < 24 or raw[:2] != b"\x9f\xeb":
+        return raw
+    hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", raw, 4)
+    t0, s0 = hdr_len + type_off, hdr_len + str_off
+    out = bytearray()
+    pos, end = t0, t0 + type_len
+    while pos + 12 <= end:
+        name_off, info, size = struct.unpack_from("<III", raw, pos)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        n = 12 + _FIXED.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
+        rec = raw[pos : pos + n]
+        if kind in kinds:
+            if kind == KIND_FLOAT:
+                rec = struct.pack("<III", 0, KIND_STRUCT << 24, size)
+            elif kind == KIND_DECL_TAG:
+                rec = struct.pack("<IIII", 0, KIND_INT << 24, 1, 8)  # 8 bits, unsigned
+            elif kind == KIND_TYPE_TAG:
+                rec = struct.pack("<III", 0, KIND_CONST << 24, size)
+            elif kind == KIND_ENUM64:
+                rec = struct.pack("<III", 0, KIND_UNION << 24, size)
+        out += rec
+        pos += n
+    header = bytearray(raw[:hdr_len])
+    struct.pack_into("<IIII", header, 8, 0, len(out), len(out), str_len)
+    return bytes(header) + bytes(out) + raw[s0 : s0 + str_len]
+
+
 def load_btf(raw: bytes, *, what: str = ".BTF") -> Fd:
     """Load BTF into the kernel; on failure the KernelError carries the kernel's BTF log."""
     data = ctypes.create_string_buffer(raw, len(raw))

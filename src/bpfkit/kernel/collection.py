@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from bpfkit.errors import BpfkitError, KernelError, ObjectError, VerifierError
 from bpfkit.kernel import pins
-from bpfkit.kernel.btf_load import fixup_btf, load_btf
+from bpfkit.kernel.btf_load import fixup_btf, load_btf, sanitize_btf
 from bpfkit.kernel.maps import Map, create_map, possible_cpus
 from bpfkit.kernel.program import Program, load_program
 from bpfkit.obj.relocate import Extern, Linked, extern_symbols, link, remap_ext_records
@@ -168,7 +168,15 @@ class _Loader:
             raw = fixup_btf(obj.btf, obj, layouts)
             self.coll.btf_fd = load_btf(raw, what=f"{obj.path}: .BTF")
         except KernelError as e:
-            self.coll.notes.append(f"{e}; loading without BTF")
+            # An older kernel may refuse newer kinds (FLOAT, DECL_TAG, TYPE_TAG, ENUM64):
+            # try again with them replaced, then give up on BTF as libbpf does.
+            try:
+                self.coll.btf_fd = load_btf(sanitize_btf(raw), what=f"{obj.path}: .BTF")
+                self.coll.notes.append(
+                    f"{obj.path}: this kernel refused some BTF kinds; loaded a sanitized BTF"
+                )
+            except KernelError:
+                self.coll.notes.append(f"{e}; loading without BTF")
 
     @property
     def btf_fd(self) -> int | None:
@@ -238,6 +246,17 @@ class _Loader:
             max_entries = max_entries or possible_cpus()
         if mtype in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.PROG_ARRAY):
             value_size = value_size or 4
+        if mtype in (MapType.RINGBUF, MapType.USER_RINGBUF):
+            # The kernel wants a power-of-two multiple of the page size; libbpf rounds up.
+            page = os.sysconf("SC_PAGE_SIZE")
+            size = page
+            while size < max_entries:
+                size *= 2
+            max_entries = size
+        if mtype == MapType.STRUCT_OPS:
+            raise ObjectError(
+                f"{self.obj.path}: map {spec.name!r}: struct_ops maps are not supported yet"
+            )
         pin_path = None
         if spec.pinning == PIN_BY_NAME:
             root = self.pin_maps_dir or pins.DEFAULT_BPFFS
@@ -392,6 +411,42 @@ class _Loader:
         )
         return func, line
 
+    def kern_version(self) -> int:
+        # Kernels before 5.0 check a kprobe program's version against their own; the
+        # `version` section often holds 0xFFFFFFFE ("the running kernel", libbpf's
+        # LINUX_VERSION_CODE placeholder) or nothing.  Newer kernels ignore it.
+        v = self.obj.version
+        if v is None or v in (0, 0xFFFFFFFE):
+            from bpfkit.kernel.externs import kernel_version_code
+
+            return kernel_version_code()
+        return v
+
+    def init_values(self) -> None:
+        """Fill prog arrays and maps of maps declared with initial ``values``."""
+        for spec in self.obj.maps:
+            slots = getattr(spec, "init_values", ())
+            m = self.coll.maps.get(spec.name)
+            if not slots or m is None:
+                continue
+            for slot, symbol in slots:
+                if spec.type == MapType.PROG_ARRAY:
+                    prog = self.coll.programs.get(symbol)
+                    if prog is None:
+                        self.coll.notes.append(
+                            f"map {spec.name!r}[{slot}]: program {symbol!r} was not loaded; "
+                            "slot left empty"
+                        )
+                        continue
+                    m[slot] = prog.fd
+                else:
+                    inner = self.coll.maps.get(symbol)
+                    if inner is None:
+                        raise ObjectError(
+                            f"{self.obj.path}: map {spec.name!r}[{slot}]: no map {symbol!r}"
+                        )
+                    m[slot] = inner.fd
+
     def load_program(self, spec: ProgramSpec, prog_type: int | None) -> Program:
         obj = self.obj
         st = section_type(spec.section)
@@ -427,7 +482,7 @@ class _Loader:
             license=obj.license or "",
             name=spec.name,
             expected_attach_type=attach,
-            kern_version=obj.version or 0,
+            kern_version=self.kern_version(),
             prog_flags=flags,
             log_level=self.log_level,
             attach_btf_id=btf_id,
@@ -496,5 +551,6 @@ def load_collection(
         loader.resolve_externs()
         for name in wanted:
             coll.programs[name] = loader.load_program(by_name[name], overrides.get(name))
+        loader.init_values()
         stack.pop_all()
     return coll
