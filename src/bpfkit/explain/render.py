@@ -172,8 +172,13 @@ def _md_program(p: ProgramExplanation, syntax: str) -> list[str]:
 
 def _after_lines(e: InsnExplanation) -> list[str]:
     lines = []
+    clobbered = [reg for reg, value, _ in e.registers if value == "uninitialized"]
     for reg, value, text in e.registers:
-        lines.append(f"`{reg}` = {value}" + (f", bytes {text}" if text else ""))
+        if value != "uninitialized":
+            lines.append(f"`{reg}` = {value}" + (f", bytes {text}" if text else ""))
+    if clobbered:
+        regs = ", ".join(f"`{r}`" for r in clobbered)
+        lines.append(f"{regs}: no longer hold a value (reading them is a verifier error)")
     if e.stack_changed:
         for s in (s for s in e.stack if s.changed):
             where = f"fp{s.start:+d}..fp{s.start + s.length - 1:+d}"
