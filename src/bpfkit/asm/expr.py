@@ -66,6 +66,8 @@ class ExprError(Exception):
 
 def parse_int(text: str) -> int:
     """An integer literal: decimal, ``0x`` hex, ``0b`` binary, leading-``0`` octal."""
+    if text.isdigit() and (text[0] != "0" or len(text) == 1):
+        return int(text)
     t = text.lower()
     if t.startswith("0x"):
         return int(t, 16)

@@ -14,14 +14,15 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from bpfkit.asm import directives
+from bpfkit.asm import directives, fastpath
 from bpfkit.asm.builder import FK_CALL, FK_JUMP16, FK_JUMP32, FK_LDDW, Builder, FixupError
-from bpfkit.asm.expr import ExprError, ExprParser, Value
+from bpfkit.asm.expr import ExprError, ExprParser, Value, parse_int
 from bpfkit.asm.llvm_syntax import PATTERNS, Pattern, SyntaxProblem, tokenize
 from bpfkit.errors import AsmError
 from bpfkit.isa.table import Kind, Op
 from bpfkit.obj import writer as w
 
+_UNSEEN = object()
 _LABEL = re.compile(r'\s*([A-Za-z_.$][\w.$]*|"[^"]*")\s*:(?!=)')
 
 
@@ -97,33 +98,40 @@ class Assembler:
         self.b = Builder(big_endian)
         self.big_endian = big_endian
         self._insn = struct.Struct(">BBhi" if big_endian else "<BBhi")
-        self.where = Where(filename, 0, 0, "")
+        self.lineno = 0
+        self.raw = ""
+        self.column = 1
         self.expr = ExprParser(self.b.use, self._dot)
         self.cfi_open: tuple[object, int, Where] | None = None
         self.frames: list[tuple[object, int, int]] = []
         self.section_stack: list[tuple[Any, Any]] = []
         self.previous: object = None
         self.handlers: dict[str, Callable[[Assembler, str, int], None]] = directives.HANDLERS
+        self._plans: dict[Any, fastpath.Plan | None | object] = {}
+        self._cache: dict[str, bytes] = {}
 
     # --- helpers -------------------------------------------------------------------
     def _dot(self) -> object:
         return self.b.temp_here()
 
+    @property
+    def where(self) -> Where:
+        """The current statement's location."""
+        return Where(self.filename, self.lineno, self.column, self.raw.rstrip("\n"))
+
     def error(self, message: str, column: int | None = None) -> AsmError:
         """An :class:`AsmError` at the current line (1-based ``column``)."""
-        wh = self.where
         return AsmError(
             message,
-            file=wh.file,
-            line=wh.line,
-            column=column if column is not None else wh.column,
-            text=wh.text,
+            file=self.filename,
+            line=self.lineno,
+            column=column if column is not None else self.column,
+            text=self.raw.rstrip("\n"),
         )
 
     def here(self, column: int) -> Where:
         """The current line with another column."""
-        wh = self.where
-        return Where(wh.file, wh.line, column, wh.text)
+        return Where(self.filename, self.lineno, column, self.raw.rstrip("\n"))
 
     def parse_expr(self, text: str, pos: int, base: int) -> tuple[Value, int]:
         """An expression of ``text`` at ``pos``; ``base`` is the 0-based column of text[0]."""
@@ -135,11 +143,25 @@ class Assembler:
     # --- the main loop -------------------------------------------------------------
     def run(self, text: str) -> bytes:
         """Assemble ``text``; returns the ELF object."""
+        cache = self._cache
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = strip_comment(raw) if ("#" in raw or "/" in raw) else raw
-            if not line or line.isspace():
+            stripped = line.strip()
+            if not stripped:
                 continue
-            self.where = Where(self.filename, lineno, 1, raw.rstrip("\n"))
+            done = cache.get(stripped)
+            if done is not None and self.b.current.type != w.SHT_NOBITS:
+                self.b.current.data += done  # the same instruction text as before
+                continue
+            self.lineno, self.raw = lineno, raw
+            if ":" not in stripped and ";" not in stripped:
+                col = len(line) - len(line.lstrip())
+                self.column = col + 1
+                if stripped[0] == ".":
+                    self.directive(stripped, col)
+                else:
+                    self.instruction(stripped, col)
+                continue
             if ";" in line:
                 for start, end in split_statements(line):
                     self.statement(line[:end], start)
@@ -170,7 +192,7 @@ class Assembler:
         if not stripped:
             return
         col = pos + len(rest) - len(stripped)
-        self.where.column = col + 1
+        self.column = col + 1
         if stripped[0] == ".":
             self.directive(stripped.rstrip(), col)
             return
@@ -196,19 +218,68 @@ class Assembler:
 
     # --- instructions --------------------------------------------------------------
     def instruction(self, text: str, col: int) -> None:
-        """Encode one instruction into the current section."""
+        """Encode one instruction into the current section.
+
+        A line whose shape was seen before is encoded from its plan
+        (:mod:`bpfkit.asm.fastpath`); otherwise, and to report any error precisely, the
+        full tokenizer runs.  Constant-only lines are remembered by their text.
+        """
+        key_shape, parts = fastpath.shape(text)
+        plan = self._plans.get(key_shape, _UNSEEN)
+        if plan is not None and plan is not _UNSEEN:
+            assert isinstance(plan, fastpath.Plan)
+            atoms = parts[1::2]
+            sec = self.b.current
+            if plan.encode is not None and sec.type != w.SHT_NOBITS:
+                try:
+                    data = plan.encode(atoms)
+                except fastpath.GiveUp:
+                    pass
+                else:
+                    sec.data += data
+                    self._cache[text] = data
+                    return
+            else:
+                vals = self._operands(plan, atoms)
+                where = [len("".join(parts[: 2 * i + 1])) for i, _ in plan.steps]
+                try:
+                    self._emit(text, col, plan.key, vals, where)
+                    return
+                except AsmError:
+                    pass  # report it with exact columns from the full tokenizer
         try:
             key, vals, where = tokenize(text, self.b.use, self._dot)
         except SyntaxProblem as e:
             raise self.error(str(e), col + e.pos + 1) from None
+        if plan is _UNSEEN:
+            self._plans[key_shape] = fastpath.derive(key, vals, parts, self.big_endian)
+        self._emit(text, col, key, vals, where)
+
+    def _operands(self, plan: fastpath.Plan, atoms: list[str]) -> list[Any]:
+        use = self.b.use
+        vals: list[Any] = []
+        for index, how in plan.steps:
+            atom = atoms[index]
+            if how == fastpath.REG:
+                vals.append(fastpath.REG_NUM[atom])
+            elif how == fastpath.NUM:
+                vals.append(Value(None, None, parse_int(atom)))
+            elif how == fastpath.NEG:
+                vals.append(Value(None, None, -parse_int(atom)))
+            else:
+                vals.append(Value(use(atom), None, 0))
+        return vals
+
+    def _emit(
+        self, text: str, col: int, key: tuple[str, ...], vals: list[Any], where: list[int] | None
+    ) -> None:
         pats = PATTERNS.get(key)
         if pats is None:
             raise self.error(f"invalid instruction '{text}'", col + 1)
-        sec = self.b.current
-        if not sec.flags & w.SHF_EXECINSTR and sec.type != w.SHT_NOBITS:
-            pass  # llvm-mc allows instructions in data sections; so do we
-        if sec.type == w.SHT_NOBITS:
-            raise self.error(f"instructions in NOBITS section '{sec.name}'", col + 1)
+        if self.b.current.type == w.SHT_NOBITS:
+            raise self.error(f"instructions in NOBITS section '{self.b.current.name}'", col + 1)
+        if where is None:
+            where = [0] * len(vals)
         pat = pats[0]
         op = pat.op
         if len(pats) > 1:
