@@ -123,3 +123,38 @@ def test_printk_with_arguments(tmp_path: Path) -> None:
             if line.message.startswith("bpfkit printk"):
                 break
     assert want in seen
+
+
+PANICKY = """#![feature(no_core)]
+#![no_core]
+use bpfkit::*;
+license!("GPL");
+program! {{ "socket", fn f(skb: *mut c_void) -> i32 {{
+    let mut buf = [0u8; 8];
+    if unsafe {{ bpf_skb_load_bytes(skb, 0, &mut buf, 8) }} != 0 {{ return 0; }}
+    let i = buf[0] as usize;
+    {body}
+}} }}
+"""
+
+
+@pytest.mark.requires("rustc", "bpf")
+def test_a_possible_panic_is_refused_by_the_verifier_and_a_check_fixes_it(
+    tmp_path: Path,
+) -> None:
+    """The documented behaviour (examples/README.md): an unchecked index is a bounds check
+    whose failure is an endless loop, which the verifier refuses; checking first is fine."""
+    from bpfkit.errors import VerifierError
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.obj.reader import read_object
+
+    unchecked, checked = tmp_path / "unchecked.rs", tmp_path / "checked.rs"
+    unchecked.write_text(PANICKY.format(body="buf[i] as i32"))
+    checked.write_text(PANICKY.format(body="if i < 8 { buf[i] as i32 } else { -1 }"))
+    with pytest.raises(VerifierError) as info:
+        with load_collection(read_object(str(build(unchecked, tmp_path / "u.o")))):
+            pass
+    assert "infinite loop detected" in info.value.log
+    with load_collection(read_object(str(build(checked, tmp_path / "c.o")))) as c:
+        packet = bytes(14) + bytes([3, 0, 0, 77]) + bytes(46)
+        assert c.programs["f"].test_run(packet).retval == 77
