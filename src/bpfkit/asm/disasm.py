@@ -8,9 +8,13 @@ the table, which depends on ``--mcpu``:
   1, 2 or 4 bytes name ``r`` registers; of the 32-bit atomics only ``lock ... +=`` decodes
   (any 32-bit atomic whose imm has the add operation nibble, fetch-add included, prints as
   the plain add); the other 32-bit atomics are ``<unknown>``.
-* ``v3``/``v4``: the ``w`` registers of the templates.
-* Load-acquire and store-release (ISA v5, LLVM 21+) and ``gotox`` (LLVM 22) do not exist in
-  LLVM 19; ``lddw`` with a pseudo source above 6 and ``ld_abs``/``ld_ind`` of 8 bytes neither.
+* ``v3``/``v4``: the ``w`` registers of the templates, every atomic.
+* at any ``--mcpu`` LLVM 19 ignores the fields an instruction's text does not show (except
+  exit's imm), tells atomics apart by imm's operation nibble and fetch bit only, has no
+  registers above r11, prints ``lddw`` with a non-zero src as ``ld_pseudo`` (dropping the
+  high half of imm), and rejects an ``lddw`` with a non-zero offset after its first 8 bytes.
+* load-acquire, store-release (LLVM 21) and ``gotox`` (LLVM 22) do not exist in LLVM 19
+  (a 4- or 8-byte load-acquire is even taken for ``lock ... +=``).
 
 bpfkit's default (``mcpu=None``) prints what llvm-objdump-19 prints by default, except that a
 valid instruction it cannot decode, or decodes as another form, is printed as
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 
 from bpfkit.errors import IsaError
 from bpfkit.isa.encoding import AtomicOp, Class, JmpOp, Mode, Size
-from bpfkit.isa.insn import LDDW_OPCODE, Insn
+from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import OPS, Kind, Op, forms, is_valid, lookup
 
 UNKNOWN = "<unknown>"
@@ -322,14 +326,13 @@ def branch_target(insn: Insn, address: int, mcpu: str | int | None = None) -> in
 
 
 __all__ = [
-    "LDDW_OPCODE",
     "MCPUS",
     "UNKNOWN",
     "branch_target",
     "compile_template",
     "format_insn",
-    "render",
-    "select_form",
     "llvm19_row",
     "parse_mcpu",
+    "render",
+    "select_form",
 ]
