@@ -158,3 +158,30 @@ def test_a_possible_panic_is_refused_by_the_verifier_and_a_check_fixes_it(
     with load_collection(read_object(str(build(checked, tmp_path / "c.o")))) as c:
         packet = bytes(14) + bytes([3, 0, 0, 77]) + bytes(46)
         assert c.programs["f"].test_run(packet).retval == 77
+
+
+@pytest.mark.requires("rustc", "bpf")
+def test_ring_buffer_output_from_rust(tmp_path: Path) -> None:
+    from bpfkit.events.ringbuf import RingBufReader
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.obj.reader import read_object
+
+    obj = build(HERE / "rust" / "ringbuf.rs", tmp_path / "ringbuf.o")
+    with load_collection(read_object(str(obj))) as c:
+        events = c.maps["EVENTS"]
+        reader = RingBufReader(events.fd, 4096)
+        try:
+            prog = c.programs["send_event"]
+            for size in (64, 100, 64):
+                assert prog.test_run(bytes(size)).retval == 0  # bpf_ringbuf_output's 0
+            records = reader.poll(1.0)
+        finally:
+            reader.close()
+        seen = {
+            struct.unpack("<I", k)[0]: struct.unpack("<I", v)[0] for k, v in c.maps["SEEN"].items()
+        }
+    # A socket filter's test run starts past the Ethernet header: len is size - 14.
+    assert [struct.unpack("<IIQ", r) for r in records] == [
+        (n - 14, 0xABCD, 0x1122_3344_5566_7788) for n in (64, 100, 64)
+    ]
+    assert seen == {50: 2, 86: 1}

@@ -3,10 +3,18 @@
 
 use crate::lang::*;
 
+mod intrinsics {
+    #[rustc_intrinsic]
+    #[rustc_nounwind]
+    pub const fn size_of<T>() -> usize;
+}
+
 /// The size of `T` in bytes.
-#[rustc_intrinsic]
-#[rustc_nounwind]
-pub const fn size_of<T>() -> usize;
+#[inline(always)]
+pub const fn size_of<T>() -> usize {
+    // rustc 1.95 only evaluates this nullary intrinsic at compile time (as core does).
+    const { intrinsics::size_of::<T>() }
+}
 
 #[rustc_intrinsic]
 #[rustc_nounwind]
