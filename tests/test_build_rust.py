@@ -185,3 +185,17 @@ def test_ring_buffer_output_from_rust(tmp_path: Path) -> None:
         (n - 14, 0xABCD, 0x1122_3344_5566_7788) for n in (64, 100, 64)
     ]
     assert seen == {50: 2, 86: 1}
+
+
+@pytest.mark.requires("rustc", "bpf")
+def test_perf_event_output_from_rust(tmp_path: Path) -> None:
+    from bpfkit.events.perf import PerfBufferReader
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.obj.reader import read_object
+
+    obj = build(HERE / "rust" / "perf.rs", tmp_path / "perf.o")
+    with load_collection(read_object(str(obj))) as c:
+        with PerfBufferReader(c.maps["SAMPLES"].fd, pages=1) as reader:
+            assert c.programs["send_sample"].test_run(bytes(70)).retval == 0
+            samples = reader.poll(1.0)
+    assert [struct.unpack("<II", data[:8]) for _, data in samples] == [(56, 0x5EED)]
