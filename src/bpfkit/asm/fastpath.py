@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bpfkit.asm.builder import FK_CALL, FK_JUMP16, FK_JUMP32, FK_LDDW
 from bpfkit.asm.expr import parse_int
 from bpfkit.asm.llvm_syntax import KEYWORDS, PATTERNS, Pattern
 from bpfkit.isa.table import Kind
@@ -43,6 +44,7 @@ class Plan:
     key: tuple[str, ...]
     steps: tuple[tuple[int, int], ...]  # (atom index, REG/NUM/NEG/SYM) per operand
     encode: Callable[[list[str]], bytes] | None
+    fixups: tuple[tuple[str, int], ...] = ()  # (fixup kind, atom index) for symbol operands
 
 
 def shape(text: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], list[str]]:
@@ -92,27 +94,42 @@ def derive(
     if any(a not in KEYWORDS for a in atoms[i:]):
         return None
     pats = PATTERNS.get(key)
-    encode = None
-    if pats and all(how != SYM for _, how in steps):
-        encode = _compile(pats, tuple(steps), big_endian)
-    return Plan(key, tuple(steps), encode)
+    if not pats:
+        return Plan(key, tuple(steps), None)
+    compiled = _compile(pats, tuple(steps), big_endian)
+    if compiled is None:
+        return Plan(key, tuple(steps), None)
+    return Plan(key, tuple(steps), compiled[0], compiled[1])
 
 
 def _compile(
     pats: list[Pattern], steps: tuple[tuple[int, int], ...], big_endian: bool
-) -> Callable[[list[str]], bytes] | None:
-    """Generate ``encode(atoms) -> bytes`` for a shape whose operands are all constant."""
+) -> tuple[Callable[[list[str]], bytes], tuple[tuple[str, int], ...]] | None:
+    """Generate ``encode(atoms) -> bytes`` for a shape, and the fixups its symbols need."""
     pat = pats[0]
     op = pat.op
     if len(pats) > 1:
         if op.kind is Kind.CALL:
-            pat = next(p for p in pats if p.op.key == "helper")
+            want = "local" if any(how == SYM for _, how in steps) else "helper"
+            pat = next(p for p in pats if p.op.key == want)
             op = pat.op
         else:
             return None  # ld_pseudo: the row depends on a value
     lines = ["def encode(a):", " dst = src = off = imm = hi = 0"]
     seen: set[str] = set()
+    fixups: list[tuple[str, int]] = []
     for (index, how), role in zip(steps, pat.roles, strict=True):
+        if how == SYM:
+            if role == "target":
+                wide = op.kind is Kind.JA and op.width == 32
+                fixups.append((FK_JUMP32 if wide else FK_JUMP16, index))
+            elif role == "imm" and op.kind is Kind.CALL:
+                fixups.append((FK_CALL, index))
+            elif role == "imm64":
+                fixups.append((FK_LDDW, index))
+            else:
+                return None  # a symbol where a constant is needed: the full path says so
+            continue
         if how == REG:
             get = f"R[a[{index}]]"
         else:
@@ -163,4 +180,4 @@ def _compile(
     }
     exec("\n".join(lines), env)  # noqa: S102 - code generated from the ISA table above
     fn: Callable[[list[str]], bytes] = env["encode"]
-    return fn
+    return fn, tuple(fixups)

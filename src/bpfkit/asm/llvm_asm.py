@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from bpfkit.asm import directives, fastpath
 from bpfkit.asm.builder import FK_CALL, FK_JUMP16, FK_JUMP32, FK_LDDW, Builder, FixupError
@@ -227,7 +227,7 @@ class Assembler:
         key_shape, parts = fastpath.shape(text)
         plan = self._plans.get(key_shape, _UNSEEN)
         if plan is not None and plan is not _UNSEEN:
-            assert isinstance(plan, fastpath.Plan)
+            plan = cast(fastpath.Plan, plan)
             atoms = parts[1::2]
             sec = self.b.current
             if plan.encode is not None and sec.type != w.SHT_NOBITS:
@@ -236,8 +236,15 @@ class Assembler:
                 except fastpath.GiveUp:
                     pass
                 else:
+                    if plan.fixups:
+                        offset = len(sec.data)
+                        for kind, index in plan.fixups:
+                            column = col + len("".join(parts[: 2 * index + 1])) + 1
+                            value = Value(self.b.use(atoms[index]), None, 0)
+                            self.b.fixup(kind, offset, value, 0, self.here(column))
+                    else:
+                        self._cache[text] = data
                     sec.data += data
-                    self._cache[text] = data
                     return
             else:
                 vals = self._operands(plan, atoms)
