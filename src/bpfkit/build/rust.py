@@ -91,6 +91,10 @@ def _common(tool: Tool, big_endian: bool) -> list[str]:
         "-C",
         "panic=abort",
         "--color=never",
+        # Out-of-line functions in .text, where loaders look for BPF sub-programs (rustc
+        # would give each its own .text.<name> section).
+        "-Z",
+        "function-sections=no",
     ]
 
 
