@@ -234,3 +234,20 @@ def test_out_of_line_functions_load_with_libbpf(tmp_path: Path) -> None:
         assert sorted(os.listdir(pin)) == ["heavy", "light"]
     finally:
         subprocess.run(["rm", "-rf", str(pin)], check=False)
+
+
+@pytest.mark.requires("rustc")
+def test_concurrent_builds_share_one_prelude(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", str(tmp_path / "cache"))
+    tool = find_rustc()
+    with ThreadPoolExecutor(4) as pool:
+        rlibs = list(pool.map(lambda _: build_prelude(tool), range(4)))
+    assert len(set(rlibs)) == 1 and rlibs[0].is_file()
+    # Only the finished directory is left (no .tmp-* from the builds that lost the race).
+    assert [p.name for p in (tmp_path / "cache" / "rust-prelude").iterdir()] == [
+        rlibs[0].parent.name
+    ]
