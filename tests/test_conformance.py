@@ -82,3 +82,21 @@ def test_plugin_fails_on_bad_program() -> None:
     assert "out of bounds" in out.stderr
     out = _plugin(stdin="zz\n")
     assert out.returncode != 0
+
+
+@pytest.mark.requires("clang19")
+def test_plugin_elf_input(tmp_path: Path) -> None:
+    src = tmp_path / "p.c"
+    src.write_text(
+        '__attribute__((section("prog"), used))\n'
+        "int f(unsigned char *m) { return m[0] + m[1] * 256; }\n"
+    )
+    obj = tmp_path / "p.o"
+    subprocess.run(
+        ["clang-19", "-target", "bpf", "-O2", "-c", str(src), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
+    out = _plugin("01 02", "--elf", stdin=_hex(obj.read_bytes()) + "\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "201"

@@ -386,3 +386,90 @@ def test_execsnoop_example_writes_a_ringbuf_record(tmp_path: Path) -> None:
     assert int.from_bytes(rec[4:8], "little") == 1000
     assert rec[8:24] == b"bash" + bytes(12)
     assert rec[24:32] == b"/bin/ls\0"
+
+
+MIXED_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} seen SEC(".maps");
+
+static const char greeting[] = "pkt %d sum %d\n";
+__u64 total = 7;        /* .data */
+__u32 calls;            /* .bss */
+const volatile __u32 scale = 3;  /* .rodata */
+
+static __attribute__((noinline)) __u32 sum_bytes(unsigned char *p, unsigned char *end, __u32 n)
+{
+	__u32 s = 0;
+	for (__u32 i = 0; i < 32 && i < n; i++) {
+		if (p + i + 1 > end)
+			break;
+		s += p[i] * scale;
+	}
+	return s;
+}
+
+SEC("xdp")
+int mixed(struct xdp_md *ctx)
+{
+	unsigned char *data = (void *)(long)ctx->data;
+	unsigned char *end = (void *)(long)ctx->data_end;
+	__u32 s = sum_bytes(data, end, 24);
+	__u32 key = s & 31;
+	__u64 one = 1, *v;
+
+	calls++;
+	total += s;
+	v = bpf_map_lookup_elem(&seen, &key);
+	if (v)
+		*v += 1;
+	else
+		bpf_map_update_elem(&seen, &key, &one, BPF_NOEXIST);
+	bpf_trace_printk(greeting, sizeof(greeting), calls, s);
+	if (data + 4 <= end)
+		data[0] = (unsigned char)s;
+	return (total & 1) ? XDP_PASS : XDP_DROP;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _bytes(v: object) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, int):
+        return v.to_bytes(8, "little")
+    return bytes(v)  # type: ignore[call-overload]
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_subprograms_global_data_and_maps_match_the_kernel(tmp_path: Path) -> None:
+    """A C program with a .text subprogram, .data/.rodata/.bss and a hash map."""
+    from bpfkit.kernel.collection import load_collection
+
+    src = tmp_path / "mixed.c"
+    src.write_text(MIXED_C)
+    obj = read_object(_clang(src, tmp_path / "mixed.o"))
+    vm = Vm(obj.program("mixed"), obj=obj)
+    packets = [bytes((i * 37 + j) & 0xFF for j in range(20 + i)) for i in range(12)]
+    with load_collection(obj) as coll:
+        prog = coll.programs["mixed"]
+        for pkt in packets:
+            k = prog.test_run(pkt)
+            vm.packet_bytes = pkt
+            res = vm.run()
+            assert (res.r0, res.packet) == (k.retval, k.data_out[: len(pkt)])
+            assert res.output and res.output[0].startswith("pkt ")
+        kseen = sorted((_bytes(key)[:4], _bytes(v)[:8]) for key, v in coll.maps["seen"].items())
+        kdata = {name: _bytes(next(iter(coll.maps[name].values()))) for name in (".data", ".bss")}
+    assert vm.maps["seen"].items() == kseen and len(kseen) > 1
+    for name, kvalue in kdata.items():
+        mine = vm.maps[name].items()[0][1]
+        assert mine == kvalue[: len(mine)], name
