@@ -76,6 +76,7 @@ def _cache_root() -> Path:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["RUSTC_BOOTSTRAP"] = "1"  # no_core and lang_items on stable rustc
+    env["RUSTC_ICE"] = "0"  # an internal compiler error is reported, not dumped in the cwd
     env.pop("RUSTFLAGS", None)
     return env
 
