@@ -442,11 +442,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 def _bytes(v: object) -> bytes:
-    if isinstance(v, bytes):
-        return v
     if isinstance(v, int):
         return v.to_bytes(8, "little")
-    return bytes(v)  # type: ignore[call-overload]
+    assert isinstance(v, (bytes, bytearray, memoryview)), type(v)
+    return bytes(v)
 
 
 @pytest.mark.requires("bpf", "clang19")
