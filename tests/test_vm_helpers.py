@@ -338,8 +338,7 @@ def test_xdp_count_example_counts_in_the_vm(tmp_path: Path) -> None:
     obj = read_object(_clang(ROOT / "examples/xdp_count/xdp_count.c", tmp_path / "x.o"))
     vm = Vm(obj.program("xdp_count"), obj=obj)
     for pkt in PACKETS:
-        vm.packet_bytes = pkt
-        assert vm.run().r0 == 2  # XDP_PASS
+        assert vm.run(packet=pkt).r0 == 2  # XDP_PASS
     counts = vm.maps["counts"]
     assert isinstance(counts, ArrayMap)
     got = {i: int.from_bytes(counts.get(i), "little") for i in range(256) if any(counts.get(i))}
@@ -361,8 +360,7 @@ def test_xdp_count_maps_match_the_kernel(tmp_path: Path) -> None:
         prog = coll.programs["xdp_count"]
         for pkt in PACKETS:
             k = prog.test_run(pkt)
-            vm.packet_bytes = pkt
-            assert vm.run().r0 == k.retval
+            assert vm.run(packet=pkt).r0 == k.retval
         kmap = coll.maps["counts"]
         kernel = {_int(i): _int(v) for i, v in kmap.items() if _int(v)}
     counts = vm.maps["counts"]
@@ -462,8 +460,7 @@ def test_subprograms_global_data_and_maps_match_the_kernel(tmp_path: Path) -> No
         prog = coll.programs["mixed"]
         for pkt in packets:
             k = prog.test_run(pkt)
-            vm.packet_bytes = pkt
-            res = vm.run()
+            res = vm.run(packet=pkt)
             assert (res.r0, res.packet) == (k.retval, k.data_out[: len(pkt)])
             assert res.output and res.output[0].startswith("pkt ")
         kseen = sorted((_bytes(key)[:4], _bytes(v)[:8]) for key, v in coll.maps["seen"].items())
@@ -472,3 +469,28 @@ def test_subprograms_global_data_and_maps_match_the_kernel(tmp_path: Path) -> No
     for name, kvalue in kdata.items():
         mine = vm.maps[name].items()[0][1]
         assert mine == kvalue[: len(mine)], name
+
+
+@pytest.mark.requires("clang19")
+def test_cli_packet_ctx_and_repeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bpfkit.cli.main import main
+
+    obj = _clang(ROOT / "examples/xdp_count/xdp_count.c", tmp_path / "x.o")
+    pkt = tmp_path / "pkt.bin"
+    pkt.write_bytes(PACKETS[0])
+    assert main(["vm", str(obj), "--packet", str(pkt), "--repeat", "3", "--maps"]) == 0
+    out = capsys.readouterr().out
+    assert "retval: 2 (0x2)" in out
+    assert "data_out: 34 bytes" in out
+    assert "map counts (array): 1 entries" in out
+    assert "  11000000: 0300000000000000" in out  # proto 17 counted three times
+    ctx = tmp_path / "ctx.hex"
+    ctx.write_text("# pt_regs\n00 11 22 33\n")
+    hello = str(HELLO)
+    assert main(["vm", hello, "--ctx", str(ctx)]) == 0
+    assert capsys.readouterr().out.startswith("hello from rust\n")
+    assert main(["vm", hello, "--ctx", str(tmp_path / "missing")]) == 1
+    assert "cannot read context" in capsys.readouterr().err
+    # `bpfkit run --vm` goes through the same function.
+    assert main(["run", "--vm", hello]) == 0
+    assert capsys.readouterr().out.startswith("hello from rust\n")

@@ -254,8 +254,15 @@ class Vm:
             s.r1, s.r2 = s.packet.base, s.packet.size
         return s
 
-    def run(self) -> VmResult:
-        """Run the program once (maps keep their contents between runs)."""
+    def run(self, *, packet: bytes | None = None, ctx: bytes | None = None) -> VmResult:
+        """Run the program once (maps keep their contents between runs).
+
+        ``packet`` / ``ctx`` replace the ones given to the constructor, from this run on.
+        """
+        if packet is not None:
+            self.packet_bytes = packet
+        if ctx is not None:
+            self.ctx_bytes = ctx
         s = self._setup()
         self.machine.output = []
         r0 = self.machine.execute(self.code, s.r1, s.r2)
