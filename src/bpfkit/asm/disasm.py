@@ -60,10 +60,6 @@ def parse_mcpu(value: str | int | None) -> int | None:
 # --- immediates ------------------------------------------------------------------------
 
 
-def _dec(v: int) -> str:
-    return str(v)
-
-
 def _hex(v: int) -> str:
     # LLVM's MCInstPrinter::formatHex (C style): -0x10 for negatives.
     return f"-0x{-v:x}" if v < 0 else f"0x{v:x}"
@@ -75,76 +71,77 @@ def _s64(v: int) -> int:
 
 # --- template compilation ---------------------------------------------------------------
 
-# A formatter takes (insn, number formatter) and returns the text.
-Formatter = Callable[[Insn, Callable[[int], str]], str]
+# A formatter turns an instruction into its text (numbers already decimal or hex).
+Formatter = Callable[[Insn], str]
 
 _FIELD = re.compile(r"\{(\w+)\}")
 
 
-def _field(name: str, wide: bool) -> Callable[[Insn, Callable[[int], str]], str]:
-    """A getter for one template placeholder."""
-    if name == "rd" or (name == "wd" and wide):
-        return lambda i, f: f"r{i.dst}"
-    if name == "wd":
-        return lambda i, f: f"w{i.dst}"
-    if name == "rs" or (name == "ws" and wide):
-        return lambda i, f: f"r{i.src}"
-    if name == "ws":
-        return lambda i, f: f"w{i.src}"
-    if name == "imm":
-        return lambda i, f: f(i.imm)
-    if name == "imm64":
-        return lambda i, f: f(_s64(i.imm64))
-    if name == "off":
-        return lambda i, f: f"+ {f(i.off)}" if i.off >= 0 else f"- {f(-i.off)}"
-    if name == "target":
-        # JMP jumps by off (16 bits); gotol (JMP32 JA) by imm.
-        def target(i: Insn, f: Callable[[int], str]) -> str:
-            v = i.imm if i.opcode == (Class.JMP32 | JmpOp.JA) else i.off
-            return f"+{f(v)}" if v >= 0 else f(v)
+def _target(i: Insn, n: Callable[[int], str]) -> str:
+    # JMP jumps by off (16 bits); gotol (JMP32 JA) by imm.
+    v = i.imm if i.opcode == (Class.JMP32 | JmpOp.JA) else i.off
+    return f"+{n(v)}" if v >= 0 else n(v)
 
-        return target
-    if name == "pseudo":
-        return lambda i, f: f(i.src)
-    if name == "imm_lo":
-        return lambda i, f: f(i.imm & 0xFFFFFFFF)
-    if name == "as_dst":
-        return lambda i, f: f((i.imm >> 16) & 0xFFFF)
-    if name == "as_src":
-        return lambda i, f: f(i.imm & 0xFFFF)
+
+def _field(name: str, wide: bool) -> str:
+    """The Python expression (in an f-string) for one template placeholder; ``N`` formats
+    a number, ``i`` is the instruction."""
+    regs = {
+        "rd": "r{i.dst}",
+        "wd": ("r" if wide else "w") + "{i.dst}",
+        "rs": "r{i.src}",
+        "ws": ("r" if wide else "w") + "{i.src}",
+    }
+    if name in regs:
+        return regs[name]
+    numbers = {
+        "imm": "i.imm",
+        "imm64": "S64(i.imm64)",
+        "pseudo": "i.src",
+        "imm_lo": "i.imm & 0xFFFFFFFF",
+        "as_dst": "(i.imm >> 16) & 0xFFFF",
+        "as_src": "i.imm & 0xFFFF",
+    }
+    if name in numbers:
+        return "{N(" + numbers[name] + ")}"
+    if name == "off":
+        # (double quotes: the f-string itself is single-quoted; Python < 3.12)
+        return '{"+ " + N(i.off) if i.off >= 0 else "- " + N(-i.off)}'
+    if name == "target":
+        return "{T(i, N)}"
     raise ValueError(f"unknown template field {{{name}}}")
 
 
-def compile_template(template: str, *, wide: bool = False) -> Formatter:
-    """Turn an ``Op.llvm`` template into a fast formatter.
+def compile_template(template: str, *, wide: bool = False, imm_hex: bool = False) -> Formatter:
+    """Turn an ``Op.llvm`` template into a fast formatter (one f-string, no loop per call).
 
     ``wide`` prints the ``{wd}``/``{ws}`` placeholders as ``r`` registers (LLVM 19's
-    decoding of narrow loads and stores below ``--mcpu=v3``).
+    decoding of narrow loads and stores below ``--mcpu=v3``); ``imm_hex`` prints numbers
+    as llvm-objdump's ``--print-imm-hex`` does.
     """
-    parts: list[str | Callable[[Insn, Callable[[int], str]], str]] = []
+    body = []
     pos = 0
     for m in _FIELD.finditer(template):
-        if m.start() > pos:
-            parts.append(template[pos : m.start()])
-        parts.append(_field(m.group(1), wide))
+        body.append(_escape(template[pos : m.start()]))
+        body.append(_field(m.group(1), wide))
         pos = m.end()
-    if pos < len(template):
-        parts.append(template[pos:])
-    if len(parts) == 1 and isinstance(parts[0], str):
-        text = parts[0]
-        return lambda i, f: text
-    # One concatenation expression per template (no loop per call): the disassembler's
-    # hot path.  Only our own template literals (as repr) and getter names go into it.
-    env: dict[str, object] = {}
-    terms = []
-    for k, p in enumerate(parts):
-        if isinstance(p, str):
-            terms.append(repr(p))
-        else:
-            env[f"g{k}"] = p
-            terms.append(f"g{k}(i, f)")
-    fmt: Formatter = eval(f"lambda i, f: {' + '.join(terms)}", env)  # noqa: S307
+    body.append(_escape(template[pos:]))
+    env = {"N": _hex if imm_hex else str, "S64": _s64, "T": _target}
+    # Only our table's template text (escaped) and the expressions above go into it.
+    fmt: Formatter = eval("lambda i: f'" + "".join(body) + "'", env)  # noqa: S307
     return fmt
+
+
+def _escape(text: str) -> str:
+    """``text`` as the literal part of a single-quoted f-string."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace("'", "\\'")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("{", "{{")
+        .replace("}", "}}")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +149,8 @@ class _Form:
     """One way of printing a row: the row and whether narrow registers print as ``r``."""
 
     op: Op
-    fmt: Formatter
+    dec: Formatter  # text with decimal numbers
+    hex: Formatter  # with --print-imm-hex numbers
     dst: bool  # the text names the dst register (LLVM 19 decodes only r0..r11)
     src: bool  # the text names the src register
 
@@ -162,6 +160,7 @@ def _form(op: Op, wide: bool) -> _Form:
     return _Form(
         op,
         compile_template(t, wide=wide),
+        compile_template(t, wide=wide, imm_hex=True),
         "{rd}" in t or "{wd}" in t,
         "{rs}" in t or "{ws}" in t,
     )
@@ -254,7 +253,9 @@ def format_insn(insn: Insn, *, imm_hex: bool = False, mcpu: str | int | None = N
     ``"v4"`` (llvm-objdump-19 ``--mcpu=vN`` exactly, ``<unknown>`` included).
     """
     form = select_form(insn, parse_mcpu(mcpu))
-    return UNKNOWN if form is None else form.fmt(insn, _hex if imm_hex else _dec)
+    if form is None:
+        return UNKNOWN
+    return form.hex(insn) if imm_hex else form.dec(insn)
 
 
 def _unused_clear(op: Op) -> Callable[[Insn], bool]:
@@ -315,7 +316,7 @@ def render(insn: Insn, cpu: int | None, imm_hex: bool) -> tuple[str, int | None]
     form = select_form(insn, cpu)
     if form is None:
         return UNKNOWN, None
-    return form.fmt(insn, _hex if imm_hex else _dec), _jump(form.op, insn)
+    return (form.hex(insn) if imm_hex else form.dec(insn)), _jump(form.op, insn)
 
 
 def branch_target(insn: Insn, address: int, mcpu: str | int | None = None) -> int | None:
