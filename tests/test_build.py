@@ -302,3 +302,34 @@ def test_big_endian_rust_matches_llvm_mc(tmp_path: Path) -> None:
         assert not ELFFile(f).little_endian
     for name in ("kprobe/SyS_clone", "license", "version"):
         assert _section(ours, name) == _section(theirs, name)
+
+
+@pytest.mark.requires("rustc", "llc")
+def test_rustc_ir_needs_an_llc_as_new_as_rustc_llvm(tmp_path: Path) -> None:
+    """The seed's route today: rustc's IR. Unless an llc here is as new as rustc's LLVM,
+    bpfkit build says the IR is too new and points to building the .rs itself."""
+    from bpfkit.build.rust import _common, _env, build_prelude  # the same flags as a build
+    from bpfkit.build.tools import find_llcs, find_rustc, parse_version
+
+    rustc = find_rustc()
+    ll = tmp_path / "hello.ll"
+    cmd = _common(rustc, False) + [
+        "--emit=llvm-ir",
+        "--crate-type=lib",
+        "--extern",
+        f"bpfkit={build_prelude(rustc)}",
+        str(ROOT / "examples" / "hello" / "hello.rs"),
+        "-o",
+        str(ll),
+    ]
+    subprocess.run(cmd, check=True, env=_env(), capture_output=True)
+    info = subprocess.run([rustc.path, "-vV"], capture_output=True, text=True).stdout
+    rust_llvm = parse_version(info, after="LLVM version")[0]
+    if max(t.version[0] for t in find_llcs()) >= rust_llvm:
+        assert _section(build(ll, tmp_path / "h.o"), "kprobe/SyS_clone")
+    else:
+        with pytest.raises(BuildError) as e:
+            build(ll, tmp_path / "h.o")
+        msg = str(e.value)
+        assert re.search(r"hello\.ll:\d+:\d+: error:", msg)
+        assert "newer LLVM than" in msg and "bpfkit build program.rs" in msg

@@ -20,10 +20,12 @@ _READ_ERROR = re.compile(
 )
 
 
-def _first_error(stderr: str) -> str:
+def _first_error(stderr: str, tool_path: str = "") -> str:
+    # llc prefixes its messages with its own path, sometimes twice.
+    prefix = re.compile(rf"^(?:{re.escape(tool_path)}: (?:error: )?)+") if tool_path else None
     for line in stderr.splitlines():
         if "error" in line.lower():
-            return line.strip()
+            return prefix.sub("", line.strip()) if prefix else line.strip()
     return stderr.strip().splitlines()[0] if stderr.strip() else "(no message)"
 
 
@@ -51,9 +53,11 @@ def compile_ir(src: Path, out: Path, *, big_endian: bool = False) -> Tool:
         if not _READ_ERROR.search(res.stderr):
             raise BuildError(
                 f"{tool.name} ({tool.version_text}) failed to compile {src}: "
-                f"{_first_error(res.stderr)}\n{res.stderr.rstrip()}"
+                f"{_first_error(res.stderr, tool.path)}\n{res.stderr.rstrip()}"
             )
-        unreadable.append(f"  {tool.name} {tool.version_text}: {_first_error(res.stderr)}")
+        unreadable.append(
+            f"  {tool.name} {tool.version_text}: {_first_error(res.stderr, tool.path)}"
+        )
     newest = tools[0]
     raise BuildError(
         f"no llc here can read {src}:\n"
