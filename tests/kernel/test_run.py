@@ -231,6 +231,26 @@ def test_sigterm_detaches_and_exits(progs: dict[str, Path]) -> None:
 
 
 @pytest.mark.requires("bpf", "tracepoint", "clang19")
+def test_ctrl_c_ends_the_stream_prints_maps_and_detaches(progs: dict[str, Path]) -> None:
+    proc = subprocess.Popen(
+        [*BPFKIT, "run", str(progs["count_syscalls"]), "--maps"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        assert "attached count_syscalls" in proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "map counts (hash):" in out and "Traceback" not in err
+    assert _leftovers(proc.pid) == []
+
+
+@pytest.mark.requires("bpf", "tracepoint", "clang19")
 def test_trace_command_streams_private_instance(progs: dict[str, Path]) -> None:
     with Session(progs["printer"], trace=False), getppid_loop():
         rc, out, err, pid = _bpfkit("trace", "--private", "--count", "3", "--duration", "10")
