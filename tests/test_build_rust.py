@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import struct
 import subprocess
 import threading
@@ -251,3 +252,24 @@ def test_concurrent_builds_share_one_prelude(
     assert [p.name for p in (tmp_path / "cache" / "rust-prelude").iterdir()] == [
         rlibs[0].parent.name
     ]
+
+
+def test_assembly_bpfkit_cannot_read_is_a_build_error_with_the_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rustc's LLVM checks what it writes, so stand in for a rustc writing something new.
+    import bpfkit.build.rust
+
+    monkeypatch.setattr(bpfkit.build.rust, "rust_to_asm", lambda *a, **k: "\tfrobnicate r1\n")
+    src = tmp_path / "weird.rs"
+    src.write_text("")
+    with pytest.raises(BuildError) as info:
+        build(src, tmp_path / "weird.o")
+    msg = str(info.value)
+    assert "cannot assemble what rustc wrote for" in msg and "frobnicate r1" in msg
+    assert re.search(r"weird\.s:1:\d+", msg) and "--asm FILE" in msg
+    asm = tmp_path / "kept.s"
+    with pytest.raises(BuildError, match=r"kept\.s:1:\d+"):
+        build(src, tmp_path / "weird.o", asm_out=asm)
+    assert asm.read_text() == "\tfrobnicate r1\n"
+    assert not (tmp_path / "weird.o").exists()

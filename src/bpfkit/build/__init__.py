@@ -27,7 +27,7 @@ from pathlib import Path
 from bpfkit.asm.assemble import assemble
 from bpfkit.build.btf_maps import btf_directives, maps_btf, read_map_defs
 from bpfkit.build.tidy import drop_unused_rodata
-from bpfkit.errors import BuildError
+from bpfkit.errors import AsmError, BuildError
 
 __all__ = ["SOURCE_KINDS", "build", "default_output"]
 
@@ -97,6 +97,38 @@ def build(
     return out_path
 
 
+def _build_rust(
+    src: Path,
+    big_endian: bool,
+    asm_out: str | os.PathLike[str] | None,
+    rustc_flags: Sequence[str],
+) -> bytes:
+    from bpfkit.build.rust import rust_to_asm
+
+    text = drop_unused_rodata(
+        rust_to_asm(src, big_endian=big_endian, rustc_flags=tuple(rustc_flags))
+    )
+    # Errors in rustc's assembly point at the name rustc would give it.
+    name = str(Path(asm_out) if asm_out is not None else src.with_suffix(".s"))
+    try:
+        obj = _assemble(text, name, big_endian)
+        defs = read_map_defs(obj, name)
+        if defs and not _BTF_SECTION.search(text):
+            # The .maps need BTF to load (libbpf 1.x, bpfkit): describe them, assemble again.
+            text += btf_directives(maps_btf(defs, big_endian=big_endian))
+            obj = _assemble(text, name, big_endian)
+    except AsmError as e:
+        if asm_out is not None:
+            Path(asm_out).write_text(text, encoding="utf-8")
+        raise BuildError(
+            f"bpfkit's assembler cannot assemble what rustc wrote for {src}:\n{e}\n"
+            + ("" if asm_out is not None else f"note: `bpfkit build {src} --asm FILE` keeps it")
+        ) from e
+    if asm_out is not None:
+        Path(asm_out).write_text(text, encoding="utf-8")
+    return obj
+
+
 def _build_into(
     src: Path,
     tmp: Path,
@@ -107,22 +139,7 @@ def _build_into(
 ) -> None:
     suffix = src.suffix
     if suffix == ".rs":
-        from bpfkit.build.rust import rust_to_asm
-
-        text = drop_unused_rodata(
-            rust_to_asm(src, big_endian=big_endian, rustc_flags=tuple(rustc_flags))
-        )
-        # rustc names its output after the source; errors in it point at this name.
-        name = str(src.with_suffix(".s"))
-        obj = _assemble(text, name, big_endian)
-        defs = read_map_defs(obj, name)
-        if defs and not _BTF_SECTION.search(text):
-            # The .maps need BTF to load (libbpf 1.x, bpfkit): describe them, assemble again.
-            text += btf_directives(maps_btf(defs, big_endian=big_endian))
-            obj = _assemble(text, name, big_endian)
-        if asm_out is not None:
-            Path(asm_out).write_text(text, encoding="utf-8")
-        tmp.write_bytes(obj)
+        tmp.write_bytes(_build_rust(src, big_endian, asm_out, rustc_flags))
     elif suffix in (".ll", ".bc"):
         from bpfkit.build.llvm import compile_ir
 
