@@ -333,3 +333,24 @@ def test_rustc_ir_needs_an_llc_as_new_as_rustc_llvm(tmp_path: Path) -> None:
         msg = str(e.value)
         assert re.search(r"hello\.ll:\d+:\d+: error:", msg)
         assert "newer LLVM than" in msg and "bpfkit build program.rs" in msg
+
+
+@pytest.mark.requires("clang19")
+def test_cli_passes_cflags(tmp_path: Path) -> None:
+    src = tmp_path / "v.c"
+    src.write_text('__attribute__((section("socket"), used)) int f(void *c) { return VALUE; }\n')
+    out = tmp_path / "v.o"
+    assert main(["build", str(src), "-o", str(out), "--cflag=-DVALUE=1234"]) == 0
+    # r0 = 1234; exit
+    assert _section(out, "socket") == bytes.fromhex("b7000000d20400009500000000000000")
+
+
+@pytest.mark.requires("rustc")
+def test_cli_keeps_the_assembly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, asm = tmp_path / "h.o", tmp_path / "h.s"
+    hello = ROOT / "examples" / "hello" / "hello.rs"
+    assert main(["build", str(hello), "-o", str(out), "--asm", str(asm)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    text = asm.read_text()
+    assert "kprobe__sys_clone:" in text and "\tcall 6\n" in text
+    assert build(asm, tmp_path / "again.o").read_bytes() == out.read_bytes()
