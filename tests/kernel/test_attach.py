@@ -290,3 +290,17 @@ def test_perf_buffer_events_from_a_tracepoint() -> None:
 
 def _ours(records: list[tuple[int, bytes]]) -> list[bytes]:
     return [r for _, r in records if int.from_bytes(r[:8], "little") >> 32 == os.getpid()]
+
+
+def test_wrong_program_type_does_not_disable_links(
+    counter: Map, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket filter refused by a tracepoint says why, and later attaches still use links."""
+    monkeypatch.setattr(links, "_perf_link_supported", None)
+    with load_program(rp.count_key0(counter.fd), ProgType.SOCKET_FILTER) as prog:
+        with pytest.raises(KernelError, match="does not fit"):
+            links.attach(prog, parse_spec("tracepoint:syscalls:sys_enter_getppid"))
+    assert links._perf_link_supported is None
+    with load_program(rp.count_key0(counter.fd), ProgType.TRACEPOINT) as prog:
+        with links.attach(prog, parse_spec("tracepoint:syscalls:sys_enter_getppid")) as link:
+            assert link.how == "bpf_link"

@@ -214,6 +214,7 @@ def _attach_perf_event(
     prog_fd: int, perf_fd: Fd, point: AttachPoint, resources: list[object]
 ) -> Link:
     global _perf_link_supported
+    probing = False
     if _perf_link_supported is not False:
         attr = attrs.LinkCreateAttr(
             prog_fd=prog_fd, target_fd=perf_fd.fd, attach_type=AttachType.PERF_EVENT
@@ -228,11 +229,15 @@ def _attach_perf_event(
                 f"attaching to {point} failed (BPF_LINK_CREATE): {_link_cause(err, point)}",
                 err,
             )
-        _perf_link_supported = False  # kernel before 5.15: fall back to the ioctl
+        # EINVAL: a kernel before 5.15 (no perf links), or a program that does not fit
+        # this event.  The ioctl tells which: only its success proves links are missing.
+        probing = True
     # The ioctl path: the event must be disabled before its fd is closed.
     resources[resources.index(perf_fd)] = (perf_fd, "disable")
     perfsys.set_bpf(perf_fd.fd, prog_fd)
     perfsys.enable(perf_fd.fd)
+    if probing:
+        _perf_link_supported = False
     return Link(point, resources, "perf_ioctl")
 
 
