@@ -20,6 +20,7 @@ from bpfkit.build.tools import find_rustc
 from bpfkit.errors import BuildError
 
 HERE = Path(__file__).resolve().parent
+ROOT_EXAMPLES = HERE.parent / "examples"
 M32, M64 = 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
 
 
@@ -273,3 +274,35 @@ def test_assembly_bpfkit_cannot_read_is_a_build_error_with_the_text(
         build(src, tmp_path / "weird.o", asm_out=asm)
     assert asm.read_text() == "\tfrobnicate r1\n"
     assert not (tmp_path / "weird.o").exists()
+
+
+@pytest.mark.requires("rustc", "clang19", "bpf")
+def test_rust_packet_parsing_agrees_with_the_c_example(tmp_path: Path) -> None:
+    """tests/rust/xdp.rs and examples/xdp_count/xdp_count.c count the same frames alike."""
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.obj.reader import read_object
+
+    def eth(proto: int, payload: bytes) -> bytes:
+        return b"\x02" * 6 + b"\x04" * 6 + struct.pack(">H", proto) + payload
+
+    frames = [
+        eth(0x0800, bytes([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17]) + bytes(18)),  # UDP
+        eth(0x0800, bytes([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 6]) + bytes(18)),  # TCP
+        eth(0x86DD, bytes([0x60, 0, 0, 0, 0, 8, 58, 64]) + bytes(40)),  # ICMPv6
+        eth(0x0800, bytes(10)),  # too short for IPv4: slot 0
+        eth(0x0806, bytes(28)),  # ARP: slot 0
+    ]
+    results = []
+    for obj, prog, counts in (
+        (build(HERE / "rust" / "xdp.rs", tmp_path / "rs.o"), "xdp_count_rs", "COUNTS"),
+        (
+            build(ROOT_EXAMPLES / "xdp_count" / "xdp_count.c", tmp_path / "c.o"),
+            "xdp_count",
+            "counts",
+        ),
+    ):
+        with load_collection(read_object(str(obj))) as c:
+            retvals = [c.programs[prog].test_run(f, repeat=3).retval for f in frames]
+            table = {k: struct.unpack("<Q", c.maps[counts][k])[0] for k in (0, 6, 17, 58)}
+        results.append((retvals, table))
+    assert results[0] == results[1] == ([2] * len(frames), {0: 6, 6: 3, 17: 3, 58: 3})
