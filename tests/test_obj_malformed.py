@@ -189,3 +189,65 @@ def test_random_bytes_with_header_never_crash(tail: bytes) -> None:
         read_object(data, name="rand.o")
     except ObjectError as e:
         assert str(e).startswith("rand.o: ")
+
+
+# --- objects with BTF, maps and relocations -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    import subprocess
+
+    out = tmp_path_factory.mktemp("mal") / "corpus.o"
+    src = Path(__file__).parent / "data" / "obj_reader" / "corpus.c"
+    subprocess.run(
+        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu", "-c"]
+        + [str(src), "-o", str(out)],
+        check=True,
+    )
+    return out.read_bytes()
+
+
+@pytest.mark.requires("clang19")
+def test_corrupt_btf_with_btf_maps(corpus_bytes: bytes) -> None:
+    obj = read_object(corpus_bytes)
+    btf = obj.section(".BTF")
+    data = bytearray(corpus_bytes)
+    data[btf.offset : btf.offset + 2] = b"\0\0"
+    msg = _error(bytes(data))
+    assert ".BTF: bad magic" in msg
+
+
+@pytest.mark.requires("clang19")
+def test_corrupt_legacy_maps_section(corpus_bytes: bytes) -> None:
+    obj = read_object(corpus_bytes)
+    maps = obj.section("maps")
+    (shoff,) = struct.unpack_from("<Q", corpus_bytes, 40)
+    # 40 bytes for two maps -> 39: no record size fits.
+    msg = _error(_patch(corpus_bytes, shoff + 64 * maps.index + 32, "<Q", 39))
+    assert "map definition size in section 'maps'" in msg
+
+
+@pytest.mark.requires("clang19")
+def test_corpus_mutations_never_crash(corpus_bytes: bytes) -> None:
+    """Mutate the bytes the reader interprets (headers, symbols, relocations, maps, BTF)."""
+    obj = read_object(corpus_bytes)
+    (shoff,) = struct.unpack_from("<Q", corpus_bytes, 40)
+    spots = list(range(64)) + list(range(shoff, shoff + 64 * len(obj.sections)))
+    for sec in obj.sections:
+        interesting = sec.executable or sec.name in (".BTF", ".BTF.ext", ".maps", "maps")
+        if interesting or sec.type in ("SHT_SYMTAB", "SHT_REL") and "debug" not in sec.name:
+            spots += range(sec.offset, sec.offset + sec.size)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.tuples(st.sampled_from(spots), st.integers(0, 255)), min_size=1, max_size=4))
+    def run(edits: list[tuple[int, int]]) -> None:
+        data = bytearray(corpus_bytes)
+        for pos, val in edits:
+            data[pos] = val
+        try:
+            read_object(bytes(data), name="mutant.o")
+        except ObjectError as e:
+            assert str(e).startswith("mutant.o: ")
+
+    run()

@@ -70,11 +70,21 @@ def realworld(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_realworld_maps(realworld: dict[str, Path]) -> None:
     obj = read_object(realworld["pin"])
     maps = {m.name: m for m in obj.maps}
-    assert set(maps) == {"events", "perf", "heap", "starts", "bloom", "pinned_counts", "jmp"}
+    assert set(maps) == {
+        "events",
+        "perf",
+        "heap",
+        "starts",
+        "bloom",
+        "pinned_counts",
+        "jmp",
+        "progs",
+    }
     assert maps["pinned_counts"].pinning == 1  # LIBBPF_PIN_BY_NAME
     assert maps["bloom"].extra == {"map_extra": 3}
     assert maps["jmp"].init_values == ((2, "tail_a"),)
     assert maps["jmp"].inner is None
+    assert maps["progs"].type == 3 and maps["progs"].init_values == ()
     assert obj.btf is not None
     btf = parse_btf(obj.btf)
     heap = maps["heap"]

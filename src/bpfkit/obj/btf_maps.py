@@ -203,7 +203,8 @@ def _with_init(
     st = btf.resolve(type_id)
     assert isinstance(st, T.Struct)
     values = st.member("values")
-    assert values is not None
+    if values is None:
+        return spec  # a prog array without __array(values, ...): nothing to initialise
     start = spec.offset + values.bit_offset // 8
     slots = []
     for r in relocations:

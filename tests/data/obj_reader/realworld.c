@@ -20,6 +20,9 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8); __type(key, u3
 int tail_a(void *ctx);
 struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 4); __uint(key_size, sizeof(u32)); __array(values, int (void *)); } jmp SEC(".maps") = { .values = { [2] = (void *)&tail_a } };
 
+/* A tail-call table filled from user space: no __array(values, ...). */
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 8); __type(key, u32); __type(value, u32); } progs SEC(".maps");
+
 const volatile pid_t target_pid = 0;
 extern u32 LINUX_KERNEL_VERSION __kconfig;
 extern int CONFIG_HZ __kconfig __weak;
@@ -45,6 +48,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
     bpf_map_update_elem(&starts, &pid, &ts, BPF_ANY);
     bpf_map_push_elem(&bloom, &zero, 0);
     bpf_tail_call(ctx, &jmp, 2);
+    bpf_tail_call(ctx, &progs, 1);
     return 0;
 }
 
