@@ -100,3 +100,21 @@ def test_plugin_elf_input(tmp_path: Path) -> None:
     out = _plugin("01 02", "--elf", stdin=_hex(obj.read_bytes()) + "\n")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "201"
+
+
+def test_negative_style_files_raw_bytes_and_reserved_fields() -> None:
+    # The suite's negative/ files give raw slots as bytes and expect reserved fields refused.
+    t = parse("-- raw\n07 10 00 00 01 00 00 00\n95 00 00 00 00 00 00 00\n-- error\n", "unused.data")
+    assert t.raw == (0x0000000100001007, 0x95)
+    assert t.error == ""
+    o = run_test(t)
+    assert o.passed and o.error is not None and "reserved fields" in o.error
+    # A wrong expected result is a failure, as the suite's negative tests require.
+    wrong = parse(
+        "-- asm\nldxdw %r0, [%r1+2]\nexit\n-- mem\naa bb 11 22 33 44 55 66 77 88 cc dd\n"
+        "-- result\n0x8977665544332211\n",
+        "high_bits.data",
+    )
+    assert not run_test(wrong).passed
+    empty = parse("-- result\n0x0\n", "empty.data")
+    assert not run_test(empty).passed

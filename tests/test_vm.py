@@ -206,18 +206,37 @@ def test_writes_to_read_only_data_fault() -> None:
 
 
 def test_jumps_outside_the_program_and_falling_off_the_end() -> None:
-    e = pytest.raises(VmError, Vm([Insn(0x05, off=5), Insn(0x95)]).run).value
+    bad = [Insn(0x05, off=5), Insn(0x95)]
+    e = pytest.raises(VmError, Vm, bad).value  # refused up front, as a loader does
+    assert "invalid program: jump outside the program" in str(e) and e.pc == 0
+    e = pytest.raises(VmError, Vm(bad, strict=False).run).value  # or when reached
     assert "outside the program" in str(e) and "to pc 6" in str(e) and e.pc == 0
     e = pytest.raises(VmError, Vm([Insn(0xB7, 0, 0, 0, 1)]).run).value
     assert "fell off the end" in str(e)
-    e = pytest.raises(VmError, Vm([Insn(0x05, off=-2), Insn(0x95)]).run).value
+    e = pytest.raises(VmError, Vm, [Insn(0x05, off=-2), Insn(0x95)]).value
     assert "outside the program" in str(e)
 
 
 def test_jump_into_lddw_second_half() -> None:
     prog = [Insn(0x05, off=1), Insn.lddw(0, 5), Insn(0x95)]
-    e = pytest.raises(VmError, Vm(prog).run).value
+    e = pytest.raises(VmError, Vm(prog, strict=False).run).value
     assert "second half" in str(e)
+    assert "second half" in str(pytest.raises(VmError, Vm, prog).value)
+
+
+def test_unreached_bad_instructions_only_matter_when_strict() -> None:
+    prog = [Insn(0xB7, 0, 0, 0, 3), Insn(0x95), Insn(0xFF)]
+    assert Vm(prog, strict=False).run().r0 == 3
+    e = pytest.raises(VmError, Vm, prog).value
+    assert "unknown instruction" in str(e) and e.pc == 2
+
+
+def test_reserved_fields_must_be_zero() -> None:
+    # add64 r0, 1 with src=1: the conformance suite's negative tests and the kernel refuse it
+    prog = [Insn(0x07, 0, 1, 0, 1), Insn(0x95)]
+    e = pytest.raises(VmError, Vm, prog).value
+    assert "reserved fields: src" in str(e) and e.pc == 0
+    assert Vm(prog, strict=False).run().r0 == 1
 
 
 def test_budget_is_enforced_and_configurable() -> None:
@@ -230,7 +249,7 @@ def test_budget_is_enforced_and_configurable() -> None:
 
 
 def test_unknown_opcode_and_unemulated_helper() -> None:
-    e = pytest.raises(VmError, Vm([Insn(0xFF), Insn(0x95)]).run).value
+    e = pytest.raises(VmError, Vm(strict=False, program=[Insn(0xFF), Insn(0x95)]).run).value
     assert "unknown instruction" in str(e) and e.pc == 0
     e = fault("call 9\nexit")  # bpf_skb_store_bytes
     assert "bpf_skb_store_bytes" in str(e) and "not emulated" in str(e)
@@ -239,8 +258,8 @@ def test_unknown_opcode_and_unemulated_helper() -> None:
 
 
 def test_registers_above_r10_are_refused() -> None:
-    e = pytest.raises(VmError, Vm([Insn(0xB7, 11, 0, 0, 1), Insn(0x95)]).run).value
-    assert "unknown instruction" in str(e)
+    e = pytest.raises(VmError, Vm, [Insn(0xB7, 11, 0, 0, 1), Insn(0x95)]).value
+    assert "invalid register" in str(e)
 
 
 def test_ld_abs_out_of_bounds_returns_zero() -> None:

@@ -34,9 +34,10 @@ def _check(vm: Vm) -> None:
 )
 def test_random_bytes_only_vmerror(code: bytes, mem: bytes) -> None:
     try:
-        vm = Vm(code, ctx=mem or None, budget=BUDGET)
-    except VmError:
-        return  # bytes that do not decode (a truncated lddw)
+        vm = Vm(code, ctx=mem or None, budget=BUDGET, strict=False)
+    except VmError as e:
+        assert "cannot decode" in str(e)  # a truncated lddw
+        return
     _check(vm)
 
 
@@ -92,5 +93,18 @@ def test_random_valid_instructions_only_vmerror(
         1: HashMap("h", 8, 8, 4),
         2: RingBuf("r", 256),
     }
-    vm = Vm(prog, ctx=mem or None, packet=packet, prog_type=kind, maps=maps, budget=BUDGET)
-    _check(vm)
+    for strict in (True, False):
+        try:
+            vm = Vm(
+                prog,
+                ctx=mem or None,
+                packet=packet,
+                prog_type=kind,
+                maps=maps,
+                budget=BUDGET,
+                strict=strict,
+            )
+        except VmError as e:
+            assert strict and e.pc is not None and "invalid program" in str(e)
+            continue
+        _check(vm)

@@ -2,7 +2,7 @@
 
 A file is a list of sections opened by ``-- NAME`` lines; ``#`` starts a comment.
 ``asm`` holds the program in the suite's mnemonic syntax, ``raw`` (if present) the same
-program as 64-bit instruction slots, ``mem`` the initial memory as hex bytes, ``result``
+program as 64-bit instruction slots (numbers, or eight hex bytes a line), ``mem`` the initial memory as hex bytes, ``result``
 the expected r0 and ``error`` an expected error message.  The runtime calls the program
 with r1 = the memory's address and r2 = its length.
 """
@@ -56,7 +56,7 @@ def parse(text: str, name: str = "<test>") -> ConformanceTest:
     asm = "\n".join(sections.get("asm", []))
     raw = None
     if "raw" in sections:
-        raw = tuple(int(t, 0) & 0xFFFF_FFFF_FFFF_FFFF for t in _tokens(sections["raw"]))
+        raw = _raw(sections["raw"])
     mem = bytes(int(t, 16) for t in _tokens(sections.get("mem", [])))
     result = None
     res = _tokens(sections.get("result", []))
@@ -66,6 +66,19 @@ def parse(text: str, name: str = "<test>") -> ConformanceTest:
     if "error" in sections:
         error = " ".join(_strip(x) for x in sections["error"] if _strip(x))
     return ConformanceTest(name, asm, raw, mem, result, error)
+
+
+def _raw(lines: list[str]) -> tuple[int, ...]:
+    """Instruction slots of a ``raw`` section: one 64-bit number a line (``0x...``), or
+    the slot's eight bytes as hex pairs (``07 10 00 00 01 00 00 00``)."""
+    slots: list[int] = []
+    for line in lines:
+        tokens = _strip(line).split()
+        if len(tokens) == 8 and all(len(t) == 2 for t in tokens):
+            slots.append(int.from_bytes(bytes(int(t, 16) for t in tokens), "little"))
+        else:
+            slots += [int(t, 0) & 0xFFFF_FFFF_FFFF_FFFF for t in tokens]
+    return tuple(slots)
 
 
 def _tokens(lines: list[str]) -> list[str]:

@@ -80,6 +80,9 @@ class Code:
     insns: list[Insn | None]  # by slot; None for lddw second halves and stubs
     name: str = ""
     length: int = 0  # slots of real instructions
+    # (pc, why) of what a loader refuses: unknown opcodes, bad registers, reserved fields
+    # that are not zero, jumps out of the program.  Vm(strict=True) refuses them up front.
+    problems: list[tuple[int, str]] = field(default_factory=list)
 
     def text(self, pc: int) -> str:
         """The text of the instruction at ``pc``."""
@@ -137,6 +140,7 @@ class Machine:
         closures: list[Closure] = [self._stub("jump into the second half of lddw")] * n
         stubs: list[Closure] = [self._stub("fell off the end of the program")]
         bad_targets: dict[tuple[int, int], int] = {}
+        problems: list[tuple[int, str]] = []  # what a loader would refuse, by pc
 
         def target(t: int, at: int) -> int:
             """The code index a jump from ``at`` to ``t`` goes to (a stub if ``t`` is bad)."""
@@ -147,6 +151,7 @@ class Machine:
                 bad_targets[(at, t)] = n + len(stubs)
                 msg = f"jump {what} (to pc {t}; the program has {n} slots)"
                 stubs.append(self._stub(msg, at))
+                problems.append((at, msg))
             return bad_targets[(at, t)]
 
         for pc, slot_insn in enumerate(slots):
@@ -155,11 +160,20 @@ class Machine:
             insn = slot_insn
             op = lookup(insn)
             if op is None or insn.dst > 10 or insn.src > 10:
-                closures[pc] = self._stub(f"unknown instruction (opcode {insn.opcode:#04x})")
+                msg = f"unknown instruction (opcode {insn.opcode:#04x})"
+                if op is not None:
+                    msg = f"invalid register in {op.mnemonic} (r0..r10 only)"
+                closures[pc] = self._stub(msg)
+                problems.append((pc, msg))
                 continue
+            reserved = op.reserved_nonzero(insn)
+            if reserved:
+                problems.append((pc, f"{op.mnemonic} uses reserved fields: {', '.join(reserved)}"))
             handler = _HANDLERS[op]
             closures[pc] = handler(self, insn, op, pc, target)
-        return Code(closures + stubs, slots + [None] * len(stubs), name, n)
+        code = Code(closures + stubs, slots + [None] * len(stubs), name, n)
+        code.problems = sorted(problems)
+        return code
 
     def _stub(self, message: str, at: int | None = None) -> Closure:
         """A closure that stops the program (as if at pc ``at``, if given)."""

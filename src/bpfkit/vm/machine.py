@@ -7,7 +7,9 @@
 A :class:`Vm` takes a :class:`~bpfkit.obj.spec.ProgramSpec` together with its
 :class:`~bpfkit.obj.spec.ObjectSpec` (maps, global data and subprograms come from the
 object), or a bare list of instructions (whose ``lddw`` of maps use ``imm`` as a key of
-``maps``).  The program type decides the context: for XDP and socket/tc programs given a
+``maps``).  Like a loader, the VM refuses programs with unknown instructions, reserved
+fields that are not zero or jumps out of the program (``strict=False`` runs them and
+stops only if such an instruction is reached).  The program type decides the context: for XDP and socket/tc programs given a
 ``packet``, the VM builds ``xdp_md`` / ``__sk_buff`` around it as BPF_PROG_TEST_RUN does;
 otherwise ``ctx`` bytes are the context (``r1`` = their address, ``r2`` = their length,
 as the conformance suite expects).
@@ -107,6 +109,7 @@ class Vm:
         env: Env | None = None,
         budget: int = 1_000_000,
         helpers: Mapping[str, HelperFn] | None = None,
+        strict: bool = True,
     ) -> None:
         if budget < 0:
             raise VmError(f"instruction budget must be >= 0, not {budget}")
@@ -147,6 +150,7 @@ class Vm:
         else:
             self.name = "<insns>"
             self.prog_type = prog_type
+        self.strict = strict
         self.code = self._compile(program)
         self.ctx_bytes = ctx
         self.packet_bytes = packet
@@ -176,9 +180,18 @@ class Vm:
                     raise VmError(f"cannot link {program.name} for the VM: {e}") from None
                 insns = list(linked.insns)
                 self._fd_maps_linked = {i: self.maps[name] for i, name in enumerate(names)}
-            return self.machine.compile(insns, program.name)
+            return self._checked(self.machine.compile(insns, program.name))
         self._fd_maps_linked = {}
-        return self.machine.compile(list(program), self.name)
+        return self._checked(self.machine.compile(list(program), self.name))
+
+    def _checked(self, code: Code) -> Code:
+        """``code``, or a VmError for its first problem when strict (as a loader refuses)."""
+        if self.strict and code.problems:
+            pc, why = code.problems[0]
+            more = len(code.problems) - 1
+            extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+            raise VmError(f"invalid program: {why}{extra}", pc=pc, insn=code.text(pc))
+        return code
 
     def _resolve_lddw(self, insn: Insn, op: Op) -> int | None:
         table = self._fd_maps_linked or self._fd_maps
