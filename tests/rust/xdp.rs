@@ -28,12 +28,12 @@ program! {
         let end = unsafe { (*md).data_end } as usize as *const u8;
         let mut proto: u32 = 0;
         unsafe {
-            if data.byte_add(ETH_HLEN).addr() <= end.addr() {
+            if data.byte_add(ETH_HLEN) <= end {
                 // h_proto, big-endian, at bytes 12-13.
                 let ethertype = (*data.add(12) as u16) << 8 | *data.add(13) as u16;
-                if ethertype == 0x0800 && data.byte_add(ETH_HLEN + 20).addr() <= end.addr() {
+                if ethertype == 0x0800 && data.byte_add(ETH_HLEN + 20) <= end {
                     proto = *data.add(ETH_HLEN + 9) as u32;
-                } else if ethertype == 0x86dd && data.byte_add(ETH_HLEN + 40).addr() <= end.addr() {
+                } else if ethertype == 0x86dd && data.byte_add(ETH_HLEN + 40) <= end {
                     proto = *data.add(ETH_HLEN + 6) as u32;
                 }
             }

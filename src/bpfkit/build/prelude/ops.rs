@@ -222,3 +222,18 @@ impl<T> IndexMut<usize> for [T] {
         &mut self[index]
     }
 }
+
+// Pointers compare by address (packet bounds checks: `if p.byte_add(14) > end { ... }`).
+macro_rules! ptr_ord {
+    ($($ptr:ty)*) => {
+        $(
+            impl<T> PartialOrd for $ptr {
+                #[inline(always)] fn lt(&self, o: &$ptr) -> bool { *self < *o }
+                #[inline(always)] fn le(&self, o: &$ptr) -> bool { *self <= *o }
+                #[inline(always)] fn gt(&self, o: &$ptr) -> bool { *self > *o }
+                #[inline(always)] fn ge(&self, o: &$ptr) -> bool { *self >= *o }
+            }
+        )*
+    };
+}
+ptr_ord!(*const T *mut T);
