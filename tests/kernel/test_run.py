@@ -18,7 +18,7 @@ import probes
 from bpfkit.cli.main import main
 from bpfkit.kernel import tracefs
 from bpfkit.kernel.info import list_programs
-from bpfkit.kernel.session import Session
+from bpfkit.kernel.session import MapEvent, Session
 
 pytestmark = pytest.mark.requires("bpf", "tracepoint")
 
@@ -161,6 +161,27 @@ def test_session_reads_maps_while_running(progs: dict[str, Path]) -> None:
         assert int.from_bytes(bss[0], "little") >= 300  # total_seen
         assert [link.point.kind for link in s.links] == ["tracepoint"]
     assert _settle_ids(ids) == set()
+
+
+@pytest.mark.requires("bpf", "tracepoint", "clang19")
+def test_session_events_from_ring_and_perf_buffers(progs: dict[str, Path]) -> None:
+    import struct
+
+    mine: dict[str, int] = {"ring": 0, "perf": 0}
+    with Session(progs["buffers"], trace=False, buffers=True) as s:
+        assert sorted(name for name, _ in s.readers) == ["perf", "ring"]
+        for _ in range(6):
+            os.getppid()
+        for event in s.events(duration=5):
+            assert isinstance(event, MapEvent)
+            tgid, tag = struct.unpack_from("<I4s", event.data)
+            if tgid == os.getpid():
+                assert tag == event.map.upper().encode()
+                assert (event.cpu is None) == (event.map == "ring")
+                mine[event.map] += 1
+            if mine == {"ring": 6, "perf": 6}:
+                break
+    assert mine == {"ring": 6, "perf": 6}
 
 
 @pytest.mark.requires("bpf", "tracepoint", "clang19")

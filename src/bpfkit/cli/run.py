@@ -49,7 +49,10 @@ def register(sub: Any) -> None:
         "raw_tracepoint:NAME, uprobe:PATH:SYMBOL, uretprobe:PATH:SYMBOL, socket[:IFNAME]",
     )
     p.add_argument(
-        "--count", type=int, metavar="N", help="stop after N lines (0: load, attach, exit)"
+        "--count",
+        type=int,
+        metavar="N",
+        help="stop after N lines or buffer records (0: load, attach, exit)",
     )
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
     p.add_argument("--maps", action="store_true", help="print the object's maps at the end")
@@ -75,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             # --count 0 reads no lines: skip the trace instance (load, attach, detach).
             trace = args.count is None or args.count > 0
-            session = Session(args.object, program=args.program, attach=args.attach, trace=trace)
+            session = Session(
+                args.object, program=args.program, attach=args.attach, trace=trace, buffers=trace
+            )
         except VerifierError as e:
             _print_log(e, args.verbose)
             raise
@@ -87,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"bpfkit: attached {names}", file=sys.stderr)
             try:
                 if trace:
-                    for line in session.lines(count=args.count, duration=args.duration):
-                        print(line.render(), flush=True)
+                    for event in session.events(count=args.count, duration=args.duration):
+                        print(event.render(), flush=True)
             except KeyboardInterrupt:
                 pass  # Ctrl-C ends the stream; maps are still printed and all detached
             if session.stats.lost:

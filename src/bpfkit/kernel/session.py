@@ -21,15 +21,35 @@ tracepoint program.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bpfkit.errors import KernelError, ObjectError
+from bpfkit.events.perf import PerfBufferReader
+from bpfkit.events.ringbuf import RingBufReader
 from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+from bpfkit.uapi import MapType
+
+
+@dataclass(frozen=True, slots=True)
+class MapEvent:
+    """A record a program sent through a ring buffer or perf event array map."""
+
+    map: str
+    data: bytes
+    cpu: int | None = None  # perf buffers: the CPU it came from
+
+    def render(self) -> str:
+        """``map[cpu]: hex bytes  |printable|``."""
+        where = self.map + (f"[cpu {self.cpu}]" if self.cpu is not None else "")
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in self.data[:64])
+        more = " ..." if len(self.data) > 64 else ""
+        return f"{where}: {self.data[:64].hex(' ')}{more}  |{text}|"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +110,9 @@ class Session:
 
     ``obj`` is a path or an :class:`ObjectSpec`; ``program`` restricts to one program;
     ``attach`` overrides where (``--attach`` syntax); ``trace=False`` skips the tracefs
-    instance.  ``close()`` (or leaving the ``with`` block) detaches and closes everything.
+    instance; ``buffers=True`` also opens a reader on each ring buffer and perf event
+    array map, whose records :meth:`events` yields.  ``close()`` (or leaving the ``with``
+    block) detaches and closes everything.
     """
 
     def __init__(
@@ -100,6 +122,7 @@ class Session:
         program: str | None = None,
         attach: str | None = None,
         trace: bool = True,
+        buffers: bool = False,
     ) -> None:
         from bpfkit.kernel.collection import load_collection
         from bpfkit.obj.reader import read_object
@@ -113,6 +136,7 @@ class Session:
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
         self.links: list[links.Link] = []
         self.instance: tracefs.TraceInstance | None = None
+        self.readers: list[tuple[str, RingBufReader | PerfBufferReader]] = []
         self.stats = TraceStats()
         self.collection: Any = None
         try:
@@ -120,9 +144,11 @@ class Session:
             types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
             self.collection = load_collection(self.spec, programs=names, prog_types=types)
             self.notes += list(getattr(self.collection, "notes", []))
+            # Readers before attaching, so nothing the programs send is missed.
             if trace:
-                # Before attaching, so no line the programs print is missed.
                 self.instance = tracefs.TraceInstance()
+            if buffers:
+                self._open_readers()
             for p in self.planned:
                 prog = self.collection.programs[p.program.name]
                 self.links.append(links.attach(prog, p.plan.point))
@@ -148,6 +174,47 @@ class Session:
             raise KernelError("this session was opened with trace=False")
         return stream(self.instance.pipe, count=count, duration=duration, stats=self.stats)
 
+    def _open_readers(self) -> None:
+        for name, m in self.collection.maps.items():
+            if m.type == MapType.RINGBUF:
+                self.readers.append((name, RingBufReader(m.fd, m.max_entries)))
+            elif m.type == MapType.PERF_EVENT_ARRAY:
+                self.readers.append((name, PerfBufferReader(m.fd)))
+
+    def events(
+        self, *, count: int | None = None, duration: float | None = None
+    ) -> Iterator[TraceLine | MapEvent]:
+        """Trace lines and buffer records as they come, until ``count`` of them or
+        ``duration`` seconds (None: no limit)."""
+        if count is not None and count <= 0:
+            return
+        deadline = None if duration is None else time.monotonic() + duration
+        step = 0.05 if self.readers else 0.2  # how long one source may wait for data
+        shown = 0
+        while True:
+            wait = step
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return
+            batch: list[TraceLine | MapEvent] = []
+            if self.instance is not None:
+                batch += stream(self.instance.pipe, duration=wait, stats=self.stats)
+            elif not self.readers:
+                time.sleep(wait)
+            for name, reader in self.readers:
+                if isinstance(reader, RingBufReader):
+                    batch += [MapEvent(name, r) for r in reader.read()]
+                else:
+                    batch += [MapEvent(name, r, cpu) for cpu, r in reader.read()]
+            for event in batch:
+                yield event
+                shown += 1
+                if count is not None and shown >= count:
+                    return
+            if self.instance is None and self.readers and not batch:
+                time.sleep(wait)
+
     def close(self) -> None:
         """Detach every link, remove the trace instance, close programs and maps."""
         errors: list[BaseException] = []
@@ -157,6 +224,9 @@ class Session:
             except Exception as e:  # keep closing the rest
                 errors.append(e)
         self.links.clear()
+        for _, reader in self.readers:
+            reader.close()
+        self.readers.clear()
         if self.instance is not None:
             self.instance.close()
             self.instance = None
