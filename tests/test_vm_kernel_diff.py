@@ -378,3 +378,56 @@ def test_vm_agrees_with_the_kernel_on_random_programs(capsys: pytest.CaptureFixt
             print(f"  rejected {n}: {reason}")
     assert not mismatches, "\n\n".join(mismatches[:3])
     assert compared >= COUNT, f"only {compared} of {attempts} programs were accepted"
+
+
+XCHG_PRECISION = """
+    ldxw %r2, [%r1+0]
+    ldxw %r3, [%r1+4]
+    mov %r4, %r2
+    add %r4, 1
+    jgt %r4, %r3, out
+    ldxb %r0, [%r2+0]
+    jeq %r0, 0, two
+    stdw [%r10-16], 1
+    ja join
+two:
+    stdw [%r10-16], 2
+join:
+    mov %r4, 0
+    lock xchg [%r10-16], %r4
+    jeq %r4, 2, ret2
+    mov %r0, 1
+    exit
+ret2:
+    mov %r0, 2
+    exit
+out:
+    mov %r0, 0
+    exit
+"""
+
+
+@pytest.mark.requires("bpf")
+def test_known_kernel_divergence_xchg_from_a_stack_slot() -> None:
+    """The reduced form of what the generator found (seed 9, program 1711).
+
+    The slot holds 1 or 2 depending on the packet; ``xchg`` loads it into r4; the branch
+    on r4 must return 2 when the slot held 2.  Linux 6.18's precision backtracking keeps
+    tracking r4 past the xchg instead of marking the stack slot, so the state with 2 is
+    pruned as equivalent to the one with 1, and the branch is hard-wired: the kernel
+    returns 1.  The VM does what the ISA says.  This test xfails while the kernel has
+    the bug and passes once it is fixed.
+    """
+    from bpfkit.asm.assemble import assemble_mnemonic
+    from bpfkit.kernel.program import load_program
+    from bpfkit.vm import Vm
+
+    insns = assemble_mnemonic(XCHG_PRECISION)
+    pkt = bytes(64)  # packet[0] == 0: the slot holds 2
+    assert Vm(insns, prog_type="xdp", packet=pkt).run().r0 == 2
+    assert Vm(insns, prog_type="xdp", packet=b"\x01" + pkt[1:]).run().r0 == 1
+    with load_program(insns, "xdp", name="xchgprec") as prog:
+        kernel = prog.test_run(pkt).retval
+    if kernel == 1:
+        pytest.xfail("Linux verifier bug: xchg from a stack slot loses precision (r0=1, not 2)")
+    assert kernel == 2
