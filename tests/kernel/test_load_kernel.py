@@ -30,11 +30,14 @@ pytestmark = pytest.mark.requires("bpf")
 
 @pytest.fixture(autouse=True)
 def no_fd_leak() -> Iterator[None]:
-    gc.collect()
     before = set(os.listdir("/proc/self/fd"))
     yield
-    gc.collect()
     leaked = set(os.listdir("/proc/self/fd")) - before
+    if leaked:
+        # Collect only when needed: with the kernel's BTF parsed (a large object graph
+        # other modules cache), a full collection takes a noticeable time.
+        gc.collect()
+        leaked = set(os.listdir("/proc/self/fd")) - before
     assert not leaked, f"test left descriptors open: {sorted(leaked)}"
 
 
@@ -115,7 +118,6 @@ def test_program_type_override(built: dict[str, str]) -> None:
 
 
 def test_verifier_error_shows_message_and_source_lines(built: dict[str, str]) -> None:
-    before = set(kinfo.prog_ids())
     with pytest.raises(VerifierError) as ei:
         load_collection(read_object(built["oob_read"]))
     e = ei.value
@@ -123,7 +125,9 @@ def test_verifier_error_shows_message_and_source_lines(built: dict[str, str]) ->
     assert "R0 max value is outside of the allowed memory range" in str(e)
     assert "invalid access to map value" in e.log
     assert "@ oob_read.c:20" in e.log  # line_info from .BTF.ext reached the kernel
-    assert set(kinfo.prog_ids()) <= before | set()  # nothing left loaded
+    # Nothing of ours stays loaded (other processes may load programs meanwhile: compare
+    # by name, which only this object uses).
+    assert "too_far" not in {p.name for p in kinfo.list_programs()}
 
 
 def test_kconfig_and_kfunc_externs(built: dict[str, str]) -> None:
@@ -184,6 +188,26 @@ def test_sanitized_btf_keeps_type_ids_and_loads(built: dict[str, str]) -> None:
         pass
     with load_collection(obj) as coll:  # the unsanitized BTF loads on this kernel
         assert not coll.notes and coll.programs["kinds"].info().btf_id > 0
+
+
+def test_core_relocations_follow_the_kernel_types(built: dict[str, str]) -> None:
+    import struct
+
+    from bpfkit.btf import load_vmlinux
+
+    kernel = load_vmlinux()
+    task = kernel.find("task_struct", "struct")
+    members = {m: task.member(m) for m in ("pid", "tgid", "real_parent")}
+    tgid = kernel.find("pid_type", "enum").value("PIDTYPE_TGID")
+    obj = read_object(built["core"])
+    with load_collection(obj, programs=["core"]) as coll:
+        assert not coll.notes
+        coll.programs["core"].test_run(bytes(64))
+        out = struct.unpack("<9Q", coll.maps[".bss"][0])
+    assert out[:3] == tuple(m.bit_offset // 8 for m in members.values())  # type: ignore[union-attr]
+    assert out[3:] == (8, 0, task.size, 1, tgid, 0)
+    with pytest.raises(VerifierError, match="CO-RE relocation failed .*bpfkit_no_such_field"):
+        load_collection(obj, programs=["poisoned"])
 
 
 def test_unknown_program_and_section(built: dict[str, str]) -> None:
@@ -265,7 +289,12 @@ def test_cli_load_pin_keeps_them_and_prog_list_shows_them(
     pin_dir = os.path.join(pins.ensure_bpffs(), f"bpfkit_test_cli_{os.getpid()}")
     try:
         assert main(["load", built["legacy_maps"], "--pin", pin_dir]) == 0
-        capsys.readouterr()
+        ids = {
+            int(line.split()[1])
+            for line in capsys.readouterr().out.splitlines()
+            if "  prog " in line
+        }
+        assert len(ids) == 2
         assert sorted(os.listdir(pin_dir)) == ["count_packets", "maps", "on_clone"]
         assert sorted(os.listdir(os.path.join(pin_dir, "maps"))) == ["by_proto", "packets"]
         assert main(["prog", "list"]) == 0
@@ -274,8 +303,7 @@ def test_cli_load_pin_keeps_them_and_prog_list_shows_them(
         assert "count_packets" in listing and "on_clone" in listing
     finally:
         shutil.rmtree(pin_dir, ignore_errors=True)
-    assert main(["prog", "list", "--name", "count_packets"]) == 0
-    assert "count_packets" not in capsys.readouterr().out  # unpinned: unloaded
+    assert not ids & set(kinfo.prog_ids())  # unpinned: unloaded
 
 
 def test_cli_test_run(

@@ -37,6 +37,7 @@ from bpfkit.kernel import pins
 from bpfkit.kernel.btf_load import fixup_btf, load_btf, sanitize_btf
 from bpfkit.kernel.maps import Map, create_map, possible_cpus
 from bpfkit.kernel.program import Program, load_program
+from bpfkit.obj.core_relocate import POISON_HELPER
 from bpfkit.obj.relocate import Extern, Linked, extern_symbols, link, remap_ext_records
 from bpfkit.obj.sections import section_type
 from bpfkit.obj.spec import DataSpec, MapSpec, ObjectSpec, ProgramSpec
@@ -135,6 +136,7 @@ class _Loader:
         self.map_fds: dict[str, int] = {}
         self.data_fds: dict[str, int] = {}
         self.externs: dict[str, Extern] = {}
+        self.core_failures: list[str] = []
 
     # -- BTF ---------------------------------------------------------------------------------
     def load_btf(self) -> None:
@@ -177,6 +179,29 @@ class _Loader:
                 )
             except KernelError:
                 self.coll.notes.append(f"{e}; loading without BTF")
+
+    wanted: list[str] | None = None  # programs being loaded (CO-RE is applied to those)
+
+    def apply_core(self) -> None:
+        """CO-RE: rewrite field offsets etc. for the running kernel's types."""
+        if self.btf is None or self.ext is None or not any(self.ext.core_relos.values()):
+            return
+        from bpfkit.btf import load_vmlinux
+        from bpfkit.obj.core_relocate import apply_core
+
+        try:
+            target = load_vmlinux()
+        except BpfkitError as e:
+            self.coll.notes.append(f"CO-RE relocations not applied: {e}")
+            return
+        self.obj, results = apply_core(self.obj, self.btf, self.ext, target, self.wanted)
+        for r in results:
+            if r.value is None:
+                self.core_failures.append(r.why)
+                self.coll.notes.append(
+                    f"CO-RE: {r.why}; the instruction at byte {r.relo.insn_off} fails "
+                    "verification if it can run"
+                )
 
     @property
     def btf_fd(self) -> int | None:
@@ -448,7 +473,21 @@ class _Loader:
                     m[slot] = inner.fd
 
     def load_program(self, spec: ProgramSpec, prog_type: int | None) -> Program:
+        try:
+            return self._load_program(spec, prog_type)
+        except VerifierError as e:
+            # A poisoned CO-RE instruction shows as a call to helper 0xbad2310: say why.
+            if str(POISON_HELPER) not in e.log or not self.core_failures:
+                raise
+            why = "; ".join(self.core_failures)
+            raise VerifierError(f"{e}: a CO-RE relocation failed ({why})", e.log) from None
+
+    def _load_program(self, spec: ProgramSpec, prog_type: int | None) -> Program:
         obj = self.obj
+        # The loader's object may have been rewritten (CO-RE): use its copy of the program.
+        spec = next(
+            (p for p in obj.programs if (p.section, p.offset) == (spec.section, spec.offset)), spec
+        )
         st = section_type(spec.section)
         btf_id = 0
         if prog_type is not None:
@@ -465,18 +504,6 @@ class _Loader:
 
                 btf_id = attach_btf_id(st.definition.name, st.extras)
         linked = link(obj, spec, map_fds=self.map_fds, data_fds=self.data_fds, externs=self.externs)
-        if self.ext is not None:
-            n = sum(
-                1
-                for f in linked.functions
-                for r in self.ext.core_relos.get(f.spec.section, ())
-                if f.spec.offset <= r.insn_off < f.spec.offset + f.spec.size
-            )
-            if n:
-                self.coll.notes.append(
-                    f"program {spec.name!r}: {n} CO-RE relocation{'s' * (n != 1)} not applied "
-                    "(not supported yet): field offsets are those it was compiled with"
-                )
         func, line = self._ext_records(linked)
         common = dict(
             license=obj.license or "",
@@ -546,6 +573,8 @@ def load_collection(
         stack.callback(coll.close)
         loader = _Loader(obj, stack, coll, pin_maps_dir, log_level)
         loader.load_btf()
+        loader.wanted = wanted
+        loader.apply_core()
         loader.create_maps()
         loader.create_data_maps()
         loader.resolve_externs()

@@ -1,0 +1,300 @@
+"""CO-RE: rewrite field offsets, sizes and existence checks for the running kernel's types.
+
+A CO-RE relocation (``.BTF.ext``) names an instruction, a local BTF type and an access
+path (``"0:1:2"``: index into the root, then member or array indices).  As libbpf does
+(``relo_core.c``), the path is turned into names (``task.real_parent.tgid``), the kernel
+types with the same name (``___flavor`` suffixes ignored) are searched for the same
+names, and the instruction gets the target's value: a byte offset, a size, an existence
+flag, a type id or an enumerator's value.  A field missing in the kernel "poisons" the
+instruction (a call to a helper that does not exist, ``0xbad2310`` as libbpf uses) so
+the verifier complains only if that code can run.
+
+Supported kinds: FIELD_BYTE_OFFSET, FIELD_BYTE_SIZE, FIELD_EXISTS, FIELD_SIGNED,
+TYPE_ID_LOCAL, TYPE_ID_TARGET, TYPE_EXISTS, TYPE_MATCHES (by name and kind), TYPE_SIZE,
+ENUMVAL_EXISTS, ENUMVAL_VALUE.  Bitfield shifts (FIELD_LSHIFT_U64/RSHIFT_U64) are left as
+compiled.  Pure: both BTFs are given; nothing here reads the kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from bpfkit.btf import types as T
+from bpfkit.btf.btf import Btf
+from bpfkit.btf.ext import BtfExt, CoreRelo, CoreReloKind
+from bpfkit.errors import BpfkitError, ObjectError
+from bpfkit.isa.insn import Insn
+from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+
+K = CoreReloKind
+POISON_HELPER = 0xBAD2310
+LDDW, CALL = 0x18, 0x85
+_CLASS_ALU, _CLASS_ALU64, _CLASS_LDX, _CLASS_ST, _CLASS_STX = 0x04, 0x07, 0x01, 0x02, 0x03
+_FIELD_KINDS = {
+    K.FIELD_BYTE_OFFSET,
+    K.FIELD_BYTE_SIZE,
+    K.FIELD_EXISTS,
+    K.FIELD_SIGNED,
+    K.FIELD_LSHIFT_U64,
+    K.FIELD_RSHIFT_U64,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CoreResult:
+    """What one relocation resolved to: ``value`` (None: poison the instruction)."""
+
+    relo: CoreRelo
+    value: int | None
+    why: str  # "task_struct.real_parent.tgid -> offset 2440" or the reason for failing
+
+
+def essential_name(name: str) -> str:
+    """``task_struct`` for ``task_struct___v2`` (libbpf's flavor convention)."""
+    i = name.rfind("___")
+    while i > 0:
+        if name[i - 1] != "_" and i + 3 < len(name) and name[i + 3] != "_":
+            return name[:i]
+        i = name.rfind("___", 0, i)
+    return name
+
+
+class _Targets:
+    """Kernel types indexed by essential name, built once per target BTF."""
+
+    def __init__(self, target: Btf) -> None:
+        self.btf = target
+        self.by_name: dict[str, list[T.Type]] = {}
+        for t in target.types:
+            if t.name:
+                self.by_name.setdefault(essential_name(t.name), []).append(t)
+
+    def candidates(self, local: T.Type) -> list[T.Type]:
+        name = essential_name(local.name)
+        want = _kind_group(local.kind)
+        return [t for t in self.by_name.get(name, []) if _kind_group(t.kind) == want]
+
+
+def _kind_group(kind: T.Kind) -> str:
+    if kind in (T.Kind.STRUCT, T.Kind.UNION, T.Kind.FWD):
+        return "composite"
+    if kind in (T.Kind.ENUM, T.Kind.ENUM64):
+        return "enum"
+    return kind.name
+
+
+def _strip(btf: Btf, type_id: int) -> T.Type:
+    return btf.resolve(type_id)
+
+
+def _find_member(btf: Btf, st: T.Struct, name: str, base_bits: int) -> tuple[T.Member, int] | None:
+    """The member called ``name`` of ``st``, looking into anonymous members, with its bit
+    offset from the start of the outermost struct."""
+    for m in st.members:
+        if m.name == name:
+            return m, base_bits + m.bit_offset
+        if not m.name:
+            inner = _strip(btf, m.type)
+            if isinstance(inner, T.Struct):
+                found = _find_member(btf, inner, name, base_bits + m.bit_offset)
+                if found is not None:
+                    return found
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Access:
+    name: str | None  # member name, or None for an array index
+    index: int
+
+
+def _local_path(local: Btf, relo: CoreRelo) -> tuple[T.Type, list[_Access], str]:
+    """The root type, the named accesses (anonymous members skipped), and text."""
+    try:
+        idx = [int(x) for x in relo.access.split(":")]
+    except ValueError:
+        raise ObjectError(f"CO-RE relocation: bad access string {relo.access!r}") from None
+    root = _strip(local, relo.type_id)
+    path = [_Access(None, idx[0])]
+    text = root.name or "(anon)"
+    t: T.Type = root
+    for i in idx[1:]:
+        if isinstance(t, T.Struct):
+            if i >= len(t.members):
+                raise ObjectError(f"CO-RE relocation: member {i} of {t.name!r} does not exist")
+            m = t.members[i]
+            if m.name:
+                path.append(_Access(m.name, i))
+                text += f".{m.name}"
+            t = _strip(local, m.type)
+        elif isinstance(t, T.Array):
+            path.append(_Access(None, i))
+            text += f"[{i}]"
+            t = _strip(local, t.type)
+        else:
+            raise ObjectError(f"CO-RE relocation: cannot index into {t.kind.name} {t.name!r}")
+    return root, path, text
+
+
+def _match_field(target: Btf, cand: T.Type, path: list[_Access]) -> tuple[int, int, bool] | None:
+    """(bit offset, byte size, signed) of the path in candidate root ``cand``, or None."""
+    t = _strip(target, cand.id)
+    bits = path[0].index * 8 * _size(target, t)
+    member: T.Member | None = None
+    for acc in path[1:]:
+        if acc.name is None:
+            if not isinstance(t, T.Array):
+                return None
+            elem = _strip(target, t.type)
+            bits += acc.index * 8 * _size(target, elem)
+            t, member = elem, None
+        else:
+            if not isinstance(t, T.Struct):
+                return None
+            found = _find_member(target, t, acc.name, 0)
+            if found is None:
+                return None
+            member, off = found
+            bits += off
+            t = _strip(target, member.type)
+    size = _size(target, t)
+    if member is not None and member.bitfield_size:
+        size = max(1, (member.bitfield_size + 7) // 8)
+    signed = (isinstance(t, T.Int) and t.signed) or (isinstance(t, T.Enum) and t.signed)
+    return bits, size, signed
+
+
+def _size(btf: Btf, t: T.Type) -> int:
+    try:
+        return btf.size_of(t.id)
+    except BpfkitError:
+        return 0
+
+
+def resolve(local: Btf, targets: _Targets, relo: CoreRelo) -> CoreResult:
+    """Resolve one relocation against the kernel's types."""
+    kind = relo.kind
+    if kind == K.TYPE_ID_LOCAL:
+        return CoreResult(relo, relo.type_id, f"local type id {relo.type_id}")
+    root = _strip(local, relo.type_id)
+    cands = targets.candidates(root)
+    if kind in (K.TYPE_EXISTS, K.TYPE_MATCHES):
+        return CoreResult(relo, int(bool(cands)), f"{root.name}: {'found' if cands else 'absent'}")
+    if kind in (K.TYPE_ID_TARGET, K.TYPE_SIZE):
+        if not cands:
+            return CoreResult(relo, None, f"no type {root.name!r} in the kernel")
+        c = cands[0]
+        value = c.id if kind == K.TYPE_ID_TARGET else _size(targets.btf, c)
+        return CoreResult(relo, value, f"{root.name} -> {value}")
+    if kind in (K.ENUMVAL_EXISTS, K.ENUMVAL_VALUE):
+        if not isinstance(root, T.Enum):
+            raise ObjectError(f"CO-RE enum relocation on {root.kind.name} {root.name!r}")
+        try:
+            index = int(relo.access)
+            enumerator = root.values[index].name
+        except (ValueError, IndexError):
+            raise ObjectError(f"CO-RE relocation: bad enumerator access {relo.access!r}") from None
+        want = essential_name(enumerator)
+        for c in cands:
+            t = _strip(targets.btf, c.id)
+            if not isinstance(t, T.Enum):
+                continue
+            for ev in t.values:
+                if essential_name(ev.name) == want:
+                    v = ev.value
+                    return CoreResult(
+                        relo, 1 if kind == K.ENUMVAL_EXISTS else v, f"{root.name}::{ev.name}={v}"
+                    )
+        if kind == K.ENUMVAL_EXISTS:
+            return CoreResult(relo, 0, f"{root.name}::{enumerator} absent")
+        return CoreResult(relo, None, f"no enumerator {enumerator!r} in the kernel")
+    if kind in _FIELD_KINDS:
+        _, path, text = _local_path(local, relo)
+        results = {m for c in cands if (m := _match_field(targets.btf, c, path)) is not None}
+        if kind == K.FIELD_EXISTS:
+            return CoreResult(
+                relo, int(bool(results)), f"{text}: {'exists' if results else 'absent'}"
+            )
+        if not results:
+            return CoreResult(relo, None, f"{text}: not in the kernel's types")
+        if len(results) > 1:
+            offsets = sorted(r[0] // 8 for r in results)
+            raise ObjectError(f"CO-RE relocation {text}: kernel types disagree ({offsets})")
+        bits, size, signed = results.pop()
+        if kind == K.FIELD_BYTE_OFFSET:
+            value = bits // 8
+        elif kind == K.FIELD_BYTE_SIZE:
+            value = size
+        elif kind == K.FIELD_SIGNED:
+            value = int(signed)
+        else:
+            return CoreResult(relo, 0, f"{text}: bitfield shift kept as compiled")
+        return CoreResult(relo, value, f"{text} -> {value}")
+    raise ObjectError(f"CO-RE relocation kind {kind} is not supported")
+
+
+def _patch(insn: Insn, value: int | None) -> Insn:
+    if value is None:
+        if insn.opcode == LDDW:
+            return Insn.lddw(insn.dst, 0)
+        return Insn(
+            CALL, 0, 0, 0, POISON_HELPER - (1 << 32) if POISON_HELPER >= 1 << 31 else POISON_HELPER
+        )
+    cls = insn.opcode & 0x07
+    if insn.opcode == LDDW:
+        return Insn.lddw(insn.dst, value, insn.src)
+    if cls in (_CLASS_ALU, _CLASS_ALU64) and not insn.opcode & 0x08:
+        return replace(insn, imm=value)
+    if cls in (_CLASS_LDX, _CLASS_ST, _CLASS_STX):
+        return replace(insn, off=value)
+    raise ObjectError(f"CO-RE relocation on instruction opcode {insn.opcode:#04x}")
+
+
+def apply_core(
+    obj: ObjectSpec,
+    local: Btf,
+    ext: BtfExt,
+    target: Btf,
+    programs: Iterable[str] | None = None,
+) -> tuple[ObjectSpec, list[CoreResult]]:
+    """``obj`` with the CO-RE relocations of ``ext`` applied for ``target``: in the
+    programs named (default all) and in every sub-program."""
+    names = None if programs is None else set(programs)
+    if not any(ext.core_relos.values()):
+        return obj, []
+    targets = _Targets(target)
+    results: list[CoreResult] = []
+    out: list[ProgramSpec] = []
+    for p in obj.programs:
+        relos = [
+            r
+            for r in ext.core_relos.get(p.section, ())
+            if p.offset <= r.insn_off < p.offset + p.size
+        ]
+        if not relos or (names is not None and not p.is_subprog and p.name not in names):
+            out.append(p)
+            continue
+        out.append(_apply(p, local, targets, relos, results))
+    return replace(obj, programs=tuple(out)), results
+
+
+def _apply(
+    p: ProgramSpec, local: Btf, targets: _Targets, relos: Iterable[CoreRelo], out: list[CoreResult]
+) -> ProgramSpec:
+    index: dict[int, int] = {}
+    slot = 0
+    for i, insn in enumerate(p.insns):
+        index[slot] = i
+        slot += insn.width
+    insns = list(p.insns)
+    for r in relos:
+        res = resolve(local, targets, r)
+        out.append(res)
+        if r.kind in (K.FIELD_LSHIFT_U64, K.FIELD_RSHIFT_U64):
+            continue
+        at = index.get((r.insn_off - p.offset) // 8)
+        if at is None:
+            raise ObjectError(f"CO-RE relocation at {p.section}+{r.insn_off}: not an instruction")
+        insns[at] = _patch(insns[at], res.value)
+    return replace(p, insns=tuple(insns))

@@ -1,0 +1,87 @@
+"""CO-RE relocation without a kernel: a program compiled against one layout of a type,
+relocated against another object's BTF standing in for the kernel's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bpfkit.btf import parse_btf, parse_btf_ext
+from bpfkit.obj import read_object
+from bpfkit.obj.core_relocate import POISON_HELPER, apply_core, essential_name
+
+TARGET = """
+struct task_struct {
+	long pad;
+	int tgid;
+	int pid;
+	struct { int inner; };
+	char comm[16];
+};
+enum pid_type { PIDTYPE_PID, PIDTYPE_TGID = 7 };
+struct task_struct t_used;
+enum pid_type e_used;
+"""
+
+LOCAL = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+struct task_struct { int pid; int tgid; int inner; char comm[16]; int missing; }
+	__attribute__((preserve_access_index));
+struct task_struct___flavor { int pid; } __attribute__((preserve_access_index));
+enum pid_type___mine { PIDTYPE_TGID___mine = 1 };
+__u64 out[8];
+SEC("socket") int prog(void *ctx)
+{
+	out[0] = bpf_core_field_offset(struct task_struct, pid);
+	out[1] = bpf_core_field_offset(struct task_struct, tgid);
+	out[2] = bpf_core_field_offset(struct task_struct, inner);
+	out[3] = bpf_core_field_offset(struct task_struct, comm[3]);
+	out[4] = bpf_core_field_exists(struct task_struct, missing);
+	out[5] = bpf_core_field_offset(struct task_struct___flavor, pid);
+	out[6] = bpf_core_enum_value(enum pid_type___mine, PIDTYPE_TGID___mine);
+	out[7] = bpf_core_field_offset(struct task_struct, missing);
+	return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def _compile(tmp: Path, name: str, text: str) -> Path:
+    src, obj = tmp / f"{name}.c", tmp / f"{name}.o"
+    src.write_text(text)
+    inc = f"-I/usr/include/{os.uname().machine}-linux-gnu"
+    subprocess.run(
+        ["clang-19", "-O2", "-g", "-target", "bpf", inc, "-c", str(src), "-o", str(obj)],
+        check=True,
+    )
+    return obj
+
+
+def test_essential_names() -> None:
+    assert essential_name("task_struct___v2") == "task_struct"
+    assert essential_name("task_struct") == "task_struct"
+    assert essential_name("a___b___c") == "a___b"
+    assert essential_name("___x") == "___x"
+
+
+@pytest.mark.requires("clang19")
+def test_offsets_follow_the_target_layout(tmp_path: Path) -> None:
+    target_obj = read_object(_compile(tmp_path, "target", TARGET))
+    local_obj = read_object(_compile(tmp_path, "local", LOCAL))
+    assert target_obj.btf and local_obj.btf and local_obj.btf_ext
+    target = parse_btf(target_obj.btf)
+    local = parse_btf(local_obj.btf)
+    ext = parse_btf_ext(local_obj.btf_ext, btf=local)
+    patched, results = apply_core(local_obj, local, ext, target)
+    values = [r.value for r in sorted(results, key=lambda r: r.relo.insn_off)]
+    # pid 12, tgid 8, inner 16 (inside an anonymous struct), comm[3] 20 + 3,
+    # missing: absent, flavored pid 12, enum value 7, missing offset: poisoned.
+    assert values == [12, 8, 16, 23, 0, 12, 7, None]
+    insns = patched.program("prog").insns
+    assert any(i.opcode == 0x85 and i.imm & 0xFFFFFFFF == POISON_HELPER for i in insns)
+    assert patched.program("prog").insns != local_obj.program("prog").insns
