@@ -39,7 +39,7 @@ from bpfkit.kernel.maps import Map, create_map, possible_cpus
 from bpfkit.kernel.program import Program, load_program
 from bpfkit.obj.core_relocate import POISON_HELPER
 from bpfkit.obj.relocate import Extern, Linked, extern_symbols, link, remap_ext_records
-from bpfkit.obj.sections import section_type
+from bpfkit.obj.sections import SectionType, section_type
 from bpfkit.obj.spec import DataSpec, MapSpec, ObjectSpec, ProgramSpec
 from bpfkit.syscalls import Fd, attrs
 from bpfkit.uapi import MapType
@@ -488,10 +488,17 @@ class _Loader:
         spec = next(
             (p for p in obj.programs if (p.section, p.offset) == (spec.section, spec.offset)), spec
         )
-        st = section_type(spec.section)
+        try:
+            st: SectionType | None = section_type(spec.section)
+        except ObjectError:
+            if prog_type is None:
+                raise
+            st = None  # an override needs no known section name
         btf_id = 0
-        if prog_type is not None:
-            ptype, attach, flags = prog_type, 0, 0
+        if st is None or (prog_type is not None and prog_type != st.prog_type):
+            # Loaded as another type (the no-kprobes fallback): the section's attach type
+            # and flags belong to the old type.
+            ptype, attach, flags = prog_type or 0, 0, 0
         else:
             ptype, attach, flags = st.prog_type, st.attach_type, st.prog_flags
             if st.definition.needs_btf_id:
