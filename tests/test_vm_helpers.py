@@ -494,3 +494,103 @@ def test_cli_packet_ctx_and_repeat(tmp_path: Path, capsys: pytest.CaptureFixture
     # `bpfkit run --vm` goes through the same function.
     assert main(["run", "--vm", hello]) == 0
     assert capsys.readouterr().out.startswith("hello from rust\n")
+
+
+LOOP_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct state { __u64 sum; __u32 stop; };
+
+static long step(__u64 i, void *ctx)
+{
+	struct state *s = ctx;
+	s->sum += i * i;
+	return i == s->stop;
+}
+
+SEC("xdp")
+int loop(struct xdp_md *ctx)
+{
+	unsigned char *data = (void *)(long)ctx->data;
+	unsigned char *end = (void *)(long)ctx->data_end;
+	struct state s = { .sum = 0, .stop = 1000 };
+	__u32 n = 10;
+
+	if (data + 2 <= end) {
+		n = data[0];
+		s.stop = data[1];
+	}
+	long done = bpf_loop(n, step, &s, 0);
+	return (__u32)(done | (s.sum << 8));
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+LOOP_PACKETS = [
+    bytes([n, stop]) + bytes(20) for n, stop in ((10, 200), (10, 3), (0, 0), (255, 254))
+]
+
+
+@pytest.mark.requires("clang19")
+def test_bpf_loop_runs_its_callback_in_the_vm(tmp_path: Path) -> None:
+    src = tmp_path / "loop.c"
+    src.write_text(LOOP_C)
+    obj = read_object(_clang(src, tmp_path / "loop.o"))
+    vm = Vm(obj.program("loop"), obj=obj)
+    res = vm.run(packet=LOOP_PACKETS[1])  # stops after i == 3: 4 calls, sum 0+1+4+9
+    assert res.r0 == (14 << 8) | 4
+    assert vm.run(packet=LOOP_PACKETS[0]).r0 == (285 << 8) | 10
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_bpf_loop_matches_the_kernel(tmp_path: Path) -> None:
+    from bpfkit.kernel.collection import load_collection
+
+    src = tmp_path / "loop.c"
+    src.write_text(LOOP_C)
+    obj = read_object(_clang(src, tmp_path / "loop.o"))
+    vm = Vm(obj.program("loop"), obj=obj)
+    with load_collection(obj) as coll:
+        prog = coll.programs["loop"]
+        for pkt in LOOP_PACKETS:
+            assert vm.run(packet=pkt).r0 == prog.test_run(pkt).retval
+
+
+SKB_LOAD_BYTES = """
+    mov %r6, %r1
+    mov %r1, %r6
+    mov %r2, {offset}
+    mov %r3, %r10
+    add %r3, -8
+    mov %r4, 8
+    call 26
+    ldxdw %r1, [%r10-8]
+    mov32 %r0, %r0
+    xor %r0, %r1
+    exit
+"""
+
+
+@pytest.mark.parametrize("offset", [0, 3, 42, 43, 100])
+def test_skb_load_bytes_reads_from_the_network_header(offset: int) -> None:
+    pkt = bytes(range(64))
+    res = Vm(asm(SKB_LOAD_BYTES.format(offset=offset)), prog_type="socket_filter", packet=pkt)
+    r0 = res.run().r0
+    if offset + 8 <= 64 - 14:
+        assert r0 == int.from_bytes(pkt[14 + offset : 22 + offset], "little")
+    else:
+        assert r0 == (-14) & 0xFFFF_FFFF  # -EFAULT, buffer zeroed
+
+
+@pytest.mark.requires("bpf")
+@pytest.mark.parametrize("offset", [0, 3, 42, 43, 100])
+def test_skb_load_bytes_matches_the_kernel(offset: int) -> None:
+    from bpfkit.kernel.program import load_program
+
+    pkt = bytes(range(64))
+    insns = asm(SKB_LOAD_BYTES.format(offset=offset))
+    with load_program(insns, "socket_filter", name="loadbytes") as prog:
+        kernel = prog.test_run(pkt).retval
+    assert Vm(insns, prog_type="socket_filter", packet=pkt).run().r0 & 0xFFFF_FFFF == kernel

@@ -112,6 +112,21 @@ def probe_read_user_str(m: Machine, dst: int, size: int, src: int, a4: int, a5: 
     return _probe_str(m, dst, size, src, True)
 
 
+def skb_load_bytes(m: Machine, skb: int, offset: int, to: int, size: int, a5: int) -> int:
+    """``long bpf_skb_load_bytes(skb, offset, to, len)``: packet bytes from skb->data on."""
+    size &= M32
+    offset &= M32
+    if size:
+        m.memory.check(to, size, True)
+    p = m.ld_packet
+    start = m.ld_offset + offset
+    if p is None or offset > 0x7FFF_FFFF or start + size > p.size:
+        m.memory.write(to, bytes(size))
+        return _err(errno.EFAULT)
+    m.memory.write(to, bytes(p.buf[start : start + size]))
+    return 0
+
+
 def ktime_get_ns(m: Machine, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     """``u64 bpf_ktime_get_ns(void)``: the caller's clock."""
     return m.env.now()
@@ -250,6 +265,7 @@ EMULATED: dict[str, HelperFn] = {
     "bpf_probe_read_str": probe_read_kernel_str,
     "bpf_probe_read_kernel_str": probe_read_kernel_str,
     "bpf_probe_read_user_str": probe_read_user_str,
+    "bpf_skb_load_bytes": skb_load_bytes,
     "bpf_ktime_get_ns": ktime_get_ns,
     "bpf_ktime_get_boot_ns": ktime_get_ns,
     "bpf_trace_printk": trace_printk,

@@ -114,6 +114,8 @@ class Machine:
     # A prog array slot's content to compiled code (for bpf_tail_call).
     load_program: Callable[[object], Code] | None = None
     code_length: int = 0  # slots of the running program (validates code addresses)
+    # Running bpf_loop calls: [callback pc, ctx, iteration, count, return pc].
+    loops: list[list[int]] = field(default_factory=list)
     tail_calls: int = 0
     executed: int = 0
     _may_goto: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -138,7 +140,8 @@ class Machine:
                 slots.append(None)
         n = len(slots)
         closures: list[Closure] = [self._stub("jump into the second half of lddw")] * n
-        stubs: list[Closure] = [self._stub("fell off the end of the program")]
+        # After the program: falling off its end, then the bpf_loop driver (n + 1).
+        stubs: list[Closure] = [self._stub("fell off the end of the program"), _loop_driver(self)]
         bad_targets: dict[tuple[int, int], int] = {}
         problems: list[tuple[int, str]] = []  # what a loader would refuse, by pc
 
@@ -193,6 +196,7 @@ class Machine:
         R[:] = [0] * 11
         R[1], R[2] = r1 & M64, r2 & M64
         self.frames.clear()
+        self.loops.clear()
         self._may_goto.clear()
         self.tail_calls = 0
         self.executed = 0
@@ -216,6 +220,7 @@ class Machine:
                 left -= n + 1
                 code = tc.code
                 self.frames.clear()
+                self.loops.clear()
                 stack0.buf[:] = _ZERO_STACK
                 R[10] = stack0.base + STACK_SIZE
                 pc = 0
@@ -563,6 +568,8 @@ def _call(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
         return local
     if op.key == "kfunc":
         return m._stub(f"kfunc calls are not emulated (BTF id {insn.imm})")
+    if m.helper_names.get(insn.imm) == "bpf_loop":
+        return _bpf_loop(m, nxt)
     fn = m.helpers.get(insn.imm)
     if fn is None:
         name = m.helper_names.get(insn.imm)
@@ -575,6 +582,63 @@ def _call(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
         return nxt
 
     return call
+
+
+BPF_LOOP_MAX = 1 << 23  # BPF_MAX_LOOPS
+_EINVAL, _E2BIG = 22, 7
+
+
+def _bpf_loop(m: Machine, nxt: int) -> Closure:
+    """``long bpf_loop(nr_loops, callback_fn, callback_ctx, flags)``.
+
+    The callback runs as a local call whose return lands on the loop driver (the slot
+    after the program's end), which calls it again or returns to ``nxt``: everything runs
+    in the interpreter's one loop, under its budget.
+    """
+    R = m.regs
+
+    def f() -> int:
+        n, fn, ctx, flags = R[1], R[2], R[3], R[4]
+        if flags:
+            R[0] = -_EINVAL & M64
+            return nxt
+        if n > BPF_LOOP_MAX:
+            R[0] = -_E2BIG & M64
+            return nxt
+        if n == 0:
+            R[0] = 0
+            return nxt
+        t = _code_target(m, fn, m.code_length)
+        if t is None:
+            raise Fault(f"bpf_loop callback {fn:#x} is not a function address (lddw src=4)")
+        m.loops.append([t, ctx, 0, n, nxt])
+        R[1], R[2] = 0, ctx
+        _push_frame(m, m.code_length + 1)
+        return t
+
+    return f
+
+
+def _loop_driver(m: Machine) -> Closure:
+    """Where a bpf_loop callback returns: next iteration, or back after the call."""
+    R = m.regs
+
+    def f() -> int:
+        if not m.loops:
+            raise Fault("return to the bpf_loop driver outside bpf_loop")
+        state = m.loops[-1]
+        t, ctx, i, n, ret = state
+        i += 1
+        if R[0] or i >= n:  # the callback returned 1 (stop), or the count is done
+            m.loops.pop()
+            R[0] = i
+            return ret
+        state[2] = i
+        R[1], R[2] = i, ctx
+        _push_frame(m, m.code_length + 1)
+        return t
+
+    return f
 
 
 def _callx(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
