@@ -594,3 +594,28 @@ def test_skb_load_bytes_matches_the_kernel(offset: int) -> None:
     with load_program(insns, "socket_filter", name="loadbytes") as prog:
         kernel = prog.test_run(pkt).retval
     assert Vm(insns, prog_type="socket_filter", packet=pkt).run().r0 & 0xFFFF_FFFF == kernel
+
+
+@pytest.mark.requires("bpf", "tracepoint", "rustc")
+def test_counter_example_same_map_contents_in_vm_and_kernel(tmp_path: Path) -> None:
+    """examples/counter: the kernel counts this process's openat() calls at the tracepoint;
+    the VM, given this process's identity, counts the same number for the same events."""
+    import os
+
+    from bpfkit.build import build
+    from bpfkit.kernel.session import Session
+
+    obj = read_object(build(ROOT / "examples/counter/counter.rs", tmp_path / "counter.o"))
+    events = 25
+    me = os.getpid()
+    with Session(obj, trace=False) as session:
+        for _ in range(events):
+            os.close(os.open("/dev/null", os.O_RDONLY))
+        kernel = {_bytes(k)[:4]: _bytes(v) for k, v in session.maps["COUNTS"].items()}
+    vm = Vm(obj.program("count_openat"), obj=obj, env=Env(pid=me, tgid=me))
+    for _ in range(events):
+        vm.run()
+    mine = dict(vm.maps["COUNTS"].items())
+    key = me.to_bytes(4, "little")
+    assert mine == {key: events.to_bytes(8, "little")}
+    assert kernel[key] == mine[key]
