@@ -1,0 +1,393 @@
+"""What llvm-mc generates itself from directives: call frames and DWARF line tables.
+
+- ``.cfi_startproc``/``.cfi_endproc`` pairs become ``.eh_frame`` (or ``.debug_frame`` after
+  ``.cfi_sections .debug_frame``): one CIE and one FDE per function; BPF code has no frame
+  moves, so no other ``.cfi_*`` directive is accepted.
+- ``.file N "dir" "name" md5 0x...`` and ``.loc FILE LINE [COLUMN] [options]`` become a
+  DWARF 5 ``.debug_line`` table (its strings in ``.debug_line_str``), encoded the way
+  LLVM's ``MCDwarfLineAddr`` encodes it: one sequence per code section, an entry at the
+  first instruction after each ``.loc``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bpfkit.asm.builder import FK_DATA, Section, Symbol
+from bpfkit.asm.expr import Value, parse_int
+from bpfkit.obj import writer as w
+
+if TYPE_CHECKING:
+    from bpfkit.asm.llvm_asm import Assembler
+
+IS_STMT, BASIC_BLOCK, PROLOGUE_END, EPILOGUE_BEGIN = 1, 2, 4, 8
+LINE_BASE, LINE_RANGE, OPCODE_BASE, MIN_INST = -5, 14, 13, 8
+_STD_LENGTHS = bytes([0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1])
+_MAX_SPECIAL_ADDR = (255 - OPCODE_BASE) // LINE_RANGE
+_FILE = re.compile(
+    r'\s*(\d+)\s+"((?:[^"\\]|\\.)*)"(?:\s+"((?:[^"\\]|\\.)*)")?(?:\s+md5\s+(0[xX][0-9a-fA-F]+))?\s*\Z'
+)
+
+
+@dataclass
+class Entry:
+    """A row of the line table: where, and the source position."""
+
+    offset: int
+    file: int
+    line: int
+    column: int
+    flags: int
+    isa: int
+    discriminator: int
+
+
+@dataclass
+class DwarfState:
+    """Everything the frame and line-table directives collected."""
+
+    root: tuple[str, str, bytes | None] | None = None  # (directory, name, md5) of file 0
+    files: dict[int, tuple[str, int, bytes | None]] = field(default_factory=dict)
+    dirs: list[str] = field(default_factory=list)
+    has_table: bool = False
+    pending: tuple[int, int, int, int, int, int] | None = None
+    stmt: int = IS_STMT  # is_stmt carries over from one .loc to the next
+    lines: dict[int, tuple[Section, list[Entry]]] = field(default_factory=dict)
+    eh_frame: bool = True
+    debug_frame: bool = False
+    frames: list[tuple[Section, int, int]] = field(default_factory=list)
+    open: tuple[Section, int, Any] | None = None
+
+
+def _uleb(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = v & 0x7F
+        v >>= 7
+        out.append(byte | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _sleb(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = v & 0x7F
+        v >>= 7
+        done = (v == 0 and not byte & 0x40) or (v == -1 and byte & 0x40)
+        out.append(byte | (0 if done else 0x80))
+        if done:
+            return bytes(out)
+
+
+# --- directives ----------------------------------------------------------------------
+
+
+def file_directive(a: Assembler, rest: str, base: int) -> None:
+    """``.file N ["dir"] "name" [md5 0x...]``."""
+    m = _FILE.match(rest)
+    if not m:
+        raise a.error('expected \'.file N ["directory"] "name" [md5 0x...]\'', base + 1)
+    number = int(m.group(1))
+    first, second, md5text = m.group(2), m.group(3), m.group(4)
+    directory, name = (first, second) if second is not None else ("", first)
+    md5 = int(md5text, 16).to_bytes(16, "big") if md5text else None
+    st = a.dwarf
+    st.has_table = True
+    if number == 0:
+        st.root = (directory, name, md5)
+        return
+    if not directory:
+        head, tail = os.path.split(name)
+        if tail and head:
+            directory, name = head, tail
+    index = 0
+    if directory:
+        if directory not in st.dirs:
+            st.dirs.append(directory)
+        index = st.dirs.index(directory) + 1
+    st.files[number] = (name, index, md5)
+
+
+def loc_directive(a: Assembler, text: str, col: int) -> None:
+    """``.loc FILE LINE [COLUMN] [basic_block|prologue_end|epilogue_begin|is_stmt N|isa N|discriminator N]``."""
+    words = text.split()[1:]
+    st = a.dwarf
+    try:
+        numbers: list[int] = []
+        while words and words[0][:1].isdigit() and len(numbers) < 3:
+            numbers.append(parse_int(words.pop(0)))
+    except ValueError:
+        raise a.error("malformed .loc", col + 1) from None
+    if len(numbers) < 2:
+        raise a.error("expected '.loc FILE LINE [COLUMN] [options]'", col + 1)
+    number, line = numbers[0], numbers[1]
+    column = numbers[2] if len(numbers) > 2 else 0
+    if number not in st.files and not (number == 0 and st.root is not None):
+        raise a.error(f"unassigned file number {number} in .loc", col + 1)
+    flags = st.stmt
+    isa = discriminator = 0
+    while words:
+        word = words.pop(0)
+        if word == "basic_block":
+            flags |= BASIC_BLOCK
+        elif word == "prologue_end":
+            flags |= PROLOGUE_END
+        elif word == "epilogue_begin":
+            flags |= EPILOGUE_BEGIN
+        elif word in ("is_stmt", "isa", "discriminator") and words and words[0].isdigit():
+            value = int(words.pop(0))
+            if word == "is_stmt":
+                flags = (flags | IS_STMT) if value else (flags & ~IS_STMT)
+            elif word == "isa":
+                isa = value
+            else:
+                discriminator = value
+        else:
+            raise a.error(f"unsupported .loc option '{word}'", col + 1)
+    st.stmt = flags & IS_STMT
+    st.has_table = True
+    st.pending = (number, line, column, flags, isa, discriminator)
+
+
+def line_entry(a: Assembler) -> None:
+    """Called before an instruction is emitted after a ``.loc``: add the row."""
+    st = a.dwarf
+    if st.pending is None:
+        return
+    sec = a.b.current
+    number, line, column, flags, isa, disc = st.pending
+    st.pending = None
+    st.lines.setdefault(id(sec), (sec, []))[1].append(
+        Entry(sec.size, number, line, column, flags, isa, disc)
+    )
+
+
+def cfi_sections(a: Assembler, text: str, col: int) -> None:
+    """``.cfi_sections .eh_frame[, .debug_frame]``."""
+    names = {n.strip() for n in text.split(None, 1)[1].split(",")} if " " in text else set()
+    if not names <= {".eh_frame", ".debug_frame"} or not names:
+        raise a.error("expected '.cfi_sections .eh_frame and/or .debug_frame'", col + 1)
+    a.dwarf.eh_frame = ".eh_frame" in names
+    a.dwarf.debug_frame = ".debug_frame" in names
+
+
+def cfi_startproc(a: Assembler, text: str, col: int) -> None:
+    """``.cfi_startproc``: the start of a function's frame description."""
+    if a.dwarf.open is not None:
+        raise a.error("nested .cfi_startproc", col + 1)
+    a.dwarf.open = (a.b.current, a.b.current.size, a.here(col + 1))
+
+
+def cfi_endproc(a: Assembler, text: str, col: int) -> None:
+    """``.cfi_endproc``."""
+    st = a.dwarf
+    if st.open is None:
+        raise a.error(".cfi_endproc without .cfi_startproc", col + 1)
+    sec, start, _ = st.open
+    if sec is not a.b.current:
+        raise a.error(".cfi_endproc in another section than its .cfi_startproc", col + 1)
+    st.frames.append((sec, start, a.b.current.size))
+    st.open = None
+
+
+def cfi_other(a: Assembler, text: str, col: int) -> None:
+    """Other ``.cfi_*`` directives are refused (BPF code has no frame moves)."""
+    raise a.error(f"unsupported CFI directive '{text.split()[0]}'", col + 1)
+
+
+# --- output ------------------------------------------------------------------------
+
+
+def finish(a: Assembler) -> None:
+    """Emit the frames, then the line table (llvm-mc's order), into their sections."""
+    st = a.dwarf
+    if st.open is not None:
+        raise st.open[2].error("missing .cfi_endproc for this .cfi_startproc")
+    keep = a.b.current
+    if st.frames:
+        if st.eh_frame:
+            _frames(a, eh=True)
+        if st.debug_frame:
+            _frames(a, eh=False)
+    if st.has_table:
+        _line_table(a)
+    a.b.current = keep
+
+
+def _label(sec: Section, offset: int) -> Symbol:
+    return Symbol(".Ltmp.dwarf", sec, offset, True)
+
+
+def _frames(a: Assembler, eh: bool) -> None:
+    e = ">" if a.big_endian else "<"
+    if eh:
+        out = a.b.section(".eh_frame", w.SHT_PROGBITS, w.SHF_ALLOC)
+        # version 1, "zR", code alignment 8, data alignment -4, return register 11,
+        # augmentation data: pointer encoding DW_EH_PE_sdata8; padded to 4 bytes.
+        body = struct.pack(e + "I", 0) + b"\x01zR\0" + bytes([8, 0x7C, 11, 1, 0x0C, 0, 0, 0])
+    else:
+        out = a.b.section(".debug_frame", w.SHT_PROGBITS, 0)
+        # id 0xffffffff, version 4, no augmentation, address size 8, segment size 0,
+        # code alignment 8, data alignment -4, return register 11; padded to 8 bytes.
+        body = b"\xff\xff\xff\xff" + bytes([4, 0, 8, 0, 8, 0x7C, 11, 0])
+    out.align = max(out.align, 8)
+    cie_at = a.b.emit(struct.pack(e + "I", len(body)) + body)
+    for sec, start, end in a.dwarf.frames:
+        here = out.size
+        length = 4 + 8 + 8 + (1 if eh else 0)
+        length += (-(here + 4 + length)) % 8
+        if eh:
+            a.b.emit(struct.pack(e + "II", length, here + 4 - cie_at))
+        else:
+            a.b.emit(struct.pack(e + "I", length))
+            at = a.b.emit(bytes(4))
+            assert out.begin is not None
+            a.b.fixup(FK_DATA, at, Value(out.begin, None, cie_at), 4, None)
+        at = a.b.emit(bytes(8))
+        a.b.fixup(FK_DATA, at, Value(_label(sec, start), None, 0), 8, None)
+        a.b.emit(struct.pack(e + "Q", end - start) + bytes(length - 4 - 16))
+
+
+def _line_table(a: Assembler) -> None:
+    st = a.dwarf
+    e = ">" if a.big_endian else "<"
+    line_sec = a.b.section(".debug_line", w.SHT_PROGBITS, 0)
+    str_sec = a.b.section(".debug_line_str", w.SHT_PROGBITS, w.SHF_MERGE | w.SHF_STRINGS, 1)
+    a.b.current = line_sec
+    strings: dict[str, int] = {}
+    blob = bytearray()
+    refs: list[tuple[int, int]] = []  # (offset in header, string offset)
+
+    def strp(header: bytearray, s: str) -> None:
+        if s not in strings:
+            strings[s] = len(blob)
+            blob.extend(s.encode() + b"\0")
+        refs.append((len(header), strings[s]))
+        header += bytes(4)
+
+    files = st.files
+    root = st.root
+    if root is None:
+        if 1 not in files:
+            raise a.error("a line table needs '.file 0' or '.file 1'", 1)
+        name1, dir1, md51 = files[1]
+        root_entry = (name1, dir1, md51)
+        comp_dir = os.getcwd()
+    else:
+        comp_dir = root[0] or os.getcwd()
+        root_entry = (root[1], 0, root[2])
+    numbered = [files.get(i, ("", 0, None)) for i in range(1, max(files, default=0) + 1)]
+    entries = [root_entry, *numbered]
+    all_md5 = all(md5 is not None for _, _, md5 in entries)
+
+    hdr = bytearray()
+    hdr += bytes([MIN_INST, 1, 1, LINE_BASE & 0xFF, LINE_RANGE, OPCODE_BASE]) + _STD_LENGTHS
+    hdr += bytes([1]) + _uleb(1) + _uleb(0x1F) + _uleb(len(st.dirs) + 1)
+    strp(hdr, comp_dir)
+    for d in st.dirs:
+        strp(hdr, d)
+    hdr += bytes([3 if all_md5 else 2]) + _uleb(1) + _uleb(0x1F) + _uleb(2) + _uleb(0x0F)
+    if all_md5:
+        hdr += _uleb(5) + _uleb(0x1E)
+    hdr += _uleb(len(entries))
+    for name, index, md5 in entries:
+        strp(hdr, name)
+        hdr += _uleb(index)
+        if all_md5 and md5 is not None:
+            hdr += md5
+
+    program = bytearray()
+    addr_fixups: list[tuple[int, Section, int]] = []  # (offset in program, section, offset)
+    for sec, rows in st.lines.values():
+        file_no, last_line, column, flags, isa, disc = 1, 1, 0, IS_STMT, 0, 0
+        last: int | None = None
+        for row in rows:
+            if file_no != row.file:
+                file_no = row.file
+                program += b"\x04" + _uleb(file_no)
+            if column != row.column:
+                column = row.column
+                program += b"\x05" + _uleb(column)
+            if disc != row.discriminator:
+                disc = row.discriminator
+                program += b"\x00" + _uleb(len(_uleb(disc)) + 1) + b"\x04" + _uleb(disc)
+            if isa != row.isa:
+                isa = row.isa
+                program += b"\x0c" + _uleb(isa)
+            if (row.flags ^ flags) & IS_STMT:
+                flags = row.flags
+                program += b"\x06"
+            if row.flags & BASIC_BLOCK:
+                program += b"\x07"
+            if row.flags & PROLOGUE_END:
+                program += b"\x0a"
+            if row.flags & EPILOGUE_BEGIN:
+                program += b"\x0b"
+            delta = row.line - last_line
+            if last is None:
+                program += b"\x00\x09\x02"
+                addr_fixups.append((len(program), sec, row.offset))
+                program += bytes(8)
+                program += _advance(delta, 0)
+            else:
+                program += _advance(delta, row.offset - last)
+            disc = 0
+            last_line, last = row.line, row.offset
+        assert last is not None
+        program += _advance(None, sec.size - last)
+
+    header_length = len(hdr)
+    prefix = struct.pack(e + "H", 5) + bytes([8, 0]) + struct.pack(e + "I", header_length)
+    unit = prefix + hdr + program
+    start = line_sec.size
+    a.b.emit(struct.pack(e + "I", len(unit)) + unit)
+    hdr_at = start + 4 + len(prefix)
+    assert str_sec.begin is not None
+    for off, soff in refs:
+        a.b.fixup(FK_DATA, hdr_at + off, Value(str_sec.begin, None, soff), 4, None)
+    prog_at = hdr_at + len(hdr)
+    for off, sec, secoff in addr_fixups:
+        a.b.fixup(FK_DATA, prog_at + off, Value(_label(sec, secoff), None, 0), 8, None)
+    a.b.current = str_sec
+    a.b.emit(bytes(blob))
+
+
+def _advance(line_delta: int | None, addr_delta: int) -> bytes:
+    """LLVM's encoding of a (line, address) step; ``line_delta`` None ends the sequence."""
+    addr = addr_delta // MIN_INST
+    out = bytearray()
+    if line_delta is None:
+        if addr == _MAX_SPECIAL_ADDR:
+            out.append(0x08)  # DW_LNS_const_add_pc
+        elif addr:
+            out += b"\x02" + _uleb(addr)
+        out += b"\x00\x01\x01"  # DW_LNE_end_sequence
+        return bytes(out)
+    temp = line_delta - LINE_BASE
+    need_copy = False
+    if temp < 0 or temp >= LINE_RANGE or temp + OPCODE_BASE > 255:  # unsigned in LLVM
+        out += b"\x03" + _sleb(line_delta)
+        line_delta = 0
+        temp = -LINE_BASE
+        need_copy = True
+    if line_delta == 0 and addr == 0:
+        out.append(0x01)  # DW_LNS_copy
+        return bytes(out)
+    temp += OPCODE_BASE
+    if addr < 256 + _MAX_SPECIAL_ADDR:
+        opcode = temp + addr * LINE_RANGE
+        if opcode <= 255:
+            out.append(opcode)
+            return bytes(out)
+        opcode = temp + (addr - _MAX_SPECIAL_ADDR) * LINE_RANGE
+        if opcode <= 255:
+            out += bytes([0x08, opcode])
+            return bytes(out)
+    out += b"\x02" + _uleb(addr)
+    out.append(0x01 if need_copy else temp)
+    return bytes(out)
