@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpfkit.build.btf_maps import MapDef, btf_directives, maps_btf
 
@@ -115,3 +117,56 @@ def test_bpftool_reads_the_maps_as_libbpf_declares_them(tmp_path: Path) -> None:
     }
     assert "DATASEC '.maps' size=120 vlen=3" in dump
     assert "offset=80 size=40 (VAR 'BIG')" in dump
+
+
+@pytest.mark.requires("bpftool")
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 33),  # map type
+            st.sampled_from([0, 1, 2, 3, 4, 8, 12, 16, 64]),  # key size
+            st.sampled_from([0, 1, 2, 4, 8, 24, 100]),  # value size
+            st.integers(1, 1 << 20),  # max entries
+            st.integers(0, 1 << 12),  # flags
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_any_maps_read_back_through_bpftool(rows: list[tuple[int, int, int, int, int]]) -> None:
+    import tempfile
+
+    defs = [MapDef(f"M{i}", 40 * i, 40, t, k, v, n, f) for i, (t, k, v, n, f) in enumerate(rows)]
+    with tempfile.NamedTemporaryFile(suffix=".btf") as tmp:
+        tmp.write(maps_btf(defs))
+        tmp.flush()
+        dump = subprocess.run(
+            ["bpftool", "btf", "dump", "file", tmp.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    types = _parse_dump(dump)
+    got = {}
+    for t in types.values():
+        if t["kind"] == "VAR":
+            attrs = t["attrs"]
+            assert isinstance(attrs, dict)
+            members = types[int(attrs["type_id"].rstrip(","))]["members"]
+            assert isinstance(members, list)
+            got[t["name"]] = {name: _c_type(types, tid) for name, tid in members}
+
+    def size_type(n: int) -> str:
+        return f"__u{n * 8} *" if n in (1, 2, 4, 8) else f"unsigned char (*)[{n}]"
+
+    for d in defs:
+        want = {"type": f"int (*)[{d.type}]", "max_entries": f"int (*)[{d.max_entries}]"}
+        if d.key_size:
+            want["key"] = size_type(d.key_size)
+        if d.value_size:
+            want["value"] = size_type(d.value_size)
+        if d.flags:
+            want["map_flags"] = f"int (*)[{d.flags}]"
+        assert got[d.name] == want
+    assert f"DATASEC '.maps' size={40 * len(defs)} vlen={len(defs)}" in dump

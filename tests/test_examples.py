@@ -367,3 +367,18 @@ def test_xdp_count_in_the_vm_agrees_with_the_kernel(built: Path) -> None:
     assert vm_r0 == kernel_r0 == [2] * len(frames)
     assert {k: vm_counts.get(k) for k in range(256)} == kernel_counts
     assert struct.unpack("<Q", kernel_counts[17])[0] == 2
+
+
+@pytest.mark.requires("rustc", "bpf", "tracepoint")
+def test_cli_run_of_the_built_hello_prints_hello_from_rust(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The acceptance, as a user types it: bpfkit build hello.rs, then bpfkit run hello.o."""
+    from bpfkit.cli.main import main
+
+    obj = built / "cli-hello.o"
+    assert main(["build", str(EXAMPLES / "hello" / "hello.rs"), "-o", str(obj)]) == 0
+    _kick(["/bin/true"], times=30)
+    assert main(["run", str(obj), "--count", "3", "--duration", "15"]) == 0
+    out = capsys.readouterr().out
+    assert "hello from rust" in out, out
