@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -362,18 +363,32 @@ CORPUS = sorted(
 )
 
 
-@pytest.mark.requires("bpf", "bpftool")
-@pytest.mark.parametrize("path", CORPUS, ids=[os.path.relpath(p, ROOT) for p in CORPUS])
-def test_loads_whatever_bpftool_loads(path: str) -> None:
+def _bpftool_tags(path: str) -> dict[str, str] | None:
+    """Program name -> tag as ``bpftool prog loadall`` loads ``path``; None if it fails."""
     pin_dir = os.path.join(pins.ensure_bpffs(), f"bpfkit_parity_{os.getpid()}")
     try:
         res = subprocess.run(
             ["bpftool", "prog", "loadall", path, pin_dir], capture_output=True, text=True
         )
+        if res.returncode != 0:
+            return None
+        tags = {}
+        for name in os.listdir(pin_dir) if os.path.isdir(pin_dir) else ():
+            out = subprocess.check_output(
+                ["bpftool", "--json", "prog", "show", "pinned", os.path.join(pin_dir, name)]
+            )
+            tags[name] = json.loads(out)["tag"]
+        return tags
     finally:
         shutil.rmtree(pin_dir, ignore_errors=True)
+
+
+def _check_parity(path: str) -> None:
+    # The kernel's tag hashes the program as loaded (map fds blanked): equal tags mean
+    # bpfkit linked and relocated (sub-programs, globals, CO-RE...) exactly as libbpf did.
+    tags = _bpftool_tags(path)
     obj = read_object(path)
-    if res.returncode != 0:
+    if tags is None:
         if any(m.legacy for m in obj.maps):
             # libbpf 1.0 refuses legacy `maps`; bpfkit must load them.
             with load_collection(obj) as coll:
@@ -382,3 +397,98 @@ def test_loads_whatever_bpftool_loads(path: str) -> None:
     with load_collection(obj) as coll:
         mains = [p.name for p in obj.programs if not p.is_subprog]
         assert sorted(coll.programs) == sorted(mains)
+        mine = {name: prog.info().tag for name, prog in coll.programs.items()}
+    assert mine == tags
+
+
+@pytest.mark.requires("bpf", "bpftool")
+@pytest.mark.parametrize("path", CORPUS, ids=[os.path.relpath(p, ROOT) for p in CORPUS])
+def test_loads_whatever_bpftool_loads(path: str) -> None:
+    _check_parity(path)
+
+
+@pytest.mark.requires("bpf", "bpftool")
+def test_parity_on_the_load_test_programs(built: dict[str, str]) -> None:
+    for name, path in sorted(built.items()):
+        if name != "oob_read":
+            _check_parity(path)
+
+
+VMLINUX_PROG = """
+// libbpf-bootstrap style: vmlinux.h, CO-RE reads, a ring buffer, const volatile config,
+// tp_btf and ksyscall sections.
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+struct event { int pid; int ppid; char comm[16]; char filename[64]; };
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } rb SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8192); __type(key, pid_t);
+         __type(value, u64); } exec_start SEC(".maps");
+const volatile unsigned long long min_duration_ns = 0;
+SEC("tp/sched/sched_process_exec")
+int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	pid_t pid = bpf_get_current_pid_tgid() >> 32;
+	u64 ts = bpf_ktime_get_ns();
+	struct event *e;
+
+	bpf_map_update_elem(&exec_start, &pid, &ts, BPF_ANY);
+	if (min_duration_ns)
+		return 0;
+	e = bpf_ringbuf_reserve(&rb, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	e->pid = pid;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	bpf_probe_read_str(&e->filename, sizeof(e->filename),
+            (void *)ctx + (ctx->__data_loc_filename & 0xFFFF));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *p)
+{
+	pid_t pid = p->tgid;
+
+	bpf_map_delete_elem(&exec_start, &pid);
+	return 0;
+}
+SEC("ksyscall/execve")
+int BPF_KSYSCALL(on_execve, const char *filename)
+{
+	bpf_printk("execve %s", filename);
+	return 0;
+}
+"""
+
+
+@pytest.mark.requires("bpf", "bpftool", "clang19")
+def test_parity_on_a_vmlinux_h_program(tmp_path: Path) -> None:
+    header = subprocess.check_output(
+        ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"]
+    )
+    (tmp_path / "vmlinux.h").write_bytes(header)
+    (tmp_path / "exec.bpf.c").write_text(VMLINUX_PROG)
+    arch = {"x86_64": "x86", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    obj = tmp_path / "exec.bpf.o"
+    subprocess.run(
+        [
+            "clang-19",
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            f"-D__TARGET_ARCH_{arch}",
+            f"-I{tmp_path}",
+            "-c",
+            str(tmp_path / "exec.bpf.c"),
+            "-o",
+            str(obj),
+        ],
+        check=True,
+    )
+    _check_parity(str(obj))
