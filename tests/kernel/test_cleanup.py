@@ -40,30 +40,30 @@ def _perf_fds() -> int:
     return n
 
 
-def _our_prog_ids(name: str) -> set[int]:
-    return {p.id for p in list_programs() if p.name == name}
-
-
-def _state(name: str) -> tuple[set[str], int, set[int], list[str], list[str]]:
+def _state(ids: set[int]) -> tuple[set[str], int, set[int], list[str], list[str]]:
+    """Our fds, perf event fds, which of the programs ``ids`` we loaded are still in the
+    kernel, our tracefs probe entries and instances.  (Programs are told apart by id, not
+    name: other processes may be running these tests at the same time.)"""
     mine = [e for e in tracefs.probe_entries() if f"_{os.getpid()}_" in e]
     ours = [i for i in tracefs.instances() if f"-{os.getpid()}-" in i]
-    return _fds(), _perf_fds(), _our_prog_ids(name), mine, ours
+    alive = ids & {p.id for p in list_programs()}
+    return _fds(), _perf_fds(), alive, mine, ours
 
 
-def _settled(name: str, before: object, timeout: float = 5.0) -> object:
+def _settled(ids: set[int], before: object, timeout: float = 5.0) -> object:
     """Our state once the kernel has freed what we closed: programs go away after an RCU
     grace period, not at close(), so wait for them a little."""
     deadline = time.monotonic() + timeout
     while True:
-        now = _state(name)
+        now = _state(ids)
         if now == before or time.monotonic() > deadline:
             return now
         time.sleep(0.05)
 
 
 def test_200_cycles_leave_nothing() -> None:
-    name = "bpfkit_cleanup"
-    before = _settled(name, None, 0)
+    ids: set[int] = set()
+    before = _state(ids)
     # Detaching the last perf event of a tracepoint waits for RCU grace periods (~50 ms
     # on this kernel); an idle event kept open on the same tracepoint avoids that wait in
     # every cycle without changing what is opened and closed.
@@ -74,16 +74,18 @@ def test_200_cycles_leave_nothing() -> None:
         "anchor",
     )
     with anchor:
-        _cycles(name)
-    assert _settled(name, before) == before
+        _cycles(ids)
+    assert len(ids) == CYCLES + CYCLES // 4
+    assert _settled(ids, before) == before
 
 
-def _cycles(name: str) -> None:
+def _cycles(ids: set[int]) -> None:
     for i in range(CYCLES):
-        # Alternate the ways of attaching: BPF link on a tracepoint, the ioctl path, a raw
-        # tracepoint, and a uprobe through a tracefs entry (every 4th cycle).
+        # Alternate the ways of attaching: BPF link on a tracepoint, the ioctl path, a
+        # tracefs instance, and a raw tracepoint.
         kind = i % 4
-        with load_program(rp.ret(0), ProgType.TRACEPOINT, name=name) as prog:
+        with load_program(rp.ret(0), ProgType.TRACEPOINT, name="bpfkit_cleanup") as prog:
+            ids.add(prog.info().id)
             if kind == 0:
                 with links.attach(prog, parse_spec("tracepoint:syscalls:sys_enter_getppid")):
                     os.getppid()
@@ -98,7 +100,8 @@ def _cycles(name: str) -> None:
                 with tracefs.TraceInstance() as inst:
                     list(inst.pipe.lines(0))
         if kind == 3:
-            with load_program(rp.ret(0), ProgType.RAW_TRACEPOINT, name=name) as raw:
+            with load_program(rp.ret(0), ProgType.RAW_TRACEPOINT, name="bpfkit_cleanup") as raw:
+                ids.add(raw.info().id)
                 with links.attach(raw, parse_spec("raw_tracepoint:sys_enter")):
                     os.getppid()
 
@@ -106,17 +109,18 @@ def _cycles(name: str) -> None:
 @pytest.mark.requires("bpf", "uprobes")
 def test_uprobe_entries_removed_on_exception() -> None:
     """A tracefs probe entry is removed even when the code using it raises."""
-    name = "bpfkit_cleanup"
-    before = _settled(name, None, 0)
+    ids: set[int] = set()
+    before = _state(ids)
     true = "/bin/true"
     for _ in range(5):
         with pytest.raises(RuntimeError):
-            with load_program(rp.ret(0), ProgType.KPROBE, name=name) as prog:
+            with load_program(rp.ret(0), ProgType.KPROBE, name="bpfkit_cleanup") as prog:
+                ids.add(prog.info().id)
                 entry = tracefs.ProbeEntry("uprobe", f"{true}:0x0")
                 with entry, links.attach(prog, parse_spec(f"uprobe:{true}:0x0")):
                     assert any(entry.name in e for e in tracefs.probe_entries())
                     raise RuntimeError("boom")
-    assert _settled(name, before) == before
+    assert _settled(ids, before) == before
 
 
 def test_stale_probe_entries_of_dead_processes_are_removed() -> None:
@@ -131,7 +135,7 @@ def test_stale_probe_entries_of_dead_processes_are_removed() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     name = out.stdout.strip()
     assert name and any(name in e for e in tracefs.probe_entries())
-    assert tracefs.remove_stale_probes() >= 1
+    tracefs.remove_stale_probes()  # (a concurrent bpfkit process may have done it first)
     assert not any(name in e for e in tracefs.probe_entries())
 
 
@@ -146,5 +150,5 @@ def test_stale_instances_of_dead_processes_are_removed() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     name = out.stdout.strip()
     assert name in tracefs.instances()
-    assert tracefs.remove_stale_instances() >= 1
+    tracefs.remove_stale_instances()
     assert name not in tracefs.instances()
