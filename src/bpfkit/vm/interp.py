@@ -16,13 +16,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from bpfkit.errors import VmError
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import OPS, Kind, Op, lookup
 from bpfkit.vm import semantics
 from bpfkit.vm.env import Env
+from bpfkit.vm.maps import VmMap
 from bpfkit.vm.memory import (
     CODE_BASE,
     MAX_FRAMES,
@@ -103,7 +103,7 @@ class Machine:
     regs: list[int] = field(default_factory=lambda: [0] * 11)
     frames: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
     stacks: list[Region] = field(default_factory=list)
-    map_handles: dict[int, Any] = field(default_factory=dict)
+    map_handles: dict[int, VmMap] = field(default_factory=dict)
     env: Env = field(default_factory=Env)
     output: list[str] = field(default_factory=list)  # bpf_trace_printk messages
     ld_packet: Region | None = None  # what LD_ABS/LD_IND read (skb data)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bpfkit.errors import BpfkitError, VmError
 from bpfkit.isa.insn import Insn, decode_all
@@ -91,7 +91,6 @@ class _Setup:
     packet: Region | None = None
     r1: int = 0
     r2: int = 0
-    extra: list[Region] = field(default_factory=list)
 
 
 class Vm:
@@ -111,6 +110,16 @@ class Vm:
         helpers: Mapping[str, HelperFn] | None = None,
         strict: bool = True,
     ) -> None:
+        """Prepare ``program`` to run.
+
+        ``obj``: the object a ProgramSpec comes from (its maps, global data, subprograms).
+        ``maps``: VM maps by name (replacing the object's) or by the number a bare
+        program's ``lddw`` uses.  ``ctx``/``packet``: the context and packet bytes.
+        ``prog_type``: overrides the type the section name implies.  ``env``: the task,
+        clock and memory helpers see.  ``budget``: instructions per run.  ``helpers``:
+        extra emulated helpers by name (``fn(machine, r1, ..., r5) -> r0``).  ``strict``:
+        refuse invalid programs up front (see the module docstring).
+        """
         if budget < 0:
             raise VmError(f"instruction budget must be >= 0, not {budget}")
         self.obj = obj
