@@ -6,7 +6,7 @@ pyelftools and compared: each section's name, type, flags, alignment, entry size
 contents; each symbol's name, section, value, size, binding, type and visibility; each
 relocation's offset, type and symbol.  The files: the hand-written ones in tests/asm
 (every ISA row, directives), the corpus' assembly, ``clang-19 -S -O2`` output of every C
-program (at -mcpu v1..v4), ``llc-19`` output of the examples' IR and rustc's ``--emit=asm``.
+program (at -mcpu v1..v4, with and without -g), ``llc-19`` output of the examples' IR and rustc's ``--emit=asm``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ INCLUDE = "/usr/include/x86_64-linux-gnu"
 
 HAND = sorted(p for p in HERE.glob("*.s") if p.name != "v5_rows.s")
 CORPUS_ASM = sorted(CORPUS.glob("*.s")) if CORPUS.is_dir() else []
-C_SOURCES = sorted(HERE.glob("*.c")) + (sorted(CORPUS.glob("*.c")) if CORPUS.is_dir() else [])
+C_SOURCES = (
+    sorted(HERE.glob("*.c"))
+    + (sorted(CORPUS.glob("*.c")) if CORPUS.is_dir() else [])
+    + sorted(ROOT.glob("examples/*/*.c"))
+)
+EXAMPLES_RS = sorted(ROOT.glob("examples/*/*.rs"))
 IR_SOURCES = sorted(ROOT.glob("examples/*/*.ll"))
 RUST_SOURCES = sorted(HERE.glob("*.rs"))
 
@@ -138,16 +143,20 @@ def test_assembly_files_match_llvm_mc(path: Path, big_endian: bool, tmp_path: Pa
 @pytest.mark.parametrize("source", C_SOURCES, ids=lambda p: p.name)
 def test_clang_output_matches_llvm_mc(source: Path, tmp_path: Path) -> None:
     for cpu in ("v1", "v2", "v3", "v4"):
-        asm = tmp_path / f"{source.stem}_{cpu}.s"
-        subprocess.run(
-            ["clang-19", "-target", "bpf", "-O2", f"-mcpu={cpu}", "-I", INCLUDE, "-S"]
-            + [str(source), "-o", str(asm)],
-            check=True,
-            capture_output=True,
-        )
-        obj = check_same(asm, tmp_path)
-        if cpu == "v4":
-            check_tools_read(obj, tmp_path)
+        for debug in ([], ["-g"]):  # -g: BTF, .BTF.ext, DWARF sections, .loc line tables
+            asm = tmp_path / f"{source.stem}_{cpu}{'_g' if debug else ''}.s"
+            subprocess.run(
+                ["clang-19", "-target", "bpf", "-O2", f"-mcpu={cpu}", "-I", INCLUDE, "-S"]
+                + debug
+                + [str(source), "-o", str(asm)],
+                check=True,
+                capture_output=True,
+            )
+            obj = check_same(asm, tmp_path)
+            if cpu in ("v1", "v4"):
+                check_same(asm, tmp_path, big_endian=True)
+            if cpu == "v4":
+                check_tools_read(obj, tmp_path)
 
 
 def _llc() -> str | None:
@@ -182,6 +191,19 @@ def test_rustc_output_matches_llvm_mc(source: Path, tmp_path: Path) -> None:
     )
     obj = check_same(asm, tmp_path)
     check_tools_read(obj, tmp_path)
+
+
+@pytest.mark.requires("llvm19", "rustc")
+@pytest.mark.parametrize("source", EXAMPLES_RS, ids=lambda p: p.parent.name + "/" + p.name)
+def test_examples_rust_assembly_matches_llvm_mc(source: Path, tmp_path: Path) -> None:
+    """The assembly ``bpfkit build`` gets from rustc for the examples (with bpfkit's prelude)."""
+    from bpfkit.cli.main import main
+
+    asm, obj = tmp_path / (source.stem + ".s"), tmp_path / (source.stem + ".o")
+    assert main(["build", str(source), "--asm", str(asm), "-o", str(obj)]) == 0
+    ours = check_same(asm, tmp_path)
+    assert ours == obj.read_bytes()  # what bpfkit build wrote is our assembler's object
+    check_tools_read(ours, tmp_path)
 
 
 def test_every_isa_row_is_assembled() -> None:
