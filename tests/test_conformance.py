@@ -118,3 +118,38 @@ def test_negative_style_files_raw_bytes_and_reserved_fields() -> None:
     assert not run_test(wrong).passed
     empty = parse("-- result\n0x0\n", "empty.data")
     assert not run_test(empty).passed
+
+
+LDDW_SRC_1 = """# the form of newer suite files: a map section, maps and helpers by name, bare registers
+-- map
+# map_name  type key_size value_size max_entries
+array_map 2 4 4 10
+-- asm
+mov r2, 1
+lddw r1, map_by_fd(array_map)
+stxw [r10-4], r2
+mov r2, r10
+add r2, -4
+call bpf_map_lookup_elem
+jeq r0, 0, fail
+mov r0, 1
+exit
+fail:
+mov r0, 0
+exit
+-- result
+1
+"""
+
+
+def test_map_sections_and_named_helpers() -> None:
+    t = parse(LDDW_SRC_1, "lddw-src-1.data")
+    assert [m.name for m in t.maps] == ["array_map"]
+    o = run_test(t)
+    assert o.passed, str(o)
+    missing = parse(LDDW_SRC_1.replace("map_by_fd(array_map)", "map_by_fd(nope)"), "m.data")
+    assert not run_test(missing).passed  # the suite's negative/missing_map.data
+    bad = parse("-- asm\ncall bpf_not_a_real_helper\nexit\n-- result\n0x11\n", "h.data")
+    assert not run_test(bad).passed  # negative/invalid_helper.data
+    kfunc = parse("-- asm\ncall runtime 0x2a\nexit\n-- result\n0x0\n-- error\n", "k.data")
+    assert run_test(kfunc).passed  # call_runtime.data: a kfunc call must fail
