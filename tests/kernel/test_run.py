@@ -295,3 +295,32 @@ def test_without_privileges_one_sentence() -> None:
     assert proc.stderr.strip().splitlines() == [
         "bpfkit: error: loading BPF programs needs root or CAP_BPF: run bpfkit as root (sudo)"
     ]
+
+
+@pytest.mark.requires("bpf", "tracepoint", "clang19")
+def test_cli_errors_are_one_message(
+    progs: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cases = {
+        ("--program", "nope"): "no program named 'nope'; programs: to_ring",
+        ("--attach", "fentry:do_exit"): "unknown kind 'fentry'",
+        ("--attach", "tracepoint:syscalls:sys_enter_nope"): "sys_enter_nope does not exist",
+    }
+    for extra, message in cases.items():
+        assert main(["run", str(progs["buffers"]), *extra, "--count", "1"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("bpfkit: error: ") and message in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert main(["run", str(tmp_path / "missing.o"), "--count", "1"]) == 1
+    assert "missing.o" in capsys.readouterr().err
+    assert _leftovers(os.getpid()) == []
+
+
+@pytest.mark.requires("bpf", "tracepoint", "clang19")
+def test_run_one_program_by_name(
+    progs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with getppid_loop():
+        assert main(["run", str(progs["buffers"]), "--program", "to_perf", "--count", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("perf[cpu ") for line in lines)
