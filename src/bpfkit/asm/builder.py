@@ -127,7 +127,16 @@ class Builder:
         sec = self.by_name.get((name, ""))
         if sec is None:
             sec = Section(name, type_, flags, entsize)
-            sec.begin = Symbol(name, sec, 0, True, None, w.STT_SECTION)
+            # As in llvm-mc, the section's name names its section symbol: an undefined
+            # symbol of that name mentioned earlier becomes it, later mentions find it.
+            begin = self.symbols.get(name)
+            if begin is not None and not begin.defined and begin.variable is None:
+                begin.section, begin.offset, begin.defined = sec, 0, True
+                begin.binding, begin.type = w.STB_LOCAL, w.STT_SECTION
+            else:
+                begin = Symbol(name, sec, 0, True, w.STB_LOCAL, w.STT_SECTION)
+                self.symbols.setdefault(name, begin)
+            sec.begin = begin
             self.sections.append(sec)
             self.by_name[(name, "")] = sec
         self.current = sec
@@ -212,6 +221,10 @@ class Builder:
                 if b is not None:
                     raise FixupError("expression too complex", where)
                 b = inner.b
+        if a is not None and a.absolute:  # .set sym, constant
+            a, c = None, c + a.offset
+        if b is not None and b.absolute:
+            b, c = None, c - b.offset
         if b is not None:
             if a is None or not (a.defined and b.defined) or a.section is not b.section:
                 raise FixupError(

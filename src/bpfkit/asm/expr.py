@@ -165,7 +165,10 @@ class ExprParser:
         if kind == "id":
             if text == ".":
                 return Value(self.dot(), None, 0), end
-            return Value(self.symbol(text.strip('"')), None, 0), end
+            sym = self.symbol(text.strip('"'))
+            if getattr(sym, "absolute", False) and getattr(sym, "variable", None) is None:
+                return Value(None, None, sym.offset), end  # a constant set earlier (.set/.equ)
+            return Value(sym, None, 0), end
         if text == "(":
             v, pos = self._binary(end, 0)
             close = self._peek(pos)
