@@ -619,3 +619,13 @@ def test_counter_example_same_map_contents_in_vm_and_kernel(tmp_path: Path) -> N
     key = me.to_bytes(4, "little")
     assert mine == {key: events.to_bytes(8, "little")}
     assert kernel[key] == mine[key]
+
+
+def test_unemulated_map_types_load_but_stop_when_used() -> None:
+    from bpfkit.obj.spec import MapSpec
+    from bpfkit.vm import map_from_spec
+
+    stack_traces = map_from_spec(MapSpec("stacks", ".maps", 0, 7, 4, 8, 16))  # STACK_TRACE
+    vm = Vm(with_map(COUNTER), maps={1: stack_traces})  # loads
+    with pytest.raises(VmError, match="map type 7 is not emulated"):
+        vm.run()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import VmError
-from bpfkit.vm.memory import Memory, Region
+from bpfkit.vm.memory import Fault, Memory, Region
 
 if TYPE_CHECKING:
     from bpfkit.obj.spec import DataSpec, MapSpec
@@ -43,6 +43,7 @@ MAP_TYPE_NAMES = {
 }
 
 MAX_ARRAY_BYTES = 256 << 20  # arrays are allocated up front, as in the kernel
+MAX_RECORD = 64 << 20  # ring buffer records the VM is willing to allocate
 
 # Update flags of bpf_map_update_elem.
 BPF_ANY = 0
@@ -288,6 +289,8 @@ class RingBuf(VmMap):
         """``bpf_ringbuf_reserve``: a writable record region, or None when full."""
         if self.memory is None:
             raise VmError(f"map {self.name} is not attached to a VM")
+        if size > MAX_RECORD:
+            raise Fault(f"ringbuf {self.name}: a record of {size} bytes is more than the VM makes")
         if self._used + self._round(size) > self.max_entries:
             return None
         self._used += self._round(size)
@@ -323,6 +326,22 @@ class PerfEventArray(VmMap):
         return [(cpu.to_bytes(4, "little"), data) for cpu, data in self.events]
 
 
+class UnemulatedMap(VmMap):
+    """A map of a type the VM does not emulate: using it stops the program, naming it."""
+
+    def _refuse(self) -> VmError:
+        return Fault(f"map {self.name}: map type {self.type} is not emulated by the VM")
+
+    def lookup(self, key: bytes) -> Region | None:
+        raise self._refuse()
+
+    def update(self, key: bytes, value: bytes, flags: int) -> int:
+        raise self._refuse()
+
+    def delete(self, key: bytes) -> int:
+        raise self._refuse()
+
+
 def _need(spec: MapSpec, value: int | None, what: str) -> int:
     if value is None:
         raise VmError(f"map {spec.name}: the object gives no {what}")
@@ -349,8 +368,8 @@ def map_from_spec(spec: MapSpec) -> VmMap:
         MAP_RINGBUF: lambda: RingBuf(spec.name, n),
     }
     maker = makers.get(t)
-    if maker is None:
-        raise VmError(f"map {spec.name}: map type {t} is not emulated by the VM")
+    if maker is None:  # loading works; the program stops if it uses the map
+        return UnemulatedMap(spec.name, t, ks, vs, n)
     return maker()
 
 
