@@ -194,3 +194,35 @@ def test_user_symbol_errors(binary: Path, tmp_path: Path) -> None:
         symbols.resolve_user_symbol(str(text), "main")
     with pytest.raises(KernelError, match="No such file"):
         symbols.resolve_user_symbol(str(tmp_path / "nope"), "main")
+
+
+def test_run_plans_say_what_cannot_attach() -> None:
+    from bpfkit.kernel.session import choose_programs, plan_programs
+    from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+
+    def prog(name: str, section: str, sub: bool = False) -> ProgramSpec:
+        return ProgramSpec(name, section, 1, 0, (), (), sub)
+
+    with pytest.raises(KernelError, match="names no attach point; say where with --attach"):
+        plan_programs([prog("f", "kprobe")])
+    with pytest.raises(KernelError, match="section 'xdp' is none of them"):
+        plan_programs([prog("f", "xdp")])
+    planned = plan_programs([prog("f", "xdp")], "socket:lo")
+    assert planned[0].plan.point == AttachPoint("socket", "lo")
+    assert planned[0].plan.prog_type == ProgType.SOCKET_FILTER
+    spec = ObjectSpec(
+        "x.o",
+        False,
+        (prog("a", "socket"), prog("h", ".text", True)),
+        (),
+        (),
+        None,
+        None,
+        (),
+        (),
+        {},
+    )
+    assert [p.name for p in choose_programs(spec)] == ["a"]
+    assert [p.name for p in choose_programs(spec, "socket")] == ["a"]
+    with pytest.raises(Exception, match=r"no program named 'h'; programs: a \(socket\)"):
+        choose_programs(spec, "h")

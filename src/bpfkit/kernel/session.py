@@ -74,6 +74,13 @@ def choose_programs(spec: ObjectSpec, program: str | None = None) -> list[Progra
     raise ObjectError(f"{spec.path}: no program named {program!r}; programs: {names}")
 
 
+# Section kinds whose programs `run` can attach (given a target).
+_ATTACHABLE = frozenset(
+    "kprobe kretprobe ksyscall kretsyscall uprobe uretprobe tracepoint tp "
+    "raw_tracepoint raw_tp raw_tracepoint.w raw_tp.w socket".split()
+)
+
+
 def plan_programs(
     programs: list[ProgramSpec], attach: str | None = None, *, kprobes: bool | None = None
 ) -> list[Planned]:
@@ -83,6 +90,13 @@ def plan_programs(
     for p in programs:
         point = explicit or attach_mod.from_section(p.section)
         if point is None:
+            kind = p.section.split("/", 1)[0].removesuffix(".s")
+            if kind not in _ATTACHABLE:
+                raise KernelError(
+                    f"program {p.name}: bpfkit run attaches kprobe, tracepoint, raw "
+                    f"tracepoint, uprobe and socket filter programs; section {p.section!r} "
+                    f"is none of them (load it without attaching: bpfkit load)"
+                )
             raise KernelError(
                 f"program {p.name}: section {p.section!r} names no attach point; "
                 f"say where with --attach ({', '.join(attach_mod.SPEC_FORMS)})"
