@@ -135,14 +135,21 @@ def test_kernel_loads_objects_from_our_assembler(tmp_path: Path) -> None:
     from bpfkit.obj import read_object
 
     sources = [HERE / "hello.llc.s"]
-    for name in ("legacy_maps", "globals", "subprogs", "atomics"):
+    for name, debug in (
+        ("legacy_maps", []),
+        ("globals", []),
+        ("subprogs", []),
+        ("atomics", []),
+        ("xdp_count", ["-g"]),  # BTF-defined maps need the BTF that -g emits
+        ("globals", ["-g"]),
+    ):
         c = CORPUS / f"{name}.c"
         if not c.exists():
             continue
         for cpu in ("v2", "v4"):
-            out = tmp_path / f"{name}_{cpu}.s"
+            out = tmp_path / f"{name}_{cpu}{'_g' if debug else ''}.s"
             subprocess.run(
-                ["clang-19", "-target", "bpf", "-O2", f"-mcpu={cpu}"]
+                ["clang-19", "-target", "bpf", "-O2", f"-mcpu={cpu}", *debug]
                 + ["-I", "/usr/include/x86_64-linux-gnu", "-S", str(c), "-o", str(out)],
                 check=True,
                 capture_output=True,

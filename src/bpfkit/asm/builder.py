@@ -222,9 +222,11 @@ class Builder:
                     raise FixupError("expression too complex", where)
                 b = inner.b
         if a is not None and a.absolute:  # .set sym, constant
-            a, c = None, c + a.offset
+            c += a.offset
+            a = None
         if b is not None and b.absolute:
-            b, c = None, c - b.offset
+            c -= b.offset
+            b = None
         if b is not None:
             if a is None or not (a.defined and b.defined) or a.section is not b.section:
                 raise FixupError(

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bpfkit.asm import dwarf
 from bpfkit.asm.builder import FK_DATA, FixupError, Section, Symbol
 from bpfkit.asm.expr import Value
 from bpfkit.obj import writer as w
@@ -503,14 +504,11 @@ def _align(pow2: bool) -> Callable[[Assembler, str, int], None]:
 
 
 def d_file(a: Assembler, text: str, col: int) -> None:
-    """``.file "name"`` (a FILE symbol); the DWARF form ``.file N ...`` is refused."""
+    """``.file "name"`` (a FILE symbol) or ``.file N ...`` (a line-table file)."""
     rest, base = _args(a, text, col)
     if rest[:1].isdigit():
-        raise a.error(
-            "DWARF line-table directives (.file N / .loc) are not supported; "
-            "compile without -g to assemble with bpfkit",
-            base + 1,
-        )
+        dwarf.file_directive(a, rest, base)
+        return
     name = _string(a, rest, base).decode("utf-8", "replace")
     a.b.files.append((name, 0 if not a.b.files else len(a.b.registered)))
 
@@ -530,55 +528,6 @@ def d_addrsig_sym(a: Assembler, text: str, col: int) -> None:
     a.b.addrsig.append(sym)
 
 
-def d_cfi_startproc(a: Assembler, text: str, col: int) -> None:
-    """``.cfi_startproc``: the start of a function's frame description."""
-    if a.cfi_open is not None:
-        raise a.error("nested .cfi_startproc", col + 1)
-    a.cfi_open = (a.b.current, a.b.current.size, a.here(col + 1))
-
-
-def d_cfi_endproc(a: Assembler, text: str, col: int) -> None:
-    """``.cfi_endproc``."""
-    if a.cfi_open is None:
-        raise a.error(".cfi_endproc without .cfi_startproc", col + 1)
-    sec, start, _ = a.cfi_open
-    if sec is not a.b.current:
-        raise a.error(".cfi_endproc in another section than its .cfi_startproc", col + 1)
-    a.frames.append((sec, start, a.b.current.size))
-    a.cfi_open = None
-
-
-def d_cfi_other(a: Assembler, text: str, col: int) -> None:
-    """Other ``.cfi_*`` directives are refused (BPF code has no frame moves)."""
-    raise a.error(f"unsupported CFI directive '{text.split()[0]}'", col + 1)
-
-
-def finish_frames(a: Assembler) -> None:
-    """Write ``.eh_frame`` (one CIE, one FDE per function) as llvm-mc does for BPF."""
-    if not a.frames:
-        return
-    e = ">" if a.big_endian else "<"
-    keep = a.b.current
-    eh = a.b.section(".eh_frame", w.SHT_PROGBITS, w.SHF_ALLOC)
-    eh.align = max(eh.align, 8)
-    # CIE: version 1, "zR", code alignment 8, data alignment -4, return register 11,
-    # pointer encoding DW_EH_PE_sdata8, no initial instructions (padded with DW_CFA_nop).
-    body = struct.pack(e + "I", 0) + bytes([1]) + b"zR\0" + bytes([8, 0x7C, 11, 1, 0x0C, 0, 0, 0])
-    cie_at = a.b.emit(struct.pack(e + "I", len(body)) + body)
-    for i, (sec, start, end) in enumerate(a.frames):
-        here = eh.size
-        # An FDE is padded (DW_CFA_nop) to 4 bytes, the last one to 8 (LLVM's rule).
-        align = 8 if i == len(a.frames) - 1 else 4
-        length = 4 + 8 + 8 + 1
-        length += (-(here + 4 + length)) % align
-        a.b.emit(struct.pack(e + "II", length, here + 4 - cie_at))
-        begin = Symbol(".Lcfi_begin", sec, start, True)  # type: ignore[arg-type]
-        fdeoff = a.b.emit(bytes(8))
-        a.b.fixup(FK_DATA, fdeoff, Value(begin, None, 0), 8, None)
-        a.b.emit(struct.pack(e + "Q", end - start) + bytes(length - 20))
-    a.b.current = keep
-
-
 def d_ident(a: Assembler, text: str, col: int) -> None:
     """``.ident "text"``: a string in ``.comment``."""
     rest, base = _args(a, text, col)
@@ -588,19 +537,6 @@ def d_ident(a: Assembler, text: str, col: int) -> None:
     a.b.section(".comment", w.SHT_PROGBITS, w.SHF_MERGE | w.SHF_STRINGS, 1)
     a.b.emit((b"" if exists else b"\0") + data + b"\0")
     a.b.current = keep
-
-
-def d_ignore(a: Assembler, text: str, col: int) -> None:
-    """Directives with no effect on the object (``.loc`` is refused elsewhere)."""
-
-
-def d_loc(a: Assembler, text: str, col: int) -> None:
-    """``.loc``: refused (DWARF line tables are not generated)."""
-    raise a.error(
-        "DWARF line-table directives (.file N / .loc) are not supported; "
-        "compile without -g to assemble with bpfkit",
-        col + 1,
-    )
 
 
 HANDLERS: dict[str, Callable[[Assembler, str, int], None]] = {
@@ -640,11 +576,12 @@ HANDLERS: dict[str, Callable[[Assembler, str, int], None]] = {
     ".uleb128": _leb(False),
     ".sleb128": _leb(True),
     ".file": d_file,
-    ".loc": d_loc,
+    ".loc": dwarf.loc_directive,
     ".addrsig": d_addrsig,
     ".addrsig_sym": d_addrsig_sym,
-    ".cfi_startproc": d_cfi_startproc,
-    ".cfi_endproc": d_cfi_endproc,
+    ".cfi_startproc": dwarf.cfi_startproc,
+    ".cfi_endproc": dwarf.cfi_endproc,
+    ".cfi_sections": dwarf.cfi_sections,
     ".ident": d_ident,
 }
 for _n, _s in _DATA_SIZES.items():
@@ -659,7 +596,6 @@ for _c in (
     "remember_state",
     "restore_state",
     "adjust_cfa_offset",
-    "sections",
     "personality",
     "lsda",
     "undefined",
@@ -670,4 +606,4 @@ for _c in (
     "return_column",
     "window_save",
 ):
-    HANDLERS[".cfi_" + _c] = d_cfi_other
+    HANDLERS[".cfi_" + _c] = dwarf.cfi_other

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, cast
 
-from bpfkit.asm import directives, fastpath
+from bpfkit.asm import directives, dwarf, fastpath
 from bpfkit.asm.builder import FK_CALL, FK_JUMP16, FK_JUMP32, FK_LDDW, Builder, FixupError
 from bpfkit.asm.expr import ExprError, ExprParser, Value, parse_int
 from bpfkit.asm.llvm_syntax import PATTERNS, Pattern, SyntaxProblem, tokenize
@@ -102,8 +102,7 @@ class Assembler:
         self.raw = ""
         self.column = 1
         self.expr = ExprParser(self.b.use, self._dot)
-        self.cfi_open: tuple[object, int, Where] | None = None
-        self.frames: list[tuple[object, int, int]] = []
+        self.dwarf = dwarf.DwarfState()
         self.section_stack: list[tuple[Any, Any]] = []
         self.previous: object = None
         self.handlers: dict[str, Callable[[Assembler, str, int], None]] = directives.HANDLERS
@@ -150,7 +149,11 @@ class Assembler:
             if not stripped:
                 continue
             done = cache.get(stripped)
-            if done is not None and self.b.current.type != w.SHT_NOBITS:
+            if (
+                done is not None
+                and self.b.current.type != w.SHT_NOBITS
+                and self.dwarf.pending is None
+            ):
                 self.b.current.data += done  # the same instruction text as before
                 continue
             self.lineno, self.raw = lineno, raw
@@ -167,9 +170,7 @@ class Assembler:
                     self.statement(line[:end], start)
             else:
                 self.statement(line, 0)
-        if self.cfi_open is not None:
-            raise self.cfi_open[2].error("missing .cfi_endproc for this .cfi_startproc")
-        directives.finish_frames(self)
+        dwarf.finish(self)
         try:
             return self.b.finish()
         except FixupError as e:
@@ -224,6 +225,8 @@ class Assembler:
         (:mod:`bpfkit.asm.fastpath`); otherwise, and to report any error precisely, the
         full tokenizer runs.  Constant-only lines are remembered by their text.
         """
+        if self.dwarf.pending is not None:
+            dwarf.line_entry(self)
         key_shape, parts = fastpath.shape(text)
         plan = self._plans.get(key_shape, _UNSEEN)
         if plan is not None and plan is not _UNSEEN:
