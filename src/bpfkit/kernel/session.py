@@ -33,6 +33,7 @@ from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+from bpfkit.syscalls.causes import CAP_BPF, CAP_SYS_ADMIN, effective_caps
 from bpfkit.uapi import MapType
 
 
@@ -107,16 +108,12 @@ def plan_programs(
 
 def has_privileges() -> bool:
     """True if this process may load BPF programs: CAP_BPF or CAP_SYS_ADMIN in its
-    effective set (root has both unless they were dropped)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    caps = int(line.split()[1], 16)
-                    return bool(caps & ((1 << 39) | (1 << 21)))  # CAP_BPF, CAP_SYS_ADMIN
-    except OSError:
-        pass
-    return os.geteuid() == 0
+    effective set.  (Unlike :func:`bpfkit.kernel.features.privileged`, root whose
+    capabilities were dropped counts as unprivileged: the kernel checks capabilities.)"""
+    caps = effective_caps()
+    if caps == 0 and not os.path.exists("/proc/self/status"):
+        return os.geteuid() == 0  # no /proc: trust the uid
+    return bool(caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)))
 
 
 class Session:
