@@ -324,3 +324,10 @@ def test_run_one_program_by_name(
         assert main(["run", str(progs["buffers"]), "--program", "to_perf", "--count", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line.startswith("perf[cpu ") for line in lines)
+
+
+@pytest.mark.requires()
+def test_run_vm_delegates_to_the_vm(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bpfkit run --vm` runs in bpfkit's userspace VM: no kernel, no privileges."""
+    assert main(["run", "--vm", str(HELLO)]) == 0
+    assert "hello from rust" in capsys.readouterr().out
