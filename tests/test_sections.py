@@ -82,3 +82,10 @@ def test_every_row_matches_itself() -> None:
         assert section_type(d.name).definition == d, d.prefix
         if d.extensible:
             assert section_type(d.name + "/x").definition == d
+
+
+def test_question_mark_means_not_loaded_by_default() -> None:
+    t = section_type("?socket")
+    assert t.prog_type == P.SOCKET_FILTER and not t.autoload
+    assert section_type("?kprobe/x").extras == "x"
+    assert section_type("socket").autoload

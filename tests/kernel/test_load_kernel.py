@@ -211,6 +211,35 @@ def test_core_relocations_follow_the_kernel_types(built: dict[str, str]) -> None
         load_collection(obj, programs=["poisoned"])
 
 
+def test_programs_sharing_a_section_and_sub_programs(built: dict[str, str]) -> None:
+    with load_collection(read_object(built["multi"])) as coll:
+        assert set(coll.programs) == {"first", "second"}
+        assert coll.programs["first"].test_run(bytes(60)).retval == 2  # XDP_PASS
+        assert coll.programs["second"].test_run(bytes(60)).retval == 2
+        assert coll.maps[".data.counters"].typed(key=int, value=int)[0] == 8
+
+
+def test_question_mark_sections_load_only_when_named(tmp_path: Path) -> None:
+    src = tmp_path / "opt.c"
+    src.write_text(
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+        'SEC("socket") int always(void *ctx) { return 1; }\n'
+        'SEC("?socket") int optional(void *ctx) { return 2; }\n'
+        'char _license[] SEC("license") = "GPL";\n'
+    )
+    obj_path = tmp_path / "opt.o"
+    inc = f"-I/usr/include/{os.uname().machine}-linux-gnu"
+    subprocess.run(
+        ["clang-19", "-O2", "-target", "bpf", inc, "-c", str(src), "-o", str(obj_path)],
+        check=True,
+    )
+    obj = read_object(obj_path)
+    with load_collection(obj) as coll:
+        assert set(coll.programs) == {"always"}
+    with load_collection(obj, programs=["optional"]) as coll:
+        assert coll.programs["optional"].test_run(bytes(64)).retval == 2
+
+
 def test_unknown_program_and_section(built: dict[str, str]) -> None:
     obj = read_object(built["globals"])
     with pytest.raises(ObjectError, match="no program named 'nope'"):

@@ -555,7 +555,12 @@ def load_collection(
     from bpfkit.kernel.program import prog_type_number
 
     mains = [p for p in obj.programs if not p.is_subprog]
-    wanted = list(programs) if programs is not None else [p.name for p in mains]
+    # "?type" sections (libbpf 1.0) are loaded only when named.
+    wanted = (
+        list(programs)
+        if programs is not None
+        else [p.name for p in mains if not p.section.startswith("?")]
+    )
     by_name = {p.name: p for p in mains}
     for name in wanted:
         if name not in by_name:

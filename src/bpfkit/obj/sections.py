@@ -11,6 +11,7 @@ seed still use are accepted too, in two more passes when the strict pass finds n
 1. ``type/suffix`` for an exact-match type (``socket/1``, ``xdp/my_prog``, ``perf_event/x``);
 2. a plain prefix as libbpf < 1.0 matched it (``socket1``, ``xdp_drop``, ``kprobe__x``).
 
+``?socket`` (libbpf 1.0) is ``socket`` not loaded unless asked for by name.
 ``kprobe/SyS_clone`` needs nothing special here (``kprobe+``); resolving ``SyS_`` to this
 kernel's symbol is the attach layer's job.  An unknown name raises ObjectError listing the
 supported ones.
@@ -58,6 +59,7 @@ class SectionType:
     definition: SectionDef
     extras: str  # "SyS_clone" for "kprobe/SyS_clone"; "" when none
     legacy: bool = False  # matched only by a pre-1.0 libbpf rule
+    autoload: bool = True  # False for "?type": loaded only when asked for by name
 
     @property
     def prog_type(self) -> int:
@@ -206,7 +208,12 @@ def _strict(name: str) -> SectionType | None:
 
 
 def section_type(name: str) -> SectionType:
-    """What section ``name`` means (see the module docstring); ObjectError if unknown."""
+    """What section ``name`` means (see the module docstring); ObjectError if unknown.
+
+    A leading ``?`` (libbpf 1.0) marks a program that is not loaded by default."""
+    if name.startswith("?"):
+        t = section_type(name[1:])
+        return SectionType(name, t.definition, t.extras, t.legacy, autoload=False)
     found = _strict(name)
     if found is not None:
         return found
