@@ -85,3 +85,31 @@ def test_offsets_follow_the_target_layout(tmp_path: Path) -> None:
     insns = patched.program("prog").insns
     assert any(i.opcode == 0x85 and i.imm & 0xFFFFFFFF == POISON_HELPER for i in insns)
     assert patched.program("prog").insns != local_obj.program("prog").insns
+
+
+RESIZE_TARGET = """
+struct pair { long pad; unsigned long wide; int narrow; };
+struct pair p_used;
+"""
+
+RESIZE_LOCAL = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct pair { unsigned int wide; int narrow; } __attribute__((preserve_access_index));
+SEC("tp_btf/x") int prog(struct pair *p) { return p->wide + p->narrow; }
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("clang19")
+def test_loads_take_the_kernel_field_size(tmp_path: Path) -> None:
+    target_obj = read_object(_compile(tmp_path, "rt", RESIZE_TARGET))
+    local_obj = read_object(_compile(tmp_path, "rl", RESIZE_LOCAL))
+    assert target_obj.btf and local_obj.btf and local_obj.btf_ext
+    local = parse_btf(local_obj.btf)
+    ext = parse_btf_ext(local_obj.btf_ext, btf=local)
+    patched, _ = apply_core(local_obj, local, ext, parse_btf(target_obj.btf))
+    loads = [(i.opcode, i.off) for i in patched.program("prog").insns if i.opcode & 7 == 1]
+    # unsigned int wide (4 bytes at 0) becomes the kernel's 8 bytes at 8: ldxdw;
+    # int narrow stays a 4-byte load, now at 16.
+    assert sorted(loads) == [(0x61, 16), (0x79, 8)]

@@ -48,6 +48,9 @@ class CoreResult:
     relo: CoreRelo
     value: int | None
     why: str  # "task_struct.real_parent.tgid -> offset 2440" or the reason for failing
+    field_size: int = 0  # FIELD_BYTE_OFFSET: the kernel field's size (loads are resized)
+    signed: bool = False
+    local_size: int = 0  # the field's size as compiled
 
 
 def essential_name(name: str) -> str:
@@ -223,7 +226,10 @@ def resolve(local: Btf, targets: _Targets, relo: CoreRelo) -> CoreResult:
             raise ObjectError(f"CO-RE relocation {text}: kernel types disagree ({offsets})")
         bits, size, signed = results.pop()
         if kind == K.FIELD_BYTE_OFFSET:
-            value = bits // 8
+            root, _, _ = _local_path(local, relo)
+            mine = _match_field(local, root, path)
+            local_size = mine[1] if mine else 0
+            return CoreResult(relo, bits // 8, f"{text} -> {bits // 8}", size, signed, local_size)
         elif kind == K.FIELD_BYTE_SIZE:
             value = size
         elif kind == K.FIELD_SIGNED:
@@ -232,6 +238,24 @@ def resolve(local: Btf, targets: _Targets, relo: CoreRelo) -> CoreResult:
             return CoreResult(relo, 0, f"{text}: bitfield shift kept as compiled")
         return CoreResult(relo, value, f"{text} -> {value}")
     raise ObjectError(f"CO-RE relocation kind {kind} is not supported")
+
+
+_SIZE_BITS = {4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18}
+
+
+def _resize(insn: Insn, res: CoreResult) -> Insn:
+    """A load of a field whose size differs in the kernel reads the kernel's size, as
+    libbpf does for unsigned fields (a load zero-extends, so signed ones cannot be)."""
+    if (
+        res.relo.kind != K.FIELD_BYTE_OFFSET
+        or insn.opcode & 0x07 != _CLASS_LDX
+        or res.field_size not in _SIZE_BITS
+        or res.signed
+        or res.field_size == res.local_size
+        or _SIZE_BITS.get(res.local_size) != insn.opcode & 0x18  # a partial read: keep it
+    ):
+        return insn
+    return replace(insn, opcode=(insn.opcode & ~0x18) | _SIZE_BITS[res.field_size])
 
 
 def _patch(insn: Insn, value: int | None) -> Insn:
@@ -296,5 +320,5 @@ def _apply(
         at = index.get((r.insn_off - p.offset) // 8)
         if at is None:
             raise ObjectError(f"CO-RE relocation at {p.section}+{r.insn_off}: not an instruction")
-        insns[at] = _patch(insns[at], res.value)
+        insns[at] = _resize(_patch(insns[at], res.value), res)
     return replace(p, insns=tuple(insns))
