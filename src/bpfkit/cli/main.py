@@ -15,18 +15,45 @@ from collections.abc import Sequence
 
 from bpfkit.errors import BpfkitError
 
-# Command modules, in the order `bpfkit --help` lists them.
-COMMANDS: tuple[str, ...] = ("build", "asm", "explain", "dump", "run", "trace", "load", "prog", "test_run", "vm", "btf")
+# Command modules, in the order `bpfkit --help` lists them.  A module `x_y` registers the
+# command `x-y`.
+COMMANDS: tuple[str, ...] = (
+    "build",
+    "asm",
+    "explain",
+    "dump",
+    "run",
+    "trace",
+    "load",
+    "prog",
+    "test_run",
+    "vm",
+    "btf",
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole argument parser."""
+def _wanted(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command modules to import for ``argv``: just the one named, if any.
+
+    Importing every command costs a few hundred milliseconds (the kernel layer, rich, ...),
+    which a one-shot command like ``bpfkit dump`` should not pay.
+    """
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        name = arg.replace("-", "_")
+        return (name,) if name in COMMANDS else COMMANDS
+    return COMMANDS
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser (with only the command named in ``argv``, if one is)."""
     parser = argparse.ArgumentParser(
         prog="bpfkit", description="Build, read, explain, run and load eBPF programs."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if argv is None else _wanted(argv):
         module = importlib.import_module(f"bpfkit.cli.{name}")
         module.register(sub)
     return parser
@@ -34,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv``; return the exit status."""
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
