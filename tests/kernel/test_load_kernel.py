@@ -359,6 +359,14 @@ def test_cli_test_run(
     out = capsys.readouterr().out
     assert "retval: 2 (0x2)" in out and "duration:" in out and "data_out: 60 bytes" in out
     assert "0000  00 01 02 03" in out
+    assert (
+        main(["test-run", built["globals"], "--program", "globals", "--packet", str(pkt), "--maps"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"retval: {46 * 3 + 5 + 1} " in out  # skb->len is 60 - 14
+    assert "map counts (hash): 1 entries\n  01000000: 0100000000000000" in out
+    assert "map .rodata (array): 1 entries\n  00000000: 03000000" in out
     assert main(["test-run", built["globals"], "--packet", str(pkt)]) == 1
     assert "choose one with --program" in capsys.readouterr().err
 

@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--packet", metavar="FILE", help="input packet (raw bytes; - for stdin)")
     p.add_argument("--hex", action="store_true", help="FILE holds hex text, not raw bytes")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="run N times (timing)")
+    p.add_argument("--maps", action="store_true", help="print the object's maps after the run")
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
     p.set_defaults(func=run)
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from bpfkit.cli.load import print_verifier_log
     from bpfkit.kernel.collection import load_collection
     from bpfkit.kernel.features import require_privileges
-    from bpfkit.kernel.render import render_test_run
+    from bpfkit.kernel.render import render_maps, render_test_run
     from bpfkit.obj import read_object
 
     if args.repeat < 1:
@@ -80,4 +81,6 @@ def run(args: argparse.Namespace) -> int:
     with coll:
         result = coll.programs[name].test_run(data, repeat=args.repeat)
         print(render_test_run(result, program=name, repeat=args.repeat))
+        if args.maps and coll.maps:
+            print(render_maps(coll.maps))
     return 0

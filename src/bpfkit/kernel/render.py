@@ -5,6 +5,7 @@ API::
     render_collection(coll) -> str          # what `bpfkit load` prints
     render_programs(infos) -> str           # what `bpfkit prog list` prints
     render_test_run(result) -> str          # what `bpfkit test-run` prints
+    render_maps(maps, limit=32) -> str      # non-empty entries, keys and values in hex
     hexdump(data) -> str
     log_tail(log, lines=20) -> str
 """
@@ -13,11 +14,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from bpfkit.errors import KernelError
 from bpfkit.kernel.collection import Collection
 from bpfkit.kernel.info import ProgramInfo
+from bpfkit.kernel.maps import Map
 from bpfkit.kernel.program import TestRunResult
+from bpfkit.uapi import MapType
+
+# Maps whose entries user space cannot read as key/value pairs.
+_OPAQUE = {
+    MapType.PERF_EVENT_ARRAY,
+    MapType.RINGBUF,
+    MapType.USER_RINGBUF,
+    MapType.PROG_ARRAY,
+    MapType.ARRAY_OF_MAPS,
+    MapType.HASH_OF_MAPS,
+    MapType.STACK_TRACE,
+}
 
 
 def hexdump(data: bytes, width: int = 16) -> str:
@@ -103,3 +118,24 @@ def render_test_run(result: TestRunResult, *, program: str = "", repeat: int = 1
     if result.data_out:
         lines.append(hexdump(result.data_out))
     return "\n".join(lines)
+
+
+def render_maps(maps: Mapping[str, Map], limit: int = 32) -> str:
+    """Each map's non-empty entries, one a line (keys and values in hex), like the VM's
+    ``--maps`` output; array slots that are all zero are left out."""
+    out = []
+    for name, m in maps.items():
+        if m.type in _OPAQUE:
+            out.append(f"map {name} ({m.type_name}): not readable as entries")
+            continue
+        try:
+            items = [(k, v) for k, v in m.items_raw() if any(v)]
+        except KernelError as e:
+            out.append(f"map {name} ({m.type_name}): {e}")
+            continue
+        out.append(f"map {name} ({m.type_name}): {len(items)} entries")
+        for k, v in items[:limit]:
+            out.append(f"  {k.hex()}: {v.hex()}")
+        if len(items) > limit:
+            out.append(f"  ... {len(items) - limit} more")
+    return "\n".join(out)
