@@ -85,17 +85,18 @@ def run(args: argparse.Namespace) -> int:
             _print_log(e, args.verbose)
             raise
         with session:
-            for note in session.notes:
-                print(f"bpfkit: {note}", file=sys.stderr)
-            names = ", ".join(f"{p.program.name} -> {p.plan.point}" for p in session.planned)
-            if args.verbose or args.count is None:
-                print(f"bpfkit: attached {names}", file=sys.stderr)
             try:
+                # Ctrl-C from here on ends the stream; maps are still printed, all detached.
+                for note in session.notes:
+                    print(f"bpfkit: {note}", file=sys.stderr)
+                names = ", ".join(f"{p.program.name} -> {p.plan.point}" for p in session.planned)
+                if args.verbose or args.count is None:
+                    print(f"bpfkit: attached {names}", file=sys.stderr, flush=True)
                 if trace:
                     for event in session.events(count=args.count, duration=args.duration):
                         print(event.render(), flush=True)
             except KeyboardInterrupt:
-                pass  # Ctrl-C ends the stream; maps are still printed and all detached
+                pass
             if session.stats.lost:
                 print(f"bpfkit: {session.stats.lost} trace events lost", file=sys.stderr)
             if args.maps:
