@@ -308,8 +308,23 @@ class Builder:
     def finish(self) -> bytes:
         """Resolve fixups, compute sizes and write the ELF object."""
         relocs: dict[int, list[tuple[int, int, Symbol]]] = {}
+        off16 = struct.Struct(">h" if self.big_endian else "<h").pack_into
         for sec in self.sections:
+            data = sec.data
             for fx in sec.fixups:
+                t = fx.value.a
+                if (  # the common case first: a jump to a local label of this section
+                    fx.kind == FK_JUMP16
+                    and t is not None
+                    and t.section is sec
+                    and fx.value.b is None
+                    and t.variable is None
+                    and t.binding is None
+                ):
+                    rel = (t.offset + fx.value.c - fx.offset - 8) >> 3
+                    if -0x8000 <= rel <= 0x7FFF:
+                        off16(data, fx.offset + 2, rel)
+                        continue
                 v = self.resolve(fx.value, fx.where)
                 a, c = v.a, v.c
                 pcrel = fx.kind in (FK_CALL, FK_JUMP16, FK_JUMP32)
