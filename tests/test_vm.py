@@ -287,3 +287,15 @@ def test_xdp_context_points_at_the_packet() -> None:
     """
     res = Vm(assemble_mnemonic(text), packet=b"\x01\x02\x03\x04rest", prog_type="xdp").run()
     assert res.r0 == 0x04030201 and res.packet == b"DCBArest"
+
+
+@pytest.mark.parametrize(
+    ("imm", "index"),
+    [(-0x100000, 14), (-0x100000 + 3, 17), (-0x200000, 0), (-0x200000 + 13, 13), (0, 14), (2, 16)],
+)
+def test_ld_abs_header_offsets(imm: int, index: int) -> None:
+    """SKF_NET_OFF / SKF_LL_OFF: offsets from the network and link-layer headers
+    (values checked against the kernel's BPF_PROG_TEST_RUN on Linux 6.18)."""
+    pkt = bytes(range(100, 164))
+    prog = assemble_mnemonic(f"mov %r6, %r1\nldabsb {imm}\nexit")
+    assert Vm(prog, packet=pkt, prog_type="socket_filter").run().r0 == pkt[index]

@@ -172,7 +172,11 @@ class Gen:
             size = r.choice(["b", "h", "w"])
             n = {"b": 1, "h": 2, "w": 4}[size]
             out: list[Insn]
-            if r.random() < 0.5:
+            c = r.random()
+            if c < 0.1:  # negative offsets address the network / link-layer header
+                base = r.choice([-0x100000, -0x200000])
+                out = [ins("ldabs" + size, imm=base + r.randint(-2, 20))]
+            elif c < 0.5:
                 out = [ins("ldabs" + size, imm=r.randint(0, PACKET_LEN - 14 + 2) - 1)]
             else:
                 s = r.choice([1, 2, 3, 4, 5, 9])
