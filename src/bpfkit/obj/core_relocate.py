@@ -17,6 +17,7 @@ compiled.  Pure: both BTFs are given; nothing here reads the kernel.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -77,6 +78,13 @@ class _Targets:
         name = essential_name(local.name)
         want = _kind_group(local.kind)
         return [t for t in self.by_name.get(name, []) if _kind_group(t.kind) == want]
+
+
+@functools.lru_cache(maxsize=4)
+def _targets_for(target: Btf) -> _Targets:
+    # Indexing the kernel's ~100k types takes tens of milliseconds: once per target BTF
+    # (the kernel's is parsed once per process), not once per object.
+    return _Targets(target)
 
 
 def _kind_group(kind: T.Kind) -> str:
@@ -287,7 +295,7 @@ def apply_core(
     names = None if programs is None else set(programs)
     if not any(ext.core_relos.values()):
         return obj, []
-    targets = _Targets(target)
+    targets = _targets_for(target)
     results: list[CoreResult] = []
     out: list[ProgramSpec] = []
     for p in obj.programs:
