@@ -143,3 +143,29 @@ def test_invalid_map_says_why() -> None:
     assert "BPF_MAP_CREATE" in str(ei.value) and "EINVAL" in str(ei.value)
     with pytest.raises(KernelError, match="unknown map type 'nope'"):
         create_map("nope", 4, 4, 1)
+
+
+def test_iteration_survives_keys_deleted_meanwhile() -> None:
+    # A running program may delete entries while user space walks the map: items() and
+    # values() skip them instead of raising KeyError as Mapping's default views would.
+    with create_map("hash", 4, 4, 16, key=int, value=int) as m:
+        for k in range(10):
+            m[k] = k * 10
+        seen: dict[int, int] = {}
+        deleted: set[int] = set()
+        for k, v in m.items():
+            seen[k] = v
+            victim = next((o for o in m if o not in seen), None)
+            if victim is not None:
+                del m[victim]
+                deleted.add(victim)
+        assert seen and deleted and not seen.keys() & deleted
+        assert all(v == k * 10 for k, v in seen.items())
+        assert sorted(m.values()) == sorted(k * 10 for k in m)
+
+
+def test_unencodable_keys_are_not_in_the_map() -> None:
+    with create_map("hash", 4, 4, 4, key=int, value=int) as m:
+        m[1] = 1
+        assert "one" not in m and b"xy" not in m and (1 << 40) not in m
+        assert 1 in m

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from functools import cache
 from types import TracebackType
 from typing import Any
@@ -367,7 +367,18 @@ class Map(MutableMapping[Any, Any]):
             raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return self.lookup(key) is not None
+        try:
+            return self.lookup(key) is not None
+        except (ValueError, TypeError):
+            return False  # a key this map's codec cannot encode is not in it
+
+    def items(self) -> ItemsView[Any, Any]:
+        """(key, value) pairs; keys a running program deletes meanwhile are skipped."""
+        return _Items(self)
+
+    def values(self) -> ValuesView[Any]:
+        """Values; keys a running program deletes meanwhile are skipped."""
+        return _Values(self)
 
     def __iter__(self) -> Iterator[Any]:
         for raw in self.raw_keys():
@@ -382,6 +393,28 @@ class Map(MutableMapping[Any, Any]):
             v = self.lookup(k)
             if v is not None:
                 yield k, v
+
+
+class _Items(ItemsView[Any, Any]):
+    """A map's items, robust to keys disappearing while iterating (a live map)."""
+
+    _mapping: Map
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        m = self._mapping
+        for raw, value in m.items_raw():
+            yield m.key_codec.decode(raw), m._decode_value(value)
+
+
+class _Values(ValuesView[Any]):
+    """A map's values, robust to keys disappearing while iterating (a live map)."""
+
+    _mapping: Map
+
+    def __iter__(self) -> Iterator[Any]:
+        m = self._mapping
+        for _, value in m.items_raw():
+            yield m._decode_value(value)
 
 
 def create_map(
