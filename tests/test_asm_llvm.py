@@ -180,17 +180,19 @@ def test_llc_output_matches_llvm_mc(source: Path, tmp_path: Path) -> None:
 @pytest.mark.requires("llvm19", "rustc")
 @pytest.mark.parametrize("source", RUST_SOURCES, ids=lambda p: p.name)
 def test_rustc_output_matches_llvm_mc(source: Path, tmp_path: Path) -> None:
-    asm = tmp_path / (source.stem + ".s")
     env = dict(os.environ, RUSTC_BOOTSTRAP="1")
-    subprocess.run(
-        ["rustc", "--target", "bpfel-unknown-none", "--emit=asm", "-C", "opt-level=3"]
-        + ["-C", "panic=abort", "--crate-type=lib", str(source), "-o", str(asm)],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    obj = check_same(asm, tmp_path)
-    check_tools_read(obj, tmp_path)
+    for debug in ([], ["-g"]):  # -g: DWARF 4 line tables from .loc, .debug_frame
+        asm = tmp_path / (source.stem + ("_g" if debug else "") + ".s")
+        subprocess.run(
+            ["rustc", "--target", "bpfel-unknown-none", "--emit=asm", "-C", "opt-level=3"]
+            + ["-C", "panic=abort", "--crate-type=lib", *debug, str(source), "-o", str(asm)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        obj = check_same(asm, tmp_path)
+        check_same(asm, tmp_path, big_endian=True)
+        check_tools_read(obj, tmp_path)
 
 
 @pytest.mark.requires("llvm19", "rustc")

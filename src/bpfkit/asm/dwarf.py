@@ -257,7 +257,11 @@ def _line_table(a: Assembler) -> None:
     st = a.dwarf
     e = ">" if a.big_endian else "<"
     line_sec = a.b.section(".debug_line", w.SHT_PROGBITS, 0)
-    str_sec = a.b.section(".debug_line_str", w.SHT_PROGBITS, w.SHF_MERGE | w.SHF_STRINGS, 1)
+    # llvm-mc writes DWARF 4 unless a ".file 0" asked for DWARF 5 (clang -g does, rustc not).
+    version = 5 if st.root is not None else 4
+    str_sec = None
+    if version == 5:
+        str_sec = a.b.section(".debug_line_str", w.SHT_PROGBITS, w.SHF_MERGE | w.SHF_STRINGS, 1)
     a.b.current = line_sec
     strings: dict[str, int] = {}
     blob = bytearray()
@@ -283,23 +287,18 @@ def _line_table(a: Assembler) -> None:
         root_entry = (root[1], 0, root[2])
     numbered = [files.get(i, ("", 0, None)) for i in range(1, max(files, default=0) + 1)]
     entries = [root_entry, *numbered]
-    all_md5 = all(md5 is not None for _, _, md5 in entries)
 
     hdr = bytearray()
     hdr += bytes([MIN_INST, 1, 1, LINE_BASE & 0xFF, LINE_RANGE, OPCODE_BASE]) + _STD_LENGTHS
-    hdr += bytes([1]) + _uleb(1) + _uleb(0x1F) + _uleb(len(st.dirs) + 1)
-    strp(hdr, comp_dir)
-    for d in st.dirs:
-        strp(hdr, d)
-    hdr += bytes([3 if all_md5 else 2]) + _uleb(1) + _uleb(0x1F) + _uleb(2) + _uleb(0x0F)
-    if all_md5:
-        hdr += _uleb(5) + _uleb(0x1E)
-    hdr += _uleb(len(entries))
-    for name, index, md5 in entries:
-        strp(hdr, name)
-        hdr += _uleb(index)
-        if all_md5 and md5 is not None:
-            hdr += md5
+    if version == 4:
+        for d in st.dirs:
+            hdr += d.encode() + b"\0"
+        hdr += b"\0"
+        for name, index, _md5 in numbered:
+            hdr += name.encode() + b"\0" + _uleb(index) + b"\0\0"
+        hdr += b"\0"
+    else:
+        _v5_tables(hdr, strp, comp_dir, st.dirs, entries)
 
     program = bytearray()
     addr_fixups: list[tuple[int, Section, int]] = []  # (offset in program, section, offset)
@@ -342,19 +341,48 @@ def _line_table(a: Assembler) -> None:
         program += _advance(None, sec.size - last)
 
     header_length = len(hdr)
-    prefix = struct.pack(e + "H", 5) + bytes([8, 0]) + struct.pack(e + "I", header_length)
+    prefix = struct.pack(e + "H", version)
+    if version == 5:
+        prefix += bytes([8, 0])  # address size, segment selector size
+    prefix += struct.pack(e + "I", header_length)
     unit = prefix + hdr + program
     start = line_sec.size
     a.b.emit(struct.pack(e + "I", len(unit)) + unit)
     hdr_at = start + 4 + len(prefix)
-    assert str_sec.begin is not None
-    for off, soff in refs:
-        a.b.fixup(FK_DATA, hdr_at + off, Value(str_sec.begin, None, soff), 4, None)
+    if str_sec is not None:
+        assert str_sec.begin is not None
+        for off, soff in refs:
+            a.b.fixup(FK_DATA, hdr_at + off, Value(str_sec.begin, None, soff), 4, None)
     prog_at = hdr_at + len(hdr)
     for off, sec, secoff in addr_fixups:
         a.b.fixup(FK_DATA, prog_at + off, Value(_label(sec, secoff), None, 0), 8, None)
-    a.b.current = str_sec
-    a.b.emit(bytes(blob))
+    if str_sec is not None:
+        a.b.current = str_sec
+        a.b.emit(bytes(blob))
+
+
+def _v5_tables(
+    hdr: bytearray,
+    strp: Any,
+    comp_dir: str,
+    dirs: list[str],
+    entries: list[tuple[str, int, bytes | None]],
+) -> None:
+    """DWARF 5 directory and file tables, names in .debug_line_str (DW_FORM_line_strp)."""
+    all_md5 = all(md5 is not None for _, _, md5 in entries)
+    hdr += bytes([1]) + _uleb(1) + _uleb(0x1F) + _uleb(len(dirs) + 1)
+    strp(hdr, comp_dir)
+    for d in dirs:
+        strp(hdr, d)
+    hdr += bytes([3 if all_md5 else 2]) + _uleb(1) + _uleb(0x1F) + _uleb(2) + _uleb(0x0F)
+    if all_md5:
+        hdr += _uleb(5) + _uleb(0x1E)
+    hdr += _uleb(len(entries))
+    for name, index, md5 in entries:
+        strp(hdr, name)
+        hdr += _uleb(index)
+        if all_md5 and md5 is not None:
+            hdr += md5
 
 
 def _advance(line_delta: int | None, addr_delta: int) -> bytes:
