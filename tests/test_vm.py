@@ -299,3 +299,21 @@ def test_ld_abs_header_offsets(imm: int, index: int) -> None:
     pkt = bytes(range(100, 164))
     prog = assemble_mnemonic(f"mov %r6, %r1\nldabsb {imm}\nexit")
     assert Vm(prog, packet=pkt, prog_type="socket_filter").run().r0 == pkt[index]
+
+
+def test_may_goto_falls_through_until_the_budget_is_gone() -> None:
+    # may_goto +1 skips `ja -3` only once the frame's 2**23 rounds are used up: a small VM
+    # budget runs out long before.
+    prog = [Insn(0x07, 0, 0, 0, 1), Insn(0xE5, off=1), Insn(0x05, off=-3), Insn(0x95)]
+    e = pytest.raises(VmError, Vm(prog, budget=10_000).run).value
+    assert "budget" in str(e)
+
+
+def test_may_goto_budget_per_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bpfkit.vm.interp as interp
+
+    monkeypatch.setattr(interp, "BPF_MAX_LOOPS", 5)
+    prog = [Insn(0x07, 0, 0, 0, 1), Insn(0xE5, off=1), Insn(0x05, off=-3), Insn(0x95)]
+    vm = Vm(prog)
+    assert vm.run().r0 == 6  # five rounds fall through, the sixth jumps out
+    assert vm.run().r0 == 6  # a new run, a new budget

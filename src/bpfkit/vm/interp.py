@@ -45,6 +45,7 @@ _PACK = {n: struct.Struct(f"<{c}").pack_into for n, c in ((1, "B"), (2, "H"), (4
 _MASK = {1: 0xFF, 2: 0xFFFF, 4: M32, 8: M64}
 _ZERO_STACK = bytes(STACK_SIZE)
 MAX_TAIL_CALLS = 33
+BPF_MAX_LOOPS = 1 << 23  # bpf_loop's limit and each function's may_goto budget
 SKF_NET_OFF = -0x100000  # LD_ABS/LD_IND offsets below 0 address headers (linux/filter.h)
 SKF_LL_OFF = -0x200000  # MAX_TAIL_CALL_CNT since Linux 5.17
 
@@ -118,7 +119,7 @@ class Machine:
     loops: list[list[int]] = field(default_factory=list)
     tail_calls: int = 0
     executed: int = 0
-    _may_goto: dict[tuple[int, int], int] = field(default_factory=dict)
+    _may_goto: dict[int, int] = field(default_factory=dict)  # loop budget left, by depth
 
     def __post_init__(self) -> None:
         if not self.stacks:
@@ -511,15 +512,19 @@ def _jcond(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
 
 
 def _may_goto(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+    """``may_goto``: falls through while the frame's loop budget lasts, then jumps.
+
+    As in the kernel (6.9+), each function invocation gets BPF_MAX_LOOPS, shared by all
+    its ``may_goto`` instructions.
+    """
     t, nxt, counts = target(pc + 1 + insn.off, pc), pc + 1, m._may_goto
-    limit = 1 << 23  # BPF_MAX_LOOPS: the budget the kernel gives each may_goto
 
     def f() -> int:
-        key = (len(m.frames), pc)
-        c = counts.get(key, 0)
-        if c >= limit:
+        depth = len(m.frames)
+        left = counts.get(depth, BPF_MAX_LOOPS)
+        if left == 0:
             return t
-        counts[key] = c + 1
+        counts[depth] = left - 1
         return nxt
 
     return f
@@ -551,6 +556,7 @@ def _push_frame(m: Machine, ret: int) -> None:
         raise Fault(f"call depth exceeds {MAX_FRAMES} frames")
     R = m.regs
     frames.append((ret, R[6], R[7], R[8], R[9], R[10]))
+    m._may_goto.pop(len(frames), None)  # a new invocation: a fresh may_goto budget
     stack = m.stacks[len(frames)]
     stack.buf[:] = _ZERO_STACK
     R[10] = stack.base + STACK_SIZE
@@ -584,7 +590,6 @@ def _call(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return call
 
 
-BPF_LOOP_MAX = 1 << 23  # BPF_MAX_LOOPS
 _EINVAL, _E2BIG = 22, 7
 
 
@@ -602,7 +607,7 @@ def _bpf_loop(m: Machine, nxt: int) -> Closure:
         if flags:
             R[0] = -_EINVAL & M64
             return nxt
-        if n > BPF_LOOP_MAX:
+        if n > BPF_MAX_LOOPS:
             R[0] = -_E2BIG & M64
             return nxt
         if n == 0:
