@@ -629,3 +629,55 @@ def test_unemulated_map_types_load_but_stop_when_used() -> None:
     vm = Vm(with_map(COUNTER), maps={1: stack_traces})  # loads
     with pytest.raises(VmError, match="map type 7 is not emulated"):
         vm.run()
+
+
+TAIL_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u32);
+} jt SEC(".maps");
+
+SEC("xdp")
+int second(struct xdp_md *ctx)
+{
+	unsigned char *data = (void *)(long)ctx->data;
+	if (data + 1 > (unsigned char *)(long)ctx->data_end)
+		return 0;
+	return 100 + data[0];
+}
+
+SEC("xdp")
+int first(struct xdp_md *ctx)
+{
+	bpf_tail_call(ctx, &jt, 1);
+	return 3;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_tail_call_by_program_name_matches_the_kernel(tmp_path: Path) -> None:
+    from bpfkit.kernel.collection import load_collection
+
+    src = tmp_path / "tail.c"
+    src.write_text(TAIL_C)
+    obj = read_object(_clang(src, tmp_path / "tail.o"))
+    vm = Vm(obj.program("first"), obj=obj)
+    pkt = b"\x05" + bytes(20)
+    assert vm.run(packet=pkt).r0 == 3  # empty slot: the tail call fails, first goes on
+    jt = vm.maps["jt"]
+    assert isinstance(jt, ProgArray)
+    jt.set(1, "second")
+    assert vm.run(packet=pkt).r0 == 105
+    with load_collection(obj) as coll:
+        first = coll.programs["first"]
+        assert first.test_run(pkt).retval == 3
+        coll.maps["jt"][1] = coll.programs["second"].fd
+        assert first.test_run(pkt).retval == 105
