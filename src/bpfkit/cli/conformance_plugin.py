@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the plugin with ``argv``; return the exit status."""
-    args = build_parser().parse_args(argv)
+    # Options of other runtimes' plugins (or of newer runners) are ignored, not fatal.
+    args, _unknown = build_parser().parse_known_args(argv)
     try:
         text = args.program if args.program is not None else sys.stdin.readline()
         code = _hex_bytes(text, "the program")
