@@ -153,3 +153,11 @@ def test_map_sections_and_named_helpers() -> None:
     assert not run_test(bad).passed  # negative/invalid_helper.data
     kfunc = parse("-- asm\ncall runtime 0x2a\nexit\n-- result\n0x0\n-- error\n", "k.data")
     assert run_test(kfunc).passed  # call_runtime.data: a kfunc call must fail
+
+
+def test_plugin_ignores_options_it_does_not_know() -> None:
+    code = "b7 00 00 00 07 00 00 00 95 00 00 00 00 00 00 00"
+    out = _plugin("--cpu_version", "v4", stdin=code + "\n")
+    assert out.returncode == 0 and out.stdout.strip() == "7"
+    out = _plugin("01 02 03 04", "--include_groups", stdin="61 10 00 00 00 00 00 00 " + code[24:])
+    assert out.returncode == 0 and out.stdout.strip() == "4030201"

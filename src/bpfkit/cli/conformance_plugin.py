@@ -46,7 +46,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         text = args.program if args.program is not None else sys.stdin.readline()
         code = _hex_bytes(text, "the program")
-        memory = _hex_bytes(args.memory, "the memory")
+        try:
+            memory = _hex_bytes(args.memory, "the memory")
+        except BpfkitError:
+            if not _unknown:
+                raise
+            memory = b""  # it was the value of an option we ignore (`--cpu_version v4`)
         if args.elf:
             obj = read_object(code)
             mains = [p for p in obj.programs if not p.is_subprog] or list(obj.programs)
