@@ -35,20 +35,19 @@ from typing import TYPE_CHECKING
 from bpfkit.errors import BpfkitError, KernelError, ObjectError, VerifierError
 from bpfkit.kernel import pins
 from bpfkit.kernel.btf_load import fixup_btf, load_btf, sanitize_btf
-from bpfkit.kernel.maps import Map, create_map, possible_cpus
+from bpfkit.kernel.maps import Map, create_map
+from bpfkit.kernel.object_maps import ObjectMaps, data_map_name
 from bpfkit.kernel.program import Program, load_program
 from bpfkit.obj.core_relocate import POISON_HELPER
 from bpfkit.obj.relocate import Extern, Linked, extern_symbols, link, remap_ext_records
 from bpfkit.obj.sections import SectionType, section_type
-from bpfkit.obj.spec import DataSpec, MapSpec, ObjectSpec, ProgramSpec
+from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls import Fd, attrs
 from bpfkit.uapi import MapType
 
 if TYPE_CHECKING:
     from bpfkit.btf.btf import Btf
     from bpfkit.btf.ext import BtfExt
-
-PIN_BY_NAME = 1
 
 
 @dataclass
@@ -104,17 +103,6 @@ class Collection:
                 pins.unpin(path)
             raise
         return made
-
-
-def _object_prefix(obj: ObjectSpec) -> str:
-    base = os.path.basename(obj.path).split(".")[0] or "obj"
-    return "".join(c if c.isalnum() or c == "_" else "_" for c in base)
-
-
-def _data_map_name(obj: ObjectSpec, section: str) -> str:
-    # libbpf: a prefix of the object name, then the section name, within 15 bytes.
-    prefix = _object_prefix(obj)[: max(0, 15 - len(section))]
-    return (prefix + section)[:15]
 
 
 class _Loader:
@@ -208,152 +196,6 @@ class _Loader:
         fd = self.coll.btf_fd
         return None if fd is None or fd.closed else fd.fd
 
-    # -- maps --------------------------------------------------------------------------------
-    def create_maps(self) -> None:
-        legacy = [m for m in self.obj.maps if m.legacy]
-        for spec in self.obj.maps:
-            if spec.name in self.coll.maps:
-                continue
-            inner_fd: int | None = None
-            inner: Map | None = None
-            if spec.inner is not None:
-                inner = self._create(spec.inner, f"{spec.name}.inner", None)
-            elif (
-                spec.legacy
-                and spec.inner_map_idx
-                and spec.type
-                in (
-                    MapType.ARRAY_OF_MAPS,
-                    MapType.HASH_OF_MAPS,
-                )
-            ):
-                if spec.inner_map_idx >= len(legacy):
-                    raise ObjectError(
-                        f"{self.obj.path}: map {spec.name!r}: inner_map_idx "
-                        f"{spec.inner_map_idx} is out of range"
-                    )
-                target = legacy[spec.inner_map_idx]
-                self._ensure(target)
-                inner_fd = self.coll.maps[target.name].fd
-            try:
-                if inner is not None:
-                    inner_fd = inner.fd
-                self._ensure(spec, inner_fd)
-            finally:
-                if inner is not None:
-                    inner.close()
-
-    def _ensure(self, spec: MapSpec, inner_fd: int | None = None) -> None:
-        if spec.name in self.coll.maps:
-            return
-        m = self._create(spec, spec.name, inner_fd)
-        self.coll.maps[spec.name] = m
-        self.map_fds[spec.name] = m.fd
-
-    def _create(self, spec: MapSpec, name: str, inner_fd: int | None) -> Map:
-        if spec.type is None and spec.section == ".maps" and not self.obj.btf:
-            raise ObjectError(
-                f"{self.obj.path}: map {spec.name!r} is BTF-defined (section '.maps') but the "
-                "object has no .BTF section to define it: compile with clang -g"
-            )
-        if spec.type is None:
-            raise ObjectError(
-                f"{self.obj.path}: map {spec.name!r} in {spec.section!r}: its definition "
-                "could not be read (no type)"
-            )
-        mtype = spec.type
-        key_size = spec.key_size or 0
-        value_size = spec.value_size or 0
-        max_entries = spec.max_entries or 0
-        if mtype == MapType.PERF_EVENT_ARRAY:
-            # libbpf: the fd arrays hold ints; one slot per possible CPU unless given.
-            key_size, value_size = key_size or 4, value_size or 4
-            max_entries = max_entries or possible_cpus()
-        if mtype in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.PROG_ARRAY):
-            value_size = value_size or 4
-        if mtype in (MapType.RINGBUF, MapType.USER_RINGBUF):
-            # The kernel wants a power-of-two multiple of the page size; libbpf rounds up.
-            page = os.sysconf("SC_PAGE_SIZE")
-            size = page
-            while size < max_entries:
-                size *= 2
-            max_entries = size
-        if mtype == MapType.STRUCT_OPS:
-            raise ObjectError(
-                f"{self.obj.path}: map {spec.name!r}: struct_ops maps are not supported yet"
-            )
-        pin_path = None
-        if spec.pinning == PIN_BY_NAME:
-            root = self.pin_maps_dir or pins.DEFAULT_BPFFS
-            pins.ensure_bpffs() if root.startswith(pins.DEFAULT_BPFFS) else None
-            pin_path = os.path.join(root, spec.name)
-            if os.path.exists(pin_path):
-                existing = Map.from_pin(pin_path)
-                if (existing.type, existing.key_size, existing.value_size) != (
-                    mtype,
-                    key_size,
-                    value_size,
-                ):
-                    existing.close()
-                    raise ObjectError(
-                        f"{self.obj.path}: map {spec.name!r}: the map pinned at {pin_path} "
-                        "has a different type or key/value size; remove the pin"
-                    )
-                self.coll.notes.append(f"map {spec.name!r}: reusing the map pinned at {pin_path}")
-                return existing
-        kwargs = dict(
-            flags=spec.flags,
-            name=name,
-            inner_map_fd=inner_fd,
-            numa_node=spec.numa_node if spec.numa_node else None,
-            map_extra=spec.extra.get("map_extra", 0),
-        )
-        m: Map | None = None
-        if self.btf_fd is not None and (spec.key_type_id or spec.value_type_id):
-            try:
-                m = create_map(
-                    mtype,
-                    key_size,
-                    value_size,
-                    max_entries,
-                    btf_fd=self.btf_fd,
-                    btf_key_type_id=spec.key_type_id or 0,
-                    btf_value_type_id=spec.value_type_id or 0,
-                    **kwargs,  # type: ignore[arg-type]
-                )
-            except KernelError:
-                m = None  # as libbpf: retry without BTF type ids
-        if m is None:
-            m = create_map(mtype, key_size, value_size, max_entries, **kwargs)  # type: ignore[arg-type]
-        if pin_path is not None:
-            try:
-                m.pin(pin_path)
-            except BaseException:
-                m.close()
-                raise
-        return m
-
-    def create_data_maps(self) -> None:
-        for d in self.obj.data:
-            self._data_map(d)
-
-    def _data_map(self, d: DataSpec) -> None:
-        flags = attrs.F_MMAPABLE | (attrs.F_RDONLY_PROG if d.readonly else 0)
-        m = create_map(
-            MapType.ARRAY,
-            4,
-            d.size,
-            1,
-            flags=flags,
-            name=_data_map_name(self.obj, d.name),
-        )
-        self.coll.maps[d.name] = m
-        self.data_fds[d.name] = m.fd
-        if any(d.data):
-            m[0] = d.data.ljust(d.size, b"\0")
-        if d.readonly:
-            m.freeze()
-
     # -- externs -----------------------------------------------------------------------------
     def resolve_externs(self) -> None:
         from bpfkit.btf import types as T
@@ -376,7 +218,7 @@ class _Loader:
                 len(value),
                 1,
                 flags=attrs.F_MMAPABLE | attrs.F_RDONLY_PROG,
-                name=_data_map_name(self.obj, ".kconfig"),
+                name=data_map_name(self.obj, ".kconfig"),
             )
             self.coll.maps[".kconfig"] = m
             m[0] = value
@@ -446,31 +288,6 @@ class _Loader:
 
             return kernel_version_code()
         return v
-
-    def init_values(self) -> None:
-        """Fill prog arrays and maps of maps declared with initial ``values``."""
-        for spec in self.obj.maps:
-            slots = getattr(spec, "init_values", ())
-            m = self.coll.maps.get(spec.name)
-            if not slots or m is None:
-                continue
-            for slot, symbol in slots:
-                if spec.type == MapType.PROG_ARRAY:
-                    prog = self.coll.programs.get(symbol)
-                    if prog is None:
-                        self.coll.notes.append(
-                            f"map {spec.name!r}[{slot}]: program {symbol!r} was not loaded; "
-                            "slot left empty"
-                        )
-                        continue
-                    m[slot] = prog.fd
-                else:
-                    inner = self.coll.maps.get(symbol)
-                    if inner is None:
-                        raise ObjectError(
-                            f"{self.obj.path}: map {spec.name!r}[{slot}]: no map {symbol!r}"
-                        )
-                    m[slot] = inner.fd
 
     def load_program(self, spec: ProgramSpec, prog_type: int | None) -> Program:
         try:
@@ -587,11 +404,18 @@ def load_collection(
         loader.load_btf()
         loader.wanted = wanted
         loader.apply_core()
-        loader.create_maps()
-        loader.create_data_maps()
+        maker = ObjectMaps(obj, btf_fd=loader.btf_fd, pin_maps_dir=pin_maps_dir)
+        try:
+            maker.create()
+            maker.create_data()
+        finally:
+            coll.maps.update(maker.maps)  # owned by the collection from here on
+            coll.notes += maker.notes
+            maker.notes = coll.notes
+        loader.map_fds, loader.data_fds = maker.map_fds, maker.data_fds
         loader.resolve_externs()
         for name in wanted:
             coll.programs[name] = loader.load_program(by_name[name], overrides.get(name))
-        loader.init_values()
+        maker.fill_initial_values(coll.programs)
         stack.pop_all()
     return coll
