@@ -222,6 +222,7 @@ class Machine:
                 code = tc.code
                 self.frames.clear()
                 self.loops.clear()
+                self._may_goto.clear()
                 stack0.buf[:] = _ZERO_STACK
                 R[10] = stack0.base + STACK_SIZE
                 pc = 0
@@ -237,8 +238,10 @@ class Machine:
                     address=e.address,
                     region=e.region,
                 ) from None
-            except VmError:
-                raise
+            except VmError as e:
+                if e.pc is not None:
+                    raise
+                raise VmError(str(e), pc=pc, insn=code.text(pc)) from None
             except Exception as e:  # a bug of ours: still only a VmError reaches the caller
                 raise VmError(
                     f"internal error of the VM: {type(e).__name__}: {e}",
