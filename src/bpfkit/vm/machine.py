@@ -244,10 +244,12 @@ class Vm:
             if r is not None:
                 mem.remove(r)
         s = _Setup()
+        kind = self.prog_type or None  # "" asks for no program type (raw conformance runs)
         pkt = self.packet_bytes
+        if pkt is None and (kind == "xdp" or kind in SKB_TYPES):
+            pkt = b""  # packet programs always have one, if empty
         if pkt is not None:
             s.packet = mem.add("packet", bytearray(pkt), slot=0, base=PACKET_BASE)
-        kind = self.prog_type or None  # "" asks for no program type (raw conformance runs)
         ctx = bytearray(self.ctx_bytes) if self.ctx_bytes is not None else None
         if s.packet is not None and kind == "xdp":
             ctx = ctx or bytearray(XDP_MD_SIZE)
