@@ -113,3 +113,43 @@ def test_loads_take_the_kernel_field_size(tmp_path: Path) -> None:
     # unsigned int wide (4 bytes at 0) becomes the kernel's 8 bytes at 8: ldxdw;
     # int narrow stays a 4-byte load, now at 16.
     assert sorted(loads) == [(0x61, 16), (0x79, 8)]
+
+
+BITS_TARGET = """
+struct bf { long pad; unsigned int a:3; unsigned int b:10; int c:5; };
+struct bf bf_used;
+"""
+
+BITS_LOCAL = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct bf { unsigned int b:10; int c:5; } __attribute__((preserve_access_index));
+__u64 out[8];
+SEC("tp_btf/x") int prog(struct bf *p)
+{
+	out[0] = __builtin_preserve_field_info(p->b, 0);	/* byte offset */
+	out[1] = __builtin_preserve_field_info(p->b, 1);	/* byte size */
+	out[2] = __builtin_preserve_field_info(p->b, 4);	/* lshift_u64 */
+	out[3] = __builtin_preserve_field_info(p->b, 5);	/* rshift_u64 */
+	out[4] = __builtin_preserve_field_info(p->c, 0);
+	out[5] = __builtin_preserve_field_info(p->c, 4);
+	out[6] = __builtin_preserve_field_info(p->c, 5);
+	out[7] = __builtin_preserve_field_info(p->c, 3);	/* signed */
+	return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("clang19")
+def test_bitfields_as_libbpf_computes_them(tmp_path: Path) -> None:
+    target_obj = read_object(_compile(tmp_path, "bt", BITS_TARGET))
+    local_obj = read_object(_compile(tmp_path, "bl", BITS_LOCAL))
+    assert target_obj.btf and local_obj.btf and local_obj.btf_ext
+    local = parse_btf(local_obj.btf)
+    ext = parse_btf_ext(local_obj.btf_ext, btf=local)
+    _, results = apply_core(local_obj, local, ext, parse_btf(target_obj.btf))
+    values = [r.value for r in sorted(results, key=lambda r: r.relo.insn_off)]
+    # b: bits 67..76 of the struct, read as the u32 at byte 8: shifts 64-13 and 64-10.
+    # c: bits 77..81, same load: shifts 64-18 and 64-5; signed.
+    assert values == [8, 4, 51, 54, 8, 46, 59, 1]

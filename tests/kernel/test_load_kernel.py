@@ -480,6 +480,9 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 		return 0;
 	e->pid = pid;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->ppid += BPF_CORE_READ_BITFIELD_PROBED(task, sched_reset_on_fork);
+	if (bpf_core_field_exists(task->sched_remote_wakeup))
+		e->ppid += BPF_CORE_READ_BITFIELD_PROBED(task, sched_remote_wakeup);
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	bpf_probe_read_str(&e->filename, sizeof(e->filename),
             (void *)ctx + (ctx->__data_loc_filename & 0xFFFF));

@@ -10,9 +10,9 @@ instruction (a call to a helper that does not exist, ``0xbad2310`` as libbpf use
 the verifier complains only if that code can run.
 
 Supported kinds: FIELD_BYTE_OFFSET, FIELD_BYTE_SIZE, FIELD_EXISTS, FIELD_SIGNED,
-TYPE_ID_LOCAL, TYPE_ID_TARGET, TYPE_EXISTS, TYPE_MATCHES (by name and kind), TYPE_SIZE,
-ENUMVAL_EXISTS, ENUMVAL_VALUE.  Bitfield shifts (FIELD_LSHIFT_U64/RSHIFT_U64) are left as
-compiled.  Pure: both BTFs are given; nothing here reads the kernel.
+FIELD_LSHIFT_U64, FIELD_RSHIFT_U64 (bitfields, little-endian), TYPE_ID_LOCAL,
+TYPE_ID_TARGET, TYPE_EXISTS, TYPE_MATCHES (by name and kind), TYPE_SIZE, ENUMVAL_EXISTS,
+ENUMVAL_VALUE.  Pure: both BTFs are given; nothing here reads the kernel.
 """
 
 from __future__ import annotations
@@ -148,8 +148,19 @@ def _local_path(local: Btf, relo: CoreRelo) -> tuple[T.Type, list[_Access], str]
     return root, path, text
 
 
-def _match_field(target: Btf, cand: T.Type, path: list[_Access]) -> tuple[int, int, bool] | None:
-    """(bit offset, byte size, signed) of the path in candidate root ``cand``, or None."""
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """Where a field is, computed as libbpf's ``bpf_core_calc_field_relo`` does."""
+
+    byte_off: int  # of the load that reads it (aligned down for a bitfield)
+    byte_sz: int  # of that load
+    signed: bool
+    lshift: int  # FIELD_LSHIFT_U64 / FIELD_RSHIFT_U64: extract the field from the load
+    rshift: int
+
+
+def _match_field(target: Btf, cand: T.Type, path: list[_Access]) -> _Field | None:
+    """The field the path names in candidate root ``cand``, or None."""
     t = _strip(target, cand.id)
     bits = path[0].index * 8 * _size(target, t)
     member: T.Member | None = None
@@ -169,11 +180,24 @@ def _match_field(target: Btf, cand: T.Type, path: list[_Access]) -> tuple[int, i
             member, off = found
             bits += off
             t = _strip(target, member.type)
-    size = _size(target, t)
-    if member is not None and member.bitfield_size:
-        size = max(1, (member.bitfield_size + 7) // 8)
+    byte_sz = _size(target, t)
     signed = (isinstance(t, T.Int) and t.signed) or (isinstance(t, T.Enum) and t.signed)
-    return bits, size, signed
+    bit_sz = member.bitfield_size if member is not None else 0
+    if not bit_sz:
+        byte_off = bits // 8
+        bit_sz = byte_sz * 8
+    else:
+        # The smallest naturally aligned load (from the underlying type's size up) that
+        # holds the whole bitfield.
+        byte_sz = max(byte_sz, 1)
+        byte_off = bits // 8 // byte_sz * byte_sz
+        while bits + bit_sz - byte_off * 8 > byte_sz * 8:
+            if byte_sz >= 8:
+                return None  # no single load reads it
+            byte_sz *= 2
+            byte_off = bits // 8 // byte_sz * byte_sz
+    lshift = 64 - (bits + bit_sz - byte_off * 8)  # little-endian targets
+    return _Field(byte_off, byte_sz, signed, lshift, 64 - bit_sz)
 
 
 def _size(btf: Btf, t: T.Type) -> int:
@@ -230,20 +254,23 @@ def resolve(local: Btf, targets: _Targets, relo: CoreRelo) -> CoreResult:
         if not results:
             return CoreResult(relo, None, f"{text}: not in the kernel's types")
         if len(results) > 1:
-            offsets = sorted(r[0] // 8 for r in results)
+            offsets = sorted(r.byte_off for r in results)
             raise ObjectError(f"CO-RE relocation {text}: kernel types disagree ({offsets})")
-        bits, size, signed = results.pop()
+        f = results.pop()
         if kind == K.FIELD_BYTE_OFFSET:
             root, _, _ = _local_path(local, relo)
             mine = _match_field(local, root, path)
-            local_size = mine[1] if mine else 0
-            return CoreResult(relo, bits // 8, f"{text} -> {bits // 8}", size, signed, local_size)
-        elif kind == K.FIELD_BYTE_SIZE:
-            value = size
-        elif kind == K.FIELD_SIGNED:
-            value = int(signed)
-        else:
-            return CoreResult(relo, 0, f"{text}: bitfield shift kept as compiled")
+            local_size = mine.byte_sz if mine else 0
+            return CoreResult(
+                relo, f.byte_off, f"{text} -> {f.byte_off}", f.byte_sz, f.signed, local_size
+            )
+        by_kind: dict[int, int] = {
+            K.FIELD_BYTE_SIZE: f.byte_sz,
+            K.FIELD_SIGNED: int(f.signed),
+            K.FIELD_LSHIFT_U64: f.lshift,
+            K.FIELD_RSHIFT_U64: f.rshift,
+        }
+        value = by_kind[kind]
         return CoreResult(relo, value, f"{text} -> {value}")
     raise ObjectError(f"CO-RE relocation kind {kind} is not supported")
 
@@ -323,8 +350,6 @@ def _apply(
     for r in relos:
         res = resolve(local, targets, r)
         out.append(res)
-        if r.kind in (K.FIELD_LSHIFT_U64, K.FIELD_RSHIFT_U64):
-            continue
         at = index.get((r.insn_off - p.offset) // 8)
         if at is None:
             raise ObjectError(f"CO-RE relocation at {p.section}+{r.insn_off}: not an instruction")
