@@ -284,3 +284,17 @@ def test_pin_open_unpin(tmp_path: Path) -> None:
         load_program(ret(0), "socket_filter") as p,
     ):
         p.pin(str(tmp_path / "x"))
+
+
+@pytest.mark.requires("bpf", "bpftool")
+def test_translated_code_agrees_with_bpftool(tmp_path: Path) -> None:
+    with load_program(ret(9), "socket_filter", name="bpfkit_xlated") as prog:
+        dump = tmp_path / "xlated.bin"
+        subprocess.run(
+            ["bpftool", "prog", "dump", "xlated", "id", str(prog.info().id), "file", str(dump)],
+            check=True,
+            capture_output=True,
+        )
+        assert b"".join(i.encode() for i in prog.xlated()) == dump.read_bytes()
+        assert prog.xlated() == ret(9)
+        assert len(prog.jited()) == prog.info().jited_len > 0

@@ -3,6 +3,7 @@
 API::
 
     prog_info(fd) -> ProgramInfo          # BPF_OBJ_GET_INFO_BY_FD on a program
+    prog_code(fd, jited=False) -> bytes   # the translated (or JIT-compiled) code
     map_info(fd) -> MapInfo
     prog_ids() -> Iterator[int]           # BPF_PROG_GET_NEXT_ID
     prog_fd_by_id(id) -> Fd               # BPF_PROG_GET_FD_BY_ID
@@ -118,6 +119,23 @@ def prog_info(fd: int) -> ProgramInfo:
         run_cnt=info.run_cnt,
         gpl_compatible=bool(info.gpl_compatible),
     )
+
+
+def prog_code(fd: int, jited: bool = False) -> bytes:
+    """The program as the kernel runs it: translated BPF instructions (after the
+    verifier's rewriting; map pointers show as kernel addresses), or machine code."""
+    info = attrs.ProgInfo()
+    _get_info(fd, info, "a program")
+    n = info.jited_prog_len if jited else info.xlated_prog_len
+    if not n:
+        return b""
+    buf = ctypes.create_string_buffer(n)
+    if jited:
+        info2 = attrs.ProgInfo(jited_prog_len=n, jited_prog_insns=ctypes.addressof(buf))
+    else:
+        info2 = attrs.ProgInfo(xlated_prog_len=n, xlated_prog_insns=ctypes.addressof(buf))
+    _get_info(fd, info2, "a program")
+    return buf.raw[:n]
 
 
 def map_info(fd: int) -> MapInfo:

@@ -7,6 +7,7 @@ API::
                  line_info=b"", line_info_rec_size=16, log_level=0, prog_flags=0,
                  attach_btf_id=0, attach_prog_fd=0) -> Program
     Program: .fd (int), .name, .type, .close(), with-block, .info() -> ProgramInfo,
+             .xlated() -> list[Insn], .jited() -> bytes,
              .test_run(data=b"", *, repeat=1, ctx=None, data_size_out=None) -> TestRunResult,
              .pin(path), Program.from_pin(path), Program.from_id(id)
     TestRunResult(retval, data_out, duration_ns, ctx_out)
@@ -32,7 +33,7 @@ from types import TracebackType
 from bpfkit.errors import KernelError, VerifierError
 from bpfkit.isa.insn import Insn, encode_all
 from bpfkit.kernel import pins
-from bpfkit.kernel.info import ProgramInfo, prog_fd_by_id, prog_info, type_name
+from bpfkit.kernel.info import ProgramInfo, prog_code, prog_fd_by_id, prog_info, type_name
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import cause, errno_name, error
 from bpfkit.uapi import AttachType, ProgType
@@ -146,6 +147,16 @@ class Program:
     def info(self) -> ProgramInfo:
         """The kernel's view: id, tag, translated and jited lengths, name, type."""
         return prog_info(self.fd)
+
+    def xlated(self) -> list[Insn]:
+        """The instructions as the kernel runs them (after the verifier's rewriting)."""
+        from bpfkit.isa.insn import decode_all
+
+        return decode_all(prog_code(self.fd))
+
+    def jited(self) -> bytes:
+        """The JIT-compiled machine code (empty without a JIT)."""
+        return prog_code(self.fd, jited=True)
 
     def pin(self, path: str) -> None:
         """Pin the program in bpffs at ``path`` (it stays loaded after close)."""
