@@ -84,7 +84,7 @@ class Symbol:
         return w.STB_GLOBAL
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Fixup:
     """A field to fill once every symbol is known."""
 

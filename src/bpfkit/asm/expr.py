@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)(?![\w.$])"
@@ -42,9 +41,11 @@ _BINARY: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
-    """``a - b + c``: ``a``/``b`` are symbol objects of the builder (or None)."""
+class Value(NamedTuple):
+    """``a - b + c``: ``a``/``b`` are symbol objects of the builder (or None).
+
+    A named tuple: the assembler makes one per symbolic operand, so it must be cheap.
+    """
 
     a: Any = None
     b: Any = None

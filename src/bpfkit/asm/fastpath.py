@@ -27,7 +27,22 @@ from bpfkit.isa.table import Kind
 ATOMS = re.compile(r"([A-Za-z_.$][\w.$]*|\d\w*)")
 DIGITS = frozenset("0123456789")
 REG_NUM = {f"{c}{n}": n for c in "rw" for n in range(11)}
-KINDS: dict[str, str] = {name: name[0].upper() for name in REG_NUM}
+
+
+class _Kinds(dict[str, str]):
+    """Atom -> kind: ``R``/``W`` registers, keywords as themselves, ``N`` numbers, ``S`` symbols.
+
+    Unknown atoms are classified once and remembered, so that lookups stay in C
+    (``map(KINDS.__getitem__, atoms)``).
+    """
+
+    def __missing__(self, atom: str) -> str:
+        kind = "N" if atom[0] in DIGITS else "S"
+        self[atom] = kind
+        return kind
+
+
+KINDS = _Kinds({name: name[0].upper() for name in REG_NUM})
 KINDS.update({k: k for k in KEYWORDS})
 
 REG, NUM, NEG, SYM = 0, 1, 2, 3  # how an operand is read from its atom
@@ -50,8 +65,7 @@ class Plan:
 def shape(text: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], list[str]]:
     """``((separators, atom kinds), parts)`` of an instruction line."""
     parts = ATOMS.split(text)
-    kinds = tuple([KINDS.get(a) or ("N" if a[0] in DIGITS else "S") for a in parts[1::2]])
-    return (tuple(parts[0::2]), kinds), parts
+    return (tuple(parts[0::2]), tuple(map(KINDS.__getitem__, parts[1::2]))), parts
 
 
 def derive(

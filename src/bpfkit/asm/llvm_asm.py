@@ -12,10 +12,18 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from bpfkit.asm import directives, dwarf, fastpath
-from bpfkit.asm.builder import FK_CALL, FK_JUMP16, FK_JUMP32, FK_LDDW, Builder, FixupError
+from bpfkit.asm.builder import (
+    FK_CALL,
+    FK_JUMP16,
+    FK_JUMP32,
+    FK_LDDW,
+    Builder,
+    Fixup,
+    FixupError,
+)
 from bpfkit.asm.expr import ExprError, ExprParser, Value, parse_int
 from bpfkit.asm.llvm_syntax import PATTERNS, Pattern, SyntaxProblem, tokenize
 from bpfkit.errors import AsmError
@@ -23,16 +31,38 @@ from bpfkit.isa.table import Kind, Op
 from bpfkit.obj import writer as w
 
 _UNSEEN = object()
+_split = fastpath.ATOMS.split
+_kind = fastpath.KINDS.__getitem__
 _LABEL = re.compile(r'\s*([A-Za-z_.$][\w.$]*|"[^"]*")\s*:(?!=)')
 
 
 class Where:
-    """A source location, for errors raised late (fixups)."""
+    """A source location, for errors raised late (fixups).
 
-    __slots__ = ("file", "line", "column", "text")
+    The column may be given later as ``(parts, index, col)``: the 0-based column ``col``
+    of the text split into ``parts``, plus the length of the parts before ``index`` —
+    computed only if an error is reported.
+    """
 
-    def __init__(self, file: str, line: int, column: int, text: str) -> None:
-        self.file, self.line, self.column, self.text = file, line, column, text
+    __slots__ = ("file", "line", "_column", "raw", "_lazy")
+
+    def __init__(
+        self, file: str, line: int, column: int, raw: str, lazy: tuple[Any, ...] | None = None
+    ) -> None:
+        self.file, self.line, self._column, self.raw, self._lazy = file, line, column, raw, lazy
+
+    @property
+    def column(self) -> int:
+        """1-based column."""
+        if self._lazy is not None:
+            parts, index, col = self._lazy
+            return int(col + len("".join(parts[:index])) + 1)
+        return self._column
+
+    @property
+    def text(self) -> str:
+        """The source line."""
+        return self.raw.rstrip("\n")
 
     def error(self, message: str) -> AsmError:
         """An :class:`AsmError` here."""
@@ -143,19 +173,20 @@ class Assembler:
     def run(self, text: str) -> bytes:
         """Assemble ``text``; returns the ELF object."""
         cache = self._cache
+        b = self.b
+        # Where a repeated instruction line goes (refreshed after every other line, since
+        # directives switch sections and .loc needs the next instruction to see it).
+        data: bytearray | None = b.current.data
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = strip_comment(raw) if ("#" in raw or "/" in raw) else raw
             stripped = line.strip()
             if not stripped:
                 continue
-            done = cache.get(stripped)
-            if (
-                done is not None
-                and self.b.current.type != w.SHT_NOBITS
-                and self.dwarf.pending is None
-            ):
-                self.b.current.data += done  # the same instruction text as before
-                continue
+            if data is not None:
+                done = cache.get(stripped)
+                if done is not None:
+                    data += done  # the same instruction text as before
+                    continue
             self.lineno, self.raw = lineno, raw
             if ":" not in stripped and ";" not in stripped:
                 col = len(line) - len(line.lstrip())
@@ -164,12 +195,14 @@ class Assembler:
                     self.directive(stripped, col)
                 else:
                     self.instruction(stripped, col)
-                continue
-            if ";" in line:
+            elif ";" in line:
                 for start, end in split_statements(line):
                     self.statement(line[:end], start)
             else:
                 self.statement(line, 0)
+            cur = b.current
+            fast = cur.type != w.SHT_NOBITS and self.dwarf.pending is None
+            data = cur.data if fast else None
         dwarf.finish(self)
         try:
             return self.b.finish()
@@ -227,10 +260,10 @@ class Assembler:
         """
         if self.dwarf.pending is not None:
             dwarf.line_entry(self)
-        key_shape, parts = fastpath.shape(text)
-        plan = self._plans.get(key_shape, _UNSEEN)
+        parts = _split(text)
+        key_shape = (tuple(parts[0::2]), tuple(map(_kind, parts[1::2])))
+        plan: Any = self._plans.get(key_shape, _UNSEEN)
         if plan is not None and plan is not _UNSEEN:
-            plan = cast(fastpath.Plan, plan)
             atoms = parts[1::2]
             sec = self.b.current
             if plan.encode is not None and sec.type != w.SHT_NOBITS:
@@ -241,10 +274,13 @@ class Assembler:
                 else:
                     if plan.fixups:
                         offset = len(sec.data)
+                        use, fixups = self.b.use, sec.fixups
                         for kind, index in plan.fixups:
-                            column = col + len("".join(parts[: 2 * index + 1])) + 1
-                            value = Value(self.b.use(atoms[index]), None, 0)
-                            self.b.fixup(kind, offset, value, 0, self.here(column))
+                            loc = Where(
+                                self.filename, self.lineno, 0, self.raw, (parts, 2 * index + 1, col)
+                            )
+                            value = Value(use(atoms[index]), None, 0)
+                            fixups.append(Fixup(kind, offset, value, 0, loc))
                     else:
                         self._cache[text] = data
                     sec.data += data
