@@ -185,6 +185,36 @@ def test_session_events_from_ring_and_perf_buffers(progs: dict[str, Path]) -> No
 
 
 @pytest.mark.requires("bpf", "tracepoint", "clang19")
+@pytest.mark.parametrize("all_lines", [False, True])
+def test_session_shows_only_lines_its_programs_print(
+    progs: dict[str, Path], all_lines: bool
+) -> None:
+    """Another program printing on the same tracepoint is not shown (unless all_lines)."""
+    import rawprogs as rp
+
+    from bpfkit.kernel import links
+    from bpfkit.kernel.attach import parse_spec
+    from bpfkit.kernel.program import load_program
+    from bpfkit.uapi import ProgType
+
+    with (
+        load_program(rp.printk(b"bpfkit-other"), ProgType.TRACEPOINT) as other,
+        links.attach(other, parse_spec("tracepoint:syscalls:sys_enter_getppid")),
+        Session(progs["printer"], all_lines=all_lines) as s,
+    ):
+        for _ in range(5):
+            os.getppid()
+        messages = [line.message for line in s.lines(count=10, duration=3)]
+    assert any(m == f"bpfkit printer {os.getpid()}" for m in messages)
+    others = [m for m in messages if m == "bpfkit-other"]
+    if all_lines:
+        assert others and s.stats.skipped == 0
+    else:
+        assert others == [] and s.stats.skipped >= 5
+        assert all(m.startswith("bpfkit printer ") for m in messages)
+
+
+@pytest.mark.requires("bpf", "tracepoint", "clang19")
 def test_run_maps_and_attach_override(
     progs: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

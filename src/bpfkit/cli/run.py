@@ -56,6 +56,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
     p.add_argument("--maps", action="store_true", help="print the object's maps at the end")
+    p.add_argument(
+        "--all-lines",
+        action="store_true",
+        help="show every bpf_trace_printk line, not only those matching the formats the "
+        "object's programs print",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
     vm = _run_vm_module()
     if vm is not None and hasattr(vm, "add_vm_arguments"):
@@ -79,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
             # --count 0 reads no lines: skip the trace instance (load, attach, detach).
             trace = args.count is None or args.count > 0
             session = Session(
-                args.object, program=args.program, attach=args.attach, trace=trace, buffers=trace
+                args.object,
+                program=args.program,
+                attach=args.attach,
+                trace=trace,
+                buffers=trace,
+                all_lines=args.all_lines,
             )
         except VerifierError as e:
             _print_log(e, args.verbose)
@@ -99,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
                 pass
             if session.stats.lost:
                 print(f"bpfkit: {session.stats.lost} trace events lost", file=sys.stderr)
+            if args.verbose and session.stats.skipped:
+                print(
+                    f"bpfkit: {session.stats.skipped} lines of other programs not shown "
+                    "(--all-lines shows them)",
+                    file=sys.stderr,
+                )
             if args.maps:
                 print(render_maps(session.maps))
     except Terminated:

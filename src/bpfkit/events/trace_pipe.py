@@ -85,10 +85,12 @@ def parse_line(line: str) -> TraceLine | Lost | None:
 
 @dataclass
 class TraceStats:
-    """What a stream saw: lines shown, lost events, lines that did not parse."""
+    """What a stream saw: lines shown, lost events, lines ``keep`` refused (other
+    programs'), lines that did not parse."""
 
     shown: int = 0
     lost: int = 0
+    skipped: int = 0
     unparsed: list[str] = field(default_factory=list)
 
 
@@ -137,6 +139,7 @@ def stream(
                 stats.lost += parsed.count
                 continue
             if keep is not None and not keep(parsed):
+                stats.skipped += 1
                 continue
             stats.shown += 1
             yield parsed

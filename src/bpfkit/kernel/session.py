@@ -28,6 +28,7 @@ from typing import Any
 
 from bpfkit.errors import KernelError, ObjectError
 from bpfkit.events.perf import PerfBufferReader
+from bpfkit.events.printk import line_matcher, printk_formats
 from bpfkit.events.ringbuf import RingBufReader
 from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
@@ -122,8 +123,10 @@ class Session:
     ``obj`` is a path or an :class:`ObjectSpec`; ``program`` restricts to one program;
     ``attach`` overrides where (``--attach`` syntax); ``trace=False`` skips the tracefs
     instance; ``buffers=True`` also opens a reader on each ring buffer and perf event
-    array map, whose records :meth:`events` yields.  ``close()`` (or leaving the ``with``
-    block) detaches and closes everything.
+    array map, whose records :meth:`events` yields.  Trace lines are only those the
+    programs can print (their printk formats, see :mod:`bpfkit.events.printk`) unless
+    ``all_lines=True`` or the formats cannot be known.  ``close()`` (or leaving the
+    ``with`` block) detaches and closes everything.
     """
 
     def __init__(
@@ -134,6 +137,7 @@ class Session:
         attach: str | None = None,
         trace: bool = True,
         buffers: bool = False,
+        all_lines: bool = False,
     ) -> None:
         from bpfkit.kernel.collection import load_collection
         from bpfkit.obj.reader import read_object
@@ -145,6 +149,11 @@ class Session:
         self.spec = obj if isinstance(obj, ObjectSpec) else read_object(os.fspath(obj))
         self.planned = plan_programs(choose_programs(self.spec, program), attach)
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
+        self.matcher = None
+        if not all_lines:
+            self.matcher = line_matcher(
+                printk_formats(self.spec, [p.program for p in self.planned])
+            )
         self.links: list[links.Link] = []
         self.instance: tracefs.TraceInstance | None = None
         self.readers: list[tuple[str, RingBufReader | PerfBufferReader]] = []
@@ -183,7 +192,12 @@ class Session:
         """``bpf_trace_printk`` lines until ``count`` lines or ``duration`` seconds."""
         if self.instance is None:
             raise KernelError("this session was opened with trace=False")
-        return stream(self.instance.pipe, count=count, duration=duration, stats=self.stats)
+        return stream(
+            self.instance.pipe, count=count, duration=duration, stats=self.stats, keep=self._keep
+        )
+
+    def _keep(self, line: TraceLine) -> bool:
+        return self.matcher is None or self.matcher(line.message)
 
     def _open_readers(self) -> None:
         for name, m in self.collection.maps.items():
@@ -210,7 +224,9 @@ class Session:
                     return
             batch: list[TraceLine | MapEvent] = []
             if self.instance is not None:
-                batch += stream(self.instance.pipe, duration=wait, stats=self.stats)
+                batch += stream(
+                    self.instance.pipe, duration=wait, stats=self.stats, keep=self._keep
+                )
             elif not self.readers:
                 time.sleep(wait)
             for name, reader in self.readers:
