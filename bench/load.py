@@ -80,6 +80,14 @@ def whole_process(path: Path, repeat: int) -> dict[str, float]:
             "-c",
             "from bpfkit.cli.main import build_parser; build_parser()",
         ],
+        # What `run` costs without importing every other command (lazy CLI imports).
+        "  python: Session only": [
+            py,
+            "-c",
+            "import sys; from bpfkit.kernel.session import Session; "
+            "Session(sys.argv[1], trace=False).close()",
+            str(path),
+        ],
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     times: dict[str, list[float]] = {k: [] for k in cmds}
