@@ -103,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
                 names = ", ".join(f"{p.program.name} -> {p.plan.point}" for p in session.planned)
                 if args.verbose or args.count is None:
                     print(f"bpfkit: attached {names}", file=sys.stderr, flush=True)
+                if trace and session.formats == [] and not session.readers:
+                    print(
+                        "bpfkit: these programs print nothing (no bpf_trace_printk, no ring "
+                        "or perf buffer); --maps shows their maps at the end",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 if trace:
                     for event in session.events(count=args.count, duration=args.duration):
                         print(event.render(), flush=True)

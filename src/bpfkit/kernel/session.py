@@ -150,10 +150,10 @@ class Session:
         self.planned = plan_programs(choose_programs(self.spec, program), attach)
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
         self.matcher = None
+        self.formats: list[str] | None = None  # what the programs can print (None: unknown)
         if not all_lines:
-            self.matcher = line_matcher(
-                printk_formats(self.spec, [p.program for p in self.planned])
-            )
+            self.formats = printk_formats(self.spec, [p.program for p in self.planned])
+            self.matcher = line_matcher(self.formats)
         self.links: list[links.Link] = []
         self.instance: tracefs.TraceInstance | None = None
         self.readers: list[tuple[str, RingBufReader | PerfBufferReader]] = []
