@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bpfkit.events.printk import format_regex, line_matcher, printk_formats
 from bpfkit.isa.insn import Insn
@@ -97,3 +99,18 @@ def test_c_bpf_printk_formats_in_rodata(tmp_path: Path) -> None:
         check=True,
     )
     assert printk_formats(read_object(str(obj))) == ["first %d", "second %s and %d"]
+
+
+_literal = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="%"),
+    max_size=8,
+)
+_conv = st.sampled_from(["%d", "%u", "%llx", "%s", "%pI4", "%5d", "%-3s", "%c", "%%"])
+
+
+@given(parts=st.lists(st.tuples(_literal, _conv, st.text(max_size=6)), max_size=5), tail=_literal)
+def test_printed_text_matches_its_format(parts: list[tuple[str, str, str]], tail: str) -> None:
+    """Whatever a conversion prints (here: any text), the line matches the format."""
+    fmt = "".join(lit + conv for lit, conv, _ in parts) + tail
+    printed = "".join(lit + ("%" if conv == "%%" else val) for lit, conv, val in parts) + tail
+    assert format_regex(fmt).fullmatch(printed.rstrip("\n"))
