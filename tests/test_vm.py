@@ -310,9 +310,9 @@ def test_may_goto_falls_through_until_the_budget_is_gone() -> None:
 
 
 def test_may_goto_budget_per_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bpfkit.vm.interp as interp
+    import bpfkit.vm.handlers as handlers
 
-    monkeypatch.setattr(interp, "BPF_MAX_LOOPS", 5)
+    monkeypatch.setattr(handlers, "BPF_MAX_LOOPS", 5)
     prog = [Insn(0x07, 0, 0, 0, 1), Insn(0xE5, off=1), Insn(0x05, off=-3), Insn(0x95)]
     vm = Vm(prog)
     assert vm.run().r0 == 6  # five rounds fall through, the sixth jumps out
