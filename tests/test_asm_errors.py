@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpfkit.asm.assemble import assemble, assemble_file
 from bpfkit.cli.main import main
@@ -96,3 +98,53 @@ def test_cli_writes_object_and_mnemonic_stream(
     assert main(["asm", "--mnemonic", str(mn), "-o", str(tmp_path / "ok.bin")]) == 0
     assert (tmp_path / "ok.bin").read_bytes() == bytes.fromhex("b7000000010000009500000000000000")
     assert "wrote" in capsys.readouterr().out
+
+
+_FIXTURE_LINES = [
+    line
+    for name in ("directives.s", "every_row.s", "spellings.s")
+    for line in (Path(__file__).parent / "asm" / name).read_text().splitlines()
+]
+_NOISE = list("rw0123456789 ,.+-*/()[]=<>&|^%!~:;#\"'\\x@$_\t") + [
+    "goto",
+    "ll",
+    "lock",
+    "call",
+    ".section",
+    ".long",
+    ".loc",
+    ".file 1",
+    "u32",
+    "r10",
+    "0x",
+]
+
+
+@st.composite
+def _mutated_source(draw: st.DrawFn) -> str:
+    out = []
+    for _ in range(draw(st.integers(1, 6))):
+        line = draw(st.sampled_from(_FIXTURE_LINES))
+        cut = draw(st.integers(0, len(line)))
+        how = draw(st.integers(0, 3))
+        if how == 0:
+            line = line[:cut] + draw(st.sampled_from(_NOISE)) + line[cut:]
+        elif how == 1:
+            line = line[:cut] + line[cut + 1 :]
+        elif how == 2:
+            line = "".join(draw(st.lists(st.sampled_from(_NOISE), min_size=1, max_size=10)))
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mutated_source(), st.booleans())
+def test_mangled_input_gives_an_asm_error_or_an_object(src: str, big_endian: bool) -> None:
+    """Whatever the input, the assembler returns an object or raises one AsmError (no bug)."""
+    try:
+        obj = assemble(src, "fuzz.s", big_endian=big_endian)
+    except AsmError as e:
+        assert "internal assembler error" not in e.message, (src, e)
+        assert e.file == "fuzz.s"
+    else:
+        assert obj[:4] == b"\x7fELF"

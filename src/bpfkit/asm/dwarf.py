@@ -95,6 +95,8 @@ def file_directive(a: Assembler, rest: str, base: int) -> None:
     number = int(m.group(1))
     first, second, md5text = m.group(2), m.group(3), m.group(4)
     directory, name = (first, second) if second is not None else ("", first)
+    if md5text and len(md5text) != 34:
+        raise a.error("an MD5 checksum has 32 hexadecimal digits", base + 1)
     md5 = int(md5text, 16).to_bytes(16, "big") if md5text else None
     st = a.dwarf
     st.has_table = True

@@ -455,4 +455,13 @@ class Assembler:
 
 def assemble_llvm(text: str, filename: str = "<input>", *, big_endian: bool = False) -> bytes:
     """Assemble LLVM-syntax BPF assembly into an ELF relocatable object."""
-    return Assembler(filename, big_endian).run(text)
+    asm = Assembler(filename, big_endian)
+    try:
+        return asm.run(text)
+    except AsmError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, struct.error) as e:
+        # A bug of ours, not of the input: still an AsmError at the line being read.
+        raise asm.error(
+            f"internal assembler error ({type(e).__name__}: {e}); please report this bug"
+        ) from e
