@@ -59,3 +59,14 @@ Llabel0 :
 	r2 = foo + 10 ll
 	*(u64 *)(r10 - 8) = -1
 	r0 = 0 ; r1 = 1 ; exit
+# '.' is the current location
+	.text
+dotfn:
+	r0 = 0
+	exit
+	.size dotfn, .-dotfn
+	.data
+dotdata:
+	.quad .
+	.long . - dotdata
+	.size dotdata, . - dotdata

@@ -38,12 +38,15 @@ class _Kinds(dict[str, str]):
 
     def __missing__(self, atom: str) -> str:
         kind = "N" if atom[0] in DIGITS else "S"
+        if len(self) > 500_000:  # a long-lived process: forget, keep the fixed names
+            self.clear()
+            self.update(_FIXED)
         self[atom] = kind
         return kind
 
 
-KINDS = _Kinds({name: name[0].upper() for name in REG_NUM})
-KINDS.update({k: k for k in KEYWORDS})
+_FIXED = {name: name[0].upper() for name in REG_NUM} | {k: k for k in KEYWORDS}
+KINDS = _Kinds(_FIXED)
 
 REG, NUM, NEG, SYM = 0, 1, 2, 3  # how an operand is read from its atom
 
