@@ -327,3 +327,11 @@ def test_mutated_btf_only_btf_error(objs: dict[str, Path]) -> None:
                 pass
 
     run()
+
+
+def test_branching_cycles_stay_fast() -> None:
+    # 1: int (*)(2, 2, 2, 2) where 2 is a pointer back to 1: exponential unless bounded.
+    proto = _t(0, Kind.FUNC_PROTO, 4, 2) + struct.pack("<8I", 0, 2, 0, 2, 0, 2, 0, 2)
+    btf = parse_btf(_blob(proto + _t(0, Kind.PTR, 0, 1), STRS))
+    text = btf.format(1)
+    assert "..." in text and len(text) < 10**6

@@ -124,7 +124,7 @@ class Btf:
     def format(self, type_id: int, name: str = "") -> str:
         """C-like text of a type (``struct foo``, ``unsigned int``, ``char[16]``,
         ``int (*)(void *)``); with ``name``, a declaration of it (``char comm[16]``)."""
-        return _declare(self, type_id, name, 0).strip()
+        return _Formatter(self).declare(type_id, name, 0).strip()
 
     def __repr__(self) -> str:
         return f"<Btf {self.what}: {len(self.types)} types>"
@@ -154,53 +154,66 @@ def _sp(decl: str) -> str:
     return decl if decl.startswith("[") else " " + decl
 
 
-def _declare(btf: Btf, type_id: int, decl: str, depth: int) -> str:
-    """C declaration of ``decl`` with type ``type_id`` (the inside-out C declarator rule)."""
-    if depth > MAX_RESOLVE_DEPTH:
-        return "..." + _sp(decl)
-    t = btf.type(type_id)
-    anon = "(anon)"
-    if isinstance(t, T.Void):
-        return "void" + _sp(decl)
-    if isinstance(t, (T.Int, T.Float, T.Typedef)):
-        return t.name + _sp(decl)
-    if isinstance(t, T.Union):
-        return f"union {t.name or anon}" + _sp(decl)
-    if isinstance(t, T.Struct):
-        return f"struct {t.name or anon}" + _sp(decl)
-    if isinstance(t, T.Enum):
-        return f"enum {t.name or anon}" + _sp(decl)
-    if isinstance(t, T.Fwd):
-        return f"{'union' if t.union else 'struct'} {t.name}" + _sp(decl)
-    if isinstance(t, T.Ptr):
-        return _declare(btf, t.type, "*" + decl, depth + 1)
-    if isinstance(t, T.Array):
-        return _declare(btf, t.type, f"{_paren(decl)}[{t.nelems}]", depth + 1)
-    if isinstance(t, (T.Const, T.Volatile, T.Restrict)):
-        word = t.kind.name.lower()
-        target = btf.type(t.type)
-        if isinstance(target, T.Ptr):
-            # The qualifier applies to the pointer itself: "char *const p".
-            return _declare(btf, t.type, f"{word} {decl}".strip(), depth + 1)
-        return f"{word} " + _declare(btf, t.type, decl, depth + 1)
-    if isinstance(t, T.TypeTag):
-        return _declare(btf, t.type, decl, depth + 1)
-    if isinstance(t, T.FuncProto):
-        args = [
-            "..." if (p.type == 0 and not p.name) else _declare(btf, p.type, p.name, depth + 1)
-            for p in t.params
-        ]
-        inner = f"{_paren(decl)}({', '.join(args) or 'void'})"
-        return _declare(btf, t.return_type, inner, depth + 1)
-    if isinstance(t, T.Func):
-        return _declare(btf, t.type, t.name if not decl else decl, depth + 1)
-    if isinstance(t, T.Var):
-        return _declare(btf, t.type, decl or t.name, depth + 1)
-    if isinstance(t, T.Datasec):
-        return f'SEC("{t.name}")' + _sp(decl)
-    if isinstance(t, T.DeclTag):
-        return f'__attribute__((btf_decl_tag("{t.name}")))' + _sp(decl)
-    return f"<{t.kind.name}>" + _sp(decl)
+class _Formatter:
+    """C declarations, inside out; a node budget stops pathological (cyclic, branching)
+    prototypes from taking exponential time."""
+
+    def __init__(self, btf: Btf) -> None:
+        self.btf = btf
+        self.budget = 10_000
+
+    def declare(self, type_id: int, decl: str, depth: int) -> str:
+        """C declaration of ``decl`` with type ``type_id``."""
+        self.budget -= 1
+        if depth > MAX_RESOLVE_DEPTH or self.budget < 0:
+            return "..." + _sp(decl)
+        return self._declare(type_id, decl, depth)
+
+    def _declare(self, type_id: int, decl: str, depth: int) -> str:
+        btf = self.btf
+        t = btf.type(type_id)
+        anon = "(anon)"
+        if isinstance(t, T.Void):
+            return "void" + _sp(decl)
+        if isinstance(t, (T.Int, T.Float, T.Typedef)):
+            return t.name + _sp(decl)
+        if isinstance(t, T.Union):
+            return f"union {t.name or anon}" + _sp(decl)
+        if isinstance(t, T.Struct):
+            return f"struct {t.name or anon}" + _sp(decl)
+        if isinstance(t, T.Enum):
+            return f"enum {t.name or anon}" + _sp(decl)
+        if isinstance(t, T.Fwd):
+            return f"{'union' if t.union else 'struct'} {t.name}" + _sp(decl)
+        if isinstance(t, T.Ptr):
+            return self.declare(t.type, "*" + decl, depth + 1)
+        if isinstance(t, T.Array):
+            return self.declare(t.type, f"{_paren(decl)}[{t.nelems}]", depth + 1)
+        if isinstance(t, (T.Const, T.Volatile, T.Restrict)):
+            word = t.kind.name.lower()
+            target = btf.type(t.type)
+            if isinstance(target, T.Ptr):
+                # The qualifier applies to the pointer itself: "char *const p".
+                return self.declare(t.type, f"{word} {decl}".strip(), depth + 1)
+            return f"{word} " + self.declare(t.type, decl, depth + 1)
+        if isinstance(t, T.TypeTag):
+            return self.declare(t.type, decl, depth + 1)
+        if isinstance(t, T.FuncProto):
+            args = [
+                "..." if (p.type == 0 and not p.name) else self.declare(p.type, p.name, depth + 1)
+                for p in t.params
+            ]
+            inner = f"{_paren(decl)}({', '.join(args) or 'void'})"
+            return self.declare(t.return_type, inner, depth + 1)
+        if isinstance(t, T.Func):
+            return self.declare(t.type, t.name if not decl else decl, depth + 1)
+        if isinstance(t, T.Var):
+            return self.declare(t.type, decl or t.name, depth + 1)
+        if isinstance(t, T.Datasec):
+            return f'SEC("{t.name}")' + _sp(decl)
+        if isinstance(t, T.DeclTag):
+            return f'__attribute__((btf_decl_tag("{t.name}")))' + _sp(decl)
+        return f"<{t.kind.name}>" + _sp(decl)
 
 
 def parse_btf(data: bytes, *, big_endian: bool = False, base: Btf | None = None) -> Btf:

@@ -41,9 +41,12 @@ class _Decoder:
         self.btf = btf
         self.big = big
         self.order: Any = "big" if big else "little"
+        # Unions of unions can revisit the same bytes exponentially often in corrupt BTF.
+        self.budget = 1_000_000
 
     def value(self, type_id: int, data: bytes, depth: int) -> Any:
-        if depth > MAX_RESOLVE_DEPTH:
+        self.budget -= 1
+        if depth > MAX_RESOLVE_DEPTH or self.budget < 0:
             raise BtfError(f"{self.btf.what}: type {type_id} nests too deeply (a loop?)")
         t = self.btf.resolve(type_id)
         if isinstance(t, T.Int):
@@ -89,6 +92,8 @@ class _Decoder:
     def array(self, t: T.Array, data: bytes, depth: int) -> Any:
         elem = self.btf.resolve(t.type)
         esize = self.btf.size_of(t.type)
+        if esize == 0:
+            return []  # elements without storage: nothing to show, however many
         # Compilers mark char as SIGNED (or nothing), rarely as CHAR: go by name too.
         if (
             isinstance(elem, T.Int)
