@@ -107,6 +107,7 @@ class _Reader:
     btf: Btf | None = None
     kconfig: frozenset[str] = frozenset()
     insn_cache: dict[bytes, Insn] = field(default_factory=dict)
+    by_section: dict[int, list[Symbol]] | None = None
 
     def read(self) -> ObjectSpec:
         big, shoff, shnum, _ = elfcheck.check_header(self.data, self.path)
@@ -304,7 +305,7 @@ class _Reader:
 
     def _program_ranges(self, sec: Section) -> list[tuple[str, int, int, str]]:
         """(name, start, end, bind) of each program of an executable section, as libbpf splits."""
-        here = [s for s in self.symbols if s.section_index == sec.index]
+        here = self._symbols_in(sec.index)
         funcs = sorted((s for s in here if s.type == "STT_FUNC"), key=lambda s: s.value)
         ranges: list[tuple[str, int, int, str]] = []
         if funcs:
@@ -320,7 +321,8 @@ class _Reader:
             for s in funcs:
                 size = s.size
                 if size == 0:
-                    size = next((v for v in starts if v > s.value), sec.size) - s.value
+                    nxt = bisect.bisect_right(starts, s.value)
+                    size = (starts[nxt] if nxt < len(starts) else sec.size) - s.value
                 ranges.append((s.name, s.value, s.value + size, s.bind))
         else:
             # No function symbols (assembler output, old compilers): libbpf before 0.2
@@ -397,16 +399,15 @@ class _Reader:
     def _maps(self) -> Iterable[MapSpec]:
         for sec in self.sections:
             if sec.name == "maps" or sec.name.startswith("maps/"):
-                syms = [s for s in self.symbols if s.section_index == sec.index]
+                syms = self._symbols_in(sec.index)
                 yield from decode_legacy_maps(self.path, sec.name, sec.data, syms, self.big)
         for sec in self.sections:
             if sec.name == ".maps":
                 syms = sorted(
                     (
                         s
-                        for s in self.symbols
-                        if s.section_index == sec.index
-                        and s.type not in ("STT_SECTION", "STT_FILE")
+                        for s in self._symbols_in(sec.index)
+                        if s.type not in ("STT_SECTION", "STT_FILE")
                     ),
                     key=lambda s: s.value,
                 )
@@ -433,9 +434,7 @@ class _Reader:
                 )
             body = bytes(sec.size) if sec.type == "SHT_NOBITS" else sec.data
             syms = tuple(
-                s
-                for s in self.symbols
-                if s.section_index == sec.index and s.type not in ("STT_SECTION", "STT_FILE")
+                s for s in self._symbols_in(sec.index) if s.type not in ("STT_SECTION", "STT_FILE")
             )
             yield DataSpec(
                 name=sec.name,
@@ -445,6 +444,15 @@ class _Reader:
                 readonly=relocs.is_readonly_data(sec.name),
                 symbols=syms,
             )
+
+    def _symbols_in(self, index: int) -> list[Symbol]:
+        """Symbols defined in section ``index`` (indexed once: crafted files can have
+        thousands of sections)."""
+        if self.by_section is None:
+            self.by_section = {}
+            for sym in self.symbols:
+                self.by_section.setdefault(sym.section_index, []).append(sym)
+        return self.by_section.get(index, [])
 
     def _find(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)
