@@ -160,7 +160,10 @@ class ExprParser:
             raise ExprError("expected an expression", at)
         kind, text, start, end = tok
         if kind == "num":
-            return Value(None, None, parse_int(text)), end
+            try:
+                return Value(None, None, parse_int(text)), end
+            except ValueError:
+                raise ExprError(f"invalid number '{text}'", start) from None
         if kind == "chr":
             return Value(None, None, _char(text)), end
         if kind == "id":

@@ -269,7 +269,7 @@ class Assembler:
             if plan.encode is not None and sec.type != w.SHT_NOBITS:
                 try:
                     data = plan.encode(atoms)
-                except fastpath.GiveUp:
+                except (fastpath.GiveUp, ValueError):  # ValueError: "0xrff" is no number
                     pass
                 else:
                     if plan.fixups:
@@ -286,12 +286,12 @@ class Assembler:
                     sec.data += data
                     return
             else:
-                vals = self._operands(plan, atoms)
-                where = [len("".join(parts[: 2 * i + 1])) for i, _ in plan.steps]
                 try:
+                    vals = self._operands(plan, atoms)
+                    where = [len("".join(parts[: 2 * i + 1])) for i, _ in plan.steps]
                     self._emit(text, col, plan.key, vals, where)
                     return
-                except AsmError:
+                except (AsmError, ValueError):
                     pass  # report it with exact columns from the full tokenizer
         try:
             key, vals, where = tokenize(text, self.b.use, self._dot)
