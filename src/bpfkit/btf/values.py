@@ -71,7 +71,7 @@ class _Decoder:
             out = {}
             for sv in t.vars:
                 var = self.btf.type(sv.type)
-                chunk = data[sv.offset : sv.offset + sv.size]
+                chunk = self.part(data, sv.offset, sv.type, f"variable {var.name!r}")
                 out[var.name] = self.value(sv.type, chunk, depth + 1)
             return out
         raise BtfError(
@@ -79,13 +79,23 @@ class _Decoder:
             f"({t.kind.name} has no storage)"
         )
 
+    def part(self, data: bytes, start: int, type_id: int, what: str) -> bytes:
+        """The bytes of a member or variable, checked against the enclosing value."""
+        size = self.btf.size_of(type_id)
+        if start + size > len(data):
+            raise BtfError(
+                f"{self.btf.what}: {what} ({self.btf.format(type_id)}) at byte {start} runs "
+                f"past the end of its container ({len(data)} bytes)"
+            )
+        return data[start : start + size]
+
     def integer(self, t: T.Int, data: bytes) -> int | bool:
         v = int.from_bytes(data[: t.size], self.order)
         if t.bits != t.size * 8 or t.bit_offset:
             v = (v >> t.bit_offset) & ((1 << t.bits) - 1)
         if t.encoding & T.INT_BOOL:
             return bool(v)
-        if t.signed and v >= 1 << (t.bits - 1):
+        if t.signed and t.bits and v >= 1 << (t.bits - 1):
             v -= 1 << t.bits
         return v
 
@@ -119,8 +129,8 @@ class _Decoder:
             if m.bitfield_size:
                 v: Any = self.bitfield(m, data)
             else:
-                start = m.bit_offset // 8
-                v = self.value(m.type, data[start : start + self.btf.size_of(m.type)], depth + 1)
+                chunk = self.part(data, m.bit_offset // 8, m.type, f"member {m.name!r}")
+                v = self.value(m.type, chunk, depth + 1)
             if not m.name and isinstance(v, dict):
                 out.update(v)  # anonymous struct/union: its members are the parent's
             else:
@@ -130,6 +140,11 @@ class _Decoder:
     def bitfield(self, m: T.Member, data: bytes) -> int:
         first = m.bit_offset // 8
         last = (m.bit_offset + m.bitfield_size + 7) // 8
+        if last > len(data):
+            raise BtfError(
+                f"{self.btf.what}: bitfield {m.name!r} at bit {m.bit_offset} runs past the end "
+                f"of its container ({len(data)} bytes)"
+            )
         chunk = int.from_bytes(data[first:last], self.order)
         nbits = (last - first) * 8
         # Bits are numbered from the low end in little-endian storage, from the high end in
