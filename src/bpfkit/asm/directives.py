@@ -205,7 +205,6 @@ def _switch(a: Assembler, sec: Section | None) -> None:
     if sec is not None and sec is not a.b.current:
         a.previous = a.b.current
         a.b.current = sec
-        a.b.register(sec.begin) if sec.begin is not None else None
 
 
 def _enter(a: Assembler, name: str, type_: int, flags: int, entsize: int = 0) -> None:
