@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpfkit.btf import Btf, Kind, load_vmlinux, parse_btf, parse_btf_ext
+from bpfkit.btf import Btf, Kind, decode_value, load_vmlinux, parse_btf, parse_btf_ext
 from bpfkit.btf import types as T
 from bpfkit.btf.dump import dump_raw
 from bpfkit.errors import BtfError
@@ -314,17 +314,25 @@ def test_mutated_btf_only_btf_error(objs: dict[str, Path]) -> None:
     @settings(max_examples=300, deadline=None)
     @given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6))
     def run(edits: list[tuple[int, int]]) -> None:
-        for blob in (seed, ext_seed):
-            data = bytearray(blob)
-            for pos, val in edits:
-                data[pos % len(data)] = val
-            try:
-                btf = parse_btf(bytes(data))
-                for t in btf.types:
-                    btf.format(t.id)
-                parse_btf_ext(bytes(data), btf=btf)
-            except BtfError:
-                pass
+        data, ext = bytearray(seed), bytearray(ext_seed)
+        for pos, val in edits:
+            target = data if pos % 3 else ext  # two thirds of the edits in .BTF
+            target[pos % len(target)] = val
+        good = parse_btf(seed)
+        try:
+            btf = parse_btf(bytes(data))
+            for t in btf.types:
+                btf.format(t.id)
+                try:
+                    decode_value(btf, t.id, bytes(512))
+                except BtfError:
+                    pass
+        except BtfError:
+            pass
+        try:
+            parse_btf_ext(bytes(ext), btf=good)
+        except BtfError:
+            pass
 
     run()
 
