@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import probes  # noqa: E402
 
 _kernel_ran: list[str] = []
+_kernel_ids: set[str] = set()
 _kernel_skipped: Counter[str] = Counter()
 
 
@@ -48,7 +49,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" and "kernel" in report.keywords:
+    # Not `"kernel" in report.keywords`: pytest puts directory names (tests/kernel) there too.
+    if report.when == "call" and report.nodeid in _kernel_ids:
         _kernel_ran.append(report.nodeid)
 
 
@@ -56,6 +58,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _is_kernel(item):
             item.add_marker("kernel")
+            _kernel_ids.add(item.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
