@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from bpfkit.asm import dwarf
 from bpfkit.asm.builder import FK_DATA, FixupError, Section, Symbol
-from bpfkit.asm.expr import Value
+from bpfkit.asm.expr import Value, parse_int
 from bpfkit.obj import writer as w
 
 if TYPE_CHECKING:
     from bpfkit.asm.llvm_asm import Assembler
 
 _NAME = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[A-Za-z_.$][\w.$@-]*)')
+_PLAIN_INT = re.compile(r"[-+]?(?:0[xX][0-9a-fA-F]+|[1-9][0-9]*|0)\Z")
 _STRING = re.compile(r'\s*"((?:[^"\\]|\\.)*)"')
 
 _TYPES = {
@@ -79,6 +80,14 @@ def _args(a: Assembler, text: str, col: int) -> tuple[str, int]:
 
 def _split(rest: str) -> list[tuple[str, int]]:
     """Split arguments at commas outside quotes and parentheses, with 0-based offsets."""
+    if '"' not in rest and "(" not in rest:  # the common case, without a character loop
+        pieces: list[tuple[str, int]] = []
+        at = 0
+        for piece in rest.split(","):
+            stripped = piece.lstrip()
+            pieces.append((stripped.rstrip(), at + len(piece) - len(stripped)))
+            at += len(piece) + 1
+        return pieces
     out: list[tuple[str, int]] = []
     depth, quote, start = 0, False, 0
     i = 0
@@ -393,6 +402,16 @@ def _data(size: int) -> Callable[[Assembler, str, int], None]:
         limit = 1 << (8 * size)
         for part, off in _split(rest):
             column = base + off + 1
+            if _PLAIN_INT.match(part):  # most data is plain numbers: no expression parser
+                value = parse_int(part.lstrip("+-"))
+                value = -value if part[0] == "-" else value
+                if not -(limit >> 1) <= value < limit:
+                    raise a.error(f"value {value} does not fit in {size} byte(s)", column)
+                try:
+                    a.b.emit(struct.pack(fmt, value & (limit - 1)))
+                except ValueError as e:
+                    raise a.error(str(e), column) from None
+                continue
             v = _expr(a, part, base + off)
             try:
                 r = a.b.resolve(v, None)
