@@ -63,6 +63,7 @@ _PARSE_ERRORS = (
 _SHN_SPECIAL = {"SHN_UNDEF": 0, "SHN_ABS": 0xFFF1, "SHN_COMMON": 0xFFF2, "SHN_XINDEX": 0xFFFF}
 _SHT_REL, _SHT_RELA = "SHT_REL", "SHT_RELA"
 _MAX_NOBITS = 64 << 20
+_SHF_ALLOC = 0x2
 
 
 def read_object(source: str | os.PathLike[str] | bytes, *, name: str | None = None) -> ObjectSpec:
@@ -222,6 +223,10 @@ class _Reader:
                 f"{self.path}: {where} applies to section {target_idx}, which does not exist"
             )
         target = self.sections[target_idx]
+        if target.name.startswith(".debug_") and not target.flags & _SHF_ALLOC:
+            # DWARF relocations: thousands in objects built against vmlinux.h, and of no
+            # use to loading or disassembly (llvm-objdump -d -r does not show them either).
+            return
         want = 24 if sec.is_RELA() else 16
         if sec.header["sh_entsize"] != want or sec.header["sh_size"] % want:
             raise ObjectError(
