@@ -2,8 +2,9 @@
 
 ``read_object(source, *, name=None)`` takes a path or the file's bytes and returns plain,
 frozen data: sections, symbols, relocations (by the section they apply to, each
-classified; DWARF ``.debug_*`` relocations are not read), programs (one per function, as libbpf splits them), license, version,
-legacy and BTF-defined maps, global data sections and the ``.BTF``/``.BTF.ext`` blobs.
+classified; DWARF ``.debug_*`` relocations are not read), programs (one per function, as
+libbpf splits them), license, version, legacy and BTF-defined maps, global data sections
+and the ``.BTF``/``.BTF.ext`` blobs.
 pyelftools parses the ELF structures; :mod:`bpfkit.obj.elfcheck` vets the headers first.
 
 Any problem with the file raises one :class:`~bpfkit.errors.ObjectError` naming the file
