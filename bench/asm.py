@@ -6,6 +6,11 @@ is what compilers write: functions with ``.globl``/``.type``/``.size``, basic-bl
 every instruction shape (ALU32/64 with registers and immediates, loads, stores, atomics,
 byte swaps, conditional jumps to labels, helper calls and bpf-to-bpf calls, ``lddw`` of
 maps and constants), maps and data sections.  Usage: ``python bench/asm.py [N]``.
+
+Where bpfkit's time goes (measured while writing it): about 0.1 s of CPU is starting
+Python and importing (of which ~60 ms is ``bpfkit.obj``'s package import pulling in the
+reader, pyelftools and BTF); repeated instruction lines cost ~0.2 us each (an exact-text
+cache), others ~2-3 us (a shape lookup and an encoder generated per ISA-table row).
 """
 
 from __future__ import annotations
