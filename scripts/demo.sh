@@ -1,7 +1,30 @@
 #!/usr/bin/env bash
-# The seed story end to end, as far as bpfkit goes today.
+# The seed story end to end: build the Rust probe, read and disassemble it, explain it,
+# run it in the VM, then load it into the kernel, attach it and read trace_pipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=.venv/bin/bpfkit
-echo "== read and disassemble the seed's object (as llvm-objdump -d does)"
-$B dump examples/hello/hello.o
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "build: examples/hello/hello.rs -> BPF object (rustc's BPF backend + bpfkit's assembler)"
+$B build examples/hello/hello.rs -o "$out/hello.o"
+
+step "dump: what llvm-objdump -d prints (the seed's listing)"
+$B dump "$out/hello.o"
+
+step "explain: the seed's annotated bytecode, generated (first instructions)"
+$B explain examples/hello/hello.o > "$out/explain.txt"
+head -40 "$out/explain.txt"
+echo "   ... (whole walkthrough: docs/hello-from-rust.md)"
+
+step "run in bpfkit's userspace VM (no root needed)"
+$B run --vm "$out/hello.o"
+
+step "load, attach and trace on the real kernel"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "skipped: loading BPF programs needs root (or CAP_BPF + CAP_PERFMON)"
+else
+  $B run "$out/hello.o" --count 3 --duration 20
+fi
