@@ -88,6 +88,10 @@ def test_corrupt_shoff() -> None:
     assert "past the end" in _error(_patch(SEED, 40, "<Q", len(SEED) - 100))
 
 
+def test_no_section_headers() -> None:
+    assert "no section header table" in _error(_patch(SEED, 40, "<Q", 0))
+
+
 def test_corrupt_shentsize_and_shstrndx() -> None:
     assert "e_shentsize" in _error(_patch(SEED, 58, "<H", 40))
     assert "e_shstrndx" in _error(_patch(SEED, 62, "<H", 99))

@@ -82,7 +82,10 @@ def check_header(data: bytes, path: str) -> tuple[bool, int, int, int]:
             "as produced by clang -c / llc -filetype=obj, not linked files"
         )
     if e_shoff == 0:
-        return big, 0, 0, 0
+        raise ObjectError(
+            f"{path}: no section header table (e_shoff is 0): an object without sections "
+            "has no programs, maps or symbols"
+        )
     if e_shentsize != SHDR_SIZE:
         raise ObjectError(
             f"{path}: corrupt ELF header: e_shentsize is {e_shentsize}, ELF64 section "

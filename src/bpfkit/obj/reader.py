@@ -116,7 +116,7 @@ class _Reader:
         self.big = big
         elfcheck.check_sections(self.data, self.path, big, shoff, shnum)
         elf = ELFFile(io.BytesIO(self.data))
-        raw_sections = [elf.get_section(i) for i in range(shnum)] if shoff else []
+        raw_sections = [elf.get_section(i) for i in range(shnum)]
         self._read_sections(raw_sections)
         symtabs = [s for s in raw_sections if isinstance(s, SymbolTableSection)]
         if symtabs:
