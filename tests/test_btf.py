@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from bpfkit.btf import Btf, Kind, decode_value, load_vmlinux, parse_btf, parse_btf_ext
 from bpfkit.btf import types as T
+from bpfkit.btf.cdecl import define
 from bpfkit.btf.dump import dump_raw
 from bpfkit.errors import BtfError
 from bpfkit.obj import read_object
@@ -343,3 +344,71 @@ def test_branching_cycles_stay_fast() -> None:
     btf = parse_btf(_blob(proto + _t(0, Kind.PTR, 0, 1), STRS))
     text = btf.format(1)
     assert "..." in text and len(text) < 10**6
+
+
+# --- C definitions against `bpftool btf dump file X format c` ------------------------------
+
+
+def _c_blocks(text: str) -> dict[str, str]:
+    """Top-level definitions of a bpftool C dump, by their first line."""
+    out: dict[str, str] = {}
+    for block in text.split("\n\n"):
+        block = block.strip()
+        if block.endswith(";") and re.match(r"^(struct|union|enum|typedef)\b", block):
+            out.setdefault(block.splitlines()[0], block)
+    return out
+
+
+def _compare_definitions(btf: Btf, c_text: str) -> tuple[int, int]:
+    theirs = _c_blocks(c_text)
+    same = differ = 0
+    for t in btf.types:
+        if not t.name or t.kind not in (
+            Kind.STRUCT,
+            Kind.UNION,
+            Kind.ENUM,
+            Kind.ENUM64,
+            Kind.TYPEDEF,
+        ):
+            continue
+        ours = define(btf, t.id)
+        ref = theirs.get(ours.splitlines()[0])
+        if ref is None:
+            continue
+        if ref == ours:
+            same += 1
+        else:
+            differ += 1
+    return same, differ
+
+
+@pytest.mark.requires("clang19", "bpftool")
+@pytest.mark.parametrize("name", ["corpus", "types", "types_eb"])
+def test_definitions_match_bpftool(objs: dict[str, Path], name: str) -> None:
+    obj = read_object(objs[name])
+    assert obj.btf is not None
+    c_text = subprocess.run(
+        ["bpftool", "btf", "dump", "file", str(objs[name]), "format", "c"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    same, differ = _compare_definitions(parse_btf(obj.btf), c_text)
+    assert same >= 3 and differ == 0
+
+
+@pytest.mark.requires("bpftool")
+def test_vmlinux_definitions_mostly_match_bpftool(vmlinux: Btf) -> None:
+    """bpftool adds padding members and attributes for unnatural layouts; we do not (yet)."""
+    c_text = subprocess.run(
+        ["bpftool", "btf", "dump", "file", VMLINUX, "format", "c"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    same, differ = _compare_definitions(vmlinux, c_text)
+    assert same > 10000 and same / (same + differ) > 0.9
+    task = vmlinux.find("list_head", "struct")
+    assert define(vmlinux, task.id) == (
+        "struct list_head {\n\tstruct list_head *next;\n\tstruct list_head *prev;\n};"
+    )

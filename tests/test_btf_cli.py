@@ -35,6 +35,9 @@ def test_find_in_vmlinux(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "ENUM 'bpf_func_id'" in out and "'BPF_FUNC_map_lookup_elem' val=1" in out
     assert "/* enum bpf_func_id */" in out
+    assert main(["btf", "/sys/kernel/btf/vmlinux", "--find", "list_head", "--c"]) == 0
+    out = capsys.readouterr().out
+    assert out == "struct list_head {\n\tstruct list_head *next;\n\tstruct list_head *prev;\n};\n"
 
 
 def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,7 @@ API::
     decode_value(btf, type_id, data, *, big_endian=None) -> Any
         bytes of a typed value (map key/value, global) as ints, strs, lists and dicts
     bpfkit.btf.dump.dump_raw(btf) -> str    the text of `bpftool btf dump file X`
+    bpfkit.btf.cdecl.define(btf, id) -> str  C definition ("struct point {...};"), bpftool style
 
 Errors are :class:`bpfkit.errors.BtfError`, saying what is malformed and where.
 """

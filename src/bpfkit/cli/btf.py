@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from bpfkit.btf import Btf, parse_btf
+from bpfkit.btf.cdecl import define
 from bpfkit.btf.dump import dump_raw, dump_type
 from bpfkit.errors import BtfError, ObjectError
 from bpfkit.obj import read_object
@@ -26,6 +27,12 @@ def register(sub: Any) -> None:
         metavar="NAME",
         action="append",
         help="only the types called NAME (repeatable), each with its C name",
+    )
+    p.add_argument(
+        "--c",
+        dest="c_defs",
+        action="store_true",
+        help="with --find: print C definitions (struct, union, enum, typedef) instead",
     )
     p.set_defaults(func=run)
 
@@ -59,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for name in args.find:
         for t in btf.find_all(name):
-            sys.stdout.write(f"{dump_type(btf, t)}\n\t/* {btf.format(t.id)} */\n")
+            if args.c_defs:
+                sys.stdout.write(define(btf, t.id) + "\n")
+            else:
+                sys.stdout.write(f"{dump_type(btf, t)}\n\t/* {btf.format(t.id)} */\n")
         if not btf.find_all(name):
             raise BtfError(f"{args.file}: no type named {name!r}")
     return 0
