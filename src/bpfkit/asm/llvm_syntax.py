@@ -92,6 +92,8 @@ def _build() -> tuple[dict[tuple[str, ...], list[Pattern]], frozenset[str], froz
     starts: set[str] = set()
     for op in OPS:
         for template in _variants(op):
+            if any(ph not in _ROLE_KIND for ph in re.findall(r"\{(\w+)\}", template)):
+                continue  # a placeholder this assembler does not know: the row is not written
             key, roles = _template_tokens(template)
             table.setdefault(tuple(key), []).append(Pattern(op, tuple(roles)))
             words.update(k for k in key if k[0].isalpha() and k not in ("R", "W", "I", "O"))
