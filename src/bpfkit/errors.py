@@ -47,7 +47,9 @@ class AsmError(BpfkitError):
         where = f"{file}:{line}:{column}: " if line else f"{file}: "
         shown = ""
         if text:
-            shown = f"\n    {text}\n    {' ' * max(column - 1, 0)}^"
+            # Keep the tabs of the line before the column, so the caret sits under it.
+            pad = "".join(c if c == "\t" else " " for c in text[: max(column - 1, 0)])
+            shown = f"\n    {text}\n    {pad}^"
         super().__init__(f"{where}error: {message}{shown}")
         self.message = message
 
