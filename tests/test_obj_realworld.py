@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -155,22 +156,46 @@ def _repo_sources() -> list[Path]:
     return sorted(p for g in globs for p in ROOT.glob(g))
 
 
+def _readobj_relocations(path: Path) -> dict[str, list[tuple[int, str, str]]]:
+    """Relocations by target section (``.rel<name>`` minus ``.rel``), from llvm-readobj-19."""
+    out = subprocess.run(
+        ["llvm-readobj-19", "-r", str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    rels: dict[str, list[tuple[int, str, str]]] = {}
+    current: list[tuple[int, str, str]] = []
+    for line in out.splitlines():
+        if m := re.match(r"\s*Section \((\d+)\) (\S+) \{", line):
+            current = rels.setdefault(m.group(2)[len(".rel") :], [])
+        elif m := re.match(r"\s*(0x[0-9A-F]+) (R_BPF_\w+) (\S+)", line):
+            current.append((int(m.group(1), 16), m.group(2), m.group(3)))
+    return rels
+
+
 @pytest.mark.requires("clang19", "llvm19", "bpftool")
-def test_repository_objects(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["bpf", "bpfeb"])
+def test_repository_objects(tmp_path: Path, target: str) -> None:
+    """Every BPF C source here, both byte orders: functions as llvm-objdump-19 lists them,
+    relocations as llvm-readobj-19 lists them, BTF as bpftool dumps it."""
     sources = _repo_sources()
     read = 0
     for src in sources:
         out = tmp_path / (src.stem + ".o")
         try:
-            _clang(src, out)
+            _clang(src, out, "-target", target)
         except subprocess.CalledProcessError:
             continue  # a source needing other flags: not this test's business
         obj = read_object(out)
+        assert obj.big_endian == (target == "bpfeb")
         dis = subprocess.run(
             ["llvm-objdump-19", "-d", str(out)], check=True, capture_output=True, text=True
         ).stdout
         for p in obj.programs:
             assert f"{p.offset:016x} <{p.name}>:" in dis, (src, p.name)
+        for sec, rels in _readobj_relocations(out).items():
+            if sec.startswith(".debug_"):
+                continue
+            ours = sorted((r.offset, r.type_name, r.symbol) for r in obj.relocations[sec])
+            assert ours == sorted(rels), (src, sec)
         if obj.btf is not None:
             btf = parse_btf(obj.btf)
             theirs = subprocess.run(
