@@ -224,7 +224,12 @@ def test_run_maps_and_attach_override(
     assert rc == 0
     out = capsys.readouterr().out
     assert "map counts (hash):" in out
-    assert f"  {os.getpid()} -> " in out
+    listing = out.split("map counts (hash):\n", 1)[1].split("\nmap ", 1)[0]
+    if "more than 50 entries" in listing:
+        # A busy machine: more processes made syscalls than --maps lists; ours may be cut.
+        assert len(listing.splitlines()) == 51
+    else:
+        assert f"  {os.getpid()} -> " in listing
     assert "map .rodata (array):\n  0 -> 1" in out
 
     def getpgid_loop() -> None:
