@@ -15,6 +15,7 @@ and string offsets of its base.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from bpfkit.btf import types as T
@@ -242,3 +243,26 @@ _EXTRA: dict[int, tuple[int, int]] = {
     Kind.TYPE_TAG.value: (0, 0),
     Kind.ENUM64.value: (0, 12),
 }
+
+
+def record_size(kind: int, vlen: int) -> int:
+    """Bytes of one type record: ``struct btf_type`` and its kind-specific data (an unknown
+    kind counts as the bare 12-byte header)."""
+    fixed, per_item = _EXTRA.get(kind, (0, 0))
+    return 12 + fixed + per_item * vlen
+
+
+def iter_records(
+    data: bytes | bytearray, start: int, length: int, *, big_endian: bool = False
+) -> Iterator[tuple[int, int, int, int]]:
+    """``(offset, record length, name_off, info)`` of each type record in the ``length``
+    bytes of type section at ``start``, undecoded: for code that rewrites or scans raw BTF
+    (the loader's fix-ups, an index of the kernel's names).  A record cut short by the end
+    of the section ends the walk."""
+    head = struct.Struct(">II" if big_endian else "<II").unpack_from
+    pos, end = start, start + length
+    while pos + 12 <= end:
+        name_off, info = head(data, pos)
+        n = record_size((info >> 24) & 0x1F, info & 0xFFFF)
+        yield pos, n, name_off, info
+        pos += n

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpfkit.errors import KernelError
+from bpfkit.events.polled import PolledReader
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf
 from bpfkit.syscalls import perf as perfsys
 
@@ -111,12 +112,13 @@ class _Ring:
     closed: bool = field(default=False)
 
 
-class PerfBufferReader:
+class PerfBufferReader(PolledReader[tuple[int, bytes]]):
     """Read ``bpf_perf_event_output`` records of a perf event array map.
 
     Opens one BPF output event per online CPU, stores its fd in the map at the CPU's
     index and mmaps ``pages`` data pages (a power of two).  ``poll(timeout)`` returns
-    ``(cpu, payload)`` pairs; ``lost`` counts records the kernel dropped.
+    ``(cpu, payload)`` pairs; ``lost`` counts records the kernel dropped.  ``close()``
+    closes the events and unmaps; the map's slots then point nowhere.
     """
 
     def __init__(self, map_fd: int, *, pages: int = 8) -> None:
@@ -178,24 +180,6 @@ class PerfBufferReader:
             out += [(ring.cpu, s) for s in got.samples]
             _U64.pack_into(ring.mem, DATA_TAIL, got.tail)
         return out
-
-    def poll(self, timeout: float | None) -> list[tuple[int, bytes]]:
-        """Records available within ``timeout`` seconds (maybe none)."""
-        records = self.read()
-        if records:
-            return records
-        self._epoll.poll(-1 if timeout is None else timeout)
-        return self.read()
-
-    def close(self) -> None:
-        """Close the events and unmap (idempotent); the map's slots then point nowhere."""
-        self._finalizer()
-
-    def __enter__(self) -> PerfBufferReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _close_rings(rings: list[_Ring], ep: select.epoll) -> None:

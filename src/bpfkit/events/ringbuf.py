@@ -21,6 +21,7 @@ import weakref
 from dataclasses import dataclass
 
 from bpfkit.errors import KernelError
+from bpfkit.events.polled import PolledReader
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
@@ -101,7 +102,7 @@ def encode(records: list[tuple[bytes, bool]], size: int, start: int = 0) -> tupl
     return bytes(area), pos
 
 
-class RingBufReader:
+class RingBufReader(PolledReader[bytes]):
     """Read records from a ring buffer map fd (``max_entries`` is the data size).
 
     ``poll(timeout)`` waits up to ``timeout`` seconds (None: forever) and returns the
@@ -146,24 +147,6 @@ class RingBufReader:
         self.discarded += out.discarded
         _U64.pack_into(self._cons, 0, out.consumer)
         return out.records
-
-    def poll(self, timeout: float | None) -> list[bytes]:
-        """Records available within ``timeout`` seconds (maybe none)."""
-        records = self.read()
-        if records:
-            return records
-        self._epoll.poll(-1 if timeout is None else timeout)
-        return self.read()
-
-    def close(self) -> None:
-        """Unmap and stop polling (idempotent)."""
-        self._finalizer()
-
-    def __enter__(self) -> RingBufReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _close(ep: select.epoll, view: memoryview, prod: mmap.mmap, cons: mmap.mmap) -> None:

@@ -19,6 +19,7 @@ import ctypes
 import struct
 from collections.abc import Mapping
 
+from bpfkit.btf.parse import iter_records
 from bpfkit.errors import KernelError
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
@@ -26,17 +27,6 @@ from bpfkit.syscalls.causes import describe
 
 KIND_FUNC, KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC = 12, 13, 14, 15
 LOG_SIZE = 1 << 20
-
-# Bytes that follow the 12-byte btf_type header, per kind (uapi linux/btf.h).
-_FIXED = {1: 4, 3: 12, 14: 4, 17: 4}  # INT, ARRAY, VAR, DECL_TAG
-_PER_VLEN = {
-    4: 12,
-    5: 12,
-    6: 8,
-    13: 8,
-    15: 12,
-    19: 12,
-}  # STRUCT UNION ENUM FUNC_PROTO DATASEC ENUM64
 
 
 class BtfLoadError(KernelError):
@@ -79,15 +69,9 @@ def fixup_btf(
     def name_of(off: int) -> str:
         return _string(raw, s0, str_len, off)
 
-    records: list[bytearray] = []
-    pos, end = t0, t0 + type_len
-    while pos + 12 <= end:
-        _, info, _ = struct.unpack_from("<III", raw, pos)
-        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        n = 12 + _FIXED.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
-        records.append(bytearray(raw[pos : pos + n]))
-        pos += n
-    kinds = [(struct.unpack_from("<I", r, 4)[0] >> 24) & 0x1F for r in records]
+    walk = list(iter_records(raw, t0, type_len))
+    records = [bytearray(raw[pos : pos + n]) for pos, n, _, _ in walk]
+    kinds = [(info >> 24) & 0x1F for _, _, _, info in walk]
     for rec in records:
         name_off, info, size = struct.unpack_from("<III", rec)
         kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
@@ -157,11 +141,9 @@ def sanitize_btf(raw: bytes, kinds: frozenset[int] = frozenset(NEWER_KINDS)) -> 
     hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", raw, 4)
     t0, s0 = hdr_len + type_off, hdr_len + str_off
     out = bytearray()
-    pos, end = t0, t0 + type_len
-    while pos + 12 <= end:
-        name_off, info, size = struct.unpack_from("<III", raw, pos)
-        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-        n = 12 + _FIXED.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
+    for pos, n, _, info in iter_records(raw, t0, type_len):
+        kind = (info >> 24) & 0x1F
+        (size,) = struct.unpack_from("<I", raw, pos + 8)
         rec = raw[pos : pos + n]
         if kind in kinds:
             if kind == KIND_FLOAT:
@@ -173,7 +155,6 @@ def sanitize_btf(raw: bytes, kinds: frozenset[int] = frozenset(NEWER_KINDS)) -> 
             elif kind == KIND_ENUM64:
                 rec = struct.pack("<III", 0, KIND_UNION << 24, size)
         out += rec
-        pos += n
     header = bytearray(raw[:hdr_len])
     struct.pack_into("<IIII", header, 8, 0, len(out), len(out), str_len)
     return bytes(header) + bytes(out) + raw[s0 : s0 + str_len]

@@ -29,7 +29,6 @@ import sys
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import BpfkitError, KernelError, ObjectError, VerifierError
@@ -43,6 +42,7 @@ from bpfkit.obj.relocate import Extern, Linked, extern_symbols, link, remap_ext_
 from bpfkit.obj.sections import SectionType, section_type
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls import Fd, attrs
+from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import MapType
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Collection:
+class Collection(Closing):
     """The live kernel objects of one loaded object file."""
 
     spec: ObjectSpec
@@ -68,17 +68,6 @@ class Collection:
             m.close()
         if self.btf_fd is not None:
             self.btf_fd.close()
-
-    def __enter__(self) -> Collection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def pin(self, directory: str) -> list[str]:
         """Pin every program (as ``DIR/<program>``) and map (``DIR/maps/<map>``) in bpffs,

@@ -154,7 +154,7 @@ def kernel_btf_ids() -> dict[tuple[int, str], int]:
     Only names are needed here, so the kernel's BTF is walked record by record rather than
     parsed into objects: faster, and nothing large stays alive for the garbage collector.
     """
-    from bpfkit.kernel.btf_load import _FIXED, _PER_VLEN
+    from bpfkit.btf.parse import iter_records
 
     try:
         with open(VMLINUX_BTF, "rb") as f:
@@ -170,16 +170,11 @@ def kernel_btf_ids() -> dict[tuple[int, str], int]:
     t0, s0 = hdr_len + type_off, hdr_len + str_off
     want = {int(k) for k in _NAMED_KINDS}
     out: dict[tuple[int, str], int] = {}
-    unpack = struct.Struct("<II").unpack_from
-    pos, end, type_id = t0, t0 + type_len, 1
-    while pos + 12 <= end:
-        name_off, info = unpack(raw, pos)
-        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+    for type_id, (_, _, name_off, info) in enumerate(iter_records(raw, t0, type_len), 1):
+        kind = (info >> 24) & 0x1F
         if kind in want and name_off:
             stop = raw.index(b"\0", s0 + name_off)
             out.setdefault((kind, raw[s0 + name_off : stop].decode()), type_id)
-        pos += 12 + _FIXED.get(kind, 0) + _PER_VLEN.get(kind, 0) * vlen
-        type_id += 1
     return out
 
 

@@ -51,6 +51,7 @@ from bpfkit.kernel import symbols, tracefs
 from bpfkit.kernel.attach import AttachPoint, pmu_type, retprobe_bit
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
 from bpfkit.syscalls import perf as perfsys
+from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import AttachType
 
 SO_ATTACH_BPF = 50  # asm-generic/socket.h
@@ -116,7 +117,7 @@ class _SocketDetach:
                 pass  # nothing attached any more
 
 
-class Link:
+class Link(Closing):
     """One attachment; ``close()`` detaches it and releases what it opened (idempotent)."""
 
     def __init__(self, point: AttachPoint, resources: list[object], how: str) -> None:
@@ -134,12 +135,6 @@ class Link:
     def close(self) -> None:
         """Detach (again is a no-op)."""
         self._finalizer()
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else self.how

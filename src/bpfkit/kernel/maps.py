@@ -24,7 +24,6 @@ import errno
 import sys
 from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from functools import cache
-from types import TracebackType
 from typing import Any
 
 from bpfkit.errors import KernelError
@@ -33,6 +32,7 @@ from bpfkit.kernel.info import MapInfo, map_info, type_name
 from bpfkit.kernel.program import kernel_name
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
+from bpfkit.syscalls.fd import FdOwner
 from bpfkit.uapi import MapType
 
 PERCPU_TYPES = frozenset(
@@ -156,7 +156,7 @@ def make_codec(spec: Any, size: int) -> Codec:
     raise TypeError(f"cannot use {spec!r} as a map key/value type")
 
 
-class Map(MutableMapping[Any, Any]):
+class Map(FdOwner, MutableMapping[Any, Any]):
     """A live BPF map, read and written as a Python mapping."""
 
     def __init__(
@@ -189,16 +189,6 @@ class Map(MutableMapping[Any, Any]):
 
     # -- ownership ---------------------------------------------------------------------
     @property
-    def fd(self) -> int:
-        """The map's file descriptor (KernelError once closed)."""
-        return self._fd.fd
-
-    @property
-    def closed(self) -> bool:
-        """True once closed."""
-        return self._fd.closed
-
-    @property
     def type_name(self) -> str:
         """``hash``, ``array``, ..."""
         return type_name(MapType, self.type)
@@ -207,17 +197,6 @@ class Map(MutableMapping[Any, Any]):
         """Close the descriptor (a view from :meth:`typed` leaves it to its owner)."""
         if self._owned:
             self._fd.close()
-
-    def __enter__(self) -> Map:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Map({self.name!r}, {self.type_name}, {self._fd!r})"

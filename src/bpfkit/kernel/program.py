@@ -28,7 +28,6 @@ import errno
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 from bpfkit.errors import KernelError, VerifierError
 from bpfkit.isa.insn import Insn, encode_all
@@ -36,6 +35,7 @@ from bpfkit.kernel import pins
 from bpfkit.kernel.info import ProgramInfo, prog_code, prog_fd_by_id, prog_info, type_name
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import cause, errno_name, error
+from bpfkit.syscalls.fd import FdOwner
 from bpfkit.uapi import AttachType, ProgType
 
 LOG_MIN = 64 * 1024  # first log buffer on failure; most rejections fit
@@ -102,7 +102,7 @@ class TestRunResult:
     ctx_out: bytes | None = None
 
 
-class Program:
+class Program(FdOwner):
     """A program loaded in the kernel; owns its file descriptor."""
 
     def __init__(self, fd: Fd, name: str = "", prog_type: int = 0) -> None:
@@ -112,34 +112,9 @@ class Program:
         self.log = ""  # the verifier log, when one was requested (log_level > 0)
 
     @property
-    def fd(self) -> int:
-        """The program's file descriptor (KernelError once closed)."""
-        return self._fd.fd
-
-    @property
-    def closed(self) -> bool:
-        """True once closed."""
-        return self._fd.closed
-
-    @property
     def type_name(self) -> str:
         """``socket_filter``, ``kprobe``, ..."""
         return type_name(ProgType, self.type)
-
-    def close(self) -> None:
-        """Close the descriptor (the kernel unloads the program when nothing else holds it)."""
-        self._fd.close()
-
-    def __enter__(self) -> Program:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Program({self.name!r}, {self.type_name}, {self._fd!r})"

@@ -35,6 +35,7 @@ from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls.causes import CAP_BPF, CAP_SYS_ADMIN, effective_caps
+from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import MapType
 
 
@@ -117,7 +118,7 @@ def has_privileges() -> bool:
     return bool(caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)))
 
 
-class Session:
+class Session(Closing):
     """A loaded object with its programs attached and (optionally) a private trace buffer.
 
     ``obj`` is a path or an :class:`ObjectSpec`; ``program`` restricts to one program;
@@ -262,12 +263,6 @@ class Session:
             self.collection = None
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def render_maps(maps: Mapping[str, Any], *, limit: int = 50) -> str:

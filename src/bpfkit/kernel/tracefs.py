@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bpfkit.errors import KernelError
+from bpfkit.syscalls.fd import Closing
 
 _CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 _root: Path | None = None
@@ -124,7 +125,7 @@ def _error_log() -> str:
     return " ".join(line.strip() for line in lines[-3:])
 
 
-class ProbeEntry:
+class ProbeEntry(Closing):
     """A ``kprobe_events`` or ``uprobe_events`` entry, removed on ``close()``.
 
     ``kind`` is ``"kprobe"`` or ``"uprobe"``; ``target`` is ``FUNC[+OFF]`` for kprobes or
@@ -154,12 +155,6 @@ class ProbeEntry:
     def close(self) -> None:
         """Remove the entry (idempotent)."""
         self._finalizer()
-
-    def __enter__(self) -> ProbeEntry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _remove_entry(control: Path, name: str) -> None:
@@ -229,7 +224,7 @@ def clean_stale_once() -> None:
         remove_stale_instances()
 
 
-class TracePipe:
+class TracePipe(Closing):
     """A non-blocking reader of a ``trace_pipe`` that yields whole lines.
 
     ``lines(timeout)`` waits at most ``timeout`` seconds for data (None: forever) and
@@ -274,14 +269,8 @@ class TracePipe:
         """Close the file (idempotent)."""
         self._finalizer()
 
-    def __enter__(self) -> TracePipe:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class TraceInstance:
+class TraceInstance(Closing):
     """A private tracefs instance receiving ``bpf_trace_printk`` lines; removed on ``close()``."""
 
     def __init__(self) -> None:
@@ -310,12 +299,6 @@ class TraceInstance:
         if pipe is not None:
             pipe.close()
         self._finalizer()
-
-    def __enter__(self) -> TraceInstance:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _remove_instance(path: Path) -> None:

@@ -9,12 +9,30 @@ from __future__ import annotations
 
 import os
 import warnings
-from types import TracebackType
+from typing import TypeVar
 
 from bpfkit.errors import KernelError
 
+_C = TypeVar("_C", bound="Closing")
 
-class Fd:
+
+class Closing:
+    """Mixin for owners of kernel resources: ``with obj:`` calls ``obj.close()`` on exit."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        """Release what the object owns (again is a no-op)."""
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Fd(Closing):
     """An owned file descriptor (a BPF map, program, link, BTF object or perf event)."""
 
     __slots__ = ("_fd", "_what")
@@ -59,17 +77,6 @@ class Fd:
         """An independent descriptor for the same kernel object (close-on-exec)."""
         return Fd(os.dup(self.fd), self._what)
 
-    def __enter__(self) -> Fd:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __del__(self) -> None:
         fd = getattr(self, "_fd", -1)
         if fd >= 0:
@@ -83,3 +90,25 @@ class Fd:
     def __repr__(self) -> str:
         state = "closed" if self._fd < 0 else str(self._fd)
         return f"Fd({self._what}: {state})"
+
+
+class FdOwner(Closing):
+    """Mixin for a kernel object owning one :class:`Fd` in ``self._fd`` (a map, a program):
+    ``.fd``, ``.closed``, ``close()`` and the with-block."""
+
+    __slots__ = ()
+    _fd: Fd
+
+    @property
+    def fd(self) -> int:
+        """The file descriptor (KernelError once closed)."""
+        return self._fd.fd
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._fd.closed
+
+    def close(self) -> None:
+        """Close the descriptor (again is a no-op)."""
+        self._fd.close()
