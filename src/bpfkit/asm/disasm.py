@@ -176,11 +176,25 @@ _NARROW_MEM = {
     Class.STX | Mode.ATOMIC | Size.W,
 }
 
-_FORM_V4: dict[int, _Form] = {}
-_FORM_WIDE: dict[int, _Form] = {}
-for _op in OPS:
-    _FORM_V4[id(_op)] = _form(_op, False)
-    _FORM_WIDE[id(_op)] = _form(_op, _op.opcode in _NARROW_MEM)
+_OP_BY_ID: dict[int, Op] = {id(op): op for op in OPS}
+
+
+class _Forms(dict[int, _Form]):
+    """``id(op) -> _Form``, compiled on first use: compiling every row's templates at
+    import would cost every command that imports this module tens of milliseconds."""
+
+    def __init__(self, wide_narrow_mem: bool) -> None:
+        super().__init__()
+        self.wide_narrow_mem = wide_narrow_mem
+
+    def __missing__(self, key: int) -> _Form:
+        op = _OP_BY_ID[key]
+        form = self[key] = _form(op, self.wide_narrow_mem and op.opcode in _NARROW_MEM)
+        return form
+
+
+_FORM_V4 = _Forms(False)
+_FORM_WIDE = _Forms(True)
 
 # Rows LLVM 19 cannot decode at any --mcpu (their text is LLVM 22's).
 _NOT_IN_LLVM19 = frozenset({Kind.LOAD_ACQ, Kind.STORE_REL, Kind.GOTOX})
@@ -271,20 +285,34 @@ def _unused_clear(op: Op) -> Callable[[Insn], bool]:
     return test
 
 
-# Rows LLVM 19 decodes exactly as the table does when the instruction is valid: every
-# kind but the atomics (imm nibble rules), lddw (ld_pseudo) and the LLVM 22-only ones.
-_SIMPLE: dict[int, Callable[[Insn], bool]] = {
-    id(op): _unused_clear(op)
-    for op in OPS
-    if op.kind not in _NOT_IN_LLVM19 and op.kind not in (Kind.ATOMIC, Kind.LDDW)
-}
+class _Simple(dict[int, "Callable[[Insn], bool] | None"]):
+    """``id(op) ->`` the row's unused-fields test, for the rows LLVM 19 decodes exactly as
+    the table does when the instruction is valid: every kind but the atomics (imm nibble
+    rules), lddw (ld_pseudo) and the LLVM 22-only ones (``None`` for those).  Compiled on
+    first use, like :class:`_Forms`."""
+
+    def __missing__(self, key: int) -> Callable[[Insn], bool] | None:
+        op = _OP_BY_ID[key]
+        simple = op.kind not in _NOT_IN_LLVM19 and op.kind not in (Kind.ATOMIC, Kind.LDDW)
+        test = self[key] = _unused_clear(op) if simple else None
+        return test
+
+
+_SIMPLE = _Simple()
+
+# The row of every opcode byte that has a single row with no discriminator (off, imm or
+# src): lookup() of any instruction with that opcode is that row, so it need not be called.
+_SOLE: dict[int, Op] = {}
+for _op in OPS:
+    if _op.off is None and _op.imm is None and _op.src is None and len(forms(_op.opcode)) == 1:
+        _SOLE[_op.opcode] = _op
 
 
 def select_form(insn: Insn, cpu: int | None) -> _Form | None:
     """How ``insn`` is printed at ``--mcpu=v{cpu}`` (``None``: bpfkit's default rule)."""
-    op = lookup(insn)
+    op = _SOLE.get(insn.opcode) or lookup(insn)
     if op is not None and insn.dst <= 10 and insn.src <= 10:
-        unused_clear = _SIMPLE.get(id(op))
+        unused_clear = _SIMPLE[id(op)]
         if unused_clear is not None and unused_clear(insn):
             return (_FORM_V4 if cpu is not None and cpu >= 3 else _FORM_WIDE)[id(op)]
     if cpu is not None:

@@ -2,8 +2,25 @@
 
 ``read_object(path_or_bytes, *, name=None) -> ObjectSpec`` is the entry point; the
 object model lives in :mod:`bpfkit.obj.spec`.
+
+The reader (pyelftools, BTF) is imported on first use of ``read_object``, so that modules
+needing only the object model (``bpfkit.obj.spec``) do not pay for it.
 """
 
-from bpfkit.obj.reader import read_object
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bpfkit.obj.reader import read_object
 
 __all__ = ["read_object"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "read_object":
+        from bpfkit.obj.reader import read_object
+
+        globals()["read_object"] = read_object  # later look-ups skip this function
+        return read_object
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

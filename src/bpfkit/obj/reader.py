@@ -19,7 +19,7 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.construct.core import ConstructError
@@ -28,13 +28,9 @@ from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section as ElfSection
 from elftools.elf.sections import SymbolTableSection
 
-from bpfkit.btf import types as BtfTypes
-from bpfkit.btf.btf import Btf, parse_btf
-from bpfkit.btf.types import Kind
 from bpfkit.errors import BpfkitError, BtfError, IsaError, ObjectError
 from bpfkit.isa.insn import LDDW_OPCODE, Insn, decode
 from bpfkit.obj import elfcheck, relocs
-from bpfkit.obj.btf_maps import decode_btf_maps
 from bpfkit.obj.legacy_maps import decode_legacy_maps
 from bpfkit.obj.spec import (
     DataSpec,
@@ -45,6 +41,9 @@ from bpfkit.obj.spec import (
     Section,
     Symbol,
 )
+
+if TYPE_CHECKING:
+    from bpfkit.btf.btf import Btf
 
 # Errors pyelftools (and struct, on short reads) raise for inconsistent files.
 _PARSE_ERRORS = (
@@ -154,11 +153,15 @@ class _Reader:
         )
         if not wanted:
             return
+        # Imported here: most objects (and every disassembly) need no parsed BTF.
+        from bpfkit.btf import types as BtfTypes
+        from bpfkit.btf.btf import parse_btf
+
         try:
             self.btf = parse_btf(sec.data, big_endian=self.big)
         except BtfError as e:
             raise ObjectError(f"{self.path}: {e}") from e
-        kconfig = self.btf.find_all(".kconfig", Kind.DATASEC)
+        kconfig = self.btf.find_all(".kconfig", BtfTypes.Kind.DATASEC)
         if kconfig:
             assert isinstance(kconfig[0], BtfTypes.Datasec)
             self.kconfig = frozenset(self.btf.type(v.type).name for v in kconfig[0].vars)
@@ -436,6 +439,8 @@ class _Reader:
                     key=lambda s: s.value,
                 )
                 if self.btf is not None:
+                    from bpfkit.obj.btf_maps import decode_btf_maps
+
                     rels = self.by_index.get(sec.index, ())
                     yield from decode_btf_maps(self.path, self.btf, syms, rels)
                     continue
