@@ -85,13 +85,19 @@ def build(
     if out_path.resolve() == src_path.resolve():
         raise BuildError(f"{src_path}: the output would overwrite the source; name another")
     out_dir = out_path.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_dir)
+    except OSError as e:
+        raise BuildError(f"{out_path}: cannot write the output: {e.strerror or e}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         _build_into(src_path, tmp, big_endian, asm_out, cflags, rustc_flags)
-        os.replace(tmp, out_path)
+        try:
+            os.replace(tmp, out_path)
+        except OSError as e:
+            raise BuildError(f"{out_path}: cannot write the output: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return out_path
@@ -119,14 +125,21 @@ def _build_rust(
             obj = _assemble(text, name, big_endian)
     except AsmError as e:
         if asm_out is not None:
-            Path(asm_out).write_text(text, encoding="utf-8")
+            _write_asm(asm_out, text)
         raise BuildError(
             f"bpfkit's assembler cannot assemble what rustc wrote for {src}:\n{e}\n"
             + ("" if asm_out is not None else f"note: `bpfkit build {src} --asm FILE` keeps it")
         ) from e
     if asm_out is not None:
-        Path(asm_out).write_text(text, encoding="utf-8")
+        _write_asm(asm_out, text)
     return obj
+
+
+def _write_asm(path: str | os.PathLike[str], text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise BuildError(f"{path}: cannot write the assembly (--asm): {e.strerror or e}") from None
 
 
 def _build_into(
@@ -149,5 +162,8 @@ def _build_into(
 
         compile_c(src, tmp, big_endian=big_endian, cflags=cflags)
     else:
-        text = src.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = src.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:  # a binary file: its bytes would garble the message
+            raise BuildError(f"{src}: not UTF-8 text (byte {e.start}); expected assembly") from None
         tmp.write_bytes(_assemble(text, str(src), big_endian))

@@ -9,6 +9,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from bpfkit.cli.options import count, seconds
 from bpfkit.errors import VerifierError
 
 LOG_TAIL = 20  # verifier log lines shown without -v
@@ -50,11 +51,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--count",
-        type=int,
+        type=count,
         metavar="N",
         help="stop after N lines or buffer records (0: load, attach, exit)",
     )
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+    p.add_argument("--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
     p.add_argument("--maps", action="store_true", help="print the object's maps at the end")
     p.add_argument(
         "--all-lines",

@@ -12,10 +12,7 @@ import sys
 from pathlib import Path
 
 from bpfkit.errors import BpfkitError
-from bpfkit.obj.reader import read_object
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
-from bpfkit.vm import Vm
-from bpfkit.vm.render import render_result
 
 
 def add_vm_arguments(parser: argparse.ArgumentParser, *, with_flag: bool = True) -> None:
@@ -61,10 +58,17 @@ def _programs(obj: ObjectSpec, name: str | None) -> list[ProgramSpec]:
 
 def run_vm(args: argparse.Namespace) -> int:
     """Run the program(s) of ``args.object`` in the VM; print output, retval (and maps)."""
+    # Imported here: `bpfkit run` (the kernel runner) adds the VM options through this
+    # module and should not pay for importing the VM.
+    from bpfkit.obj.reader import read_object
+    from bpfkit.vm import Vm
+    from bpfkit.vm.render import render_result
+
     obj = read_object(args.object)
     ctx = _read(args.ctx, "context", True) if getattr(args, "ctx", None) else None
     packet = _read(args.packet, "packet", False) if getattr(args, "packet", None) else None
-    repeat = getattr(args, "repeat", 1) or 1
+    repeat = getattr(args, "repeat", None)
+    repeat = 1 if repeat is None else repeat  # not `or 1`: --repeat 0 is an error
     if repeat < 1:
         raise BpfkitError(f"--repeat must be at least 1, not {repeat}")
     budget = getattr(args, "budget", None) or 1_000_000

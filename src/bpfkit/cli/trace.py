@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from bpfkit.cli.options import count, seconds
 from bpfkit.cli.run import Terminated, _on_sigterm
 
 
@@ -21,8 +22,8 @@ def register(sub: Any) -> None:
             "bpf_trace_printk line, so other readers do not take lines from it."
         ),
     )
-    p.add_argument("--count", type=int, metavar="N", help="stop after N lines")
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS")
+    p.add_argument("--count", type=count, metavar="N", help="stop after N lines")
+    p.add_argument("--duration", type=seconds, metavar="SECONDS", help="stop after SECONDS")
     p.add_argument("--private", action="store_true", help="read a private tracefs instance")
     p.add_argument("--raw", action="store_true", help="print lines as the kernel writes them")
     p.set_defaults(func=trace)

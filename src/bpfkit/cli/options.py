@@ -1,0 +1,29 @@
+"""Argument types shared by the commands: a bad value is a usage error (exit 2) naming
+the option, not a traceback or a silently odd run."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def count(text: str) -> int:
+    """A whole number >= 0 (``--count N``)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; give 0 or more")
+    return n
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds, >= 0 (``--duration SECONDS``)."""
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if math.isnan(s) or s < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; give 0 or more seconds")
+    return s
