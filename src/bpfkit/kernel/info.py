@@ -17,7 +17,9 @@ import errno
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import IntEnum
 
+from bpfkit.errors import KernelError
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
 from bpfkit.uapi import MapType, ProgType
@@ -29,6 +31,24 @@ def type_name(enum: type[ProgType] | type[MapType], value: int) -> str:
         return enum(value).name.lower()
     except ValueError:
         return str(value)
+
+
+def type_number(
+    enum: type[IntEnum], value: int | str, prefix: str, what: str, *, list_known: bool = True
+) -> int:
+    """The number of ``value`` in ``enum`` (a uapi enum): a number as is, or a name in any
+    case, with or without ``prefix`` (``"xdp"``, ``"BPF_PROG_TYPE_XDP"``).  An unknown
+    name is a KernelError naming ``what`` (and, with ``list_known``, the names known)."""
+    if isinstance(value, int):
+        return value
+    key = value.strip().upper().removeprefix(prefix)
+    try:
+        return int(enum[key])
+    except KeyError:
+        msg = f"unknown {what} {value!r}"
+        if list_known:
+            msg += "; known: " + ", ".join(t.name.lower() for t in enum if t)
+        raise KernelError(msg) from None
 
 
 @dataclass(frozen=True, slots=True)

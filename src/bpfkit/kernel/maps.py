@@ -26,9 +26,8 @@ from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from functools import cache
 from typing import Any
 
-from bpfkit.errors import KernelError
 from bpfkit.kernel import pins
-from bpfkit.kernel.info import MapInfo, map_info, type_name
+from bpfkit.kernel.info import MapInfo, map_info, type_name, type_number
 from bpfkit.kernel.program import kernel_name
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
@@ -49,14 +48,7 @@ ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY})
 
 def map_type_number(map_type: int | str) -> int:
     """The ``enum bpf_map_type`` number of a name (``"hash"``, ``"BPF_MAP_TYPE_ARRAY"``)."""
-    if isinstance(map_type, int):
-        return map_type
-    key = map_type.strip().upper().removeprefix("BPF_MAP_TYPE_")
-    try:
-        return int(MapType[key])
-    except KeyError:
-        names = ", ".join(t.name.lower() for t in MapType if t)
-        raise KernelError(f"unknown map type {map_type!r}; known: {names}") from None
+    return type_number(MapType, map_type, "BPF_MAP_TYPE_", "map type")
 
 
 @cache

@@ -32,7 +32,14 @@ from dataclasses import dataclass
 from bpfkit.errors import KernelError, VerifierError
 from bpfkit.isa.insn import Insn, encode_all
 from bpfkit.kernel import pins
-from bpfkit.kernel.info import ProgramInfo, prog_code, prog_fd_by_id, prog_info, type_name
+from bpfkit.kernel.info import (
+    ProgramInfo,
+    prog_code,
+    prog_fd_by_id,
+    prog_info,
+    type_name,
+    type_number,
+)
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import cause, errno_name, error
 from bpfkit.syscalls.fd import FdOwner
@@ -45,25 +52,12 @@ LOG_LEVEL_STATS = 4  # BPF_LOG_STATS
 
 def prog_type_number(prog_type: int | str) -> int:
     """The ``enum bpf_prog_type`` number of a name (``"kprobe"``, ``"BPF_PROG_TYPE_XDP"``)."""
-    if isinstance(prog_type, int):
-        return prog_type
-    key = prog_type.strip().upper().removeprefix("BPF_PROG_TYPE_")
-    try:
-        return int(ProgType[key])
-    except KeyError:
-        names = ", ".join(t.name.lower() for t in ProgType if t)
-        raise KernelError(f"unknown program type {prog_type!r}; known: {names}") from None
+    return type_number(ProgType, prog_type, "BPF_PROG_TYPE_", "program type")
 
 
 def attach_type_number(attach_type: int | str) -> int:
     """The ``enum bpf_attach_type`` number of a name (``"cgroup_inet_ingress"``)."""
-    if isinstance(attach_type, int):
-        return attach_type
-    key = attach_type.strip().upper().removeprefix("BPF_")
-    try:
-        return int(AttachType[key])
-    except KeyError:
-        raise KernelError(f"unknown attach type {attach_type!r}") from None
+    return type_number(AttachType, attach_type, "BPF_", "attach type", list_known=False)
 
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
