@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if args.mnemonic:
         try:
             text = src.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise AsmError(f"cannot read {src}: {e}", file=str(src)) from None
+        except OSError as e:  # the message starts with the file's name: not again here
+            raise AsmError(f"cannot read: {e.strerror}", file=str(src)) from None
+        except UnicodeDecodeError as e:
+            raise AsmError(f"not UTF-8 text (byte {e.start})", file=str(src)) from None
         data = encode_all(assemble_mnemonic(text, str(src)), big_endian=args.big_endian)
         default = src.with_suffix(".bin").name
     else:
@@ -64,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         _write_atomically(out, data)
     except OSError as e:
-        raise AsmError(f"cannot write {out}: {e.strerror}", file=str(out)) from None
+        raise AsmError(f"cannot write: {e.strerror}", file=str(out)) from None
     print(f"wrote {out} ({len(data)} bytes)")
     return 0
