@@ -81,6 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `bpfkit dump x.o | head`: the reader went away; not an error of ours.
         sys.stdout = None
         return 0
+    except OSError as e:
+        # Writing the output failed (`> /dev/full`, a full disk): say so; nothing more
+        # can be written there, so the rest of the buffer is dropped.
+        if args.debug:
+            raise
+        where = f"{e.filename}" if e.filename else "writing the output"
+        print(f"bpfkit: error: {where}: {e.strerror or e}", file=sys.stderr)
+        sys.stdout = None
+        return 1
 
 
 def entry() -> None:
