@@ -19,7 +19,6 @@ import ctypes
 import struct
 from collections.abc import Mapping
 
-from bpfkit.btf.parse import iter_records
 from bpfkit.errors import KernelError
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
@@ -68,6 +67,8 @@ def fixup_btf(
 
     def name_of(off: int) -> str:
         return _string(raw, s0, str_len, off)
+
+    from bpfkit.btf.parse import iter_records  # here: an object without BTF never needs it
 
     walk = list(iter_records(raw, t0, type_len))
     records = [bytearray(raw[pos : pos + n]) for pos, n, _, _ in walk]
@@ -141,6 +142,8 @@ def sanitize_btf(raw: bytes, kinds: frozenset[int] = frozenset(NEWER_KINDS)) -> 
     hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<IIIII", raw, 4)
     t0, s0 = hdr_len + type_off, hdr_len + str_off
     out = bytearray()
+    from bpfkit.btf.parse import iter_records
+
     for pos, n, _, info in iter_records(raw, t0, type_len):
         kind = (info >> 24) & 0x1F
         (size,) = struct.unpack_from("<I", raw, pos + 8)

@@ -27,18 +27,11 @@ from collections.abc import Iterable, Mapping
 from bpfkit.btf import types as T
 from bpfkit.btf.btf import Btf
 from bpfkit.errors import KernelError, ObjectError
+from bpfkit.kernel.features import kernel_version_code
 from bpfkit.obj.relocate import Extern
 
 # libbpf's enum libbpf_tristate.
 TRI_NO, TRI_YES, TRI_MODULE = 0, 1, 2
-
-
-def kernel_version_code() -> int:
-    """``KERNEL_VERSION(major, minor, patch)`` of the running kernel (patch capped at 255)."""
-    from bpfkit.kernel.features import kernel_version
-
-    a, b, c = kernel_version()
-    return (a << 16) | (b << 8) | min(c, 255)
 
 
 @functools.cache

@@ -5,6 +5,7 @@ API::
     privileged() -> bool                 # root, CAP_BPF or CAP_SYS_ADMIN
     require_privileges(what) -> None     # KernelError in one sentence when not
     kernel_version() -> tuple[int, int, int]
+    kernel_version_code() -> int         # KERNEL_VERSION(a, b, c) of uname
     lockdown() -> str | None             # "integrity" / "confidentiality" / None
     has_vmlinux_btf() -> bool
     prog_type_supported(prog_type) -> bool   # loads "r0 = 0; exit" of that type (cached)
@@ -51,6 +52,12 @@ def kernel_version() -> tuple[int, int, int]:
     while len(nums) < 3:
         nums.append(0)
     return nums[0], nums[1], nums[2]
+
+
+def kernel_version_code() -> int:
+    """``KERNEL_VERSION(major, minor, patch)`` of the running kernel (patch capped at 255)."""
+    a, b, c = kernel_version()
+    return (a << 16) | (b << 8) | min(c, 255)
 
 
 def lockdown() -> str | None:

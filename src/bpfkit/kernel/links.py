@@ -42,9 +42,8 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import socket
 import weakref
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import symbols, tracefs
@@ -53,6 +52,9 @@ from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
 from bpfkit.syscalls import perf as perfsys
 from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import AttachType
+
+if TYPE_CHECKING:  # imported where a socket filter attaches: most runs need no socket
+    import socket
 
 SO_ATTACH_BPF = 50  # asm-generic/socket.h
 SO_DETACH_BPF = 27  # == SO_DETACH_FILTER
@@ -110,6 +112,8 @@ class _SocketDetach:
         self.sock = sock
 
     def detach(self) -> None:
+        import socket
+
         if self.sock.fileno() >= 0:
             try:
                 self.sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_BPF, 0)
@@ -264,6 +268,8 @@ def _attach_raw_tracepoint(prog_fd: int, point: AttachPoint, resources: list[obj
 def _attach_socket(
     prog_fd: int, point: AttachPoint, sock: socket.socket | None, resources: list[object]
 ) -> Link:
+    import socket
+
     owned = sock is None
     if sock is None:
         ifname = point.target or "lo"

@@ -12,16 +12,18 @@ API::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from bpfkit.errors import KernelError
-from bpfkit.kernel.collection import Collection
-from bpfkit.kernel.info import ProgramInfo
-from bpfkit.kernel.maps import Map
-from bpfkit.kernel.program import TestRunResult
 from bpfkit.uapi import MapType
+
+if TYPE_CHECKING:  # only annotations: `bpfkit prog list` need not import the loader
+    from bpfkit.kernel.collection import Collection
+    from bpfkit.kernel.info import ProgramInfo
+    from bpfkit.kernel.maps import Map
+    from bpfkit.kernel.program import TestRunResult
 
 # Maps whose entries user space cannot read as key/value pairs.
 _OPAQUE = {
@@ -83,6 +85,8 @@ def _when(info: ProgramInfo) -> str:
 def render_programs(infos: Sequence[ProgramInfo], *, as_json: bool = False) -> str:
     """A table like ``bpftool prog show``: id, type, name, tag, loaded at."""
     if as_json:
+        import json
+
         return json.dumps(
             [
                 {

@@ -24,12 +24,10 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError, ObjectError
-from bpfkit.events.perf import PerfBufferReader
 from bpfkit.events.printk import line_matcher, printk_formats
-from bpfkit.events.ringbuf import RingBufReader
 from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
@@ -37,6 +35,10 @@ from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls.causes import CAP_BPF, CAP_SYS_ADMIN, effective_caps
 from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import MapType
+
+if TYPE_CHECKING:  # the readers are imported when a session opens one (buffers=True)
+    from bpfkit.events.perf import PerfBufferReader
+    from bpfkit.events.ringbuf import RingBufReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,9 @@ class Session(Closing):
         return self.matcher is None or self.matcher(line.message)
 
     def _open_readers(self) -> None:
+        from bpfkit.events.perf import PerfBufferReader
+        from bpfkit.events.ringbuf import RingBufReader
+
         for name, m in self.collection.maps.items():
             if m.type == MapType.RINGBUF:
                 self.readers.append((name, RingBufReader(m.fd, m.max_entries)))
@@ -214,6 +219,8 @@ class Session(Closing):
         ``duration`` seconds (None: no limit)."""
         if count is not None and count <= 0:
             return
+        if self.readers:  # imported by _open_readers already
+            from bpfkit.events.ringbuf import RingBufReader
         deadline = None if duration is None else time.monotonic() + duration
         step = 0.05 if self.readers else 0.2  # how long one source may wait for data
         shown = 0
