@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from bpfkit.objdump import dump
 
     text = dump(
-        read_object(args.object),
+        read_object(args.object, programs=False),  # dump() decodes the sections itself
         imm_hex=args.imm_hex,
         mcpu=args.mcpu,
         relocs=args.reloc,

@@ -67,12 +67,17 @@ LDDW_BYTE = bytes([LDDW_OPCODE])
 _SHF_ALLOC = 0x2
 
 
-def read_object(source: str | os.PathLike[str] | bytes, *, name: str | None = None) -> ObjectSpec:
+def read_object(
+    source: str | os.PathLike[str] | bytes, *, name: str | None = None, programs: bool = True
+) -> ObjectSpec:
     """Read a BPF ELF object from a path or from its bytes.
 
     ``name`` is the name used in error messages and ``ObjectSpec.path`` (default: the
-    path, or ``<bytes>``).  Raises :class:`ObjectError` for anything that is not a
-    readable BPF relocatable object.
+    path, or ``<bytes>``).  ``programs=False`` neither splits the executable sections into
+    programs nor decodes their instructions (``ObjectSpec.programs`` is then empty), for
+    readers that need only the sections, symbols and relocations, such as the
+    disassembler, which decodes the bytes itself.  Raises :class:`ObjectError` for anything
+    that is not a readable BPF relocatable object.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
@@ -85,7 +90,7 @@ def read_object(source: str | os.PathLike[str] | bytes, *, name: str | None = No
         except OSError as e:
             raise ObjectError(f"{path}: cannot read: {e.strerror or e}") from e
     try:
-        return _Reader(data, path).read()
+        return _Reader(data, path, want_programs=programs).read()
     except ObjectError:
         raise
     except BpfkitError as e:
@@ -101,6 +106,7 @@ def read_object(source: str | os.PathLike[str] | bytes, *, name: str | None = No
 class _Reader:
     data: bytes
     path: str
+    want_programs: bool = True
     big: bool = False
     sections: list[Section] = field(default_factory=list)
     symbols: list[Symbol] = field(default_factory=list)
@@ -131,7 +137,7 @@ class _Reader:
         return ObjectSpec(
             path=self.path,
             big_endian=big,
-            programs=tuple(self._programs()),
+            programs=tuple(self._programs()) if self.want_programs else (),
             maps=tuple(self._maps()),
             data=tuple(self._data_sections()),
             license=self._license(),
