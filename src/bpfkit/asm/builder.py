@@ -121,6 +121,18 @@ class Builder:
         self.current = self.section(".text", w.SHT_PROGBITS, w.SHF_ALLOC | w.SHF_EXECINSTR)
         self.current.align = 4  # llvm-mc's initial .text alignment
 
+    def release(self) -> None:
+        """Break the reference cycles between sections, symbols and fixups (the end)."""
+        for sym in self.symbols.values():
+            sym.section = sym.size = sym.variable = None
+        for sec in self.sections:
+            sec.begin = None
+            sec.fixups = []
+        self.symbols.clear()
+        self.registered.clear()
+        self.by_name.clear()
+        self.addrsig = None
+
     # --- sections and symbols ------------------------------------------------------
     def section(self, name: str, type_: int, flags: int, entsize: int = 0) -> Section:
         """Switch to a section, creating it on first use; returns it."""
@@ -416,6 +428,9 @@ class Builder:
         addrsig = None
         if self.addrsig is not None:
             addrsig = [elf_sym[id(s)] for s in self.addrsig if id(s) in elf_sym]
-        return w.write_relocatable(
+        out = w.write_relocatable(
             list(elf_secs.values()), ordered, addrsig=addrsig, big_endian=self.big_endian
         )
+        for es_sec in elf_secs.values():
+            es_sec.relocations = []  # symbol -> section -> relocation -> symbol: a cycle
+        return out

@@ -196,5 +196,5 @@ def _compile(
         "L": struct.Struct(e + "BBhiii").pack,
     }
     exec("\n".join(lines), env)  # noqa: S102 - code generated from the ISA table above
-    fn: Callable[[list[str]], bytes] = env["encode"]
+    fn: Callable[[list[str]], bytes] = env.pop("encode")  # no function <-> globals cycle
     return fn, tuple(fixups)

@@ -9,6 +9,7 @@ compilers emit.  Every error is an :class:`~bpfkit.errors.AsmError` at file:line
 
 from __future__ import annotations
 
+import gc
 import re
 import struct
 from collections.abc import Callable
@@ -138,6 +139,14 @@ class Assembler:
         self.handlers: dict[str, Callable[[Assembler, str, int], None]] = directives.HANDLERS
         self._plans: dict[Any, fastpath.Plan | None | object] = {}
         self._cache: dict[str, bytes] = {}
+
+    def release(self) -> None:
+        """Break the reference cycles of a finished assembly (see :func:`assemble_llvm`)."""
+        self.expr = None  # type: ignore[assignment]  # it holds bound methods of self
+        self.dwarf = dwarf.DwarfState()
+        self.section_stack.clear()
+        self.previous = None
+        self.b.release()
 
     # --- helpers -------------------------------------------------------------------
     def _dot(self) -> object:
@@ -456,6 +465,12 @@ class Assembler:
 def assemble_llvm(text: str, filename: str = "<input>", *, big_endian: bool = False) -> bytes:
     """Assemble LLVM-syntax BPF assembly into an ELF relocatable object."""
     asm = Assembler(filename, big_endian)
+    # The assembly allocates about one object per line, nearly all alive until the end:
+    # generational collections during the run would walk them again and again and find
+    # nothing, so the collector pauses; release() then breaks the few reference cycles
+    # so that reference counting frees everything at once, without a full collection.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return asm.run(text)
     except AsmError:
@@ -465,3 +480,7 @@ def assemble_llvm(text: str, filename: str = "<input>", *, big_endian: bool = Fa
         raise asm.error(
             f"internal assembler error ({type(e).__name__}: {e}); please report this bug"
         ) from e
+    finally:
+        asm.release()
+        if collecting:
+            gc.enable()
