@@ -12,8 +12,6 @@ from typing import Any
 from bpfkit.cli.options import count, seconds
 from bpfkit.errors import VerifierError
 
-LOG_TAIL = 20  # verifier log lines shown without -v
-
 
 class Terminated(BaseException):
     """Raised by the SIGTERM handler so ``with`` blocks detach and close on the way out."""
@@ -94,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
                 all_lines=args.all_lines,
             )
         except VerifierError as e:
-            _print_log(e, args.verbose)
+            from bpfkit.cli.load import print_verifier_log
+
+            print_verifier_log(e, args.verbose)
             raise
         with session:
             try:
@@ -131,18 +131,3 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
-
-
-def _print_log(e: VerifierError, verbose: bool) -> None:
-    lines = e.log.rstrip("\n").splitlines()
-    if not lines:
-        return
-    shown = lines if verbose else lines[-LOG_TAIL:]
-    if len(shown) < len(lines):
-        print(
-            f"verifier log (last {len(shown)} of {len(lines)} lines; -v for all):", file=sys.stderr
-        )
-    else:
-        print("verifier log:", file=sys.stderr)
-    for line in shown:
-        print(f"  {line}", file=sys.stderr)
