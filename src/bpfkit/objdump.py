@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bpfkit.asm.disasm import UNKNOWN, parse_mcpu, render
+from bpfkit.btf.core_text import object_core_lines
 from bpfkit.errors import IsaError, ObjectError
 from bpfkit.isa.insn import LDDW_OPCODE, Insn
 from bpfkit.obj.spec import ObjectSpec, Relocation, Section, Symbol
@@ -84,6 +85,8 @@ def dump(
             )
     out: list[str] = [f"\n{obj.path}:\tfile format elf64-bpf\n"]
     renderer = _Renderer(obj.big_endian, cpu, imm_hex)
+    # With -r, llvm-objdump also prints the CO-RE relocations of .BTF.ext.
+    core = object_core_lines(obj.btf, obj.btf_ext, obj.big_endian) if relocs else {}
     for sec in obj.sections:
         if not sec.flags & _SHF_EXECINSTR or sec.type == "SHT_NOBITS":
             continue
@@ -91,7 +94,8 @@ def dump(
             continue
         rels = obj.relocations.get(sec.name, ()) if relocs else ()
         renderer.known = _decoded(obj, sec)
-        _dump_section(out, sec, _labels(sec, obj.symbols), rels, renderer, relocs)
+        notes = core.get(sec.name, {})
+        _dump_section(out, sec, _labels(sec, obj.symbols), rels, renderer, relocs, notes)
     return "".join(out)
 
 
@@ -221,6 +225,7 @@ def _dump_section(
     rels: Sequence[Relocation],
     renderer: _Renderer,
     show_relocs: bool,
+    notes: dict[int, str] | None = None,
 ) -> None:
     data = sec.data
     size = sec.size
@@ -267,6 +272,8 @@ def _dump_section(
             else:
                 target = (pos + 8 + jump * 8) & _MASK64
                 out.append(f"{pos // 8:8d}:{tail}{_target_name(labels, target)}\n")
+            if notes and pos in notes:
+                out.append(f"\t\t{pos:016x}:  CO-RE {notes[pos]}\n")
             pos += width
             while ri < rn and rels[ri].offset < pos:
                 out.append(_reloc_line(rels[ri]))
