@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         data = assemble_file(src, big_endian=args.big_endian)
         default = src.with_suffix(".o").name
     out = Path(args.output) if args.output else Path(default)
+    if out.resolve() == src.resolve():  # `asm x.s -o x.s`, `asm prog.o`: keep the source
+        raise AsmError("the output would overwrite the source; name another", file=str(out))
     try:
         _write_atomically(out, data)
     except OSError as e:
