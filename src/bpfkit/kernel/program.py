@@ -161,6 +161,8 @@ class Program(FdOwner):
         room for XDP tail growth); if the program's output is larger the kernel's
         ENOSPC is reported.
         """
+        if not 0 <= repeat <= 0xFFFFFFFF:  # a __u32: ctypes would silently truncate it
+            raise KernelError(f"repeat {repeat} is out of range: 1 to {0xFFFFFFFF} runs")
         din = ctypes.create_string_buffer(bytes(data), len(data) or 1)
         out_size = data_size_out if data_size_out is not None else (len(data) + 4096 if data else 0)
         dout = ctypes.create_string_buffer(max(out_size, 1))
