@@ -3,6 +3,7 @@ descriptor, perf event, tracefs probe entry or instance, or BPF program of ours.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -24,8 +25,16 @@ pytestmark = pytest.mark.requires("bpf", "tracepoint")
 CYCLES = 200
 
 
-def _fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+def _fds() -> set[tuple[str, str]]:
+    """Our descriptors with what each one is (so a number reused for something else after
+    an unrelated close still counts as new)."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
+        except OSError:
+            pass  # the descriptor listdir itself used
+    return out
 
 
 def _perf_fds() -> int:
@@ -40,30 +49,62 @@ def _perf_fds() -> int:
     return n
 
 
-def _state(ids: set[int]) -> tuple[set[str], int, set[int], list[str], list[str]]:
+State = tuple[set[tuple[str, str]], int, set[int], set[str], set[str]]
+
+
+def _state(ids: set[int]) -> State:
     """Our fds, perf event fds, which of the programs ``ids`` we loaded are still in the
     kernel, our tracefs probe entries and instances.  (Programs are told apart by id, not
     name: other processes may be running these tests at the same time.)"""
-    mine = [e for e in tracefs.probe_entries() if f"_{os.getpid()}_" in e]
-    ours = [i for i in tracefs.instances() if f"-{os.getpid()}-" in i]
+    mine = {e for e in tracefs.probe_entries() if f"_{os.getpid()}_" in e}
+    ours = {i for i in tracefs.instances() if f"-{os.getpid()}-" in i}
     alive = ids & {p.id for p in list_programs()}
     return _fds(), _perf_fds(), alive, mine, ours
 
 
-def _settled(ids: set[int], before: object, timeout: float = 5.0) -> object:
-    """Our state once the kernel has freed what we closed: programs go away after an RCU
-    grace period, not at close(), so wait for them a little."""
+def _before() -> State:
+    """Our state before the cycles, after collecting what earlier tests left to the
+    garbage collector (its finalizers would otherwise close fds in the middle)."""
+    gc.collect()
+    return _state(set())
+
+
+def _left(ids: set[int], before: State) -> dict[str, object]:
+    """What we hold now and did not hold ``before``: everything must be empty."""
+    fds, perf, alive, mine, ours = _state(ids)
+    return {
+        "fds": sorted(fds - before[0]),
+        "perf events": max(0, perf - before[1]),
+        "programs": sorted(alive),
+        "probe entries": sorted(mine - before[3]),
+        "instances": sorted(ours - before[4]),
+    }
+
+
+def _settled(ids: set[int], before: State, timeout: float = 30.0) -> dict[str, object]:
+    """What is left once the kernel has freed what we closed: programs go away after RCU
+    grace periods, not at close(), and those take longer on a busy machine, so wait (the
+    loop ends as soon as nothing is left)."""
     deadline = time.monotonic() + timeout
     while True:
-        now = _state(ids)
-        if now == before or time.monotonic() > deadline:
-            return now
+        left = _left(ids, before)
+        if not any(left.values()) or time.monotonic() > deadline:
+            return left
         time.sleep(0.05)
+
+
+NOTHING: dict[str, object] = {
+    "fds": [],
+    "perf events": 0,
+    "programs": [],
+    "probe entries": [],
+    "instances": [],
+}
 
 
 def test_200_cycles_leave_nothing() -> None:
     ids: set[int] = set()
-    before = _state(ids)
+    before = _before()
     # Detaching the last perf event of a tracepoint waits for RCU grace periods (~50 ms
     # on this kernel); an idle event kept open on the same tracepoint avoids that wait in
     # every cycle without changing what is opened and closed.
@@ -76,7 +117,7 @@ def test_200_cycles_leave_nothing() -> None:
     with anchor:
         _cycles(ids)
     assert len(ids) == CYCLES + CYCLES // 4
-    assert _settled(ids, before) == before
+    assert _settled(ids, before) == NOTHING
 
 
 def _cycles(ids: set[int]) -> None:
@@ -110,7 +151,7 @@ def _cycles(ids: set[int]) -> None:
 def test_uprobe_entries_removed_on_exception() -> None:
     """A tracefs probe entry is removed even when the code using it raises."""
     ids: set[int] = set()
-    before = _state(ids)
+    before = _before()
     true = "/bin/true"
     for _ in range(5):
         with pytest.raises(RuntimeError):
@@ -120,35 +161,56 @@ def test_uprobe_entries_removed_on_exception() -> None:
                 with entry, links.attach(prog, parse_spec(f"uprobe:{true}:0x0")):
                     assert any(entry.name in e for e in tracefs.probe_entries())
                     raise RuntimeError("boom")
-    assert _settled(ids, before) == before
+    assert _settled(ids, before) == NOTHING
+
+
+def _killed_owner(make: str) -> tuple[str, subprocess.Popen[str]]:
+    """A bpfkit process that makes a tracefs entry (``make`` is the Python expression),
+    prints its name and waits; returned alive, so no concurrent cleaner may take the
+    entry yet."""
+    code = (
+        "import sys\n"
+        "from bpfkit.kernel import tracefs\n"
+        f"e = {make}\n"
+        "print(getattr(e, 'name', None) or e.path.name, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    return proc.stdout.readline().strip(), proc
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    proc.kill()  # SIGKILL: the process cannot remove its entries itself
+    proc.wait()
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.close()
+    proc.stdout.close()
 
 
 def test_stale_probe_entries_of_dead_processes_are_removed() -> None:
-    """An entry left by a bpfkit process that was killed is cleaned by the next one."""
-    code = (
-        "import os, signal\n"
-        "from bpfkit.kernel import tracefs\n"
-        "e = tracefs.ProbeEntry('uprobe', '/bin/true:0x0')\n"
-        "print(e.name, flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    name = out.stdout.strip()
-    assert name and any(name in e for e in tracefs.probe_entries())
+    """An entry left by a bpfkit process that was killed is cleaned by the next one, and
+    the entry of a live process is left alone."""
+    name, proc = _killed_owner("tracefs.ProbeEntry('uprobe', '/bin/true:0x0')")
+    try:
+        assert name and any(name in e for e in tracefs.probe_entries())
+        tracefs.remove_stale_probes()
+        assert any(name in e for e in tracefs.probe_entries())  # its process is alive
+    finally:
+        _kill(proc)
     tracefs.remove_stale_probes()  # (a concurrent bpfkit process may have done it first)
     assert not any(name in e for e in tracefs.probe_entries())
 
 
 def test_stale_instances_of_dead_processes_are_removed() -> None:
-    code = (
-        "import os, signal\n"
-        "from bpfkit.kernel import tracefs\n"
-        "i = tracefs.TraceInstance()\n"
-        "print(i.path.name, flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    name = out.stdout.strip()
-    assert name in tracefs.instances()
-    tracefs.remove_stale_instances()
+    name, proc = _killed_owner("tracefs.TraceInstance()")
+    try:
+        assert name in tracefs.instances()
+        tracefs.remove_stale_instances()
+        assert name in tracefs.instances()  # its process is alive
+    finally:
+        _kill(proc)
+    tracefs.remove_stale_instances()  # (or a concurrent bpfkit process did)
     assert name not in tracefs.instances()
