@@ -12,10 +12,13 @@ All raise :class:`~bpfkit.errors.AsmError` pointing at file:line:column.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from bpfkit.asm.llvm_asm import assemble_llvm
-from bpfkit.asm.mnemonic import assemble_mnemonic, format_mnemonic
 from bpfkit.errors import AsmError
+
+if TYPE_CHECKING:
+    from bpfkit.isa.insn import Insn
 
 __all__ = ["assemble", "assemble_file", "assemble_mnemonic", "format_mnemonic"]
 
@@ -39,3 +42,17 @@ def assemble_file(path: str | os.PathLike[str], *, big_endian: bool = False) -> 
     except UnicodeDecodeError as e:
         raise AsmError(f"{name} is not UTF-8 text (byte {e.start})", file=name) from None
     return assemble_llvm(text, name, big_endian=big_endian)
+
+
+def assemble_mnemonic(text: str, filename: str = "<input>") -> list[Insn]:
+    """The conformance suite's mnemonic syntax to instructions (see :mod:`bpfkit.asm.mnemonic`)."""
+    from bpfkit.asm import mnemonic  # imported on use: ``bpfkit asm`` of LLVM syntax skips it
+
+    return mnemonic.assemble_mnemonic(text, filename)
+
+
+def format_mnemonic(insn: Insn) -> str:
+    """One instruction in the mnemonic syntax (see :mod:`bpfkit.asm.mnemonic`)."""
+    from bpfkit.asm import mnemonic
+
+    return mnemonic.format_mnemonic(insn)

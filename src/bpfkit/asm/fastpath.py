@@ -61,8 +61,8 @@ class Plan:
 
     key: tuple[str, ...]
     steps: tuple[tuple[int, int], ...]  # (atom index, REG/NUM/NEG/SYM) per operand
-    encode: Callable[[list[str]], bytes] | None
-    fixups: tuple[tuple[str, int], ...] = ()  # (fixup kind, atom index) for symbol operands
+    encode: Callable[[list[str]], bytes] | None  # takes the parts of shape(), not the atoms
+    fixups: tuple[tuple[str, int], ...] = ()  # (fixup kind, index in parts) of symbol operands
 
 
 def shape(text: str) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], list[str]]:
@@ -139,18 +139,18 @@ def _compile(
         if how == SYM:
             if role == "target":
                 wide = op.kind is Kind.JA and op.width == 32
-                fixups.append((FK_JUMP32 if wide else FK_JUMP16, index))
+                fixups.append((FK_JUMP32 if wide else FK_JUMP16, 2 * index + 1))
             elif role == "imm" and op.kind is Kind.CALL:
-                fixups.append((FK_CALL, index))
+                fixups.append((FK_CALL, 2 * index + 1))
             elif role == "imm64":
-                fixups.append((FK_LDDW, index))
+                fixups.append((FK_LDDW, 2 * index + 1))
             else:
                 return None  # a symbol where a constant is needed: the full path says so
             continue
         if how == REG:
-            get = f"R[a[{index}]]"
+            get = f"R[a[{2 * index + 1}]]"
         else:
-            get = f"{'-' if how == NEG else ''}P(a[{index}])"
+            get = f"{'-' if how == NEG else ''}P(a[{2 * index + 1}])"
         if role[0] == "=":
             lines.append(f" if {get} != {role[1:]}: raise G")
         elif role in ("rd", "wd", "rs", "ws"):

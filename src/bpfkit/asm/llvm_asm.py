@@ -35,6 +35,7 @@ _UNSEEN = object()
 _split = fastpath.ATOMS.split
 _kind = fastpath.KINDS.__getitem__
 _LABEL = re.compile(r'\s*([A-Za-z_.$][\w.$]*|"[^"]*")\s*:(?!=)')
+_LABEL_ONLY = re.compile(r"[A-Za-z_.$][\w.$]*")  # a line "name:" (fullmatch before the colon)
 
 
 class Where:
@@ -182,31 +183,69 @@ class Assembler:
     def run(self, text: str) -> bytes:
         """Assemble ``text``; returns the ELF object."""
         cache = self._cache
+        plans = self._plans
         b = self.b
-        # Where a repeated instruction line goes (refreshed after every other line, since
-        # directives switch sections and .loc needs the next instruction to see it).
+        use = b.use
+        filename = self.filename
+        label_name = _LABEL_ONLY.fullmatch
+        # Where instructions go while the fast paths may be taken: None in a NOBITS
+        # section or while a .loc waits for the next instruction (refreshed after every
+        # line that is not an instruction, since directives switch sections).
         data: bytearray | None = b.current.data
         for lineno, raw in enumerate(text.splitlines(), 1):
-            line = strip_comment(raw) if ("#" in raw or "/" in raw) else raw
-            stripped = line.strip()
-            if not stripped:
-                continue
+            stripped = raw.strip()
             if data is not None:
                 done = cache.get(stripped)
                 if done is not None:
                     data += done  # the same instruction text as before
                     continue
+            if not stripped:
+                continue
             self.lineno, self.raw = lineno, raw
+            plain = "#" not in stripped and "//" not in stripped  # no comment to cut
+            line = raw if plain else strip_comment(raw)
+            if not plain:
+                stripped = line.strip()
+                if not stripped:
+                    continue
             if ":" not in stripped and ";" not in stripped:
                 col = len(line) - len(line.lstrip())
                 self.column = col + 1
                 if stripped[0] == ".":
                     self.directive(stripped, col)
-                else:
+                elif data is None:
                     self.instruction(stripped, col)
+                else:
+                    # An instruction whose shape has an encoder (fastpath); anything
+                    # else, and any doubt, goes to instruction() below.
+                    parts = _split(stripped)
+                    plan: Any = plans.get((tuple(parts[0::2]), tuple(map(_kind, parts[1::2]))))
+                    encode = plan.encode if plan.__class__ is fastpath.Plan else None
+                    if encode is not None:
+                        try:
+                            done = encode(parts)
+                        except (fastpath.GiveUp, ValueError):  # ValueError: "0xrff"
+                            done = None
+                        if done is not None:
+                            if plan.fixups:
+                                offset = len(data)
+                                fixups = b.current.fixups
+                                for kind, index in plan.fixups:
+                                    loc = Where(filename, lineno, 0, raw, (parts, index, col))
+                                    value = Value(use(parts[index]), None, 0)
+                                    fixups.append(Fixup(kind, offset, value, 0, loc))
+                            elif plain:
+                                cache[stripped] = done
+                            data += done
+                            continue
+                    self.instruction(stripped, col)
+                    continue  # an instruction switches no section
             elif ";" in line:
                 for start, end in split_statements(line):
                     self.statement(line[:end], start)
+            elif stripped[-1] == ":" and label_name(stripped, 0, len(stripped) - 1):
+                self.label(stripped[:-1], len(line) - len(line.lstrip()) + 1)
+                continue  # a label switches no section either
             else:
                 self.statement(line, 0)
             cur = b.current
@@ -277,7 +316,7 @@ class Assembler:
             sec = self.b.current
             if plan.encode is not None and sec.type != w.SHT_NOBITS:
                 try:
-                    data = plan.encode(atoms)
+                    data = plan.encode(parts)
                 except (fastpath.GiveUp, ValueError):  # ValueError: "0xrff" is no number
                     pass
                 else:
@@ -286,9 +325,9 @@ class Assembler:
                         use, fixups = self.b.use, sec.fixups
                         for kind, index in plan.fixups:
                             loc = Where(
-                                self.filename, self.lineno, 0, self.raw, (parts, 2 * index + 1, col)
+                                self.filename, self.lineno, 0, self.raw, (parts, index, col)
                             )
-                            value = Value(use(atoms[index]), None, 0)
+                            value = Value(use(parts[index]), None, 0)
                             fixups.append(Fixup(kind, offset, value, 0, loc))
                     else:
                         self._cache[text] = data
