@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 
 
 @functools.cache
@@ -74,7 +75,27 @@ def _rustc() -> str | None:
     return None if "bpfel-unknown-none" in out.stdout else "rustc lacks the bpfel target"
 
 
-PROBES = {
+def _debian_archive() -> str | None:
+    """None if ``apt-get download xdp-tools`` can work: the package is in apt's lists and
+    its archive answers."""
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        return "apt-get / dpkg-deb not installed"
+    out = subprocess.run(
+        ["apt-get", "download", "--print-uris", "xdp-tools"], capture_output=True, text=True
+    )
+    uri = out.stdout.split("'")[1] if out.stdout.count("'") >= 2 else ""
+    if out.returncode or not uri:
+        return "apt does not know xdp-tools (run apt-get update)"
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(uri, method="HEAD"), timeout=10).close()
+    except OSError as e:
+        return f"Debian archive unreachable: {e}"
+    return None
+
+
+PROBES: dict[str, Callable[[], str | None]] = {
     "bpf": _bpf_syscall,
     "tracefs": _tracefs,
     "tracepoint": _tracefs,
@@ -85,6 +106,7 @@ PROBES = {
     "llc": lambda: _tool("llc", "llc-19", "llc-14"),
     "bpftool": lambda: _tool("bpftool"),
     "rustc": _rustc,
+    "debian-archive": _debian_archive,
 }
 
 
