@@ -25,14 +25,16 @@ llvm-objdump's layout rules reproduced here (measured on llvm-objdump-19):
 
 from __future__ import annotations
 
+import bisect
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain, compress
 
 from bpfkit.asm.disasm import UNKNOWN, parse_mcpu, render
-from bpfkit.btf.core_text import object_core_lines
-from bpfkit.errors import IsaError, ObjectError
-from bpfkit.isa.insn import LDDW_OPCODE, Insn
+from bpfkit.errors import ObjectError
+from bpfkit.isa.insn import LDDW_OPCODE, trusted_insn
 from bpfkit.obj.spec import ObjectSpec, Relocation, Section, Symbol
 
 _SHF_EXECINSTR = 0x4
@@ -86,30 +88,21 @@ def dump(
     out: list[str] = [f"\n{obj.path}:\tfile format elf64-bpf\n"]
     renderer = _Renderer(obj.big_endian, cpu, imm_hex)
     # With -r, llvm-objdump also prints the CO-RE relocations of .BTF.ext.
-    core = object_core_lines(obj.btf, obj.btf_ext, obj.big_endian) if relocs else {}
+    core: dict[str, dict[int, str]] = {}
+    if relocs:
+        # Imported here: parsing BTF is for -r only, and importing it costs every listing.
+        from bpfkit.btf.core_text import object_core_lines
+
+        core = object_core_lines(obj.btf, obj.btf_ext, obj.big_endian)
     for sec in obj.sections:
         if not sec.flags & _SHF_EXECINSTR or sec.type == "SHT_NOBITS":
             continue
         if wanted is not None and sec.name not in wanted:
             continue
         rels = obj.relocations.get(sec.name, ()) if relocs else ()
-        renderer.known = _decoded(obj, sec)
         notes = core.get(sec.name, {})
         _dump_section(out, sec, _labels(sec, obj.symbols), rels, renderer, relocs, notes)
     return "".join(out)
-
-
-def _decoded(obj: ObjectSpec, sec: Section) -> dict[int, Insn]:
-    """The instructions the reader already decoded in ``sec``, by byte offset."""
-    known: dict[int, Insn] = {}
-    for prog in obj.programs:
-        if prog.section_index != sec.index:
-            continue
-        pos = prog.offset
-        for insn in prog.insns:
-            known[pos] = insn
-            pos += 16 if insn.opcode == LDDW_OPCODE else 8
-    return known
 
 
 def _labels(sec: Section, symbols: Sequence[Symbol]) -> list[_Label]:
@@ -140,7 +133,10 @@ class _Renderer:
         self.imm_hex = imm_hex
         self.unpack = (_BE if big_endian else _LE).unpack_from
         self.cache: dict[bytes, tuple[int, str, int | None]] = {}
-        self.known: dict[int, Insn] = {}  # instructions decoded by the reader, by offset
+        # The fast path's caches: one-slot instructions by their 8 bytes read as a
+        # little-endian u64 (whatever the object's byte order: the key is only the bytes).
+        self.tails: dict[int, str] = {}  # every one: the line's tail
+        self.jumps: dict[int, int] = {}  # the jumps: their distance in slots
 
     def line(self, data: bytes, pos: int) -> tuple[int, str, int | None]:
         """``(size, tail, jump)`` of the instruction at ``pos``: ``tail`` is the line after
@@ -155,20 +151,25 @@ class _Renderer:
         hit = self.cache.get(raw)
         if hit is not None:
             return hit
-        insn = self.known.get(pos)
-        if insn is not None and (insn.opcode == LDDW_OPCODE) == wide:
-            text, jump = render(insn, self.cpu, self.imm_hex)
-            width = 16 if wide and text != UNKNOWN else 8
-        else:
-            width, text, jump = self._render(raw, wide)
+        width, text, jump = self._render(raw, wide)
         # Cache the line's tail: bytes and text (the address and target are added per use).
         result = (width, f"\t{raw[:width].hex(' ')}\t{text}", jump)
         self.cache[raw] = result
         return result
 
+    def slot(self, q: int) -> None:
+        """Fill ``tails`` (and ``jumps``) for the one-slot instruction (not ``lddw``) whose
+        8 bytes, read as a little-endian u64, are ``q``."""
+        raw = q.to_bytes(8, "little")
+        _, text, jump = self._render(raw, False)
+        self.tails[q] = f"\t{raw.hex(' ')}\t{text}"
+        if jump is not None:
+            self.jumps[q] = jump
+
     def _render(self, raw: bytes, wide: bool) -> tuple[int, str, int | None]:
         opcode, regs, off, imm = self.unpack(raw, 0)
         dst, src = (regs >> 4, regs & 0xF) if self.big else (regs & 0xF, regs >> 4)
+        # Every field fits by construction (unpacked from fixed-width fields).
         if wide:
             if self.big:
                 next_raw = int.from_bytes(raw[8:12], "big")
@@ -176,14 +177,11 @@ class _Renderer:
             else:
                 next_raw = int.from_bytes(raw[8:12], "little")
                 imm_hi = int.from_bytes(raw[12:16], "little", signed=True)
-            try:
-                insn = Insn(opcode, dst, src, off, imm, imm_hi, next_raw)
-            except IsaError:  # pragma: no cover - every field fits by construction
-                return 8, UNKNOWN, None
+            insn = trusted_insn(opcode, dst, src, off, imm, imm_hi, next_raw)
             text, jump = render(insn, self.cpu, self.imm_hex)
             # LLVM gives up on an lddw it cannot decode after its first 8 bytes.
             return (8 if text == UNKNOWN else 16), text, jump
-        text, jump = render(Insn(opcode, dst, src, off, imm), self.cpu, self.imm_hex)
+        text, jump = render(trusted_insn(opcode, dst, src, off, imm), self.cpu, self.imm_hex)
         return 8, text, jump
 
 
@@ -230,9 +228,7 @@ def _dump_section(
     data = sec.data
     size = sec.size
     heading = False
-    ri, rn = 0, len(rels)
-    line = renderer.line
-    cache = renderer.cache
+    listing = _Listing(out, data, labels, rels, renderer, show_relocs, notes or {})
     n = len(labels)
     i = 0
     while i < n:
@@ -249,48 +245,133 @@ def _dump_section(
         label = _pick(labels[first:i])
         out.append(f"\n{start:016x} <{label.name}>:\n")
         # Relocations inside ranges that were not disassembled are not shown.
-        while ri < rn and rels[ri].offset < start:
-            ri += 1
+        while listing.ri < len(rels) and rels[listing.ri].offset < start:
+            listing.ri += 1
         if label.type in _DATA_TYPES:
             _dump_data(out, data, start, end)
             continue
+        listing.code(start, end)
+
+
+# First bytes of the slots the fast loop leaves to the careful one: lddw (16 bytes) and 0
+# (maybe a run of zeros, printed as "...").
+_SPECIAL = re.compile(b"[\\x00\\x18]")
+
+
+class _Listing:
+    """The instruction lines of one section.
+
+    :meth:`step` prints one instruction (or a run of zeros) by the rules in the module
+    docstring.  :meth:`code` prints a range: the slots that need no rule (an 8-byte
+    instruction, no relocation or CO-RE note) are looked up in bulk, by their 8 bytes as
+    one integer, and only the others go through :meth:`step`.
+    """
+
+    def __init__(
+        self,
+        out: list[str],
+        data: bytes,
+        labels: list[_Label],
+        rels: Sequence[Relocation],
+        renderer: _Renderer,
+        show_relocs: bool,
+        notes: dict[int, str],
+    ) -> None:
+        self.out = out
+        self.data = data
+        self.labels = labels
+        self.addrs = [lb.addr for lb in labels]
+        self.rels = rels
+        self.ri = 0  # the first relocation not yet printed (or skipped)
+        self.renderer = renderer
+        self.show_relocs = show_relocs
+        self.notes = notes
+
+    def target(self, target: int) -> str:
+        """`` <sym+0x18>`` for a jump target (the last label at or before it)."""
+        target &= _MASK64
+        lo = bisect.bisect_right(self.addrs, target)
+        if lo == 0:
+            return ""
+        lb = self.labels[lo - 1]
+        disp = target - lb.addr
+        return f" <{lb.name}+0x{disp:x}>" if disp else f" <{lb.name}>"
+
+    def code(self, start: int, end: int) -> None:
+        """Print the instructions of ``data[start:end]``."""
+        data = self.data
+        n = (end - start) // 8
         pos = start
-        while pos < end:
-            limit = end
-            if show_relocs and ri < rn:
-                limit = min(limit, max(rels[ri].offset, pos))
-            if not data[pos]:
-                skip = _zero_run(data, pos, limit)
-                if skip:
-                    out.append("\t\t...\n")
-                    pos += skip
-                    continue
-            hit = cache.get(data[pos : pos + 8]) if data[pos] != LDDW_OPCODE else None
-            width, tail, jump = hit if hit is not None else line(data, pos)
-            if jump is None:
-                out.append(f"{pos // 8:8d}:{tail}\n")
-            else:
-                target = (pos + 8 + jump * 8) & _MASK64
-                out.append(f"{pos // 8:8d}:{tail}{_target_name(labels, target)}\n")
-            if notes and pos in notes:
-                out.append(f"\t\t{pos:016x}:  CO-RE {notes[pos]}\n")
-            pos += width
-            while ri < rn and rels[ri].offset < pos:
-                out.append(_reloc_line(rels[ri]))
+        if n:
+            slots = struct.unpack_from(f"<{n}Q", data, start)
+            stop_set = {m.start() for m in _SPECIAL.finditer(data[start : start + 8 * n : 8])}
+            top = start + 8 * n
+            rels = self.rels
+            ri = self.ri
+            while ri < len(rels) and rels[ri].offset < top:
+                stop_set.add((rels[ri].offset - start) >> 3)
                 ri += 1
+            stop_set.update((p - start) >> 3 for p in self.notes if start <= p < top)
+            stops = sorted(stop_set)
+            stops.append(n)
+            renderer = self.renderer
+            tails, jumps, slot = renderer.tails, renderer.jumps, renderer.slot
+            append = self.out.append
+            target = self.target
+            k = 0
+            for stop in stops:
+                if stop < k:
+                    continue  # inside what step() printed
+                if stop > k:
+                    # Plain 8-byte instructions: no zero run, relocation or note among them.
+                    # Formatted in bulk: one %-format for the run, jump targets filled in.
+                    run = slots[k:stop]
+                    for q in set(run).difference(tails):
+                        slot(q)
+                    m = stop - k
+                    targets = [""] * m
+                    for i in compress(range(m), map(jumps.__contains__, run)):
+                        targets[i] = target(start + 8 * (k + i + 1 + jumps[run[i]]))
+                    first = (start >> 3) + k  # the line number of slot k
+                    fields = zip(
+                        range(first, first + m), map(tails.__getitem__, run), targets, strict=True
+                    )
+                    append(("%8d:%s%s\n" * m) % tuple(chain.from_iterable(fields)))
+                    k = stop
+                    pos = start + 8 * k
+                if stop == n:
+                    break
+                pos = self.step(pos, end)
+                if (pos - start) & 7:
+                    break  # a zero run of 4*odd bytes: the rest is not slot-aligned
+                k = (pos - start) >> 3
+        while pos < end:
+            pos = self.step(pos, end)
 
-
-def _target_name(labels: list[_Label], target: int) -> str:
-    """`` <sym+0x18>`` for a jump target (the last label at or before it)."""
-    lo, hi = 0, len(labels)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if labels[mid].addr <= target:
-            lo = mid + 1
+    def step(self, pos: int, end: int) -> int:
+        """Print what is at ``pos`` (below ``end``); return the position after it."""
+        data = self.data
+        out = self.out
+        rels = self.rels
+        ri, rn = self.ri, len(rels)
+        limit = end
+        if self.show_relocs and ri < rn:
+            limit = min(limit, max(rels[ri].offset, pos))
+        if not data[pos]:
+            skip = _zero_run(data, pos, limit)
+            if skip:
+                out.append("\t\t...\n")
+                return pos + skip
+        width, tail, jump = self.renderer.line(data, pos)
+        if jump is None:
+            out.append(f"{pos // 8:8d}:{tail}\n")
         else:
-            hi = mid
-    if lo == 0:
-        return ""
-    lb = labels[lo - 1]
-    disp = target - lb.addr
-    return f" <{lb.name}+0x{disp:x}>" if disp else f" <{lb.name}>"
+            out.append(f"{pos // 8:8d}:{tail}{self.target(pos + 8 + jump * 8)}\n")
+        if pos in self.notes:
+            out.append(f"\t\t{pos:016x}:  CO-RE {self.notes[pos]}\n")
+        pos += width
+        while ri < rn and rels[ri].offset < pos:
+            out.append(_reloc_line(rels[ri]))
+            ri += 1
+        self.ri = ri
+        return pos

@@ -307,10 +307,46 @@ for _op in OPS:
     if _op.off is None and _op.imm is None and _op.src is None and len(forms(_op.opcode)) == 1:
         _SOLE[_op.opcode] = _op
 
+# lookup() of an instruction depends only on its opcode and the fields that some row of that
+# opcode discriminates on (off, imm, src): which ones, by opcode, and lookup()'s answers
+# by those fields, so that a disassembly calls lookup() once per distinct key.
+_DISCRIMINATES: dict[int, tuple[bool, bool, bool]] = {
+    opcode: (
+        any(op.off is not None for op in forms(opcode)),
+        any(op.imm is not None for op in forms(opcode)),
+        any(op.src is not None for op in forms(opcode)),
+    )
+    for opcode in {op.opcode for op in OPS}
+}
+_LOOKUP: dict[tuple[int, int | None, int | None, int | None], Op | None] = {}
+
+
+def _lookup(insn: Insn) -> Op | None:
+    """``lookup(insn)``, remembered by the fields it depends on."""
+    op = _SOLE.get(insn.opcode)
+    if op is not None:
+        return op
+    disc = _DISCRIMINATES.get(insn.opcode)
+    if disc is None:
+        return None  # no row has this opcode
+    key = (
+        insn.opcode,
+        insn.off if disc[0] else None,
+        insn.imm if disc[1] else None,
+        insn.src if disc[2] else None,
+    )
+    try:
+        return _LOOKUP[key]
+    except KeyError:
+        if len(_LOOKUP) >= 1 << 16:
+            _LOOKUP.clear()  # keys can hold any imm: bound the memory of a long-lived process
+        op = _LOOKUP[key] = lookup(insn)
+        return op
+
 
 def select_form(insn: Insn, cpu: int | None) -> _Form | None:
     """How ``insn`` is printed at ``--mcpu=v{cpu}`` (``None``: bpfkit's default rule)."""
-    op = _SOLE.get(insn.opcode) or lookup(insn)
+    op = _lookup(insn)
     if op is not None and insn.dst <= 10 and insn.src <= 10:
         unused_clear = _SIMPLE[id(op)]
         if unused_clear is not None and unused_clear(insn):
@@ -332,10 +368,18 @@ _BRANCH_KINDS = frozenset({Kind.JA, Kind.JCOND, Kind.MAY_GOTO})
 _GOTOL = Class.JMP32 | JmpOp.JA
 
 
+# id(row) -> whether the jump distance is imm (gotol) rather than off, for the rows
+# llvm-objdump follows; precomputed because Enum hashing is slow in a per-instruction path.
+_BRANCH_IMM: dict[int, bool] = {
+    id(op): op.opcode == _GOTOL for op in OPS if op.kind in _BRANCH_KINDS
+}
+
+
 def _jump(op: Op, insn: Insn) -> int | None:
-    if op.kind not in _BRANCH_KINDS:
+    imm = _BRANCH_IMM.get(id(op))
+    if imm is None:
         return None
-    return insn.imm if op.opcode == _GOTOL else insn.off
+    return insn.imm if imm else insn.off
 
 
 def render(insn: Insn, cpu: int | None, imm_hex: bool) -> tuple[str, int | None]:
