@@ -3,6 +3,10 @@
 ``close()`` is idempotent; ``with Fd(n) as fd:`` closes on exit; a finalizer closes a
 descriptor its owner forgot and emits a :class:`ResourceWarning` (an error under the test
 suite's ``-W error``), so leaks are loud in tests and harmless in production.
+
+Owners build on two mixins: :class:`Closing` (the with-block calls ``close()``: links,
+tracefs entries, readers, sessions, collections) and :class:`FdOwner` (``.fd``,
+``.closed`` and ``close()`` over one ``Fd`` in ``self._fd``: maps, programs).
 """
 
 from __future__ import annotations
