@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from bpfkit.asm.expr import Value
 from bpfkit.obj import writer as w
@@ -31,7 +32,7 @@ class FixupError(Exception):
         self.where = where
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Section:
     """A section being filled."""
 
@@ -51,7 +52,7 @@ class Section:
         return self.nobits_size if self.type == w.SHT_NOBITS else len(self.data)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Symbol:
     """A symbol: a label, a section's begin symbol, or a name only referenced."""
 
@@ -84,9 +85,11 @@ class Symbol:
         return w.STB_GLOBAL
 
 
-@dataclass(eq=False, slots=True)
-class Fixup:
-    """A field to fill once every symbol is known."""
+class Fixup(NamedTuple):
+    """A field to fill once every symbol is known (a named tuple: one per jump and call).
+
+    ``where`` is the location tag a :class:`FixupError` carries back to the caller.
+    """
 
     kind: str
     offset: int
@@ -375,6 +378,7 @@ class Builder:
         locals_: list[tuple[int, w.ElfSymbol]] = []
         globals_: list[w.ElfSymbol] = []
         elf_sym: dict[int, w.ElfSymbol] = {}
+        new_symbol = w.ElfSymbol
         for sym in self.registered:
             base: Symbol | None = None
             if sym.variable is not None:
@@ -395,9 +399,9 @@ class Builder:
             if sym.type == w.STT_SECTION:
                 if not sym.used_in_reloc:
                     continue
-            elif sym.temporary and not sym.used_in_reloc:
+            elif not sym.used_in_reloc and sym.temporary:
                 continue
-            es = w.ElfSymbol(sym.name, bind=sym.bind(), type=sym.type, other=sym.other)
+            es = new_symbol(sym.name, 0, 0, sym.bind(), sym.type, sym.other)
             if sym.absolute:
                 es.shndx, es.value = w.SHN_ABS, sym.offset
             elif sym.common is not None and not sym.defined:

@@ -150,7 +150,9 @@ def _compile(
         if how == REG:
             get = f"R[a[{2 * index + 1}]]"
         else:
-            get = f"{'-' if how == NEG else ''}P(a[{2 * index + 1}])"
+            # parse_int inline for plain decimals (the usual case), a call otherwise
+            x = f"a[{2 * index + 1}]"
+            get = f"{'-' if how == NEG else ''}(int(x) if (x := {x}).isdigit() and x[0] != '0' else P(x))"
         if role[0] == "=":
             lines.append(f" if {get} != {role[1:]}: raise G")
         elif role in ("rd", "wd", "rs", "ws"):

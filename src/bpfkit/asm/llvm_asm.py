@@ -186,7 +186,8 @@ class Assembler:
         plans = self._plans
         b = self.b
         use = b.use
-        filename = self.filename
+        symbols, registered = b.symbols, b.registered
+        new_tuple = tuple.__new__
         label_name = _LABEL_ONLY.fullmatch
         # Where instructions go while the fast paths may be taken: None in a NOBITS
         # section or while a .loc waits for the next instruction (refreshed after every
@@ -231,9 +232,14 @@ class Assembler:
                                 offset = len(data)
                                 fixups = b.current.fixups
                                 for kind, index in plan.fixups:
-                                    loc = Where(filename, lineno, 0, raw, (parts, index, col))
-                                    value = Value(use(parts[index]), None, 0)
-                                    fixups.append(Fixup(kind, offset, value, 0, loc))
+                                    sym = symbols.get(parts[index])
+                                    if sym is None or sym.order < 0:
+                                        sym = use(parts[index])
+                                    # Named tuples made without their Python __new__; the
+                                    # location stays a plain tuple until an error needs it.
+                                    loc = (lineno, raw, parts, index, col)
+                                    value = new_tuple(Value, (sym, None, 0))
+                                    fixups.append(new_tuple(Fixup, (kind, offset, value, 0, loc)))
                             elif plain:
                                 cache[stripped] = done
                             data += done
@@ -244,7 +250,15 @@ class Assembler:
                 for start, end in split_statements(line):
                     self.statement(line[:end], start)
             elif stripped[-1] == ":" and label_name(stripped, 0, len(stripped) - 1):
-                self.label(stripped[:-1], len(line) - len(line.lstrip()) + 1)
+                sym = symbols.get(stripped[:-1])
+                if sym is None or sym.defined or sym.variable is not None:
+                    self.label(stripped[:-1], len(line) - len(line.lstrip()) + 1)
+                else:  # Builder.define, inline
+                    cur = b.current
+                    sym.section, sym.offset, sym.defined = cur, cur.size, True
+                    if sym.order < 0:
+                        sym.order = len(registered)
+                        registered.append(sym)
                 continue  # a label switches no section either
             else:
                 self.statement(line, 0)
@@ -256,6 +270,9 @@ class Assembler:
             return self.b.finish()
         except FixupError as e:
             where = e.where
+            if isinstance(where, tuple):  # (lineno, raw, parts, index, col) of the fast path
+                lineno, raw, parts, index, col = where
+                where = Where(self.filename, lineno, 0, raw, (parts, index, col))
             if isinstance(where, Where):
                 raise where.error(str(e)) from None
             raise AsmError(str(e), file=self.filename) from None

@@ -68,7 +68,7 @@ class ElfSection:
     relocations: list[ElfReloc] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ElfSymbol:
     """A symbol: ``section`` None means undefined unless ``shndx`` (SHN_ABS/SHN_COMMON) is set."""
 
@@ -97,7 +97,10 @@ def string_table(names: Iterable[str]) -> tuple[bytes, dict[str, int]]:
     Names are sorted by their reversed bytes, largest first, so that a name which is a
     suffix of another directly follows it and is stored inside it.
     """
-    unique = {n.encode() for n in names if n}
+    distinct = {n for n in names if n}
+    if "".join(distinct).isascii():  # the usual case: the same order on str, done faster
+        return _ascii_string_table(distinct)
+    unique = {n.encode() for n in distinct}
     order = sorted(unique, key=lambda b: b[::-1], reverse=True)
     out = bytearray(b"\0")
     offsets: dict[str, int] = {"": 0}
@@ -110,6 +113,24 @@ def string_table(names: Iterable[str]) -> tuple[bytes, dict[str, int]]:
         out += b + b"\0"
         previous = b
     return bytes(out), offsets
+
+
+def _ascii_string_table(names: set[str]) -> tuple[bytes, dict[str, int]]:
+    """:func:`string_table` of ASCII names (one byte per character: offsets are indices)."""
+    offsets: dict[str, int] = {"": 0}
+    out = ["\0"]
+    end = 1  # length of the table so far
+    previous = ""  # the last name stored, reversed
+    for rev in sorted([n[::-1] for n in names], reverse=True):
+        if previous.startswith(rev):
+            offsets[rev[::-1]] = end - len(rev) - 1
+            continue
+        name = rev[::-1]
+        offsets[name] = end
+        out += (name, "\0")
+        end += len(name) + 1
+        previous = rev
+    return "".join(out).encode("ascii"), offsets
 
 
 def _align(n: int, a: int) -> int:
@@ -182,8 +203,9 @@ def write_relocatable(
         else:
             put(sec, sec.data)
 
-    sym_struct = struct.Struct(e + "IBBHQQ")
-    symdata = bytearray(24)
+    pack_sym = struct.Struct(e + "IBBHQQ").pack
+    entries = [bytes(24)]
+    mask = 2**64 - 1
     for s in symbols:
         if s.shndx is not None:
             shndx = s.shndx
@@ -192,10 +214,10 @@ def write_relocatable(
         else:
             shndx = SHN_UNDEF
         name = 0 if s.type == STT_SECTION else offset_of[s.name]
-        symdata += sym_struct.pack(
-            name, (s.bind << 4) | s.type, s.other, shndx, s.value & (2**64 - 1), s.size
+        entries.append(
+            pack_sym(name, (s.bind << 4) | s.type, s.other, shndx, s.value & mask, s.size)
         )
-    put(symtab, bytes(symdata))
+    put(symtab, b"".join(entries))
 
     rel_struct = struct.Struct(e + "QQ")
     for sec in sections:
