@@ -37,7 +37,6 @@ from bpfkit.kernel.btf_load import fixup_btf, load_btf, sanitize_btf
 from bpfkit.kernel.maps import Map, create_map
 from bpfkit.kernel.object_maps import ObjectMaps, data_map_name
 from bpfkit.kernel.program import Program, load_program
-from bpfkit.obj.core_relocate import POISON_HELPER
 from bpfkit.obj.relocate import Extern, Linked, extern_symbols, link, remap_ext_records
 from bpfkit.obj.sections import SectionType, section_type
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
@@ -72,7 +71,7 @@ class Collection(Closing):
     def pin(self, directory: str) -> list[str]:
         """Pin every program (as ``DIR/<program>``) and map (``DIR/maps/<map>``) in bpffs,
         like ``bpftool prog loadall OBJ DIR pinmaps DIR/maps``; return the paths."""
-        pins.bpffs_dir(os.path.dirname(os.path.abspath(directory)))
+        pins.bpffs_dir(os.path.abspath(directory))  # the bpffs root itself is fine too
         os.makedirs(directory, exist_ok=True)
         made: list[str] = []
         try:
@@ -187,12 +186,12 @@ class _Loader:
 
     # -- externs -----------------------------------------------------------------------------
     def resolve_externs(self) -> None:
-        from bpfkit.btf import types as T
-        from bpfkit.kernel import externs as X
-
         used = extern_symbols(self.obj)
         if not used:
             return
+        from bpfkit.btf import types as T
+        from bpfkit.kernel import externs as X
+
         weak = X.weak_symbols(self.obj.symbols)
         kconfig: dict[str, tuple[int, int]] = {}
         if self.btf is not None:
@@ -273,7 +272,7 @@ class _Loader:
         # LINUX_VERSION_CODE placeholder) or nothing.  Newer kernels ignore it.
         v = self.obj.version
         if v is None or v in (0, 0xFFFFFFFE):
-            from bpfkit.kernel.externs import kernel_version_code
+            from bpfkit.kernel.features import kernel_version_code  # not externs: no BTF
 
             return kernel_version_code()
         return v
@@ -282,6 +281,8 @@ class _Loader:
         try:
             return self._load_program(spec, prog_type)
         except VerifierError as e:
+            from bpfkit.obj.core_relocate import POISON_HELPER  # imports bpfkit.btf
+
             # A poisoned CO-RE instruction shows as a call to helper 0xbad2310: say why.
             if str(POISON_HELPER) not in e.log or not self.core_failures:
                 raise
