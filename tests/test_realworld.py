@@ -230,3 +230,43 @@ def test_load_parity_with_bpftool(objects: list[Path]) -> None:
         assert ours == theirs, path.name
         loaded += 1
     assert loaded >= len(objects) // 2, "bpftool loaded fewer than half of the objects"
+
+
+# --- found on the kernel's samples/bpf: a map libbpf would refuse -------------------
+
+OLD_STYLE_MAP_C = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/* samples/bpf/tcp_dumpstats_kern.c writes .maps with plain fields, which libbpf (and
+   bpfkit's loader) refuse; llvm-objdump and bpftool btf still read the object. */
+struct { __u32 type; __u32 map_flags; } old_map SEC(".maps") = { .type = 1 };
+
+SEC("xdp")
+int prog(struct xdp_md *ctx) { return (long)&old_map > 0 ? 2 : 1; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("clang19", "bpftool")
+def test_listing_does_not_need_loadable_maps(tmp_path: Path) -> None:
+    src, obj = tmp_path / "old.c", tmp_path / "old.o"
+    src.write_text(OLD_STYLE_MAP_C)
+    subprocess.run(
+        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
+        + ["-c", str(src), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
+    for relocs in (False, True):
+        flags = ["-r"] if relocs else []
+        rc, out, err = _cli("dump", "--mcpu", "v3", *flags, str(obj))
+        assert rc == 0, err
+        assert out == _llvm([obj], "v3", False, relocs)[obj]
+    rc, out, err = _cli("btf", str(obj))
+    ref = subprocess.run(["bpftool", "btf", "dump", "file", str(obj)], capture_output=True)
+    assert rc == 0, err
+    assert out == ref.stdout.decode()
+    # Loading needs the map: a one-line error naming it, no traceback.
+    rc, out, err = _cli("explain", str(obj))
+    assert rc == 1 and "old_map" in err and "Traceback" not in err

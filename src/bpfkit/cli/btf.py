@@ -46,7 +46,7 @@ def load(path: str) -> Btf:
         raise BtfError(f"{path}: cannot read: {e.strerror or e}") from e
     try:
         if head == b"\x7fELF":
-            obj = read_object(path)
+            obj = read_object(path, programs=False)  # only the .BTF blob is needed
             if obj.btf is None:
                 raise ObjectError(f"{path}: no .BTF section (compile with clang -g)")
             return parse_btf(obj.btf, big_endian=obj.big_endian)

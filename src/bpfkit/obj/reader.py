@@ -74,7 +74,8 @@ def read_object(
 
     ``name`` is the name used in error messages and ``ObjectSpec.path`` (default: the
     path, or ``<bytes>``).  ``programs=False`` neither splits the executable sections into
-    programs nor decodes their instructions (``ObjectSpec.programs`` is then empty), for
+    programs nor decodes their instructions nor reads map definitions
+    (``ObjectSpec.programs`` and ``ObjectSpec.maps`` are then empty), for
     readers that need only the sections, symbols and relocations, such as the
     disassembler, which decodes the bytes itself.  Raises :class:`ObjectError` for anything
     that is not a readable BPF relocatable object.
@@ -138,7 +139,8 @@ class _Reader:
             path=self.path,
             big_endian=big,
             programs=tuple(self._programs()) if self.want_programs else (),
-            maps=tuple(self._maps()),
+            # Map definitions are for loading; a listing must not depend on them.
+            maps=tuple(self._maps()) if self.want_programs else (),
             data=tuple(self._data_sections()),
             license=self._license(),
             version=self._version(),
