@@ -327,18 +327,18 @@ class Builder:
         for sec in self.sections:
             data = sec.data
             for fx in sec.fixups:
-                t = fx.value.a
+                kind, offset, (t, b, c) = fx[:3]
                 if (  # the common case first: a jump to a local label of this section
-                    fx.kind == FK_JUMP16
+                    kind == FK_JUMP16
                     and t is not None
+                    and b is None
                     and t.section is sec
-                    and fx.value.b is None
                     and t.variable is None
                     and t.binding is None
                 ):
-                    rel = (t.offset + fx.value.c - fx.offset - 8) >> 3
+                    rel = (t.offset + c - offset - 8) >> 3
                     if -0x8000 <= rel <= 0x7FFF:
-                        off16(data, fx.offset + 2, rel)
+                        off16(data, offset + 2, rel)
                         continue
                 v = self.resolve(fx.value, fx.where)
                 a, c = v.a, v.c

@@ -118,7 +118,7 @@ def string_table(names: Iterable[str]) -> tuple[bytes, dict[str, int]]:
 def _ascii_string_table(names: set[str]) -> tuple[bytes, dict[str, int]]:
     """:func:`string_table` of ASCII names (one byte per character: offsets are indices)."""
     offsets: dict[str, int] = {"": 0}
-    out = ["\0"]
+    stored: list[str] = []
     end = 1  # length of the table so far
     previous = ""  # the last name stored, reversed
     for rev in sorted([n[::-1] for n in names], reverse=True):
@@ -127,10 +127,10 @@ def _ascii_string_table(names: set[str]) -> tuple[bytes, dict[str, int]]:
             continue
         name = rev[::-1]
         offsets[name] = end
-        out += (name, "\0")
+        stored.append(name)
         end += len(name) + 1
         previous = rev
-    return "".join(out).encode("ascii"), offsets
+    return "\0".join(["", *stored, ""]).encode("ascii"), offsets
 
 
 def _align(n: int, a: int) -> int:
