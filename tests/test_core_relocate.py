@@ -153,3 +153,58 @@ def test_bitfields_as_libbpf_computes_them(tmp_path: Path) -> None:
     # b: bits 67..76 of the struct, read as the u32 at byte 8: shifts 64-13 and 64-10.
     # c: bits 77..81, same load: shifts 64-18 and 64-5; signed.
     assert values == [8, 4, 51, 54, 8, 46, 59, 1]
+
+
+TYPES_TARGET = """
+typedef struct { int a; } anon_t;
+struct { long x; long y; } other_anon;
+typedef int count_t;
+typedef struct { char c[24]; } big_t;
+anon_t a_used;
+count_t c_used;
+big_t b_used;
+"""
+
+TYPES_LOCAL = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+typedef struct { int a; } anon_t;
+typedef struct { int z; } missing_t;
+typedef long count_t;
+typedef struct { char c[8]; } big_t;
+struct nowhere { int q; };
+__u64 out[8];
+SEC("socket") int prog(void *ctx)
+{
+	out[0] = bpf_core_type_exists(anon_t);
+	out[1] = bpf_core_type_exists(missing_t);
+	out[2] = bpf_core_type_size(missing_t);
+	out[3] = bpf_core_type_size(big_t);
+	out[4] = bpf_core_type_exists(count_t);
+	out[5] = bpf_core_type_id_kernel(struct nowhere);
+	out[6] = bpf_core_type_size(count_t);
+	return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("clang19")
+def test_type_relocations_as_libbpf(tmp_path: Path) -> None:
+    """Found on the kernel selftests' test_core_reloc_type_based.o: a typedef is looked up
+    as a typedef (not as the anonymous struct it names, which matched any anonymous
+    struct of the kernel), and a missing type's size or id is 0, not a poisoned call."""
+    target_obj = read_object(_compile(tmp_path, "ttarget", TYPES_TARGET))
+    local_obj = read_object(_compile(tmp_path, "tlocal", TYPES_LOCAL))
+    assert target_obj.btf and local_obj.btf and local_obj.btf_ext
+    local = parse_btf(local_obj.btf)
+    ext = parse_btf_ext(local_obj.btf_ext, btf=local)
+    patched, results = apply_core(local_obj, local, ext, parse_btf(target_obj.btf))
+    values = [r.value for r in sorted(results, key=lambda r: r.relo.insn_off)]
+    # anon_t exists; missing_t does not (though the kernel has anonymous structs), so
+    # its size is 0; big_t is 24 bytes there; count_t exists (int vs long: both ints,
+    # compatible) and is 4 bytes; struct nowhere has no kernel id.
+    assert values == [1, 0, 0, 24, 1, 0, 4]
+    insns = patched.program("prog").insns
+    assert not any(i.opcode == 0x85 and i.imm & 0xFFFFFFFF == POISON_HELPER for i in insns)

@@ -11,8 +11,10 @@ the verifier complains only if that code can run.
 
 Supported kinds: FIELD_BYTE_OFFSET, FIELD_BYTE_SIZE, FIELD_EXISTS, FIELD_SIGNED,
 FIELD_LSHIFT_U64, FIELD_RSHIFT_U64 (bitfields, little-endian), TYPE_ID_LOCAL,
-TYPE_ID_TARGET, TYPE_EXISTS, TYPE_MATCHES (by name and kind), TYPE_SIZE, ENUMVAL_EXISTS,
-ENUMVAL_VALUE.  Pure: both BTFs are given; nothing here reads the kernel.
+TYPE_ID_TARGET, TYPE_EXISTS, TYPE_MATCHES (by name and compatibility, as libbpf's
+TYPE_EXISTS; libbpf's matching is stricter), TYPE_SIZE, ENUMVAL_EXISTS, ENUMVAL_VALUE.
+Type-based kinds look the root up as written (a typedef as a typedef) and give 0 for a
+type the kernel lacks; a relocation on an anonymous type is an error, as in libbpf.  Pure: both BTFs are given; nothing here reads the kernel.
 """
 
 from __future__ import annotations
@@ -97,6 +99,49 @@ def _kind_group(kind: T.Kind) -> str:
 
 def _strip(btf: Btf, type_id: int) -> T.Type:
     return btf.resolve(type_id)
+
+
+_MODS = (T.Const, T.Volatile, T.Restrict, T.TypeTag)
+
+
+def _as_written(btf: Btf, relo: CoreRelo) -> T.Type:
+    """The relocation's root type without const/volatile but with its typedef: libbpf
+    looks a ``typedef foo_t`` up as the kernel's typedefs called foo_t, not as the type
+    it stands for (which may be anonymous)."""
+    t = btf.type(relo.type_id)
+    for _ in range(32):
+        if not isinstance(t, _MODS):
+            break
+        t = btf.type(t.type)
+    if not t.name:
+        raise ObjectError(
+            f"CO-RE relocation on an anonymous {t.kind.name.lower()} (type {relo.type_id}): "
+            "libbpf does not support it either; give the type a name"
+        )
+    return t
+
+
+def _compatible(local: Btf, lid: int, target: Btf, tid: int, depth: int = 32) -> bool:
+    """libbpf's ``bpf_core_types_are_compat``: same kind once typedefs and modifiers are
+    skipped; pointers, arrays and function prototypes compared recursively."""
+    lt, tt = _strip(local, lid), _strip(target, tid)
+    if _kind_group(lt.kind) != _kind_group(tt.kind) or depth <= 0:
+        return False
+    if isinstance(lt, T.Int) and isinstance(tt, T.Int):
+        return lt.bit_offset == 0 and tt.bit_offset == 0
+    if isinstance(lt, T.Ptr) and isinstance(tt, T.Ptr):
+        return _compatible(local, lt.type, target, tt.type, depth - 1)
+    if isinstance(lt, T.Array) and isinstance(tt, T.Array):
+        return _compatible(local, lt.type, target, tt.type, depth - 1)
+    if isinstance(lt, T.FuncProto) and isinstance(tt, T.FuncProto):
+        if len(lt.params) != len(tt.params):
+            return False
+        pairs = [(lp.type, tp.type) for lp, tp in zip(lt.params, tt.params, strict=True)]
+        return all(
+            _compatible(local, a, target, b, depth - 1)
+            for a, b in [(lt.return_type, tt.return_type), *pairs]
+        )
+    return True
 
 
 def _find_member(btf: Btf, st: T.Struct, name: str, base_bits: int) -> tuple[T.Member, int] | None:
@@ -212,13 +257,17 @@ def resolve(local: Btf, targets: _Targets, relo: CoreRelo) -> CoreResult:
     kind = relo.kind
     if kind == K.TYPE_ID_LOCAL:
         return CoreResult(relo, relo.type_id, f"local type id {relo.type_id}")
+    written = _as_written(local, relo)
     root = _strip(local, relo.type_id)
-    cands = targets.candidates(root)
+    cands = targets.candidates(written)
+    if kind in (K.TYPE_EXISTS, K.TYPE_MATCHES, K.TYPE_ID_TARGET, K.TYPE_SIZE):
+        cands = [c for c in cands if _compatible(local, written.id, targets.btf, c.id)]
     if kind in (K.TYPE_EXISTS, K.TYPE_MATCHES):
-        return CoreResult(relo, int(bool(cands)), f"{root.name}: {'found' if cands else 'absent'}")
+        found = "found" if cands else "absent"
+        return CoreResult(relo, int(bool(cands)), f"{written.name}: {found}")
     if kind in (K.TYPE_ID_TARGET, K.TYPE_SIZE):
-        if not cands:
-            return CoreResult(relo, None, f"no type {root.name!r} in the kernel")
+        if not cands:  # libbpf: type-based relocations give 0 for a missing type
+            return CoreResult(relo, 0, f"{written.name}: absent -> 0")
         c = cands[0]
         value = c.id if kind == K.TYPE_ID_TARGET else _size(targets.btf, c)
         return CoreResult(relo, value, f"{root.name} -> {value}")
