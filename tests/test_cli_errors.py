@@ -349,6 +349,27 @@ def test_verifier_rejection(
     assert "0: (bf) r0 = r2" in err  # the log came first
 
 
+@pytest.mark.requires("bpf")
+def test_load_corrupt_symbol_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A data symbol at an offset no BTF variable can hold (found by fuzzing `bpfkit load`:
+    # it was a struct.error traceback from the BTF fix-up).
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    src = ROOT / "tests" / "corpus" / "obj" / "globals_v3_g.o"
+    data = bytearray(src.read_bytes())
+    with open(src, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        assert isinstance(symtab, SymbolTableSection)
+        index = next(i for i, sym in enumerate(symtab.iter_symbols()) if sym.name == "names")
+        at = symtab["sh_offset"] + index * symtab["sh_entsize"] + 8  # Elf64_Sym.st_value
+    data[at : at + 8] = (0x3E0000000011).to_bytes(8, "little")
+    obj = tmp_path / "corrupt.o"
+    obj.write_bytes(data)
+    status, _, err = cli(["load", str(obj)], capsys)
+    assert_error(status, err, "'names'", "corrupt")
+
+
 @pytest.mark.requires("bpf", "tracepoint")
 def test_run_unknown_tracepoint(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["run", str(HELLO), "--attach", "tracepoint:nosuch:event", "--duration", "0"]

@@ -19,7 +19,7 @@ import ctypes
 import struct
 from collections.abc import Mapping
 
-from bpfkit.errors import KernelError
+from bpfkit.errors import KernelError, ObjectError
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
 from bpfkit.syscalls.causes import describe
@@ -101,6 +101,11 @@ def fixup_btf(
                     continue  # a kfunc (FUNC) in .ksyms
                 var_name = name_of(struct.unpack_from("<I", records[vtype - 1])[0])
                 voff = offsets.get(var_name, symbols.get((sec_name, var_name), voff))
+                if voff > 0xFFFFFFFF:  # BTF offsets are u32: a corrupt symbol value
+                    raise ObjectError(
+                        f"{sec_name}: variable {var_name!r} is at offset {voff:#x}, "
+                        "past any section: the object's symbol table is corrupt"
+                    )
                 infos.append((voff, vtype, vsize))
             infos.sort()
             sec = sections.get(sec_name)
