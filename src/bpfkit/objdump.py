@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress
 
-from bpfkit.asm.disasm import UNKNOWN, parse_mcpu, render
+from bpfkit.asm.disasm import UNKNOWN, SlotPlan, parse_mcpu, render, slot_plan
 from bpfkit.errors import ObjectError
 from bpfkit.isa.insn import LDDW_OPCODE, trusted_insn
 from bpfkit.obj.spec import ObjectSpec, Relocation, Section, Symbol
@@ -137,6 +137,8 @@ class _Renderer:
         # little-endian u64 (whatever the object's byte order: the key is only the bytes).
         self.tails: dict[int, str] = {}  # every one: the line's tail
         self.jumps: dict[int, int] = {}  # the jumps: their distance in slots
+        # Opcode and register bytes (q & 0xFFFF) -> how to print them without an Insn.
+        self.plans: dict[int, SlotPlan | None] = {}
 
     def line(self, data: bytes, pos: int) -> tuple[int, str, int | None]:
         """``(size, tail, jump)`` of the instruction at ``pos``: ``tail`` is the line after
@@ -161,7 +163,22 @@ class _Renderer:
         """Fill ``tails`` (and ``jumps``) for the one-slot instruction (not ``lddw``) whose
         8 bytes, read as a little-endian u64, are ``q``."""
         raw = q.to_bytes(8, "little")
-        _, text, jump = self._render(raw, False)
+        opcode, regs, off, imm = self.unpack(raw, 0)
+        try:
+            plan = self.plans[q & 0xFFFF]
+        except KeyError:
+            dst, src = (regs >> 4, regs & 0xF) if self.big else (regs & 0xF, regs >> 4)
+            plan = self.plans[q & 0xFFFF] = slot_plan(opcode, dst, src, self.cpu, self.imm_hex)
+        text: str
+        jump: int | None
+        if plan is not None and not (plan.off_zero and off) and not (plan.imm_zero and imm):
+            if self.big:
+                text = plan.text(regs >> 4, regs & 0xF, off, imm)
+            else:
+                text = plan.text(regs & 0xF, regs >> 4, off, imm)
+            jump = None if not plan.jump else off if plan.jump == 1 else imm
+        else:
+            _, text, jump = self._render(raw, False)
         self.tails[q] = f"\t{raw.hex(' ')}\t{text}"
         if jump is not None:
             self.jumps[q] = jump
@@ -304,46 +321,60 @@ class _Listing:
         pos = start
         if n:
             slots = struct.unpack_from(f"<{n}Q", data, start)
-            stop_set = {m.start() for m in _SPECIAL.finditer(data[start : start + 8 * n : 8])}
             top = start + 8 * n
+            # Slots with a relocation or a CO-RE note: always through step().
+            careful: set[int] = set()
             rels = self.rels
             ri = self.ri
             while ri < len(rels) and rels[ri].offset < top:
-                stop_set.add((rels[ri].offset - start) >> 3)
+                careful.add((rels[ri].offset - start) >> 3)
                 ri += 1
-            stop_set.update((p - start) >> 3 for p in self.notes if start <= p < top)
-            stops = sorted(stop_set)
+            careful.update((p - start) >> 3 for p in self.notes if start <= p < top)
+            stops = sorted(careful.union(m.start() for m in _SPECIAL.finditer(data[start:top:8])))
             stops.append(n)
             renderer = self.renderer
             tails, jumps, slot = renderer.tails, renderer.jumps, renderer.slot
+            cache, line = renderer.cache, renderer.line
             append = self.out.append
             target = self.target
             k = 0
             for stop in stops:
                 if stop < k:
-                    continue  # inside what step() printed
+                    continue  # inside what was printed already
                 if stop > k:
                     # Plain 8-byte instructions: no zero run, relocation or note among them.
-                    # Formatted in bulk: one %-format for the run, jump targets filled in.
+                    # Formatted in bulk: one %-format for the run, jump targets appended.
                     run = slots[k:stop]
                     for q in set(run).difference(tails):
                         slot(q)
                     m = stop - k
-                    targets = [""] * m
+                    cols = list(map(tails.__getitem__, run))
                     for i in compress(range(m), map(jumps.__contains__, run)):
-                        targets[i] = target(start + 8 * (k + i + 1 + jumps[run[i]]))
+                        cols[i] += target(start + 8 * (k + i + 1 + jumps[run[i]]))
                     first = (start >> 3) + k  # the line number of slot k
-                    fields = zip(
-                        range(first, first + m), map(tails.__getitem__, run), targets, strict=True
-                    )
-                    append(("%8d:%s%s\n" * m) % tuple(chain.from_iterable(fields)))
+                    fields = zip(range(first, first + m), cols, strict=True)
+                    append(("%8d:%s\n" * m) % tuple(chain.from_iterable(fields)))
                     k = stop
                     pos = start + 8 * k
                 if stop == n:
                     break
-                pos = self.step(pos, end)
-                if (pos - start) & 7:
-                    break  # a zero run of 4*odd bytes: the rest is not slot-aligned
+                if (
+                    slots[k] & 0xFF == LDDW_OPCODE
+                    and k + 1 < n
+                    and k not in careful
+                    and k + 1 not in careful
+                ):
+                    # An lddw whole in the range, nothing to print after it: step() inlined.
+                    width, tail, jump = cache.get(data[pos : pos + 16]) or line(data, pos)
+                    if jump is None:
+                        append(f"{pos >> 3:8d}:{tail}\n")
+                    else:
+                        append(f"{pos >> 3:8d}:{tail}{target(pos + 8 + jump * 8)}\n")
+                    pos += width
+                else:
+                    pos = self.step(pos, end)
+                    if (pos - start) & 7:
+                        break  # a zero run of 4*odd bytes: the rest is not slot-aligned
                 k = (pos - start) >> 3
         while pos < end:
             pos = self.step(pos, end)

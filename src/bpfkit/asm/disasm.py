@@ -79,7 +79,10 @@ _FIELD = re.compile(r"\{(\w+)\}")
 
 def _target(i: Insn, n: Callable[[int], str]) -> str:
     # JMP jumps by off (16 bits); gotol (JMP32 JA) by imm.
-    v = i.imm if i.opcode == (Class.JMP32 | JmpOp.JA) else i.off
+    return _distance(i.imm if i.opcode == (Class.JMP32 | JmpOp.JA) else i.off, n)
+
+
+def _distance(v: int, n: Callable[[int], str]) -> str:
     return f"+{n(v)}" if v >= 0 else n(v)
 
 
@@ -129,6 +132,39 @@ def compile_template(template: str, *, wide: bool = False, imm_hex: bool = False
     env = {"N": _hex if imm_hex else str, "S64": _s64, "T": _target}
     # Only our table's template text (escaped) and the expressions above go into it.
     fmt: Formatter = eval("lambda i: f'" + "".join(body) + "'", env)  # noqa: S307
+    return fmt
+
+
+# A formatter of a one-slot instruction's fields: (dst, src, off, imm) -> text.
+FieldFormatter = Callable[[int, int, int, int], str]
+
+_FIELD_NAMES = (("i.dst", "d"), ("i.src", "s"), ("i.off", "o"), ("i.imm", "m"))
+
+
+def _compile_fields(
+    template: str, *, wide: bool, imm_hex: bool, gotol: bool
+) -> FieldFormatter | None:
+    """:func:`compile_template`'s formatter as a function of the fields of a one-slot
+    instruction (no :class:`Insn` to build); ``gotol``: the jump distance is imm.  None
+    for a template that needs more than those fields (``{imm64}``: lddw)."""
+    body = []
+    pos = 0
+    for m in _FIELD.finditer(template):
+        name = m.group(1)
+        if name == "imm64":
+            return None
+        body.append(_escape(template[pos : m.start()]))
+        if name == "target":
+            expr = "{D(" + ("m" if gotol else "o") + ", N)}"
+        else:
+            expr = _field(name, wide)
+            for attr, var in _FIELD_NAMES:
+                expr = expr.replace(attr, var)
+        body.append(expr)
+        pos = m.end()
+    body.append(_escape(template[pos:]))
+    env = {"N": _hex if imm_hex else str, "D": _distance}
+    fmt: FieldFormatter = eval("lambda d, s, o, m: f'" + "".join(body) + "'", env)  # noqa: S307
     return fmt
 
 
@@ -272,11 +308,16 @@ def format_insn(insn: Insn, *, imm_hex: bool = False, mcpu: str | int | None = N
     return form.hex(insn) if imm_hex else form.dec(insn)
 
 
-def _unused_clear(op: Op) -> Callable[[Insn], bool]:
-    """A test that the fields ``op`` does not use are zero (as ``reserved_nonzero``)."""
-    names = [
+def _unused(op: Op) -> list[str]:
+    """The fields ``op`` neither uses nor discriminates on (they must be zero)."""
+    return [
         n for n in ("dst", "src", "off", "imm") if n not in op.uses and getattr(op, n, None) is None
     ]
+
+
+def _unused_clear(op: Op) -> Callable[[Insn], bool]:
+    """A test that the fields ``op`` does not use are zero (as ``reserved_nonzero``)."""
+    names = _unused(op)
     if not names:
         return lambda i: True
     test: Callable[[Insn], bool] = eval(  # noqa: S307 - field names from the list above
@@ -398,7 +439,64 @@ def branch_target(insn: Insn, address: int, mcpu: str | int | None = None) -> in
     return None if off is None else address + 8 + off * 8
 
 
+@dataclass(frozen=True, slots=True)
+class SlotPlan:
+    """How :func:`render` prints the one-slot instructions of one opcode and register
+    pair, as a function of their ``off`` and ``imm``: when ``off_zero`` (``imm_zero``)
+    the plan holds only for ``off == 0`` (``imm == 0``), else for any value."""
+
+    text: FieldFormatter  # (dst, src, off, imm) -> the text render() gives
+    off_zero: bool
+    imm_zero: bool
+    jump: int  # 0: no jump llvm-objdump follows; 1: it jumps by off; 2: by imm
+
+
+_PLANS: dict[tuple[int, int, int, int | None, bool], SlotPlan | None] = {}
+_FIELD_FORMS: dict[tuple[int, bool, bool], FieldFormatter | None] = {}
+
+
+def slot_plan(opcode: int, dst: int, src: int, cpu: int | None, imm_hex: bool) -> SlotPlan | None:
+    """The :class:`SlotPlan` of one-slot instructions with these fields, or None when
+    their text depends on ``off`` or ``imm`` in other ways (a row picked by them, LLVM 19's
+    decoder rules, ``lddw``): then use :func:`render`.
+
+    A disassembler that meets many encodings differing only in ``off`` and ``imm`` (stack
+    offsets, constants, jump distances) formats each without building an :class:`Insn`.
+    """
+    key = (opcode, dst, src, cpu, imm_hex)
+    if key in _PLANS:
+        return _PLANS[key]
+    plan = _PLANS[key] = _slot_plan(opcode, dst, src, cpu, imm_hex)
+    return plan
+
+
+def _slot_plan(opcode: int, dst: int, src: int, cpu: int | None, imm_hex: bool) -> SlotPlan | None:
+    disc = _DISCRIMINATES.get(opcode)
+    if disc is None or disc[1] or dst > 10 or src > 10:
+        return None  # no row, or the row depends on imm
+    # imm does not pick the row: it is the one for off 0 (if off picks rows, the plan
+    # holds for off 0 only), or for any off.
+    op = lookup(Insn(opcode, dst, src))
+    if op is None or _SIMPLE[id(op)] is None:
+        return None  # select_form's rules beyond its fast path apply
+    unused = _unused(op)
+    if ("dst" in unused and dst) or ("src" in unused and src):
+        return None
+    wide = (cpu is None or cpu < 3) and op.opcode in _NARROW_MEM
+    fkey = (id(op), wide, imm_hex)
+    if fkey not in _FIELD_FORMS:
+        gotol = op.opcode == _GOTOL
+        _FIELD_FORMS[fkey] = _compile_fields(op.llvm, wide=wide, imm_hex=imm_hex, gotol=gotol)
+    text = _FIELD_FORMS[fkey]
+    if text is None:
+        return None
+    branch = _BRANCH_IMM.get(id(op))
+    jump = 0 if branch is None else 2 if branch else 1
+    return SlotPlan(text, disc[0] or "off" in unused, "imm" in unused, jump)
+
+
 __all__ = [
+    "SlotPlan",
     "MCPUS",
     "UNKNOWN",
     "branch_target",
@@ -408,4 +506,5 @@ __all__ = [
     "parse_mcpu",
     "render",
     "select_form",
+    "slot_plan",
 ]
