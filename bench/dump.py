@@ -2,10 +2,11 @@
 
 Generates an assembly file (a mix of ALU, memory, jumps, calls and lddw as compilers emit
 them, in several functions), assembles it with llvm-mc-19, then times both tools as whole
-processes (best of 3 runs each, in this one run) and prints both times and the ratio.
+processes (best of 5 rounds, the two tools taking turns, in this one run) and prints both
+times and the ratio.
 The goal is a ratio of at most 3.
 
-    .venv/bin/python bench/dump.py [--insns N]
+    .venv/bin/python bench/dump.py [--insns N] [--runs N]
 """
 
 from __future__ import annotations
@@ -62,18 +63,22 @@ def program(n: int, seed: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
-def best(cmd: list[str], runs: int = 3) -> float:
-    times = []
+def best(cmds: list[list[str]], runs: int = 5) -> list[float]:
+    """Best wall time of each command over ``runs`` rounds.  The commands take turns in
+    every round, so that load from other processes on a shared machine falls on both."""
+    times: list[list[float]] = [[] for _ in cmds]
     for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for cmd, spent in zip(cmds, times, strict=True):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            spent.append(time.perf_counter() - t)
+    return [min(spent) for spent in times]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--insns", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=5, help="rounds; the best time counts")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src, obj = Path(tmp) / "big.s", Path(tmp) / "big.o"
@@ -97,8 +102,7 @@ def main() -> int:
         ref = subprocess.run(llvm, check=True, capture_output=True, text=True).stdout
         n = sum(1 for ln in out.splitlines() if ln[:1] == " ")
         same = out == ref
-        t_llvm = best(llvm)
-        t_ours = best(bpfkit)
+        t_llvm, t_ours = best([llvm, bpfkit], args.runs)
     print(f"object: {n} instructions; output identical to llvm-objdump-19: {same}")
     print(f"llvm-objdump-19 -d: {t_llvm:.3f} s")
     print(f"bpfkit dump:        {t_ours:.3f} s")
