@@ -270,3 +270,50 @@ def test_listing_does_not_need_loadable_maps(tmp_path: Path) -> None:
     # Loading needs the map: a one-line error naming it, no traceback.
     rc, out, err = _cli("explain", str(obj))
     assert rc == 1 and "old_map" in err and "Traceback" not in err
+
+
+# --- found on the kernel's selftests: usdt.bpf.h and test_snprintf.c ----------------
+
+LIBBPF_CONVENTIONS_C = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/* usdt.bpf.h: a global but hidden sub-program writes through its pointer argument
+   without a NULL check; libbpf makes its FUNC static so the verifier checks it in the
+   caller's context (as a global function it would be rejected). */
+__attribute__((visibility("hidden"))) __attribute__((noinline)) int fill(long *res)
+{
+    *res = 7;
+    return 0;
+}
+
+/* test_snprintf.c: a `const void` ksym is typeless (its address from kallsyms). */
+extern const void schedule __ksym;
+
+SEC("socket")
+int prog(void *ctx)
+{
+    long v = 0;
+    fill(&v);
+    return v + ((unsigned long)&schedule >> 63);
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("bpf", "bpftool", "clang19")
+def test_libbpf_conventions_load_as_with_bpftool(tmp_path: Path) -> None:
+    from bpfkit.kernel.collection import load_collection
+
+    src, obj = tmp_path / "conv.c", tmp_path / "conv.o"
+    src.write_text(LIBBPF_CONVENTIONS_C)
+    subprocess.run(
+        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
+        + ["-c", str(src), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
+    theirs = _bpftool_programs(obj, BPFFS / f"bpfkit_conv_{os.getpid()}")
+    assert theirs == ["prog"]
+    with load_collection(read_object(str(obj))) as coll:
+        assert sorted(coll.programs) == theirs

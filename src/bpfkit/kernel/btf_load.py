@@ -10,7 +10,8 @@ a DATASEC's size, and the offsets of its variables, which only the ELF section a
 tables know.  The kernel rejects a DATASEC of size 0 or with variables out of order, so
 they are filled in and sorted here.  It also rejects FUNC types with extern linkage and
 VARs with extern linkage (kfunc/ksym/kconfig declarations), which become static
-(libbpf rewrites them the same way before loading).
+(libbpf rewrites them the same way before loading); so do global ``.text`` functions of
+hidden visibility, as libbpf makes them.
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ def fixup_btf(
         if sym.section is not None and sym.type in ("STT_OBJECT", "STT_NOTYPE"):
             symbols.setdefault((sym.section, sym.name), sym.value)
 
+    # Global sub-programs with hidden visibility are verified in their caller's context
+    # when their FUNC is static (libbpf marks them so: usdt.bpf.h relies on it).
+    hidden = {
+        sym.name
+        for sym in obj.symbols
+        if sym.type == "STT_FUNC"
+        and sym.section == ".text"
+        and sym.bind != "STB_LOCAL"
+        and sym.visibility in ("STV_HIDDEN", "STV_INTERNAL")
+    }
+
     def name_of(off: int) -> str:
         return _string(raw, s0, str_len, off)
 
@@ -87,6 +99,8 @@ def fixup_btf(
                     pname, ptype = struct.unpack_from("<II", proto, 12 + 8 * k)
                     if ptype and not pname:
                         struct.pack_into("<I", proto, 12 + 8 * k, name_off)
+        elif kind == KIND_FUNC and vlen == 1 and hidden and name_of(name_off) in hidden:
+            struct.pack_into("<I", rec, 4, info & ~0xFFFF)  # static
         elif kind == KIND_VAR:
             (linkage,) = struct.unpack_from("<I", rec, 12)
             if linkage > 1:

@@ -228,7 +228,8 @@ class _Loader:
             if self.btf is not None:
                 for var in self.btf.find_all(name, T.Kind.VAR):
                     assert isinstance(var, T.Var)
-                    typed = var.type != 0
+                    # ``const void`` is typeless too (libbpf skips modifiers first).
+                    typed = self.btf.resolve_id(var.type) != 0
             ext = X.ksym(name, typed)
             if ext is None:
                 if not weak.get(name):
