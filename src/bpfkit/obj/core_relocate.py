@@ -14,7 +14,8 @@ FIELD_LSHIFT_U64, FIELD_RSHIFT_U64 (bitfields, little-endian), TYPE_ID_LOCAL,
 TYPE_ID_TARGET, TYPE_EXISTS, TYPE_MATCHES (by name and compatibility, as libbpf's
 TYPE_EXISTS; libbpf's matching is stricter), TYPE_SIZE, ENUMVAL_EXISTS, ENUMVAL_VALUE.
 Type-based kinds look the root up as written (a typedef as a typedef) and give 0 for a
-type the kernel lacks; a relocation on an anonymous type is an error, as in libbpf.  Pure: both BTFs are given; nothing here reads the kernel.
+type the kernel lacks; a relocation on an anonymous type is an error, as in libbpf.
+Pure: both BTFs are given; nothing here reads the kernel.
 """
 
 from __future__ import annotations
