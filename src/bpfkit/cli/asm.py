@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
+# No pathlib, no tempfile: with them, start-up takes a few ms longer (urllib, random,
+# shutil), which shows in the speed goal (bench/asm.py).
 from bpfkit.asm.assemble import assemble_file, assemble_mnemonic
 from bpfkit.errors import AsmError
 from bpfkit.isa.insn import encode_all
@@ -35,9 +35,18 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, so no half-written output remains."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    base = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    for n in range(100):
+        tmp = f"{base}.{n}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(f"{base}.*.tmp: no free temporary name")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -49,25 +58,29 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Assemble and say what was written."""
-    src = Path(args.source)
+    src: str = args.source
     if args.mnemonic:
         try:
-            text = src.read_text(encoding="utf-8")
+            with open(src, encoding="utf-8") as f:
+                text = f.read()
         except OSError as e:  # the message starts with the file's name: not again here
-            raise AsmError(f"cannot read: {e.strerror}", file=str(src)) from None
+            raise AsmError(f"cannot read: {e.strerror}", file=src) from None
         except UnicodeDecodeError as e:
-            raise AsmError(f"not UTF-8 text (byte {e.start})", file=str(src)) from None
-        data = encode_all(assemble_mnemonic(text, str(src)), big_endian=args.big_endian)
-        default = src.with_suffix(".bin").name
+            raise AsmError(f"not UTF-8 text (byte {e.start})", file=src) from None
+        data = encode_all(assemble_mnemonic(text, src), big_endian=args.big_endian)
+        suffix = ".bin"
     else:
         data = assemble_file(src, big_endian=args.big_endian)
-        default = src.with_suffix(".o").name
-    out = Path(args.output) if args.output else Path(default)
-    if out.resolve() == src.resolve():  # `asm x.s -o x.s`, `asm prog.o`: keep the source
-        raise AsmError("the output would overwrite the source; name another", file=str(out))
+        suffix = ".o"
+    # The default: the source's name with the suffix replaced, in the current directory.
+    out: str = args.output or os.path.splitext(os.path.basename(src))[0] + suffix
+    if os.path.realpath(out) == os.path.realpath(
+        src
+    ):  # `asm x.s -o x.s`, `asm prog.o`: keep the source
+        raise AsmError("the output would overwrite the source; name another", file=out)
     try:
         _write_atomically(out, data)
     except OSError as e:
-        raise AsmError(f"cannot write: {e.strerror}", file=str(out)) from None
+        raise AsmError(f"cannot write: {e.strerror}", file=out) from None
     print(f"wrote {out} ({len(data)} bytes)")
     return 0
