@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -230,6 +231,67 @@ def test_load_parity_with_bpftool(objects: list[Path]) -> None:
         assert ours == theirs, path.name
         loaded += 1
     assert loaded >= len(objects) // 2, "bpftool loaded fewer than half of the objects"
+
+
+# --- the VM against the kernel (BPF_PROG_TEST_RUN) ----------------------------------
+
+
+def _packets() -> list[bytes]:
+    """An IPv4/TCP and an IPv6/UDP frame."""
+    mac = bytes(range(1, 7)) + bytes(range(11, 17))
+    tcp = struct.pack("!HHIIBBHHH", 1234, 80, 1, 0, 0x50, 0x02, 8192, 0, 0)
+    ip4 = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(tcp),
+        1,
+        0x4000,
+        64,
+        6,
+        0,
+        bytes([10, 0, 0, 1]),
+        bytes([10, 0, 0, 2]),
+    )
+    udp = struct.pack("!HHHH", 5353, 53, 12, 0) + b"ping"
+    ip6 = struct.pack(
+        "!IHBB16s16s", 6 << 28, len(udp), 17, 64, bytes(15) + b"\1", bytes(15) + b"\2"
+    )
+    return [mac + b"\x08\x00" + ip4 + tcp, mac + b"\x86\xdd" + ip6 + udp]
+
+
+@pytest.mark.requires("bpf")
+def test_vm_agrees_with_the_kernel_on_xdp(objects: list[Path]) -> None:
+    """Every XDP program the VM can run: same return value and packet as the kernel."""
+    from bpfkit.errors import VmError
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.vm import Vm
+
+    compared = 0
+    for path in objects:
+        obj = read_object(str(path))
+        progs = [p for p in obj.programs if not p.is_subprog and p.section.startswith("xdp")]
+        if not progs:
+            continue
+        before = set(os.listdir(BPFFS)) if BPFFS.is_dir() else set()
+        try:
+            with load_collection(obj) as coll:
+                for prog in progs:
+                    for pkt in _packets():
+                        try:
+                            mine = Vm(prog, obj=obj, packet=pkt).run()
+                        except VmError as e:
+                            assert "not emulated" in str(e), (path.name, prog.name, e)
+                            continue
+                        theirs = coll.programs[prog.name].test_run(pkt)
+                        assert (mine.r0 & 0xFFFFFFFF, mine.packet) == (
+                            theirs.retval,
+                            theirs.data_out,
+                        ), (path.name, prog.name)
+                        compared += 1
+        finally:
+            _unpin_by_name(path, before)
+    assert compared >= 20
 
 
 # --- found on the kernel's samples/bpf: a map libbpf would refuse -------------------
