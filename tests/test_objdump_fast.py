@@ -4,7 +4,7 @@
 :func:`bpfkit.asm.disasm.slot_plan` (no :class:`Insn` built); ``lddw``, runs of zeros,
 relocations and CO-RE notes go through the careful one-instruction step.  Checked here:
 
-* every plan against :func:`render`, on every opcode byte with varied registers, offsets
+* every plan (one-slot instructions and plain ``lddw``) against :func:`render`, on every opcode byte with varied registers, offsets
   and immediates, at every ``--mcpu`` and in both number bases;
 * whole listings of random bytes (valid instructions, garbage, zero runs that leave the
   slot grid, ``lddw`` cut by a symbol or the section end) against the careful step alone;
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from bpfkit.asm.disasm import render, slot_plan
-from bpfkit.isa.insn import LDDW_OPCODE, decode
+from bpfkit.asm.disasm import lddw_plan, render, slot_plan
+from bpfkit.isa.insn import LDDW_OPCODE, Insn, decode
 from bpfkit.isa.table import OPS, Kind
 from bpfkit.obj.reader import read_object
 from bpfkit.objdump import _Listing, dump
@@ -55,6 +55,22 @@ def test_slot_plans_equal_render(cpu: int | None, imm_hex: bool) -> None:
                         mine = None if not plan.jump else off if plan.jump == 1 else imm
                         assert mine == jump, (raw.hex(), cpu)
     assert planned > 10_000  # the plans cover the common instructions
+
+
+@pytest.mark.parametrize("cpu", [None, 1, 2, 3, 4])
+@pytest.mark.parametrize("imm_hex", [False, True])
+def test_lddw_plans_equal_render(cpu: int | None, imm_hex: bool) -> None:
+    values = (0, 1, 0xFFFFFFFF, 1 << 32, 1 << 63, (1 << 64) - 1, 0x1234_5678_9ABC_DEF0)
+    planned = 0
+    for dst in range(16):
+        plan = lddw_plan(dst, cpu, imm_hex)
+        if plan is None:
+            continue
+        for value in values:
+            planned += 1
+            text, jump = render(Insn.lddw(dst, value), cpu, imm_hex)
+            assert (plan(value), None) == (text, jump), (dst, value)
+    assert planned == 11 * len(values)  # r0..r10
 
 
 def _random_section(rnd: random.Random, valid: list[bytes]) -> bytes:

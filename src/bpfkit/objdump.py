@@ -26,13 +26,15 @@ llvm-objdump's layout rules reproduced here (measured on llvm-objdump-19):
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress
+from typing import cast
 
-from bpfkit.asm.disasm import UNKNOWN, SlotPlan, parse_mcpu, render, slot_plan
+from bpfkit.asm.disasm import UNKNOWN, SlotPlan, lddw_plan, parse_mcpu, render, slot_plan
 from bpfkit.errors import ObjectError
 from bpfkit.isa.insn import LDDW_OPCODE, trusted_insn
 from bpfkit.obj.spec import ObjectSpec, Relocation, Section, Symbol
@@ -139,6 +141,7 @@ class _Renderer:
         self.jumps: dict[int, int] = {}  # the jumps: their distance in slots
         # Opcode and register bytes (q & 0xFFFF) -> how to print them without an Insn.
         self.plans: dict[int, SlotPlan | None] = {}
+        self.lddw_plans: dict[int, Callable[[int], str] | None] = {}  # by dst
 
     def line(self, data: bytes, pos: int) -> tuple[int, str, int | None]:
         """``(size, tail, jump)`` of the instruction at ``pos``: ``tail`` is the line after
@@ -194,6 +197,12 @@ class _Renderer:
             else:
                 next_raw = int.from_bytes(raw[8:12], "little")
                 imm_hi = int.from_bytes(raw[12:16], "little", signed=True)
+            if not (src or off or next_raw):  # a plain 64-bit constant: no Insn needed
+                if dst not in self.lddw_plans:
+                    self.lddw_plans[dst] = lddw_plan(dst, self.cpu, self.imm_hex)
+                plan = self.lddw_plans[dst]
+                if plan is not None:
+                    return 16, plan((imm_hi & 0xFFFFFFFF) << 32 | (imm & 0xFFFFFFFF)), None
             insn = trusted_insn(opcode, dst, src, off, imm, imm_hi, next_raw)
             text, jump = render(insn, self.cpu, self.imm_hex)
             # LLVM gives up on an lddw it cannot decode after its first 8 bytes.
@@ -345,10 +354,14 @@ class _Listing:
                     # Plain 8-byte instructions: no zero run, relocation or note among them.
                     # Formatted in bulk: one %-format for the run, jump targets appended.
                     run = slots[k:stop]
-                    for q in set(run).difference(tails):
-                        slot(q)
                     m = stop - k
-                    cols = list(map(tails.__getitem__, run))
+                    got = list(map(tails.get, run))
+                    if None in got:  # encodings not met before
+                        for i in compress(range(m), map(operator.not_, got)):
+                            if run[i] not in tails:
+                                slot(run[i])
+                        got = list(map(tails.__getitem__, run))
+                    cols = cast(list[str], got)
                     for i in compress(range(m), map(jumps.__contains__, run)):
                         cols[i] += target(start + 8 * (k + i + 1 + jumps[run[i]]))
                     first = (start >> 3) + k  # the line number of slot k

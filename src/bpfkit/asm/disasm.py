@@ -138,21 +138,25 @@ def compile_template(template: str, *, wide: bool = False, imm_hex: bool = False
 # A formatter of a one-slot instruction's fields: (dst, src, off, imm) -> text.
 FieldFormatter = Callable[[int, int, int, int], str]
 
-_FIELD_NAMES = (("i.dst", "d"), ("i.src", "s"), ("i.off", "o"), ("i.imm", "m"))
+# (i.imm64 first: i.imm is a prefix of it)
+_FIELD_NAMES = (("i.imm64", "m"), ("i.dst", "d"), ("i.src", "s"), ("i.off", "o"), ("i.imm", "m"))
 
 
 def _compile_fields(
     template: str, *, wide: bool, imm_hex: bool, gotol: bool
 ) -> FieldFormatter | None:
     """:func:`compile_template`'s formatter as a function of the fields of a one-slot
-    instruction (no :class:`Insn` to build); ``gotol``: the jump distance is imm.  None
-    for a template that needs more than those fields (``{imm64}``: lddw)."""
+    instruction (no :class:`Insn` to build); ``gotol``: the jump distance is imm.  For
+    ``lddw`` (whose template has ``{imm64}`` and no ``{imm}``), ``m`` is the 64-bit
+    immediate.  None for a template with both."""
     body = []
     pos = 0
+    if "{imm64}" in template and any(
+        f in template for f in ("{imm}", "{imm_lo}", "{as_dst}", "{as_src}")
+    ):
+        return None  # m cannot be both immediates
     for m in _FIELD.finditer(template):
         name = m.group(1)
-        if name == "imm64":
-            return None
         body.append(_escape(template[pos : m.start()]))
         if name == "target":
             expr = "{D(" + ("m" if gotol else "o") + ", N)}"
@@ -163,7 +167,7 @@ def _compile_fields(
         body.append(expr)
         pos = m.end()
     body.append(_escape(template[pos:]))
-    env = {"N": _hex if imm_hex else str, "D": _distance}
+    env = {"N": _hex if imm_hex else str, "D": _distance, "S64": _s64}
     fmt: FieldFormatter = eval("lambda d, s, o, m: f'" + "".join(body) + "'", env)  # noqa: S307
     return fmt
 
@@ -495,6 +499,24 @@ def _slot_plan(opcode: int, dst: int, src: int, cpu: int | None, imm_hex: bool) 
     return SlotPlan(text, disc[0] or "off" in unused, "imm" in unused, jump)
 
 
+def lddw_plan(dst: int, cpu: int | None, imm_hex: bool) -> Callable[[int], str] | None:
+    """For a plain ``lddw`` (src 0, off 0, the second slot's other fields 0) into ``dst``:
+    its 64-bit immediate (unsigned) -> the text :func:`render` gives, or None."""
+    if dst > 10:
+        return None
+    op = lookup(Insn.lddw(dst, 0))
+    if op is None or op.kind is not Kind.LDDW:
+        return None
+    # Such an lddw is valid and LLVM 19 decodes it as the table's row at every --mcpu.
+    fkey = (id(op), False, imm_hex)
+    if fkey not in _FIELD_FORMS:
+        _FIELD_FORMS[fkey] = _compile_fields(op.llvm, wide=False, imm_hex=imm_hex, gotol=False)
+    text = _FIELD_FORMS[fkey]
+    if text is None:
+        return None
+    return lambda value: text(dst, 0, 0, value)
+
+
 __all__ = [
     "SlotPlan",
     "MCPUS",
@@ -502,6 +524,7 @@ __all__ = [
     "branch_target",
     "compile_template",
     "format_insn",
+    "lddw_plan",
     "llvm19_row",
     "parse_mcpu",
     "render",
