@@ -5,6 +5,7 @@ errors do not stop the others."""
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 
@@ -21,7 +22,7 @@ def test_closers_run_at_the_same_time() -> None:
         barrier.wait()
         done.append(i)
 
-    assert close_together([lambda i=i: closer(i) for i in range(3)]) == []
+    assert close_together([partial(closer, i) for i in range(3)]) == []
     assert sorted(done) == [0, 1, 2]
 
 
