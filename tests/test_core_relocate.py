@@ -208,3 +208,39 @@ def test_type_relocations_as_libbpf(tmp_path: Path) -> None:
     assert values == [1, 0, 0, 24, 1, 0, 4]
     insns = patched.program("prog").insns
     assert not any(i.opcode == 0x85 and i.imm & 0xFFFFFFFF == POISON_HELPER for i in insns)
+
+
+ENUM_LOCAL = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+enum gone { GONE_A = 1, GONE_B = 2 };
+__u64 out[2];
+SEC("socket") int prog(void *ctx)
+{
+	out[0] = bpf_core_enum_value(enum gone, GONE_B);
+	out[1] = bpf_core_enum_value_exists(enum gone, GONE_A);
+	return 0;
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("clang19")
+def test_missing_enum_value_poisons_both_lddw_slots(tmp_path: Path) -> None:
+    """Found on the kernel selftests' test_core_reloc_enumval.o: a missing enumerator's
+    value (an lddw) was patched to 0 and the program loaded; libbpf turns both slots into
+    the poison call so that the verifier refuses it when the code can run."""
+    target_obj = read_object(_compile(tmp_path, "etarget", TYPES_TARGET))
+    local_obj = read_object(_compile(tmp_path, "elocal", ENUM_LOCAL))
+    assert target_obj.btf and local_obj.btf and local_obj.btf_ext
+    local = parse_btf(local_obj.btf)
+    ext = parse_btf_ext(local_obj.btf_ext, btf=local)
+    patched, results = apply_core(local_obj, local, ext, parse_btf(target_obj.btf))
+    assert sorted((r.relo.kind, r.value) for r in results) == [(10, 0), (11, None)]
+    before, after = local_obj.program("prog").insns, patched.program("prog").insns
+    assert sum(i.width for i in after) == sum(i.width for i in before)  # slots kept
+    poison = [i for i in after if i.opcode == 0x85 and i.imm & 0xFFFFFFFF == POISON_HELPER]
+    assert len(poison) == 2
+    lddws = [i for i in before if i.opcode == 0x18]
+    assert len([i for i in after if i.opcode == 0x18]) == len(lddws) - 1

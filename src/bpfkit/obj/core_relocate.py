@@ -343,13 +343,14 @@ def _resize(insn: Insn, res: CoreResult) -> Insn:
     return replace(insn, opcode=(insn.opcode & ~0x18) | _SIZE_BITS[res.field_size])
 
 
+_POISON = Insn(
+    CALL, 0, 0, 0, POISON_HELPER - (1 << 32) if POISON_HELPER >= 1 << 31 else POISON_HELPER
+)
+
+
 def _patch(insn: Insn, value: int | None) -> Insn:
     if value is None:
-        if insn.opcode == LDDW:
-            return Insn.lddw(insn.dst, 0)
-        return Insn(
-            CALL, 0, 0, 0, POISON_HELPER - (1 << 32) if POISON_HELPER >= 1 << 31 else POISON_HELPER
-        )
+        return _POISON
     cls = insn.opcode & 0x07
     if insn.opcode == LDDW:
         return Insn.lddw(insn.dst, value, insn.src)
@@ -396,12 +397,21 @@ def _apply(
     for i, insn in enumerate(p.insns):
         index[slot] = i
         slot += insn.width
-    insns = list(p.insns)
+    insns: list[Insn | tuple[Insn, Insn]] = list(p.insns)
     for r in relos:
         res = resolve(local, targets, r)
         out.append(res)
         at = index.get((r.insn_off - p.offset) // 8)
         if at is None:
             raise ObjectError(f"CO-RE relocation at {p.section}+{r.insn_off}: not an instruction")
-        insns[at] = _resize(_patch(insns[at], res.value), res)
-    return replace(p, insns=tuple(insns))
+        old = insns[at]
+        if isinstance(old, tuple):
+            continue  # already poisoned
+        if res.value is None and old.opcode == LDDW:
+            # Both slots of an lddw become the poison call, as libbpf does, so that the
+            # verifier refuses the program if they can run (and the slots do not move).
+            insns[at] = (_POISON, _POISON)
+        else:
+            insns[at] = _resize(_patch(old, res.value), res)
+    flat = [x for i in insns for x in (i if isinstance(i, tuple) else (i,))]
+    return replace(p, insns=tuple(flat))
