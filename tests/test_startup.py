@@ -31,6 +31,7 @@ HEAVY = (
     "bpfkit.events.ringbuf",
     "bpfkit.kernel.externs",
     "bpfkit.obj.core_relocate",
+    "bpfkit.uapi.helpers",
 )
 
 

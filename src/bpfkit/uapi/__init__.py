@@ -8,8 +8,24 @@ mirror the kernel's ``enum bpf_prog_type``, ``bpf_map_type``, ``bpf_attach_type`
 and libbpf's ``bpf_helper_defs.h``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from bpfkit.uapi._generated import AttachType, Cmd, LinkType, MapType, ProgType
-from bpfkit.uapi.helpers import HELPERS, Helper, HelperArg, by_id, by_name
+
+if TYPE_CHECKING:
+    from bpfkit.uapi.helpers import HELPERS, Helper, HelperArg, by_id, by_name
+
+_HELPER_NAMES = frozenset({"HELPERS", "Helper", "HelperArg", "by_id", "by_name"})
+
+
+def __getattr__(name: str) -> Any:
+    # The helper table is imported on first use: the kernel commands need only the enums.
+    if name in _HELPER_NAMES:
+        from bpfkit.uapi import helpers
+
+        return getattr(helpers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "HELPERS",
