@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpfkit.cli import conformance_plugin
 from bpfkit.cli.main import main
@@ -475,3 +477,68 @@ def test_output_write_error(argv: list[str]) -> None:
         )
     assert p.returncode == 1
     assert p.stderr == "bpfkit: error: writing the output: No space left on device\n"
+
+
+# -- corrupt objects: whatever the damage, an error message, never a traceback -------------
+CORRUPTED = [
+    ROOT / "tests" / "corpus" / "obj" / name
+    for name in ("globals_v3_g.o", "legacy_maps_v2_g.o", "subprogs_v1.o", "atomics_v3_g.o")
+]
+
+
+def _damageable(path: Path) -> list[tuple[int, int]]:
+    """(offset, size) of the parts of ``path`` a loader reads: the section headers and
+    every section but DWARF and string tables."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        parts = [
+            (s["sh_offset"], s["sh_size"])
+            for s in elf.iter_sections()
+            if s["sh_size"] and s["sh_type"] != "SHT_NOBITS" and not s.name.startswith(".debug")
+        ]
+        parts.append((elf["e_shoff"], elf["e_shnum"] * elf["e_shentsize"]))
+    return parts
+
+
+def _corrupt(data: st.DataObject, tmp_path: Path) -> str:
+    src = data.draw(st.sampled_from(CORRUPTED), label="object")
+    raw = bytearray(src.read_bytes())
+    parts = _damageable(src)
+    for _ in range(data.draw(st.integers(1, 3), label="bytes")):
+        off, size = data.draw(st.sampled_from(parts))
+        raw[off + data.draw(st.integers(0, size - 1))] = data.draw(st.integers(0, 255))
+    path = tmp_path / "corrupt.o"
+    path.write_bytes(raw)
+    return str(path)
+
+
+def _no_traceback(argv: list[str]) -> None:
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as e:
+        status = main(argv)  # anything but a BpfkitError propagates and fails the test
+    assert status in (0, 1), e.getvalue()
+    if status == 1:  # one error line, last (a verifier log may come before it)
+        lines = e.getvalue().splitlines()
+        assert lines[-1].startswith("bpfkit: error: ")
+        assert sum(ln.startswith("bpfkit: error: ") for ln in lines) == 1
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_corrupt_object_readers(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = _corrupt(data, tmp_path_factory.mktemp("c"))
+    for argv in (["dump", "-d", "-r", path], ["explain", path], ["btf", path], ["vm", path]):
+        _no_traceback(argv)
+
+
+@pytest.mark.requires("bpf")
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_corrupt_object_load(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
+    _no_traceback(["load", _corrupt(data, tmp_path_factory.mktemp("c"))])
