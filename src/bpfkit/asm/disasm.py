@@ -24,6 +24,10 @@ valid instruction.  With ``mcpu=1..4`` the text is llvm-objdump-19's exactly.
 
 Immediates are decimal unless ``imm_hex`` (llvm-objdump's ``--print-imm-hex``, its own
 default for BPF; bpfkit's default is decimal, like ``--no-print-imm-hex``).
+
+For whole-file listings, :func:`slot_plan` and :func:`lddw_plan` give the same texts as
+:func:`render` straight from an instruction's fields, for the many encodings that differ
+only in offset or immediate, without building an :class:`Insn` for each.
 """
 
 from __future__ import annotations
