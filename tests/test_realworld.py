@@ -379,3 +379,56 @@ def test_libbpf_conventions_load_as_with_bpftool(tmp_path: Path) -> None:
     assert theirs == ["prog"]
     with load_collection(read_object(str(obj))) as coll:
         assert sorted(coll.programs) == theirs
+
+
+BAD_PINNING_C = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/* test_pinning_invalid.c: pinning 2 is neither none nor LIBBPF_PIN_BY_NAME. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} bpfkit_rw_pinned SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+    __uint(pinning, 2);
+} bad_pin SEC(".maps");
+
+SEC("socket")
+int prog(void *ctx)
+{
+    __u32 k = 0;
+    return bpf_map_lookup_elem(&bpfkit_rw_pinned, &k) != 0 && bpf_map_lookup_elem(&bad_pin, &k) != 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("bpf", "bpftool", "clang19")
+def test_invalid_pinning_refused_as_by_bpftool(tmp_path: Path) -> None:
+    from bpfkit.errors import ObjectError
+    from bpfkit.kernel.collection import load_collection
+
+    src, obj = tmp_path / "pin.c", tmp_path / "pin.o"
+    src.write_text(BAD_PINNING_C)
+    subprocess.run(
+        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
+        + ["-c", str(src), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
+    before = set(os.listdir(BPFFS))
+    try:
+        assert _bpftool_programs(obj, BPFFS / f"bpfkit_pin_{os.getpid()}") is None
+        with pytest.raises(ObjectError, match="bad_pin.*pinning 2"):
+            load_collection(read_object(str(obj)))
+        assert "bpfkit_rw_pinned" not in set(os.listdir(BPFFS)) - before  # nothing pinned
+    finally:
+        _unpin_by_name(obj, before)

@@ -63,6 +63,12 @@ class ObjectMaps:
     def create(self) -> None:
         """Create the maps the object defines (legacy and BTF)."""
         legacy = [m for m in self.obj.maps if m.legacy]
+        for spec in self.obj.maps:  # before creating (and pinning) any map
+            if spec.pinning not in (0, PIN_BY_NAME):
+                raise ObjectError(
+                    f"{self.obj.path}: map {spec.name!r}: pinning {spec.pinning} is invalid "
+                    "(0: none, 1: LIBBPF_PIN_BY_NAME; libbpf refuses the object too)"
+                )
         for spec in self.obj.maps:
             if spec.name in self.maps:
                 continue
