@@ -17,6 +17,7 @@ Nothing is tuned to these objects: a newer package version is checked the same w
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -58,6 +59,13 @@ def objects() -> list[Path]:
     """The BPF objects of the packages, downloaded once and kept in the cache."""
     cache = _cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
+    # Several test runs may share the cache: one fetches and unpacks at a time.
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch(cache)
+
+
+def _fetch(cache: Path) -> list[Path]:
     missing = [p for p in PACKAGES if not list(cache.glob(f"{p}_*.deb"))]
     if missing:
         why = probes.missing("debian-archive")
