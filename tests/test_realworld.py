@@ -440,3 +440,60 @@ def test_invalid_pinning_refused_as_by_bpftool(tmp_path: Path) -> None:
         assert "bpfkit_rw_pinned" not in set(os.listdir(BPFFS)) - before  # nothing pinned
     finally:
         _unpin_by_name(obj, before)
+
+
+# --- found on the kernel's selftests: struct_ops (bpf_cubic.o, bpf_dctcp.o, ...) -------
+
+STRUCT_OPS_C = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/* Members in another order than the kernel's: the method is found by name. */
+struct tcp_congestion_ops {
+    __u32 (*undo_cwnd)(void *sk);
+    __u32 (*ssthresh)(void *sk);
+    char name[16];
+};
+
+SEC("struct_ops/my_undo")
+__u32 my_undo(unsigned long long *ctx) { return 2; }
+
+SEC("struct_ops/my_ssthresh")
+__u32 my_ssthresh(unsigned long long *ctx) { return 2; }
+
+SEC(".struct_ops")
+struct tcp_congestion_ops bpfkit_ca = {
+    .undo_cwnd = (void *)my_undo,
+    .ssthresh = (void *)my_ssthresh,
+    .name = "bpfkit_ca",
+};
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("bpf", "bpftool", "clang19")
+def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path) -> None:
+    from bpfkit.btf import Kind, load_vmlinux
+    from bpfkit.btf.types import Struct
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.kernel.struct_ops import struct_ops_target
+
+    src, obj = tmp_path / "ops.c", tmp_path / "ops.o"
+    src.write_text(STRUCT_OPS_C)
+    subprocess.run(
+        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
+        + ["-c", str(src), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
+    spec = read_object(str(obj))
+    kernel = load_vmlinux()
+    ops = kernel.find("tcp_congestion_ops", Kind.STRUCT)
+    assert isinstance(ops, Struct)
+    names = [m.name for m in ops.members]
+    assert struct_ops_target(spec, "my_undo", kernel) == (ops.id, names.index("undo_cwnd"))
+    assert struct_ops_target(spec, "my_ssthresh", kernel) == (ops.id, names.index("ssthresh"))
+    theirs = _bpftool_programs(obj, BPFFS / f"bpfkit_ops_{os.getpid()}")
+    assert theirs == ["my_ssthresh", "my_undo"]
+    with load_collection(spec) as coll:
+        assert sorted(coll.programs) == theirs

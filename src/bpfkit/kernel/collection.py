@@ -310,14 +310,19 @@ class _Loader:
         else:
             ptype, attach, flags = st.prog_type, st.attach_type, st.prog_flags
             if st.definition.needs_btf_id:
-                if st.definition.name.startswith(("freplace", "struct_ops")):
+                if st.definition.name.startswith("freplace"):
                     raise ObjectError(
                         f"{obj.path}: program {spec.name!r} in section {spec.section!r}: "
                         f"{st.definition.name} programs are not supported yet"
                     )
-                from bpfkit.kernel.externs import attach_btf_id
+                if st.definition.name.startswith("struct_ops"):
+                    from bpfkit.kernel.struct_ops import struct_ops_target
 
-                btf_id = attach_btf_id(st.definition.name, st.extras)
+                    btf_id, attach = struct_ops_target(obj, spec.name)
+                else:
+                    from bpfkit.kernel.externs import attach_btf_id
+
+                    btf_id = attach_btf_id(st.definition.name, st.extras)
         linked = link(obj, spec, map_fds=self.map_fds, data_fds=self.data_fds, externs=self.externs)
         func, line = self._ext_records(linked)
         common = dict(
