@@ -303,6 +303,9 @@ def test_ctrl_c_ends_the_stream_prints_maps_and_detaches(progs: dict[str, Path])
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background (`pytest &` from a script) ignores SIGINT,
+        # and children inherit that: give bpfkit the SIGINT of a terminal's Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     try:
