@@ -497,3 +497,41 @@ def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path) -> None:
     assert theirs == ["my_ssthresh", "my_undo"]
     with load_collection(spec) as coll:
         assert sorted(coll.programs) == theirs
+
+
+IFINDEX_C = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/* test_global_func1.c returns a sum of skb->len and skb->ifindex. */
+SEC("tc")
+int tc_prog(struct __sk_buff *skb) { return skb->len * 16 + skb->ifindex; }
+
+SEC("socket")
+int sock_prog(struct __sk_buff *skb) { return skb->len * 16 + skb->ifindex; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_vm_skb_context_as_test_run(tmp_path: Path) -> None:
+    """BPF_PROG_TEST_RUN runs skb programs on the loopback device: ifindex 1 in the VM too."""
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.vm import Vm
+
+    src, obj = tmp_path / "ifx.c", tmp_path / "ifx.o"
+    src.write_text(IFINDEX_C)
+    subprocess.run(
+        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
+        + ["-c", str(src), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+    )
+    spec = read_object(str(obj))
+    with load_collection(spec) as coll:
+        for name in ("tc_prog", "sock_prog"):
+            for pkt in _packets():
+                theirs = coll.programs[name].test_run(pkt).retval
+                mine = Vm(spec.program(name), obj=spec, packet=pkt).run().r0 & 0xFFFFFFFF
+                assert mine == theirs, (name, mine, theirs)
+                assert theirs & 0xF == 1

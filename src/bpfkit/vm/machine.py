@@ -264,6 +264,10 @@ class Vm:
             struct.pack_into("<I", ctx, 0, max(0, len(pkt or b"") - l3))  # len
             if len(pkt or b"") >= ETH_HLEN:
                 ctx[16:20] = (pkt or b"")[12:14] + b"\0\0"  # protocol, network order
+            # BPF_PROG_TEST_RUN runs skb programs on the loopback device (ifindex 1)
+            # unless the context names a device above it.
+            if struct.unpack_from("<I", ctx, 40)[0] <= 1:
+                struct.pack_into("<I", ctx, 40, 1)  # ifindex
             struct.pack_into("<II", ctx, 76, start, s.packet.end)  # data, data_end
             struct.pack_into("<I", ctx, 140, start)  # data_meta
             self.machine.ld_packet, self.machine.ld_offset = s.packet, l3
