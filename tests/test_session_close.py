@@ -43,3 +43,15 @@ def test_none_or_one_closer_needs_no_thread(n: int) -> None:
     closers = [lambda: threads.append(threading.current_thread().name)] * n
     assert close_together(closers) == []
     assert threads == [threading.main_thread().name] * n
+
+
+def test_without_new_threads_closers_run_in_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At interpreter shutdown no thread can start: every closer still runs."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    done: list[int] = []
+    assert close_together([partial(done.append, i) for i in range(3)]) == []
+    assert done == [0, 1, 2]

@@ -285,9 +285,15 @@ def close_together(closers: list[Callable[[], None]]) -> list[Exception]:
         except Exception as e:  # keep closing the rest
             errors.append(e)
 
-    threads = [threading.Thread(target=call, args=(fn,), name="bpfkit-close") for fn in closers[1:]]
-    for t in threads:
-        t.start()
+    threads: list[threading.Thread] = []
+    for fn in closers[1:]:
+        t = threading.Thread(target=call, args=(fn,), name="bpfkit-close")
+        try:
+            t.start()
+        except RuntimeError:  # no new threads (interpreter shutting down): close here
+            call(fn)
+            continue
+        threads.append(t)
     try:
         if closers:
             call(closers[0])
