@@ -286,17 +286,18 @@ def close_together(closers: list[Callable[[], None]]) -> list[Exception]:
             errors.append(e)
 
     threads: list[threading.Thread] = []
+    here = closers[:1]
     for fn in closers[1:]:
         t = threading.Thread(target=call, args=(fn,), name="bpfkit-close")
         try:
             t.start()
         except RuntimeError:  # no new threads (interpreter shutting down): close here
-            call(fn)
+            here.append(fn)
             continue
         threads.append(t)
     try:
-        if closers:
-            call(closers[0])
+        for fn in here:
+            call(fn)
     finally:
         for t in threads:
             t.join()
