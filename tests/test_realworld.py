@@ -509,13 +509,24 @@ int tc_prog(struct __sk_buff *skb) { return skb->len * 16 + skb->ifindex; }
 
 SEC("socket")
 int sock_prog(struct __sk_buff *skb) { return skb->len * 16 + skb->ifindex; }
+
+/* cgroup_skb programs start at the network header (len and data without Ethernet). */
+SEC("cgroup_skb/ingress")
+int cg_prog(struct __sk_buff *skb)
+{
+    unsigned char *p = (void *)(long)skb->data;
+    if ((void *)(p + 1) > (void *)(long)skb->data_end)
+        return 0;
+    return (p[0] >> 4 == 4 && skb->len == 40) || (p[0] >> 4 == 6 && skb->len == 52);
+}
 char LICENSE[] SEC("license") = "GPL";
 """
 
 
 @pytest.mark.requires("bpf", "clang19")
 def test_vm_skb_context_as_test_run(tmp_path: Path) -> None:
-    """BPF_PROG_TEST_RUN runs skb programs on the loopback device: ifindex 1 in the VM too."""
+    """BPF_PROG_TEST_RUN runs skb programs on the loopback device (ifindex 1), and
+    cgroup_skb programs from the network header: the VM too."""
     from bpfkit.kernel.collection import load_collection
     from bpfkit.vm import Vm
 
@@ -529,7 +540,7 @@ def test_vm_skb_context_as_test_run(tmp_path: Path) -> None:
     )
     spec = read_object(str(obj))
     with load_collection(spec) as coll:
-        for name in ("tc_prog", "sock_prog"):
+        for name in ("tc_prog", "sock_prog", "cg_prog"):
             for pkt in _packets():
                 theirs = coll.programs[name].test_run(pkt).retval
                 mine = Vm(spec.program(name), obj=spec, packet=pkt).run().r0 & 0xFFFFFFFF

@@ -259,7 +259,9 @@ class Vm:
         elif s.packet is not None and kind in SKB_TYPES:
             ctx = ctx or bytearray(SK_BUFF_SIZE)
             ctx.extend(bytes(max(0, SK_BUFF_SIZE - len(ctx))))
-            l3 = ETH_HLEN if kind == "socket_filter" else 0
+            # BPF_PROG_TEST_RUN hands only tc programs (sched_cls/act) the Ethernet
+            # header; the others start at the network header.
+            l3 = ETH_HLEN if kind in ("socket_filter", "cgroup_skb") else 0
             start = s.packet.base + l3
             struct.pack_into("<I", ctx, 0, max(0, len(pkt or b"") - l3))  # len
             if len(pkt or b"") >= ETH_HLEN:
