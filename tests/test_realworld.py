@@ -510,6 +510,10 @@ int tc_prog(struct __sk_buff *skb) { return skb->len * 16 + skb->ifindex; }
 SEC("socket")
 int sock_prog(struct __sk_buff *skb) { return skb->len * 16 + skb->ifindex; }
 
+/* pkt_type comes from the destination MAC, as eth_type_trans() on loopback sets it. */
+SEC("tc")
+int tc_pkt_type(struct __sk_buff *skb) { return skb->pkt_type; }
+
 /* cgroup_skb programs start at the network header (len and data without Ethernet). */
 SEC("cgroup_skb/ingress")
 int cg_prog(struct __sk_buff *skb)
@@ -525,8 +529,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.mark.requires("bpf", "clang19")
 def test_vm_skb_context_as_test_run(tmp_path: Path) -> None:
-    """BPF_PROG_TEST_RUN runs skb programs on the loopback device (ifindex 1), and
-    cgroup_skb programs from the network header: the VM too."""
+    """BPF_PROG_TEST_RUN runs skb programs on the loopback device (ifindex 1, pkt_type
+    from the destination MAC), and cgroup_skb programs from the network header: the VM
+    too."""
     from bpfkit.kernel.collection import load_collection
     from bpfkit.vm import Vm
 
@@ -540,9 +545,17 @@ def test_vm_skb_context_as_test_run(tmp_path: Path) -> None:
     )
     spec = read_object(str(obj))
     with load_collection(spec) as coll:
-        for name in ("tc_prog", "sock_prog", "cg_prog"):
-            for pkt in _packets():
+        for pkt in _packets():
+            for name in ("tc_prog", "sock_prog", "cg_prog"):
                 theirs = coll.programs[name].test_run(pkt).retval
                 mine = Vm(spec.program(name), obj=spec, packet=pkt).run().r0 & 0xFFFFFFFF
                 assert mine == theirs, (name, mine, theirs)
                 assert theirs & 0xF == 1
+            types = set()
+            for dst in (pkt[:6], b"\xff" * 6, bytes(6), bytes([2, 0, 0, 0, 0, 1])):
+                frame = dst + pkt[6:]
+                theirs = coll.programs["tc_pkt_type"].test_run(frame).retval
+                mine = Vm(spec.program("tc_pkt_type"), obj=spec, packet=frame).run().r0
+                assert mine == theirs, ("pkt_type", dst.hex(), mine, theirs)
+                types.add(theirs)
+            assert len(types) == 3

@@ -266,6 +266,12 @@ class Vm:
             struct.pack_into("<I", ctx, 0, max(0, len(pkt or b"") - l3))  # len
             if len(pkt or b"") >= ETH_HLEN:
                 ctx[16:20] = (pkt or b"")[12:14] + b"\0\0"  # protocol, network order
+                # pkt_type as eth_type_trans() sets it on the loopback device, whose
+                # address and broadcast address are all zero: multicast (ff:ff:.. too),
+                # host, or other host.
+                dst = (pkt or b"")[:6]
+                pkt_type = 2 if dst[0] & 1 else 0 if dst == bytes(6) else 3
+                struct.pack_into("<I", ctx, 4, pkt_type)
             # BPF_PROG_TEST_RUN runs skb programs on the loopback device (ifindex 1)
             # unless the context names a device above it.
             if struct.unpack_from("<I", ctx, 40)[0] <= 1:
