@@ -514,6 +514,10 @@ int sock_prog(struct __sk_buff *skb) { return skb->len * 16 + skb->ifindex; }
 SEC("tc")
 int tc_pkt_type(struct __sk_buff *skb) { return skb->pkt_type; }
 
+/* XDP test runs arrive on the loopback device too. */
+SEC("xdp")
+int xdp_ingress(struct xdp_md *ctx) { return ctx->ingress_ifindex * 16 + ctx->rx_queue_index + 1; }
+
 /* cgroup_skb programs start at the network header (len and data without Ethernet). */
 SEC("cgroup_skb/ingress")
 int cg_prog(struct __sk_buff *skb)
@@ -546,7 +550,7 @@ def test_vm_skb_context_as_test_run(tmp_path: Path) -> None:
     spec = read_object(str(obj))
     with load_collection(spec) as coll:
         for pkt in _packets():
-            for name in ("tc_prog", "sock_prog", "cg_prog"):
+            for name in ("tc_prog", "sock_prog", "cg_prog", "xdp_ingress"):
                 theirs = coll.programs[name].test_run(pkt).retval
                 mine = Vm(spec.program(name), obj=spec, packet=pkt).run().r0 & 0xFFFFFFFF
                 assert mine == theirs, (name, mine, theirs)

@@ -256,6 +256,8 @@ class Vm:
             ctx.extend(bytes(max(0, XDP_MD_SIZE - len(ctx))))
             start, end = s.packet.base, s.packet.end
             struct.pack_into("<III", ctx, 0, start, end, start)  # data, data_end, data_meta
+            if not struct.unpack_from("<I", ctx, 12)[0]:
+                struct.pack_into("<I", ctx, 12, 1)  # ingress_ifindex: test runs use loopback
         elif s.packet is not None and kind in SKB_TYPES:
             ctx = ctx or bytearray(SK_BUFF_SIZE)
             ctx.extend(bytes(max(0, SK_BUFF_SIZE - len(ctx))))
