@@ -91,6 +91,7 @@ class _Setup:
     packet: Region | None = None
     r1: int = 0
     r2: int = 0
+    hidden: int = 0  # leading packet bytes the program cannot see (the L2 header)
 
 
 class Vm:
@@ -264,6 +265,7 @@ class Vm:
             # BPF_PROG_TEST_RUN hands only tc programs (sched_cls/act) the Ethernet
             # header; the others start at the network header.
             l3 = ETH_HLEN if kind in ("socket_filter", "cgroup_skb") else 0
+            s.hidden = min(l3, len(pkt or b""))
             start = s.packet.base + l3
             struct.pack_into("<I", ctx, 0, max(0, len(pkt or b"") - l3))  # len
             if len(pkt or b"") >= ETH_HLEN:
@@ -309,7 +311,8 @@ class Vm:
             output=list(self.machine.output),
             maps=dict(self.maps),
             insns_executed=self.machine.executed,
-            packet=bytes(s.packet.buf) if s.packet is not None else None,
+            # As BPF_PROG_TEST_RUN's data_out: a header the program did not see is zeroed.
+            packet=None if s.packet is None else bytes(s.hidden) + s.packet.buf[s.hidden :],
             ctx=bytes(s.ctx.buf) if s.ctx is not None else None,
         )
 
