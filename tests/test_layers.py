@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "bpfkit"
 LAYERS = {
     "errors": 0,
     "uapi": 0,
+    "text": 0,
     "isa": 1,
     "btf": 1,
     "build": 3,  # drives toolchains, then the assembler (asm, L2)
@@ -31,7 +32,7 @@ LAYERS = {
 OS_MODULES = {"ctypes", "mmap", "select", "fcntl"}
 OS_ALLOWED = {"syscalls", "kernel", "events", "testing", "cli"}
 # Layers that must run anywhere (no kernel, no ctypes): STYLE.md rule 3.
-PORTABLE = {"isa", "obj", "asm", "btf", "vm", "explain", "objdump", "uapi", "errors"}
+PORTABLE = {"isa", "obj", "asm", "btf", "vm", "explain", "objdump", "uapi", "errors", "text"}
 
 
 def _part(path: Path) -> str:

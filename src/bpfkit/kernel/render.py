@@ -6,7 +6,7 @@ API::
     render_programs(infos) -> str           # what `bpfkit prog list` prints
     render_test_run(result) -> str          # what `bpfkit test-run` prints
     render_maps(maps, limit=32) -> str      # non-empty entries, keys and values in hex
-    hexdump(data) -> str
+    hexdump(data) -> str                    # re-exported from bpfkit.text
     log_tail(log, lines=20) -> str
 """
 
@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import KernelError
+from bpfkit.text import hexdump
 from bpfkit.uapi import MapType
 
 if TYPE_CHECKING:  # only annotations: `bpfkit prog list` need not import the loader
@@ -35,17 +36,6 @@ _OPAQUE = {
     MapType.HASH_OF_MAPS,
     MapType.STACK_TRACE,
 }
-
-
-def hexdump(data: bytes, width: int = 16) -> str:
-    """``0000  45 00 00 54 ...  |E..T|`` lines."""
-    lines = []
-    for off in range(0, len(data), width):
-        chunk = data[off : off + width]
-        hexes = " ".join(f"{b:02x}" for b in chunk)
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{off:04x}  {hexes:<{width * 3 - 1}}  |{text}|")
-    return "\n".join(lines)
 
 
 def log_tail(log: str, lines: int = 20) -> str:

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
+from bpfkit.text import hexdump
 from bpfkit.vm.machine import VmResult
 from bpfkit.vm.maps import ArrayMap, HashMap, PerfEventArray, RingBuf, VmMap
-
-
-def hexdump(data: bytes, width: int = 16) -> str:
-    """``offset  hex bytes  |ascii|`` lines."""
-    lines = []
-    for off in range(0, len(data), width):
-        chunk = data[off : off + width]
-        hexes = " ".join(f"{b:02x}" for b in chunk)
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{off:04x}  {hexes:<{width * 3 - 1}}  |{text}|")
-    return "\n".join(lines)
 
 
 def render_map(vmap: VmMap, limit: int = 32) -> str:
