@@ -63,16 +63,6 @@ class DwarfState:
     open: tuple[Section, int, Any] | None = None
 
 
-def _uleb(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = v & 0x7F
-        v >>= 7
-        out.append(byte | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
 def _sleb(v: int) -> bytes:
     out = bytearray()
     while True:
@@ -297,7 +287,7 @@ def _line_table(a: Assembler) -> None:
             hdr += d.encode() + b"\0"
         hdr += b"\0"
         for name, index, _md5 in numbered:
-            hdr += name.encode() + b"\0" + _uleb(index) + b"\0\0"
+            hdr += name.encode() + b"\0" + w.uleb128(index) + b"\0\0"
         hdr += b"\0"
     else:
         _v5_tables(hdr, strp, comp_dir, st.dirs, entries)
@@ -310,16 +300,16 @@ def _line_table(a: Assembler) -> None:
         for row in rows:
             if file_no != row.file:
                 file_no = row.file
-                program += b"\x04" + _uleb(file_no)
+                program += b"\x04" + w.uleb128(file_no)
             if column != row.column:
                 column = row.column
-                program += b"\x05" + _uleb(column)
+                program += b"\x05" + w.uleb128(column)
             if disc != row.discriminator:
                 disc = row.discriminator
-                program += b"\x00" + _uleb(len(_uleb(disc)) + 1) + b"\x04" + _uleb(disc)
+                program += b"\x00" + w.uleb128(len(w.uleb128(disc)) + 1) + b"\x04" + w.uleb128(disc)
             if isa != row.isa:
                 isa = row.isa
-                program += b"\x0c" + _uleb(isa)
+                program += b"\x0c" + w.uleb128(isa)
             if (row.flags ^ flags) & IS_STMT:
                 flags = row.flags
                 program += b"\x06"
@@ -372,17 +362,23 @@ def _v5_tables(
 ) -> None:
     """DWARF 5 directory and file tables, names in .debug_line_str (DW_FORM_line_strp)."""
     all_md5 = all(md5 is not None for _, _, md5 in entries)
-    hdr += bytes([1]) + _uleb(1) + _uleb(0x1F) + _uleb(len(dirs) + 1)
+    hdr += bytes([1]) + w.uleb128(1) + w.uleb128(0x1F) + w.uleb128(len(dirs) + 1)
     strp(hdr, comp_dir)
     for d in dirs:
         strp(hdr, d)
-    hdr += bytes([3 if all_md5 else 2]) + _uleb(1) + _uleb(0x1F) + _uleb(2) + _uleb(0x0F)
+    hdr += (
+        bytes([3 if all_md5 else 2])
+        + w.uleb128(1)
+        + w.uleb128(0x1F)
+        + w.uleb128(2)
+        + w.uleb128(0x0F)
+    )
     if all_md5:
-        hdr += _uleb(5) + _uleb(0x1E)
-    hdr += _uleb(len(entries))
+        hdr += w.uleb128(5) + w.uleb128(0x1E)
+    hdr += w.uleb128(len(entries))
     for name, index, md5 in entries:
         strp(hdr, name)
-        hdr += _uleb(index)
+        hdr += w.uleb128(index)
         if all_md5 and md5 is not None:
             hdr += md5
 
@@ -395,7 +391,7 @@ def _advance(line_delta: int | None, addr_delta: int) -> bytes:
         if addr == _MAX_SPECIAL_ADDR:
             out.append(0x08)  # DW_LNS_const_add_pc
         elif addr:
-            out += b"\x02" + _uleb(addr)
+            out += b"\x02" + w.uleb128(addr)
         out += b"\x00\x01\x01"  # DW_LNE_end_sequence
         return bytes(out)
     temp = line_delta - LINE_BASE
@@ -418,6 +414,6 @@ def _advance(line_delta: int | None, addr_delta: int) -> bytes:
         if opcode <= 255:
             out += bytes([0x08, opcode])
             return bytes(out)
-    out += b"\x02" + _uleb(addr)
+    out += b"\x02" + w.uleb128(addr)
     out.append(0x01 if need_copy else temp)
     return bytes(out)

@@ -137,7 +137,8 @@ def _align(n: int, a: int) -> int:
     return (n + a - 1) // a * a if a > 1 else n
 
 
-def _uleb(v: int) -> bytes:
+def uleb128(v: int) -> bytes:
+    """``v`` (>= 0) as an unsigned LEB128 number (DWARF, .llvm_addrsig)."""
     out = bytearray()
     while True:
         byte = v & 0x7F
@@ -230,7 +231,7 @@ def write_relocatable(
         )
         put(rel_sec, body)
     if addrsig_sec is not None and addrsig is not None:
-        put(addrsig_sec, b"".join(_uleb(sym_index.get(id(s), 0)) for s in addrsig))
+        put(addrsig_sec, b"".join(uleb128(sym_index.get(id(s), 0)) for s in addrsig))
     put(strtab, strings)
 
     shoff = _align(len(out), 8)
