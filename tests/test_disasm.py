@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from bpfkit.asm.disasm import UNKNOWN, format_insn, parse_mcpu
 from bpfkit.errors import IsaError
-from bpfkit.isa import OPS, Insn, decode, is_valid
+from bpfkit.isa import Insn, decode, is_valid
 from bpfkit.isa.insn import LDDW_OPCODE
+from helpers import valid_insns
 
 
 def _insn(hexbytes: str) -> Insn:
@@ -65,30 +66,6 @@ def test_parse_mcpu() -> None:
     assert parse_mcpu("v3") == 3 and parse_mcpu(None) is None and parse_mcpu(4) == 4
     with pytest.raises(IsaError):
         parse_mcpu("v9")
-
-
-def _valid(op_index: int, dst: int, src: int, off: int, imm: int, hi: int) -> Insn:
-    op = OPS[op_index]
-    if op.opcode == LDDW_OPCODE:
-        return Insn(op.opcode, dst, op.src or 0, 0, imm, hi)
-    return Insn(
-        op.opcode,
-        dst if "dst" in op.uses else 0,
-        op.src if op.src is not None else (src if "src" in op.uses else 0),
-        op.off if op.off is not None else (off if "off" in op.uses else 0),
-        op.imm if op.imm is not None else (imm if "imm" in op.uses else 0),
-    )
-
-
-valid_insns = st.builds(
-    _valid,
-    st.integers(0, len(OPS) - 1),
-    st.integers(0, 10),
-    st.integers(0, 10),
-    st.integers(-0x8000, 0x7FFF),
-    st.integers(-0x80000000, 0x7FFFFFFF),
-    st.integers(-0x80000000, 0x7FFFFFFF),
-)
 
 
 @given(valid_insns, st.booleans(), st.sampled_from([None, "v1", "v2", "v3", "v4"]))

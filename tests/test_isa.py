@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bpfkit.errors import IsaError
 from bpfkit.isa import OPS, Insn, decode, decode_all, encode_all, is_valid, lookup
-from bpfkit.isa.insn import LDDW_OPCODE
+from helpers import valid_insns
 
 
 def test_every_row_is_distinct() -> None:
@@ -43,30 +43,6 @@ def test_truncated() -> None:
         decode(b"\x18\x01\x00\x00\x00\x00\x00\x00")
     with pytest.raises(IsaError):
         decode_all(b"\x95" + bytes(6))
-
-
-def _valid_insn(op_index: int, dst: int, src: int, off: int, imm: int, hi: int) -> Insn:
-    op = OPS[op_index]
-    if op.opcode == LDDW_OPCODE:
-        return Insn(op.opcode, dst, op.src or 0, 0, imm, hi)
-    return Insn(
-        op.opcode,
-        dst if "dst" in op.uses else 0,
-        op.src if op.src is not None else (src if "src" in op.uses else 0),
-        op.off if op.off is not None else (off if "off" in op.uses else 0),
-        op.imm if op.imm is not None else (imm if "imm" in op.uses else 0),
-    )
-
-
-valid_insns = st.builds(
-    _valid_insn,
-    st.integers(0, len(OPS) - 1),
-    st.integers(0, 10),
-    st.integers(0, 10),
-    st.integers(-0x8000, 0x7FFF),
-    st.integers(-0x80000000, 0x7FFFFFFF),
-    st.integers(-0x80000000, 0x7FFFFFFF),
-)
 
 
 @given(valid_insns, st.booleans())
