@@ -298,3 +298,13 @@ def test_translated_code_agrees_with_bpftool(tmp_path: Path) -> None:
         assert b"".join(i.encode() for i in prog.xlated()) == dump.read_bytes()
         assert prog.xlated() == ret(9)
         assert len(prog.jited()) == prog.info().jited_len > 0
+
+
+@pytest.mark.requires("bpf")
+def test_summary_of_an_infinite_loop_is_the_reason_not_the_state_dump() -> None:
+    # r0 = 0; 1: if r0 == 1 goto 3; goto 1; 3: exit -- the verifier sees the same state again.
+    insns = [Insn(0xB7, 0, 0, 0, 0), Insn(0x15, 0, 0, 1, 1), Insn(0x05, off=-2), Insn(0x95)]
+    with pytest.raises(VerifierError) as info:
+        load_program(insns, "socket_filter")
+    assert "old state:" in info.value.log
+    assert str(info.value).endswith("infinite loop detected at insn 1")

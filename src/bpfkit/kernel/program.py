@@ -75,11 +75,16 @@ _STATS = re.compile(
 )
 
 
+# State dumps the verifier prints after its reason (6.x: "infinite loop detected at insn 1"
+# is followed by "cur state: ..." and "old state: ...").
+_STATE_DUMP = re.compile(r"^(cur|old) state:")
+
+
 def summarize_log(log: str) -> str:
-    """The last meaningful line of a verifier log (statistics lines skipped)."""
+    """The last meaningful line of a verifier log (statistics and state dumps skipped)."""
     for line in reversed(log.splitlines()):
         line = line.strip()
-        if line and not _STATS.match(line):
+        if line and not _STATS.match(line) and not _STATE_DUMP.match(line):
             return line
     return ""
 
