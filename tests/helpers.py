@@ -2,16 +2,44 @@
 
 API::
 
+    clang_bpf(src, out, *extra, target="bpf") -> Path   # clang-19 -O2 -g, the object's path
     valid_insn(op_index, dst, src, off, imm, hi) -> Insn  # a row of OPS, unused fields zero
     valid_insns                                         # hypothesis strategy of valid_insn
 """
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 from hypothesis import strategies as st
 
 from bpfkit.isa import OPS, Insn
 from bpfkit.isa.insn import LDDW_OPCODE
+
+INCLUDE = "-I/usr/include/x86_64-linux-gnu"
+
+
+def clang_bpf(src: Path, out: Path, *extra: str, target: str = "bpf") -> Path:
+    """Compile ``src`` with clang-19 for ``target`` (-O2 -g, ``extra`` flags) to ``out``."""
+    subprocess.run(
+        [
+            "clang-19",
+            "-target",
+            target,
+            "-O2",
+            "-g",
+            INCLUDE,
+            *extra,
+            "-c",
+            str(src),
+            "-o",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
 
 
 def valid_insn(op_index: int, dst: int, src: int, off: int, imm: int, hi: int) -> Insn:

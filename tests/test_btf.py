@@ -24,29 +24,20 @@ from bpfkit.btf.cdecl import define
 from bpfkit.btf.dump import dump_raw
 from bpfkit.errors import BtfError
 from bpfkit.obj import read_object
+from helpers import clang_bpf
 
 DATA = Path(__file__).parent / "data" / "obj_reader"
-INCLUDE = "-I/usr/include/x86_64-linux-gnu"
 VMLINUX = "/sys/kernel/btf/vmlinux"
-
-
-def _clang(src: Path, out: Path, target: str = "bpf") -> Path:
-    subprocess.run(
-        ["clang-19", "-target", target, "-O2", "-g", INCLUDE, "-c", str(src), "-o", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("btf")
     return {
-        "corpus": _clang(DATA / "corpus.c", d / "corpus.o"),
-        "corpus_eb": _clang(DATA / "corpus.c", d / "corpus_eb.o", "bpfeb"),
-        "types": _clang(DATA / "types.c", d / "types.o"),
-        "types_eb": _clang(DATA / "types.c", d / "types_eb.o", "bpfeb"),
+        "corpus": clang_bpf(DATA / "corpus.c", d / "corpus.o"),
+        "corpus_eb": clang_bpf(DATA / "corpus.c", d / "corpus_eb.o", target="bpfeb"),
+        "types": clang_bpf(DATA / "types.c", d / "types.o"),
+        "types_eb": clang_bpf(DATA / "types.c", d / "types_eb.o", target="bpfeb"),
     }
 
 
@@ -218,7 +209,7 @@ def test_core_relos(tmp_path: Path) -> None:
         "struct task { int pid; int tgid; } __attribute__((preserve_access_index));\n"
         "int f(struct task *t) { return t->tgid + __builtin_preserve_field_info(t->pid, 2); }\n"
     )
-    obj = read_object(_clang(src, tmp_path / "core.o"))
+    obj = read_object(clang_bpf(src, tmp_path / "core.o"))
     assert obj.btf is not None and obj.btf_ext is not None
     btf = parse_btf(obj.btf)
     ext = parse_btf_ext(obj.btf_ext, btf=btf)

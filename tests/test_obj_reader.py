@@ -18,40 +18,19 @@ from bpfkit.errors import ObjectError
 from bpfkit.isa.insn import encode_all
 from bpfkit.obj import read_object
 from bpfkit.obj.spec import RelocKind
+from helpers import clang_bpf
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello" / "hello.o"
 DATA = Path(__file__).parent / "data" / "obj_reader"
-INCLUDE = "-I/usr/include/x86_64-linux-gnu"
-
-
-def _clang(src: Path, out: Path, target: str = "bpf", *extra: str) -> Path:
-    subprocess.run(
-        [
-            "clang-19",
-            "-target",
-            target,
-            "-O2",
-            "-g",
-            INCLUDE,
-            *extra,
-            "-c",
-            str(src),
-            "-o",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("objc")
     return {
-        "el": _clang(DATA / "corpus.c", d / "corpus.o"),
-        "eb": _clang(DATA / "corpus.c", d / "corpus_eb.o", "bpfeb"),
+        "el": clang_bpf(DATA / "corpus.c", d / "corpus.o"),
+        "eb": clang_bpf(DATA / "corpus.c", d / "corpus_eb.o", target="bpfeb"),
     }
 
 
@@ -297,7 +276,7 @@ unsigned int _version __attribute__((section("version"), used)) = 0x050a00;
 def test_legacy_records_with_inner_map_idx(tmp_path: Path, target: str) -> None:
     src = tmp_path / "legacy.c"
     src.write_text(LEGACY_28)
-    obj = read_object(_clang(src, tmp_path / "legacy.o", target))
+    obj = read_object(clang_bpf(src, tmp_path / "legacy.o", target=target))
     maps = {m.name: m for m in obj.maps}
     assert list(maps) == ["inner", "outer", "tc_map"]
     outer = maps["outer"]
@@ -330,7 +309,7 @@ def test_legacy_maps_size_mismatch(tmp_path: Path) -> None:
         'char b[13] __attribute__((section("maps"), used));\n'
     )
     with pytest.raises(ObjectError, match="map definition size in section 'maps'"):
-        read_object(_clang(src, tmp_path / "odd.o"))
+        read_object(clang_bpf(src, tmp_path / "odd.o"))
 
 
 @pytest.mark.requires("llvm19")

@@ -21,31 +21,10 @@ from bpfkit.btf.dump import dump_raw
 from bpfkit.btf.types import Enum
 from bpfkit.obj import read_object
 from bpfkit.obj.spec import RelocKind
+from helpers import clang_bpf
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "obj_reader"
-INCLUDE = "-I/usr/include/x86_64-linux-gnu"
-
-
-def _clang(src: Path, out: Path, *extra: str) -> Path:
-    subprocess.run(
-        [
-            "clang-19",
-            "-target",
-            "bpf",
-            "-O2",
-            "-g",
-            INCLUDE,
-            *extra,
-            "-c",
-            str(src),
-            "-o",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +41,8 @@ def realworld(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     src = DATA / "realworld.c"
     flags = ("-D__TARGET_ARCH_x86", f"-I{d}")
     return {
-        "plain": _clang(src, d / "realworld.o", *flags),
-        "pin": _clang(src, d / "realworld_pin.o", *flags, "-DWITH_PIN"),
+        "plain": clang_bpf(src, d / "realworld.o", *flags),
+        "pin": clang_bpf(src, d / "realworld_pin.o", *flags, "-DWITH_PIN"),
     }
 
 
@@ -181,7 +160,7 @@ def test_repository_objects(tmp_path: Path, target: str) -> None:
     for src in sources:
         out = tmp_path / (src.stem + ".o")
         try:
-            _clang(src, out, "-target", target)
+            clang_bpf(src, out, target=target)
         except subprocess.CalledProcessError:
             continue  # a source needing other flags: not this test's business
         obj = read_object(out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from bpfkit.vm import ArrayMap, Env, HashMap, PerfEventArray, ProgArray, RingBuf
 from bpfkit.vm.maps import MAP_LRU_HASH, MAP_PERCPU_ARRAY
 from bpfkit.vm.memory import Memory
 from bpfkit.vm.printk import PrintkError, format_printk
+from helpers import clang_bpf
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "examples" / "hello" / "hello.o"
@@ -318,12 +318,6 @@ def test_cli_vm_command_and_run_vm(capsys: pytest.CaptureFixture[str]) -> None:
     assert "no program named" in capsys.readouterr().err
 
 
-def _clang(src: Path, out: Path) -> Path:
-    cmd = ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
-    subprocess.run([*cmd, "-c", str(src), "-o", str(out)], check=True, capture_output=True)
-    return out
-
-
 PACKETS = [
     bytes(12) + b"\x08\x00" + bytes([0x45] + [0] * 8 + [17] + [0] * 10),  # IPv4 UDP
     bytes(12) + b"\x08\x00" + bytes([0x45] + [0] * 8 + [6] + [0] * 10),  # IPv4 TCP
@@ -335,7 +329,7 @@ PACKETS = [
 
 @pytest.mark.requires("clang19")
 def test_xdp_count_example_counts_in_the_vm(tmp_path: Path) -> None:
-    obj = read_object(_clang(ROOT / "examples/xdp_count/xdp_count.c", tmp_path / "x.o"))
+    obj = read_object(clang_bpf(ROOT / "examples/xdp_count/xdp_count.c", tmp_path / "x.o"))
     vm = Vm(obj.program("xdp_count"), obj=obj)
     for pkt in PACKETS:
         assert vm.run(packet=pkt).r0 == 2  # XDP_PASS
@@ -353,7 +347,7 @@ def _int(v: object) -> int:
 def test_xdp_count_maps_match_the_kernel(tmp_path: Path) -> None:
     from bpfkit.kernel.collection import load_collection
 
-    path = _clang(ROOT / "examples/xdp_count/xdp_count.c", tmp_path / "x.o")
+    path = clang_bpf(ROOT / "examples/xdp_count/xdp_count.c", tmp_path / "x.o")
     obj = read_object(path)
     vm = Vm(obj.program("xdp_count"), obj=obj)
     with load_collection(obj) as coll:
@@ -371,7 +365,7 @@ def test_xdp_count_maps_match_the_kernel(tmp_path: Path) -> None:
 
 @pytest.mark.requires("clang19")
 def test_execsnoop_example_writes_a_ringbuf_record(tmp_path: Path) -> None:
-    obj = read_object(_clang(ROOT / "examples/execsnoop/execsnoop.c", tmp_path / "e.o"))
+    obj = read_object(clang_bpf(ROOT / "examples/execsnoop/execsnoop.c", tmp_path / "e.o"))
     env = Env(tgid=1234, uid=1000, comm=b"bash", user_memory=[(0x7FFF_0000, b"/bin/ls\0")])
     ctx = bytearray(48)
     ctx[16:24] = (0x7FFF_0000).to_bytes(8, "little")  # ctx->filename
@@ -453,7 +447,7 @@ def test_subprograms_global_data_and_maps_match_the_kernel(tmp_path: Path) -> No
 
     src = tmp_path / "mixed.c"
     src.write_text(MIXED_C)
-    obj = read_object(_clang(src, tmp_path / "mixed.o"))
+    obj = read_object(clang_bpf(src, tmp_path / "mixed.o"))
     vm = Vm(obj.program("mixed"), obj=obj)
     packets = [bytes((i * 37 + j) & 0xFF for j in range(20 + i)) for i in range(12)]
     with load_collection(obj) as coll:
@@ -475,7 +469,7 @@ def test_subprograms_global_data_and_maps_match_the_kernel(tmp_path: Path) -> No
 def test_cli_packet_ctx_and_repeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from bpfkit.cli.main import main
 
-    obj = _clang(ROOT / "examples/xdp_count/xdp_count.c", tmp_path / "x.o")
+    obj = clang_bpf(ROOT / "examples/xdp_count/xdp_count.c", tmp_path / "x.o")
     pkt = tmp_path / "pkt.bin"
     pkt.write_bytes(PACKETS[0])
     assert main(["vm", str(obj), "--packet", str(pkt), "--repeat", "3", "--maps"]) == 0
@@ -537,7 +531,7 @@ LOOP_PACKETS = [
 def test_bpf_loop_runs_its_callback_in_the_vm(tmp_path: Path) -> None:
     src = tmp_path / "loop.c"
     src.write_text(LOOP_C)
-    obj = read_object(_clang(src, tmp_path / "loop.o"))
+    obj = read_object(clang_bpf(src, tmp_path / "loop.o"))
     vm = Vm(obj.program("loop"), obj=obj)
     res = vm.run(packet=LOOP_PACKETS[1])  # stops after i == 3: 4 calls, sum 0+1+4+9
     assert res.r0 == (14 << 8) | 4
@@ -550,7 +544,7 @@ def test_bpf_loop_matches_the_kernel(tmp_path: Path) -> None:
 
     src = tmp_path / "loop.c"
     src.write_text(LOOP_C)
-    obj = read_object(_clang(src, tmp_path / "loop.o"))
+    obj = read_object(clang_bpf(src, tmp_path / "loop.o"))
     vm = Vm(obj.program("loop"), obj=obj)
     with load_collection(obj) as coll:
         prog = coll.programs["loop"]
@@ -668,7 +662,7 @@ def test_tail_call_by_program_name_matches_the_kernel(tmp_path: Path) -> None:
 
     src = tmp_path / "tail.c"
     src.write_text(TAIL_C)
-    obj = read_object(_clang(src, tmp_path / "tail.o"))
+    obj = read_object(clang_bpf(src, tmp_path / "tail.o"))
     vm = Vm(obj.program("first"), obj=obj)
     pkt = b"\x05" + bytes(20)
     assert vm.run(packet=pkt).r0 == 3  # empty slot: the tail call fails, first goes on
