@@ -5,11 +5,16 @@ API::
     clang_bpf(src, out, *extra, target="bpf") -> Path   # clang-19 -O2 -g, the object's path
     valid_insn(op_index, dst, src, off, imm, hi) -> Insn  # a row of OPS, unused fields zero
     valid_insns                                         # hypothesis strategy of valid_insn
+    no_leaked_fds()                                     # context manager: asserts no fd leaks
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hypothesis import strategies as st
@@ -66,3 +71,21 @@ valid_insns = st.builds(
     st.integers(-0x80000000, 0x7FFFFFFF),
     st.integers(-0x80000000, 0x7FFFFFFF),
 )
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@contextmanager
+def no_leaked_fds() -> Iterator[None]:
+    """Fail if the block leaves file descriptors open (after a garbage collection)."""
+    before = _open_fds()
+    yield
+    leaked = _open_fds() - before
+    if leaked:
+        # Collect only when needed: with the kernel's BTF parsed (a large object graph
+        # other modules cache), a full collection takes a noticeable time.
+        gc.collect()
+        leaked = _open_fds() - before
+    assert not leaked, f"test left descriptors open: {sorted(leaked)}"

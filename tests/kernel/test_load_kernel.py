@@ -4,7 +4,6 @@ loading parity with bpftool (Debian's, on libbpf 1.1) over the test corpus."""
 
 from __future__ import annotations
 
-import gc
 import glob
 import json
 import os
@@ -22,6 +21,7 @@ from bpfkit.kernel import pins
 from bpfkit.kernel.collection import load_collection
 from bpfkit.obj import read_object
 from bpfkit.uapi import ProgType
+from helpers import no_leaked_fds
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGS = Path(__file__).parent / "load_progs"
@@ -31,15 +31,8 @@ pytestmark = pytest.mark.requires("bpf")
 
 @pytest.fixture(autouse=True)
 def no_fd_leak() -> Iterator[None]:
-    before = set(os.listdir("/proc/self/fd"))
-    yield
-    leaked = set(os.listdir("/proc/self/fd")) - before
-    if leaked:
-        # Collect only when needed: with the kernel's BTF parsed (a large object graph
-        # other modules cache), a full collection takes a noticeable time.
-        gc.collect()
-        leaked = set(os.listdir("/proc/self/fd")) - before
-    assert not leaked, f"test left descriptors open: {sorted(leaked)}"
+    with no_leaked_fds():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ pins and the errors users hit (full map, missing key)."""
 from __future__ import annotations
 
 import ctypes
-import gc
 import os
 from collections.abc import Iterator
 
@@ -14,21 +13,15 @@ from bpfkit.errors import KernelError
 from bpfkit.kernel import pins
 from bpfkit.kernel.maps import Int, Map, create_map, possible_cpus
 from bpfkit.syscalls import attrs
+from helpers import no_leaked_fds
 
 pytestmark = pytest.mark.requires("bpf")
 
 
 @pytest.fixture(autouse=True)
 def no_fd_leak() -> Iterator[None]:
-    before = set(os.listdir("/proc/self/fd"))
-    yield
-    leaked = set(os.listdir("/proc/self/fd")) - before
-    if leaked:
-        # Collect only when needed: with the kernel's BTF parsed (a large object graph
-        # other modules cache), a full collection takes a noticeable time.
-        gc.collect()
-        leaked = set(os.listdir("/proc/self/fd")) - before
-    assert not leaked, f"test left descriptors open: {sorted(leaked)}"
+    with no_leaked_fds():
+        yield
 
 
 class Pair(ctypes.Structure):

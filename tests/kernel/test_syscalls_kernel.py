@@ -20,6 +20,7 @@ from bpfkit.kernel import info as kinfo
 from bpfkit.kernel import pins
 from bpfkit.kernel.program import Program, load_program, summarize_log
 from bpfkit.syscalls import BpfSyscallError, Cmd, Fd, attrs, bpf, use_backend
+from helpers import no_leaked_fds
 
 MOV_IMM = 0xB7  # r = imm (ALU64 MOV K)
 EXIT = 0x95
@@ -30,21 +31,10 @@ def ret(value: int) -> list[Insn]:
     return [Insn(MOV_IMM, 0, 0, 0, value), Insn(EXIT)]
 
 
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
-
-
 @pytest.fixture(autouse=True)
 def no_fd_leak() -> Iterator[None]:
-    before = open_fds()
-    yield
-    leaked = open_fds() - before
-    if leaked:
-        # Collect only when needed: with the kernel's BTF parsed (a large object graph
-        # other modules cache), a full collection takes a noticeable time.
-        gc.collect()
-        leaked = open_fds() - before
-    assert not leaked, f"test left descriptors open: {sorted(leaked)}"
+    with no_leaked_fds():
+        yield
 
 
 # -- layouts and the seam (no kernel needed) ------------------------------------------------
