@@ -88,11 +88,18 @@ def _split(rest: str) -> list[tuple[str, int]]:
             pieces.append((stripped.rstrip(), at + len(piece) - len(stripped)))
             at += len(piece) + 1
         return pieces
-    out: list[tuple[str, int]] = []
+    out = [(rest[s:e], s) for s, e in split_spans(rest, ",")]
+    return [(p.strip(), s + len(p) - len(p.lstrip())) for p, s in out]
+
+
+def split_spans(text: str, sep: str, nest: bool = True) -> list[tuple[int, int]]:
+    """``(start, end)`` of each ``sep``-separated piece of ``text``: a ``sep`` inside double
+    quotes (backslash escapes respected) or, with ``nest``, inside parentheses does not split."""
+    out: list[tuple[int, int]] = []
     depth, quote, start = 0, False, 0
     i = 0
-    while i < len(rest):
-        ch = rest[i]
+    while i < len(text):
+        ch = text[i]
         if quote:
             if ch == "\\":
                 i += 1
@@ -100,16 +107,16 @@ def _split(rest: str) -> list[tuple[str, int]]:
                 quote = False
         elif ch == '"':
             quote = True
-        elif ch == "(":
+        elif nest and ch == "(":
             depth += 1
-        elif ch == ")":
+        elif nest and ch == ")":
             depth -= 1
-        elif ch == "," and depth == 0:
-            out.append((rest[start:i], start))
+        elif ch == sep and depth == 0:
+            out.append((start, i))
             start = i + 1
         i += 1
-    out.append((rest[start:], start))
-    return [(p.strip(), s + len(p) - len(p.lstrip())) for p, s in out]
+    out.append((start, len(text)))
+    return out
 
 
 def _name(a: Assembler, text: str, base: int) -> str:

@@ -103,23 +103,7 @@ def strip_comment(line: str) -> str:
 
 def split_statements(line: str) -> list[tuple[int, int]]:
     """``(start, end)`` of each ``;``-separated statement of a line (quotes respected)."""
-    out: list[tuple[int, int]] = []
-    start, quote, i = 0, False, 0
-    while i < len(line):
-        ch = line[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                quote = False
-        elif ch == '"':
-            quote = True
-        elif ch == ";":
-            out.append((start, i))
-            start = i + 1
-        i += 1
-    out.append((start, len(line)))
-    return out
+    return directives.split_spans(line, ";", nest=False)
 
 
 class Assembler:
