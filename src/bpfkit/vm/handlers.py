@@ -19,7 +19,7 @@ from bpfkit.errors import VmError
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import OPS, Kind, Op
 from bpfkit.vm import semantics
-from bpfkit.vm.memory import CODE_BASE, MAX_FRAMES, STACK_SIZE, Fault
+from bpfkit.vm.memory import CODE_BASE, MAX_FRAMES, STACK_SIZE, Fault, Region
 from bpfkit.vm.semantics import M32, M64, sx32
 
 if TYPE_CHECKING:
@@ -169,16 +169,16 @@ def _ld_packet(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closu
     return f
 
 
+def _mem_operands(
+    m: Machine, insn: Insn, op: Op, pc: int
+) -> tuple[list[int], Callable[[int], Region | None], int, int, int, int, int]:
+    """What a load or store closure binds: the registers, the region lookup by address slot,
+    dst, src, off, the access size and the next pc."""
+    return m.regs, m.memory.slots.get, insn.dst, insn.src, insn.off, op.size, pc + 1
+
+
 def _load(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
-    R, get, d, s, off, n, nxt = (
-        m.regs,
-        m.memory.slots.get,
-        insn.dst,
-        insn.src,
-        insn.off,
-        op.size,
-        pc + 1,
-    )
+    R, get, d, s, off, n, nxt = _mem_operands(m, insn, op, pc)
     signed = op.kind is Kind.LOAD_SX
     unpack = _UNPACK_SX[n] if signed else _UNPACK[n]
 
@@ -206,15 +206,7 @@ def _load(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
 
 
 def _store(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
-    R, get, d, s, off, n, nxt = (
-        m.regs,
-        m.memory.slots.get,
-        insn.dst,
-        insn.src,
-        insn.off,
-        op.size,
-        pc + 1,
-    )
+    R, get, d, s, off, n, nxt = _mem_operands(m, insn, op, pc)
     pack, mask = _PACK[n], _MASK[n]
     value = insn.imm & mask
 
