@@ -6,6 +6,7 @@ API::
     valid_insn(op_index, dst, src, off, imm, hi) -> Insn  # a row of OPS, unused fields zero
     valid_insns                                         # hypothesis strategy of valid_insn
     no_leaked_fds()                                     # context manager: asserts no fd leaks
+    llvm_objdump(paths, mcpu, imm_hex, relocs) -> {Path: text}  # llvm-objdump-19 -d, per file
 """
 
 from __future__ import annotations
@@ -89,3 +90,25 @@ def no_leaked_fds() -> Iterator[None]:
         gc.collect()
         leaked = _open_fds() - before
     assert not leaked, f"test left descriptors open: {sorted(leaked)}"
+
+
+def llvm_objdump(
+    paths: list[Path], mcpu: str | None, imm_hex: bool, relocs: bool
+) -> dict[Path, str]:
+    """llvm-objdump-19 on all ``paths`` (one run per byte order, since given objects of both
+    it decodes all of them with the first one's byte order), its output split per file."""
+    args = ["llvm-objdump-19", "-d", "--print-imm-hex" if imm_hex else "--no-print-imm-hex"]
+    if mcpu:
+        args.append(f"--mcpu={mcpu}")
+    if relocs:
+        args.append("-r")
+    result: dict[Path, str] = {}
+    for big in (False, True):
+        group = [str(p) for p in paths if (p.read_bytes()[5] == 2) == big]
+        if not group:
+            continue
+        out = subprocess.run([*args, *group], check=True, capture_output=True, text=True).stdout
+        starts = [out.index(f"\n{p}:\tfile format") for p in group]
+        ends = [*starts[1:], len(out)]
+        result.update({Path(p): out[s:e] for p, s, e in zip(group, starts, ends, strict=True)})
+    return result

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from bpfkit.cli.main import main
 from bpfkit.isa import decode, is_valid
 from bpfkit.obj.reader import read_object
 from bpfkit.objdump import dump
+from helpers import llvm_objdump
 
 HERE = Path(__file__).parent
 CORPUS = sorted((HERE / "corpus" / "obj").glob("*.o"))
@@ -31,22 +31,8 @@ pytestmark = pytest.mark.requires("llvm19")
 
 @functools.cache
 def _llvm_all(mcpu: str | None, imm_hex: bool, relocs: bool) -> dict[Path, str]:
-    """llvm-objdump-19 on all objects in one run, split per file."""
-    args = ["llvm-objdump-19", "-d", "--print-imm-hex" if imm_hex else "--no-print-imm-hex"]
-    if mcpu:
-        args.append(f"--mcpu={mcpu}")
-    if relocs:
-        args.append("-r")
-    result: dict[Path, str] = {}
-    # One run per byte order: given objects of both, llvm-objdump-19 decodes all of them
-    # with the first one's byte order.
-    for big in (False, True):
-        paths = [str(p) for p in OBJECTS if (p.read_bytes()[5] == 2) == big]
-        out = subprocess.run([*args, *paths], check=True, capture_output=True, text=True).stdout
-        starts = [out.index(f"\n{p}:\tfile format") for p in paths]
-        ends = [*starts[1:], len(out)]
-        result.update({Path(p): out[s:e] for p, s, e in zip(paths, starts, ends, strict=True)})
-    return result
+    """llvm-objdump-19 on all of OBJECTS, split per file (cached: several tests compare)."""
+    return llvm_objdump(OBJECTS, mcpu, imm_hex, relocs)
 
 
 def _ours(path: Path, mcpu: str | None, imm_hex: bool, relocs: bool) -> str:

@@ -33,6 +33,7 @@ import probes
 from bpfkit.cli.main import main
 from bpfkit.obj import read_object
 from bpfkit.objdump import dump
+from helpers import llvm_objdump
 
 pytestmark = pytest.mark.requires("llvm19")
 
@@ -91,32 +92,13 @@ def _fetch(cache: Path) -> list[Path]:
 # --- dump ---------------------------------------------------------------------------
 
 
-def _llvm(paths: list[Path], mcpu: str | None, imm_hex: bool, relocs: bool) -> dict[Path, str]:
-    """llvm-objdump-19 on all objects (one run per byte order), split per file."""
-    args = ["llvm-objdump-19", "-d", "--print-imm-hex" if imm_hex else "--no-print-imm-hex"]
-    if mcpu:
-        args.append(f"--mcpu={mcpu}")
-    if relocs:
-        args.append("-r")
-    result: dict[Path, str] = {}
-    for big in (False, True):
-        group = [str(p) for p in paths if (p.read_bytes()[5] == 2) == big]
-        if not group:
-            continue
-        out = subprocess.run([*args, *group], check=True, capture_output=True, text=True).stdout
-        starts = [out.index(f"\n{p}:\tfile format") for p in group]
-        ends = [*starts[1:], len(out)]
-        result.update({Path(p): out[s:e] for p, s, e in zip(group, starts, ends, strict=True)})
-    return result
-
-
 @pytest.mark.parametrize("relocs", [False, True], ids=["plain", "r"])
 @pytest.mark.parametrize("imm_hex", [False, True], ids=["dec", "hex"])
 @pytest.mark.parametrize("mcpu", ["v1", "v2", "v3", "v4"])
 def test_dump_equals_llvm_objdump_19(
     objects: list[Path], mcpu: str, imm_hex: bool, relocs: bool
 ) -> None:
-    ref = _llvm(objects, mcpu, imm_hex, relocs)
+    ref = llvm_objdump(objects, mcpu, imm_hex, relocs)
     for path in objects:
         ours = dump(read_object(str(path)), imm_hex=imm_hex, mcpu=mcpu, relocs=relocs)
         assert ours == ref[path], path.name
@@ -132,7 +114,10 @@ def _text(line: str) -> str:
 @pytest.mark.parametrize("relocs", [False, True], ids=["plain", "r"])
 @pytest.mark.parametrize("imm_hex", [False, True], ids=["dec", "hex"])
 def test_default_dump_follows_the_rule(objects: list[Path], imm_hex: bool, relocs: bool) -> None:
-    default, v4 = _llvm(objects, None, imm_hex, relocs), _llvm(objects, "v4", imm_hex, relocs)
+    default, v4 = (
+        llvm_objdump(objects, None, imm_hex, relocs),
+        llvm_objdump(objects, "v4", imm_hex, relocs),
+    )
     for path in objects:
         ours = dump(read_object(str(path)), imm_hex=imm_hex, relocs=relocs).split("\n")
         d, v = default[path].split("\n"), v4[path].split("\n")
@@ -332,7 +317,7 @@ def test_listing_does_not_need_loadable_maps(tmp_path: Path) -> None:
         flags = ["-r"] if relocs else []
         rc, out, err = _cli("dump", "--mcpu", "v3", *flags, str(obj))
         assert rc == 0, err
-        assert out == _llvm([obj], "v3", False, relocs)[obj]
+        assert out == llvm_objdump([obj], "v3", False, relocs)[obj]
     rc, out, err = _cli("btf", str(obj))
     ref = subprocess.run(["bpftool", "btf", "dump", "file", str(obj)], capture_output=True)
     assert rc == 0, err
