@@ -20,6 +20,7 @@ from bpfkit.btf.core_text import describe_core_relo
 from bpfkit.btf.ext import CoreRelo
 from bpfkit.obj.reader import read_object
 from bpfkit.objdump import dump
+from helpers import clang_bpf
 
 pytestmark = pytest.mark.requires("llvm19")
 
@@ -101,13 +102,7 @@ def _compiled(factory: pytest.TempPathFactory) -> Path:
     if "c" not in _CACHE:
         d = factory.mktemp("core_c")
         (d / "core.c").write_text(CORE_C)
-        args = ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
-        subprocess.run(
-            [*args, "-c", str(d / "core.c"), "-o", str(d / "core.o")],
-            check=True,
-            capture_output=True,
-        )
-        _CACHE["c"] = d / "core.o"
+        _CACHE["c"] = clang_bpf(d / "core.c", d / "core.o")
     return _CACHE["c"]
 
 

@@ -33,7 +33,7 @@ import probes
 from bpfkit.cli.main import main
 from bpfkit.obj import read_object
 from bpfkit.objdump import dump
-from helpers import llvm_objdump
+from helpers import clang_bpf, llvm_objdump
 
 pytestmark = pytest.mark.requires("llvm19")
 
@@ -307,12 +307,7 @@ char LICENSE[] SEC("license") = "GPL";
 def test_listing_does_not_need_loadable_maps(tmp_path: Path) -> None:
     src, obj = tmp_path / "old.c", tmp_path / "old.o"
     src.write_text(OLD_STYLE_MAP_C)
-    subprocess.run(
-        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
-        + ["-c", str(src), "-o", str(obj)],
-        check=True,
-        capture_output=True,
-    )
+    clang_bpf(src, obj)
     for relocs in (False, True):
         flags = ["-r"] if relocs else []
         rc, out, err = _cli("dump", "--mcpu", "v3", *flags, str(obj))
@@ -362,12 +357,7 @@ def test_libbpf_conventions_load_as_with_bpftool(tmp_path: Path) -> None:
 
     src, obj = tmp_path / "conv.c", tmp_path / "conv.o"
     src.write_text(LIBBPF_CONVENTIONS_C)
-    subprocess.run(
-        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
-        + ["-c", str(src), "-o", str(obj)],
-        check=True,
-        capture_output=True,
-    )
+    clang_bpf(src, obj)
     theirs = _bpftool_programs(obj, BPFFS / f"bpfkit_conv_{os.getpid()}")
     assert theirs == ["prog"]
     with load_collection(read_object(str(obj))) as coll:
@@ -411,12 +401,7 @@ def test_invalid_pinning_refused_as_by_bpftool(tmp_path: Path) -> None:
 
     src, obj = tmp_path / "pin.c", tmp_path / "pin.o"
     src.write_text(BAD_PINNING_C)
-    subprocess.run(
-        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
-        + ["-c", str(src), "-o", str(obj)],
-        check=True,
-        capture_output=True,
-    )
+    clang_bpf(src, obj)
     before = set(os.listdir(BPFFS))
     try:
         assert _bpftool_programs(obj, BPFFS / f"bpfkit_pin_{os.getpid()}") is None
@@ -465,12 +450,7 @@ def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path) -> None:
 
     src, obj = tmp_path / "ops.c", tmp_path / "ops.o"
     src.write_text(STRUCT_OPS_C)
-    subprocess.run(
-        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
-        + ["-c", str(src), "-o", str(obj)],
-        check=True,
-        capture_output=True,
-    )
+    clang_bpf(src, obj)
     spec = read_object(str(obj))
     kernel = load_vmlinux()
     ops = kernel.find("tcp_congestion_ops", Kind.STRUCT)
@@ -526,12 +506,7 @@ def test_vm_skb_context_as_test_run(tmp_path: Path) -> None:
 
     src, obj = tmp_path / "ifx.c", tmp_path / "ifx.o"
     src.write_text(IFINDEX_C)
-    subprocess.run(
-        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu"]
-        + ["-c", str(src), "-o", str(obj)],
-        check=True,
-        capture_output=True,
-    )
+    clang_bpf(src, obj)
     spec = read_object(str(obj))
     with load_collection(spec) as coll:
         for pkt in _packets():
