@@ -23,28 +23,35 @@ from hypothesis import strategies as st
 from bpfkit.isa import OPS, Insn
 from bpfkit.isa.insn import LDDW_OPCODE
 
-INCLUDE = "-I/usr/include/x86_64-linux-gnu"
+# The multiarch headers (asm/types.h, ...) a BPF target does not find on its own.
+INCLUDE = f"-I/usr/include/{os.uname().machine}-linux-gnu"
 
 
 def clang_bpf(src: Path, out: Path, *extra: str, target: str = "bpf") -> Path:
-    """Compile ``src`` with clang-19 for ``target`` (-O2 -g, ``extra`` flags) to ``out``."""
-    subprocess.run(
-        [
-            "clang-19",
-            "-target",
-            target,
-            "-O2",
-            "-g",
-            INCLUDE,
-            *extra,
-            "-c",
-            str(src),
-            "-o",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    """Compile ``src`` with clang-19 for ``target`` (-O2 -g, ``extra`` flags) to ``out``.
+
+    A failure raises ``subprocess.CalledProcessError`` with clang's messages as a note."""
+    try:
+        subprocess.run(
+            [
+                "clang-19",
+                "-target",
+                target,
+                "-O2",
+                "-g",
+                INCLUDE,
+                *extra,
+                "-c",
+                str(src),
+                "-o",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as e:
+        e.add_note(e.stderr.decode(errors="replace"))
+        raise
     return out
 
 

@@ -3,8 +3,6 @@ relocated against another object's BTF standing in for the kernel's."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from bpfkit.btf import parse_btf, parse_btf_ext
 from bpfkit.obj import read_object
 from bpfkit.obj.core_relocate import POISON_HELPER, apply_core, essential_name
+from helpers import clang_bpf
 
 TARGET = """
 struct task_struct {
@@ -54,12 +53,7 @@ char _license[] SEC("license") = "GPL";
 def _compile(tmp: Path, name: str, text: str) -> Path:
     src, obj = tmp / f"{name}.c", tmp / f"{name}.o"
     src.write_text(text)
-    inc = f"-I/usr/include/{os.uname().machine}-linux-gnu"
-    subprocess.run(
-        ["clang-19", "-O2", "-g", "-target", "bpf", inc, "-c", str(src), "-o", str(obj)],
-        check=True,
-    )
-    return obj
+    return clang_bpf(src, obj)
 
 
 def test_essential_names() -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bpfkit.errors import ObjectError
 from bpfkit.obj import read_object
+from helpers import clang_bpf
 
 HELLO = Path(__file__).resolve().parent.parent / "examples" / "hello" / "hello.o"
 SEED = HELLO.read_bytes()
@@ -200,16 +201,10 @@ def test_random_bytes_with_header_never_crash(tail: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def corpus_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    import subprocess
 
     out = tmp_path_factory.mktemp("mal") / "corpus.o"
     src = Path(__file__).parent / "data" / "obj_reader" / "corpus.c"
-    subprocess.run(
-        ["clang-19", "-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu", "-c"]
-        + [str(src), "-o", str(out)],
-        check=True,
-    )
-    return out.read_bytes()
+    return clang_bpf(src, out).read_bytes()
 
 
 @pytest.mark.requires("clang19")

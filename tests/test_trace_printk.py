@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from bpfkit.events.printk import format_regex, line_matcher, printk_formats
 from bpfkit.isa.insn import Insn
 from bpfkit.obj.reader import read_object
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+from helpers import clang_bpf
 
 HELLO = Path(__file__).resolve().parents[1] / "examples" / "hello" / "hello.o"
 
@@ -93,11 +93,7 @@ def test_c_bpf_printk_formats_in_rodata(tmp_path: Path) -> None:
         'char LICENSE[] SEC("license") = "GPL";\n'
     )
     obj = tmp_path / "p.o"
-    subprocess.run(
-        ["clang-19", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu"]
-        + ["-c", str(src), "-o", str(obj)],
-        check=True,
-    )
+    clang_bpf(src, obj)
     assert printk_formats(read_object(str(obj))) == ["first %d", "second %s and %d"]
 
 

@@ -21,7 +21,7 @@ from bpfkit.kernel import pins
 from bpfkit.kernel.collection import load_collection
 from bpfkit.obj import read_object
 from bpfkit.uapi import ProgType
-from helpers import no_leaked_fds
+from helpers import clang_bpf, no_leaked_fds
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGS = Path(__file__).parent / "load_progs"
@@ -45,25 +45,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         pytest.skip(f"clang19 unavailable: {why}")
     out = tmp_path_factory.mktemp("progs")
     objs = {}
-    arch_inc = f"/usr/include/{os.uname().machine}-linux-gnu"
     for src in PROGS.glob("*.c"):
         obj = out / (src.stem + ".o")
-        subprocess.run(
-            [
-                "clang-19",
-                "-O2",
-                "-g",
-                "-target",
-                "bpf",
-                f"-I{arch_inc}",
-                "-c",
-                str(src),
-                "-o",
-                str(obj),
-            ],
-            check=True,
-        )
-        objs[src.stem] = str(obj)
+        objs[src.stem] = str(clang_bpf(src, obj))
     return objs
 
 
@@ -261,21 +245,7 @@ def test_pinned_maps_by_name_are_reused(built: dict[str, str], tmp_path: Path) -
         'char _license[] SEC("license") = "GPL";\n'
     )
     obj_path = tmp_path / "pinned.o"
-    subprocess.run(
-        [
-            "clang-19",
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            f"-I/usr/include/{os.uname().machine}-linux-gnu",
-            "-c",
-            str(src),
-            "-o",
-            str(obj_path),
-        ],
-        check=True,
-    )
+    clang_bpf(src, obj_path)
     pin_dir = os.path.join(pins.ensure_bpffs(), f"bpfkit_test_pins_{os.getpid()}")
     os.makedirs(pin_dir)
     try:

@@ -19,6 +19,7 @@ from bpfkit.cli.main import main
 from bpfkit.kernel import tracefs
 from bpfkit.kernel.info import list_programs
 from bpfkit.kernel.session import MapEvent, Session
+from helpers import clang_bpf
 
 pytestmark = pytest.mark.requires("bpf", "tracepoint")
 
@@ -68,12 +69,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     built = {}
     for src in sorted(PROGS.glob("*.c")):
         obj = out / (src.stem + ".o")
-        subprocess.run(
-            ["clang-19", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu"]
-            + ["-c", str(src), "-o", str(obj)],
-            check=True,
-        )
-        built[src.stem] = obj
+        built[src.stem] = clang_bpf(src, obj)
     return built
 
 
