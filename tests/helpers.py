@@ -7,12 +7,14 @@ API::
     valid_insns                                         # hypothesis strategy of valid_insn
     no_leaked_fds()                                     # context manager: asserts no fd leaks
     llvm_objdump(paths, mcpu, imm_hex, relocs) -> {Path: text}  # llvm-objdump-19 -d, per file
+    readobj_relocations(path) -> {section: [(offset, type, symbol)]}  # llvm-readobj-19 -r
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,3 +121,19 @@ def llvm_objdump(
         ends = [*starts[1:], len(out)]
         result.update({Path(p): out[s:e] for p, s, e in zip(group, starts, ends, strict=True)})
     return result
+
+
+def readobj_relocations(path: Path) -> dict[str, list[tuple[int, str, str]]]:
+    """(offset, type, symbol) relocations by the section they apply to, from llvm-readobj-19
+    (``.rel.text`` -> ``.text``, ``.relxdp`` -> ``xdp``: REL sections prefix ``.rel``)."""
+    out = subprocess.run(
+        ["llvm-readobj-19", "-r", str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    rels: dict[str, list[tuple[int, str, str]]] = {}
+    current: list[tuple[int, str, str]] = []
+    for line in out.splitlines():
+        if m := re.match(r"\s*Section \((\d+)\) (\S+) \{", line):
+            current = rels.setdefault(m.group(2)[len(".rel") :], [])
+        elif m := re.match(r"\s*(0x[0-9A-F]+) (R_BPF_\w+) (\S+)", line):
+            current.append((int(m.group(1), 16), m.group(2), m.group(3)))
+    return rels

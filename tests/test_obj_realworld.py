@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,7 +20,7 @@ from bpfkit.btf.dump import dump_raw
 from bpfkit.btf.types import Enum
 from bpfkit.obj import read_object
 from bpfkit.obj.spec import RelocKind
-from helpers import clang_bpf
+from helpers import clang_bpf, readobj_relocations
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "obj_reader"
@@ -135,21 +134,6 @@ def _repo_sources() -> list[Path]:
     return sorted(p for g in globs for p in ROOT.glob(g))
 
 
-def _readobj_relocations(path: Path) -> dict[str, list[tuple[int, str, str]]]:
-    """Relocations by target section (``.rel<name>`` minus ``.rel``), from llvm-readobj-19."""
-    out = subprocess.run(
-        ["llvm-readobj-19", "-r", str(path)], check=True, capture_output=True, text=True
-    ).stdout
-    rels: dict[str, list[tuple[int, str, str]]] = {}
-    current: list[tuple[int, str, str]] = []
-    for line in out.splitlines():
-        if m := re.match(r"\s*Section \((\d+)\) (\S+) \{", line):
-            current = rels.setdefault(m.group(2)[len(".rel") :], [])
-        elif m := re.match(r"\s*(0x[0-9A-F]+) (R_BPF_\w+) (\S+)", line):
-            current.append((int(m.group(1), 16), m.group(2), m.group(3)))
-    return rels
-
-
 @pytest.mark.requires("clang19", "llvm19", "bpftool")
 @pytest.mark.parametrize("target", ["bpf", "bpfeb"])
 def test_repository_objects(tmp_path: Path, target: str) -> None:
@@ -170,7 +154,7 @@ def test_repository_objects(tmp_path: Path, target: str) -> None:
         ).stdout
         for p in obj.programs:
             assert f"{p.offset:016x} <{p.name}>:" in dis, (src, p.name)
-        for sec, rels in _readobj_relocations(out).items():
+        for sec, rels in readobj_relocations(out).items():
             if sec.startswith(".debug_"):
                 continue
             ours = sorted((r.offset, r.type_name, r.symbol) for r in obj.relocations[sec])
