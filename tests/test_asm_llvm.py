@@ -260,3 +260,17 @@ def test_big_endian_object_header_and_bytes() -> None:
     assert text[:8] == bytes.fromhex("1810000000001122")
     assert text[16:24] == bytes.fromhex("bf01000000000000")
     assert decode_all(text, big_endian=True)[1].src == 1
+
+
+@pytest.mark.requires("llvm19")
+def test_leb128_directives_match_llvm_mc(tmp_path: Path) -> None:
+    """.uleb128/.sleb128 at the edges of each byte, negative .uleb128 (64-bit two's
+    complement, which once looped forever) included."""
+    src = tmp_path / "leb.s"
+    src.write_text(
+        '\t.section\t.rodata,"a",@progbits\n'
+        "\t.uleb128 0, 1, 127, 128, 300, 16383, 16384, 0xffffffffffffffff, -1, -128\n"
+        "\t.sleb128 0, 1, -1, 63, 64, -64, -65, 8191, -8192, -8193, 0x7fffffffffffffff\n"
+    )
+    for big_endian in (False, True):
+        check_same(src, tmp_path, big_endian)

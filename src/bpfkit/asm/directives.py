@@ -445,17 +445,7 @@ def _leb(signed: bool) -> Callable[[Assembler, str, int], None]:
         rest, base = _args(a, text, col)
         for part, off in _split(rest):
             v = _const(a, part, base + off)
-            out = bytearray()
-            while True:
-                byte = v & 0x7F
-                v >>= 7
-                done = (
-                    (v == 0 and not byte & 0x40) or (v == -1 and byte & 0x40) if signed else v == 0
-                )
-                out.append(byte | (0 if done else 0x80))
-                if done:
-                    break
-            a.b.emit(bytes(out))
+            a.b.emit(w.sleb128(v) if signed else w.uleb128(v))
 
     return handler
 

@@ -63,17 +63,6 @@ class DwarfState:
     open: tuple[Section, int, Any] | None = None
 
 
-def _sleb(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = v & 0x7F
-        v >>= 7
-        done = (v == 0 and not byte & 0x40) or (v == -1 and byte & 0x40)
-        out.append(byte | (0 if done else 0x80))
-        if done:
-            return bytes(out)
-
-
 # --- directives ----------------------------------------------------------------------
 
 
@@ -397,7 +386,7 @@ def _advance(line_delta: int | None, addr_delta: int) -> bytes:
     temp = line_delta - LINE_BASE
     need_copy = False
     if temp < 0 or temp >= LINE_RANGE or temp + OPCODE_BASE > 255:  # unsigned in LLVM
-        out += b"\x03" + _sleb(line_delta)
+        out += b"\x03" + w.sleb128(line_delta)
         line_delta = 0
         temp = -LINE_BASE
         need_copy = True

@@ -138,13 +138,28 @@ def _align(n: int, a: int) -> int:
 
 
 def uleb128(v: int) -> bytes:
-    """``v`` (>= 0) as an unsigned LEB128 number (DWARF, .llvm_addrsig)."""
+    """``v`` as an unsigned LEB128 number (DWARF, .llvm_addrsig, ``.uleb128``); a negative
+    ``v`` as its 64-bit two's complement, as llvm-mc encodes ``.uleb128 -1``."""
+    if v < 0:
+        v &= 0xFFFF_FFFF_FFFF_FFFF
     out = bytearray()
     while True:
         byte = v & 0x7F
         v >>= 7
         out.append(byte | (0x80 if v else 0))
         if not v:
+            return bytes(out)
+
+
+def sleb128(v: int) -> bytes:
+    """``v`` as a signed LEB128 number (DWARF, ``.sleb128``)."""
+    out = bytearray()
+    while True:
+        byte = v & 0x7F
+        v >>= 7
+        done = (v == 0 and not byte & 0x40) or (v == -1 and byte & 0x40)
+        out.append(byte | (0 if done else 0x80))
+        if done:
             return bytes(out)
 
 
