@@ -203,9 +203,9 @@ def _bpftool_programs(path: Path, pin_dir: Path) -> list[str] | None:
 @pytest.mark.requires("bpf", "bpftool")
 def test_load_parity_with_bpftool(objects: list[Path]) -> None:
     from bpfkit.kernel.collection import load_collection
+    from bpfkit.kernel.pins import ensure_bpffs
 
-    if not BPFFS.is_dir():
-        pytest.skip("bpffs is not mounted at /sys/fs/bpf")
+    ensure_bpffs(str(BPFFS))  # bpftool loadall pins there; a fresh machine may lack it
     pin_dir = BPFFS / f"bpfkit_realworld_{os.getpid()}"
     loaded = 0
     for path in objects:
