@@ -26,5 +26,9 @@ step "load, attach and trace on the real kernel"
 if [ "$(id -u)" -ne 0 ]; then
   echo "skipped: loading BPF programs needs root (or CAP_BPF + CAP_PERFMON)"
 else
+  # The probe fires on clone(): start a few processes meanwhile, as any busy machine would.
+  ( for _ in $(seq 60); do /bin/true; sleep 0.3; done ) &
+  kicker=$!
   $B run "$out/hello.o" --count 3 --duration 20
+  kill "$kicker" 2>/dev/null || true
 fi

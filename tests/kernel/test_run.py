@@ -377,3 +377,19 @@ def test_run_vm_delegates_to_the_vm(capsys: pytest.CaptureFixture[str]) -> None:
     """`bpfkit run --vm` runs in bpfkit's userspace VM: no kernel, no privileges."""
     assert main(["run", "--vm", str(HELLO)]) == 0
     assert "hello from rust" in capsys.readouterr().out
+
+
+@pytest.mark.requires("bpf", "tracepoint")
+def test_run_says_why_nothing_shows_on_a_quiet_attach_point(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A probe that does not fire gets one hint, not silence (acct(2) is practically never
+    called)."""
+    import bpfkit.cli.run as run_cli
+
+    monkeypatch.setattr(run_cli, "QUIET_HINT_AFTER", 0.3)
+    argv = ["run", str(HELLO), "--attach", "tracepoint:syscalls:sys_enter_acct"]
+    assert main([*argv, "--duration", "1.5"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("no output yet") == 1
+    assert "tracepoint:syscalls:sys_enter_acct" in err

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import Any
 
@@ -15,6 +16,19 @@ from bpfkit.errors import VerifierError
 
 class Terminated(BaseException):
     """Raised by the SIGTERM handler so ``with`` blocks detach and close on the way out."""
+
+
+QUIET_HINT_AFTER = 3.0  # seconds without output before the hint below
+
+
+def _quiet_hint(names: str) -> None:
+    print(
+        f"bpfkit: no output yet: the programs run when their attach points fire ({names}); "
+        "make that happen (for a syscall: any process making it, e.g. starting a program "
+        "makes clone/execve) or wait; Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -111,9 +125,18 @@ def run(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-                if trace:
-                    for event in session.events(count=args.count, duration=args.duration):
-                        print(event.render(), flush=True)
+                # On a quiet machine a probe may not fire for a long time: say so once.
+                hint = threading.Timer(QUIET_HINT_AFTER, _quiet_hint, (names,))
+                hint.daemon = True
+                try:
+                    if trace:
+                        if args.count != 0:
+                            hint.start()
+                        for event in session.events(count=args.count, duration=args.duration):
+                            hint.cancel()
+                            print(event.render(), flush=True)
+                finally:
+                    hint.cancel()
             except KeyboardInterrupt:
                 pass
             if session.stats.lost:
