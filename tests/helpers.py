@@ -25,6 +25,9 @@ from hypothesis import strategies as st
 from bpfkit.isa import OPS, Insn
 from bpfkit.isa.insn import LDDW_OPCODE
 
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
 # The multiarch headers (asm/types.h, ...) a BPF target does not find on its own.
 INCLUDE = f"-I/usr/include/{os.uname().machine}-linux-gnu"
 

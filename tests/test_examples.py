@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from bpfkit.build import build
 from bpfkit.isa.insn import Insn, decode_all
+from bpfkit.toolchain import build
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -15,11 +15,11 @@ LAYERS = {
     "text": 0,
     "isa": 1,
     "btf": 1,
-    "build": 3,  # drives toolchains, then the assembler (asm, L2)
+    "toolchain": 3,  # drives toolchains, then the assembler (asm, L2)
     "syscalls": 1,
     "obj": 2,
     "asm": 2,
-    "objdump": 3,
+    "disasm": 3,
     "explain": 3,
     "vm": 3,
     "verify": 3,
@@ -32,7 +32,7 @@ LAYERS = {
 OS_MODULES = {"ctypes", "mmap", "select", "fcntl"}
 OS_ALLOWED = {"syscalls", "kernel", "events", "testing", "cli"}
 # Layers that must run anywhere (no kernel, no ctypes): STYLE.md rule 3.
-PORTABLE = {"isa", "obj", "asm", "btf", "vm", "explain", "objdump", "uapi", "errors", "text"}
+PORTABLE = {"isa", "obj", "asm", "btf", "vm", "explain", "disasm", "uapi", "errors", "text"}
 
 
 def _part(path: Path) -> str:

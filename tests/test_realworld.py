@@ -6,7 +6,7 @@ The packages are fetched at test time with ``apt-get download`` into
 
 * ``dump`` equals ``llvm-objdump-19 -d`` for ``--mcpu=v1..v4`` x ``--print-imm-hex`` /
   ``--no-print-imm-hex`` x ``-r`` / no ``-r``; the default (no ``--mcpu``) follows the
-  rule of tests/test_objdump.py (LLVM's default line, or its ``--mcpu=v4`` line where the
+  rule of tests/disasm/test_objdump.py (LLVM's default line, or its ``--mcpu=v4`` line where the
   default prints ``<unknown>`` or another instruction);
 * ``read_object`` and ``explain`` do not fail; ``btf`` equals ``bpftool btf dump file``;
 * every object ``bpftool prog loadall`` loads, bpfkit loads too, with the same programs.
@@ -31,8 +31,8 @@ import pytest
 
 import probes
 from bpfkit.cli.main import main
+from bpfkit.disasm.objdump import dump
 from bpfkit.obj import read_object
-from bpfkit.objdump import dump
 from helpers import clang_bpf, llvm_objdump
 
 pytestmark = pytest.mark.requires("llvm19")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from bpfkit.asm.disasm import format_insn  # noqa: E402
+from bpfkit.disasm.llvm_text import format_insn  # noqa: E402
 from bpfkit.isa.insn import Insn  # noqa: E402
 from bpfkit.isa.table import OPS, Kind  # noqa: E402
 

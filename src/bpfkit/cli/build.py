@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bpfkit.build import build
+from bpfkit.toolchain import build
 
 
 def register(subparsers: Any) -> None:

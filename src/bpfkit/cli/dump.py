@@ -50,8 +50,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Disassemble ``args.object`` to standard output."""
+    from bpfkit.disasm.objdump import dump
     from bpfkit.obj.reader import read_object
-    from bpfkit.objdump import dump
 
     text = dump(
         read_object(args.object, programs=False),  # dump() decodes the sections itself

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bpfkit.asm.disasm import format_insn
-from bpfkit.asm.kernel_syntax import format_kernel
+from bpfkit.disasm.kernel_syntax import format_kernel
+from bpfkit.disasm.llvm_text import format_insn
 from bpfkit.errors import ObjectError
 from bpfkit.explain import purpose, vlog
 from bpfkit.explain.fields import Field, decode_fields

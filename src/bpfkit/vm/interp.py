@@ -49,7 +49,7 @@ class TailCall(Exception):
 def insn_text(insn: Insn) -> str:
     """The instruction as llvm-objdump prints it (bare mnemonic if it has no such text)."""
     try:
-        from bpfkit.asm.disasm import format_insn
+        from bpfkit.disasm.llvm_text import format_insn
 
         return format_insn(insn)
     except Exception:  # an unknown or odd instruction must not hide the VmError itself

@@ -1,0 +1,149 @@
+"""Rust bindings for every kernel helper, generated from :mod:`bpfkit.uapi.helpers`.
+
+Each helper becomes an ``#[inline(always)] unsafe fn`` that calls the constant function
+pointer ``id``, which rustc's BPF backend compiles into ``call id``.  Pointer arguments
+are generic (``*const A`` / ``*mut A``) so that ``&value`` and ``&MAP`` coerce without
+casts; pointer results are ``*mut c_void``.  ``bpf_trace_printk`` is variadic in C: it gets
+``bpf_trace_printk`` plus ``bpf_trace_printk1``..``3`` taking 1 to 3 more ``u64`` arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bpfkit.uapi.helpers import HELPERS, Helper
+
+# C integer types of the helper prototypes (libbpf's spellings) -> Rust.
+_INTS = {
+    "__u8": "u8",
+    "__u16": "u16",
+    "__u32": "u32",
+    "__u64": "u64",
+    "__s8": "i8",
+    "__s16": "i16",
+    "__s32": "i32",
+    "__s64": "i64",
+    "__be16": "u16",
+    "__be32": "u32",
+    "__be64": "u64",
+    "__wsum": "u32",
+    "char": "u8",
+    "int": "i32",
+    "unsigned int": "u32",
+    "long": "i64",
+    "unsigned long": "u64",
+    "long long": "i64",
+    "unsigned long long": "u64",
+    "_Bool": "bool",
+    "bool": "bool",
+}
+
+_KEYWORDS = frozenset(
+    "as break const continue crate else enum extern false fn for if impl in let loop match "
+    "mod move mut pub ref return self Self static struct super trait true type unsafe use "
+    "where while async await dyn abstract become box do final macro override priv typeof "
+    "unsized virtual yield try gen".split()
+)
+
+# Extra arguments of the bpf_trace_printk variants (the kernel accepts at most 3).
+_PRINTK_EXTRA = 3
+
+
+class UnmappedType(ValueError):
+    """A C type of the helper table with no Rust spelling here."""
+
+
+def _scalar(ctype: str) -> str:
+    base = ctype.replace("const ", "").strip()
+    if base in _INTS:
+        return _INTS[base]
+    if base == "enum" or base.startswith("enum "):
+        return "u32"
+    raise UnmappedType(ctype)
+
+
+def _is_pointer(ctype: str) -> bool:
+    return ctype.rstrip().endswith("*")
+
+
+def _ident(name: str) -> str:
+    return f"{name}_" if name in _KEYWORDS else name
+
+
+def _param_types(helper: Helper) -> list[tuple[str, str, str | None]]:
+    """(name, Rust parameter type, generic parameter or None) per argument."""
+    out: list[tuple[str, str, str | None]] = []
+    for i, arg in enumerate(helper.args):
+        name = _ident(arg.name or f"arg{i}")
+        if _is_pointer(arg.ctype):
+            # Every pointer parameter is `*const A`: `&x`, `&mut x`, `&MAP` and `*mut T`
+            # all coerce to it; the call passes it on with the C prototype's mutability.
+            generic = f"A{i}"
+            out.append((name, f"*const {generic}", generic))
+        else:
+            out.append((name, _scalar(arg.ctype), None))
+    return out
+
+
+def _ret_type(helper: Helper) -> str:
+    if helper.ret == "void":
+        return "()"
+    if _is_pointer(helper.ret):
+        return "*mut c_void"
+    return _scalar(helper.ret)
+
+
+def _erased(ctype: str, rust_type: str) -> str:
+    """The type a parameter has in the function pointer (pointers become void pointers)."""
+    if not _is_pointer(ctype):
+        return rust_type
+    return "*const c_void" if ctype.startswith("const ") else "*mut c_void"
+
+
+def render_helper(helper: Helper, extra: int = 0, suffix: str = "") -> str:
+    """One helper's binding (``extra`` more u64 arguments for a variadic helper)."""
+    params = _param_types(helper) + [
+        (f"arg{len(helper.args) + k}", "u64", None) for k in range(extra)
+    ]
+    ctypes = [a.ctype for a in helper.args] + ["__u64"] * extra
+    erased = [_erased(c, t) for c, (_, t, _) in zip(ctypes, params, strict=True)]
+    generics = [g for _, _, g in params if g]
+    gen = f"<{', '.join(generics)}>" if generics else ""
+    ret = _ret_type(helper)
+    sig = ", ".join(f"{n}: {t}" for n, t, _ in params)
+    fn_type = ", ".join(erased)
+    call = ", ".join(
+        n if g is None else f"{n} as {e}" for (n, _, g), e in zip(params, erased, strict=True)
+    )
+    doc = helper.prototype.replace("...", f"{extra} more" if extra else "...")
+    return (
+        f"/// `{doc}`: helper {helper.id}.\n"
+        "#[inline(always)]\n"
+        f"pub unsafe fn {helper.name}{suffix}{gen}({sig}) -> {ret} {{\n"
+        f'    let f: unsafe extern "C" fn({fn_type}) -> {ret} = unsafe {{ helper_fn({helper.id}) }};\n'
+        f"    unsafe {{ f({call}) }}\n"
+        "}\n"
+    )
+
+
+def bindable(helpers: Iterable[Helper] = HELPERS) -> list[Helper]:
+    """The helpers that get a binding: every id with a known prototype (not 0, unspec)."""
+    return [h for h in helpers if h.id != 0 and h.prototype_known]
+
+
+def render_helpers(helpers: Iterable[Helper] = HELPERS) -> str:
+    """The whole generated ``helpers.rs`` module."""
+    parts = [
+        "//! Every kernel helper, by id: generated by bpfkit.toolchain.rust_helpers from\n"
+        "//! bpfkit.uapi.helpers.  Do not edit.\n",
+        "#![allow(clippy::all)]\n",
+        "use crate::lang::c_void;\nuse crate::mem::helper_fn;\n",
+    ]
+    for helper in bindable(helpers):
+        parts.append(render_helper(helper))
+        if helper.variadic:
+            for extra in range(1, _PRINTK_EXTRA + 1):
+                parts.append(render_helper(helper, extra, str(extra)))
+        parts.append(f"/// `BPF_FUNC_{helper.short_name}`.\n")
+        parts.append(f"pub const BPF_FUNC_{helper.short_name}: u32 = {helper.id};\n")
+    return "\n".join(parts)

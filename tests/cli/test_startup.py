@@ -1,0 +1,110 @@
+"""Start-up: a command imports what it uses, and the kernel's BTF is parsed only for
+objects that need it (CO-RE, ksyms, kfuncs, tp_btf).
+
+Each check runs a command in a fresh interpreter and looks at ``sys.modules`` afterwards:
+importing the VM, the BTF parser or rich costs tens of milliseconds a one-shot command
+like ``bpfkit run OBJ --count 0`` should not pay (see bench/load.py for the times).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT
+
+ROOT = ROOT
+HELLO = ROOT / "examples" / "hello" / "hello.o"
+
+# Modules no kernel command needs for the seed's hello.o.
+HEAVY = (
+    "bpfkit.vm",
+    "bpfkit.btf",
+    "bpfkit.explain",
+    "bpfkit.asm",
+    "bpfkit.toolchain",
+    "rich",
+    "bpfkit.events.perf",
+    "bpfkit.events.ringbuf",
+    "bpfkit.kernel.externs",
+    "bpfkit.obj.core_relocate",
+    "bpfkit.uapi.helpers",
+)
+
+
+def _after(code: str) -> dict[str, object]:
+    """Run ``code`` (which sets ``result``) in a fresh interpreter; return ``result`` with
+    the loaded module names added as ``modules``."""
+    script = (
+        "import json, sys\n"
+        f"{code}\n"
+        "result['modules'] = sorted(sys.modules)\n"
+        "print(json.dumps(result))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    out: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return out
+
+
+def _loaded(modules: object, prefixes: tuple[str, ...]) -> list[str]:
+    assert isinstance(modules, list)
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def test_the_run_parser_imports_neither_the_vm_nor_the_reader() -> None:
+    res = _after(
+        "from bpfkit.cli.main import build_parser\n"
+        "build_parser(['run', 'x.o']).parse_args(['run', 'x.o'])\n"
+        "result = {}"
+    )
+    assert _loaded(res["modules"], (*HEAVY, "bpfkit.obj.reader", "elftools")) == []
+
+
+@pytest.mark.requires("bpf", "tracepoint")
+def test_run_of_hello_imports_only_what_it_uses() -> None:
+    res = _after(
+        "from bpfkit.cli.main import main\n"
+        f"result = {{'rc': main(['run', {str(HELLO)!r}, '--count', '0'])}}"
+    )
+    assert res["rc"] == 0
+    assert _loaded(res["modules"], HEAVY) == []
+
+
+@pytest.mark.requires("bpf")
+def test_prog_list_does_not_import_the_loader() -> None:
+    res = _after("from bpfkit.cli.main import main\nresult = {'rc': main(['prog', 'list'])}")
+    assert res["rc"] == 0
+    loader = ("bpfkit.kernel.collection", "bpfkit.obj.reader", "elftools")
+    assert _loaded(res["modules"], (*HEAVY, *loader)) == []
+
+
+@pytest.mark.requires("bpf", "tracepoint", "clang19")
+def test_an_object_with_btf_but_no_core_does_not_parse_vmlinux(tmp_path: Path) -> None:
+    """execsnoop.c has BTF (its ring buffer is a BTF-defined map) and no CO-RE
+    relocations: its own BTF is read, the kernel's is not."""
+    obj = tmp_path / "execsnoop.o"
+    clang = shutil.which("clang-19")
+    assert clang
+    subprocess.run(
+        [clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu"]
+        + ["-c", str(ROOT / "examples" / "execsnoop" / "execsnoop.c"), "-o", str(obj)],
+        check=True,
+    )
+    res = _after(
+        "from bpfkit.cli.main import main\n"
+        f"result = {{'rc': main(['run', {str(obj)!r}, '--count', '0'])}}\n"
+        "result['read_btf'] = 'bpfkit.btf.btf' in sys.modules\n"
+        "import bpfkit.btf\n"
+        "result['vmlinux_parsed'] = bpfkit.btf.load_vmlinux.cache_info().currsize"
+    )
+    assert res["rc"] == 0
+    assert res["read_btf"]  # the object's own BTF was read ...
+    assert res["vmlinux_parsed"] == 0  # ... the kernel's was not
