@@ -150,13 +150,15 @@ def test_initial_values_fill_prog_arrays_and_maps_of_maps(built: dict[str, str])
 
 def test_sanitized_btf_keeps_type_ids_and_loads(built: dict[str, str]) -> None:
     from bpfkit.btf import parse_btf
-    from bpfkit.kernel.btf_load import NEWER_KINDS, fixup_btf, load_btf, sanitize_btf
+    from bpfkit.btf.fixup import NEWER_KINDS
+    from bpfkit.kernel.btf_load import load_btf
+    from bpfkit.obj.prepare import btf_for_kernel
 
     obj = read_object(built["btf_kinds"])
     assert obj.btf is not None
     before = parse_btf(obj.btf)
     assert {int(t.kind) for t in before.types} >= set(NEWER_KINDS)
-    raw = sanitize_btf(fixup_btf(obj.btf, obj))
+    raw = btf_for_kernel(obj, before, unsupported=NEWER_KINDS)
     after = parse_btf(raw)
     assert not {int(t.kind) for t in after.types} & set(NEWER_KINDS)
     assert len(after.types) == len(before.types)
@@ -346,10 +348,10 @@ def test_cli_verifier_error_prints_log_tail(
 def test_cli_without_privileges_says_so_in_one_sentence(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import bpfkit.kernel.features as features
+    import bpfkit.syscalls.causes as causes  # owns the privilege check
 
-    monkeypatch.setattr(features.os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(features, "effective_caps", lambda: 0)
+    monkeypatch.setattr(causes.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(causes, "effective_caps", lambda: 0)
     for argv in (["load", str(ROOT / "examples/hello/hello.o")], ["prog", "list"]):
         assert main(argv) == 1
         err = capsys.readouterr().err.strip()

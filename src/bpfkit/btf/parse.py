@@ -189,7 +189,7 @@ def parse_types(
         elif kind == _RESTRICT:
             t = T.Restrict(tid, name, size_or_type)
         elif kind == _TYPE_TAG:
-            t = T.TypeTag(tid, name, size_or_type)
+            t = T.TypeTag(tid, name, size_or_type, bool(kflag))
         elif kind == _FUNC:
             t = T.Func(tid, name, size_or_type, vlen)
         elif kind == _FUNC_PROTO:
@@ -211,7 +211,7 @@ def parse_types(
             t = T.Float(tid, name, size_or_type)
         elif kind == _DECL_TAG:
             (comp,) = struct.unpack_from(e + "i", data, pos)
-            t = T.DeclTag(tid, name, size_or_type, comp)
+            t = T.DeclTag(tid, name, size_or_type, comp, bool(kflag))
         else:
             raise BtfError(f"{what}: type {tid} has kind 0 (void), which only type id 0 may be")
         out.append(t)

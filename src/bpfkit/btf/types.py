@@ -132,6 +132,7 @@ class TypeTag(Ref):
     """``type __attribute__((btf_type_tag(name)))``."""
 
     KIND: ClassVar[Kind] = Kind.TYPE_TAG
+    attribute: bool = False  # kind_flag: the tag is a plain __attribute__((name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +289,7 @@ class DeclTag(Type):
     KIND: ClassVar[Kind] = Kind.DECL_TAG
     type: int
     component_idx: int
+    attribute: bool = False  # kind_flag: the tag is a plain __attribute__((name))
 
 
 MODIFIERS = (Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from bpfkit.errors import BpfkitError, KernelError, ObjectError, VerifierError
 from bpfkit.kernel import pins
-from bpfkit.kernel.btf_load import fixup_btf, load_btf, sanitize_btf
+from bpfkit.kernel.btf_load import load_btf
 from bpfkit.kernel.maps import Map, create_map
 from bpfkit.kernel.object_maps import ObjectMaps, data_map_name
 from bpfkit.kernel.program import Program, load_program
@@ -142,14 +142,18 @@ class _Loader:
                 layouts[".kconfig"] = (kc_size, {n: off for n, (off, _) in kc.items()})
         except BpfkitError as e:
             self.coll.notes.append(f"{obj.path}: .kconfig layout: {e}")
+        from bpfkit.btf.fixup import NEWER_KINDS
+        from bpfkit.obj.prepare import btf_for_kernel
+
         try:
-            raw = fixup_btf(obj.btf, obj, layouts)
+            raw = btf_for_kernel(obj, self.btf, layouts=layouts)
             self.coll.btf_fd = load_btf(raw, what=f"{obj.path}: .BTF")
         except KernelError as e:
             # An older kernel may refuse newer kinds (FLOAT, DECL_TAG, TYPE_TAG, ENUM64):
             # try again with them replaced, then give up on BTF as libbpf does.
             try:
-                self.coll.btf_fd = load_btf(sanitize_btf(raw), what=f"{obj.path}: .BTF")
+                raw = btf_for_kernel(obj, self.btf, layouts=layouts, unsupported=NEWER_KINDS)
+                self.coll.btf_fd = load_btf(raw, what=f"{obj.path}: .BTF")
                 self.coll.notes.append(
                     f"{obj.path}: this kernel refused some BTF kinds; loaded a sanitized BTF"
                 )

@@ -180,18 +180,13 @@ def kfunc_id(name: str) -> int | None:
     return _kernel_id(T.Kind.FUNC, name)
 
 
-@functools.cache
 def _kallsyms() -> dict[str, int]:
-    out: dict[str, int] = {}
+    from bpfkit.kernel.symbols import kallsyms
+
     try:
-        with open("/proc/kallsyms") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3:
-                    out.setdefault(parts[2], int(parts[0], 16))
-    except OSError:
-        pass
-    return out
+        return kallsyms().addresses
+    except KernelError:
+        return {}
 
 
 def ksym(name: str, typed: bool) -> Extern | None:

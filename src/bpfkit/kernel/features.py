@@ -2,7 +2,7 @@
 
 API::
 
-    privileged() -> bool                 # root, CAP_BPF or CAP_SYS_ADMIN
+    privileged() -> bool                 # CAP_BPF or CAP_SYS_ADMIN (bpfkit.syscalls.causes)
     require_privileges(what) -> None     # KernelError in one sentence when not
     kernel_version() -> tuple[int, int, int]
     kernel_version_code() -> int         # KERNEL_VERSION(a, b, c) of uname
@@ -17,18 +17,10 @@ import functools
 import os
 
 from bpfkit.errors import KernelError
-from bpfkit.syscalls.causes import CAP_BPF, CAP_SYS_ADMIN, effective_caps
 from bpfkit.syscalls.causes import lockdown as _lockdown
+from bpfkit.syscalls.causes import privileged
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
-
-
-def privileged() -> bool:
-    """True when bpf() is allowed to this process: root, CAP_BPF or CAP_SYS_ADMIN."""
-    if os.geteuid() == 0:
-        return True
-    caps = effective_caps()
-    return bool(caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)))
 
 
 def require_privileges(what: str = "this command") -> None:

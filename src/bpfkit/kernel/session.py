@@ -33,7 +33,7 @@ from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
-from bpfkit.syscalls.causes import CAP_BPF, CAP_SYS_ADMIN, effective_caps
+from bpfkit.syscalls.causes import privileged
 from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import MapType
 
@@ -111,16 +111,6 @@ def plan_programs(
     return planned
 
 
-def has_privileges() -> bool:
-    """True if this process may load BPF programs: CAP_BPF or CAP_SYS_ADMIN in its
-    effective set.  (Unlike :func:`bpfkit.kernel.features.privileged`, root whose
-    capabilities were dropped counts as unprivileged: the kernel checks capabilities.)"""
-    caps = effective_caps()
-    if caps == 0 and not os.path.exists("/proc/self/status"):
-        return os.geteuid() == 0  # no /proc: trust the uid
-    return bool(caps & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)))
-
-
 class Session(Closing):
     """A loaded object with its programs attached and (optionally) a private trace buffer.
 
@@ -146,7 +136,7 @@ class Session(Closing):
         from bpfkit.kernel.collection import load_collection
         from bpfkit.obj.reader import read_object
 
-        if not has_privileges():
+        if not privileged():
             raise KernelError(
                 "loading BPF programs needs root or CAP_BPF: run bpfkit as root (sudo)"
             )

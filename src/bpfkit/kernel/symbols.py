@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +60,35 @@ def _kallsyms_text() -> str:
         raise KernelError(f"cannot read /proc/kallsyms: {e.strerror}", e.errno) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Kallsyms:
+    """``/proc/kallsyms`` parsed: every symbol's first address, and the function names."""
+
+    addresses: dict[str, int]
+    functions: frozenset[str]
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_kallsyms(text: str) -> Kallsyms:
+    addresses: dict[str, int] = {}
+    functions = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            addresses.setdefault(parts[2], int(parts[0], 16))
+            if parts[1] in "tTwW":
+                functions.add(parts[2])
+    return Kallsyms(addresses, frozenset(functions))
+
+
+def kallsyms() -> Kallsyms:
+    """The running kernel's symbols: the one reader of ``/proc/kallsyms`` (read once)."""
+    return _parse_kallsyms(_kallsyms_text())
+
+
 def kernel_has_symbol(name: str) -> bool:
     """True if ``/proc/kallsyms`` lists the function ``name``."""
-    pattern = re.compile(rf"^[0-9a-f]+ [tTwW] {re.escape(name)}(?:\t.*)?$", re.M)
-    return pattern.search(_kallsyms_text()) is not None
+    return name in kallsyms().functions
 
 
 def resolve_kernel_function(function: str) -> str:

@@ -56,6 +56,16 @@ def effective_caps() -> int:
     return 0
 
 
+def privileged() -> bool:
+    """True if this process may use bpf() for loading: CAP_BPF or CAP_SYS_ADMIN in its
+    effective set (the kernel checks capabilities, so root whose capabilities were dropped
+    is not privileged); without a readable /proc the user id decides.  The one check:
+    :mod:`bpfkit.kernel.features` and the session use it."""
+    if not os.path.exists("/proc/self/status"):
+        return os.geteuid() == 0
+    return bool(effective_caps() & ((1 << CAP_BPF) | (1 << CAP_SYS_ADMIN)))
+
+
 def lockdown() -> str | None:
     """The active kernel lockdown mode (``integrity``/``confidentiality``), or None."""
     try:
@@ -90,10 +100,9 @@ def unprivileged_bpf_disabled() -> int | None:
 
 
 def _privilege_cause(cmd: int) -> str:
-    caps = effective_caps()
-    has_bpf = bool(caps & (1 << CAP_BPF)) or bool(caps & (1 << CAP_SYS_ADMIN))
-    if os.geteuid() != 0 and not has_bpf:
-        hint = "not running as root and without CAP_BPF: run as root (sudo) or grant CAP_BPF"
+    if not privileged():
+        who = "running as root but" if os.geteuid() == 0 else "not running as root and"
+        hint = f"{who} without CAP_BPF: run as root (sudo) or grant CAP_BPF"
         if cmd in (Cmd.PROG_LOAD, Cmd.LINK_CREATE, Cmd.RAW_TRACEPOINT_OPEN):
             hint += " and CAP_PERFMON (tracing programs)"
         if unprivileged_bpf_disabled():

@@ -1,0 +1,163 @@
+"""Writing BTF: the one encoder of ``.BTF`` blobs (uapi ``linux/btf.h``), the inverse of
+:mod:`bpfkit.btf.parse`.
+
+API::
+
+    encode_btf(types, *, big_endian=False, strings=b"\\0") -> bytes
+        types: bpfkit.btf.types objects in type-id order (a leading Void, id 0, is skipped);
+        strings: a string section to start from (its offsets stay valid, new names are
+        appended), so that a parsed BTF re-encoded keeps the string offsets ``.BTF.ext``
+        line_info points at.
+    BtfBuilder(): .add(type, share=True) -> id   types built one by one (ids from 1,
+        equal types shared unless share=False), .types, .encode(big_endian=False) -> bytes
+
+``encode_btf(parse_btf(raw).types, strings=...)`` gives ``raw`` back for what clang and
+pahole write (tested); the loader's fix-ups (:mod:`bpfkit.btf.fixup`), the build step's
+``.maps`` BTF for Rust programs and any other writer go through here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Iterable
+
+from bpfkit.btf import types as T
+from bpfkit.btf.parse import HDR_MIN, MAGIC
+from bpfkit.btf.types import Kind
+from bpfkit.errors import BtfError
+
+
+class _Strings:
+    """A string section being written: starts from ``initial``, appends new names."""
+
+    def __init__(self, initial: bytes) -> None:
+        if not initial or initial[0] != 0 or initial[-1] != 0:
+            raise BtfError("BTF encoder: a string section starts and ends with a NUL byte")
+        self.data = bytearray(initial)
+        self.offsets: dict[str, int] = {}
+        start = 0
+        for piece in bytes(initial).split(b"\0")[:-1]:
+            self.offsets.setdefault(piece.decode("utf-8", errors="replace"), start)
+            start += len(piece) + 1
+
+    def add(self, name: str) -> int:
+        off = self.offsets.get(name)
+        if off is None:
+            off = len(self.data)
+            self.offsets[name] = off
+            self.data += name.encode() + b"\0"
+        return off
+
+
+def _u32(value: int, what: str) -> int:
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise BtfError(f"BTF encoder: {what} {value} does not fit in 32 bits")
+    return value
+
+
+def _record(t: T.Type, e: str, name: int, strs: _Strings) -> bytes:
+    def head(kind: Kind, vlen: int, size_or_type: int, kflag: bool = False) -> bytes:
+        if vlen > 0xFFFF:
+            raise BtfError(f"BTF encoder: type {t.id} ({t.name!r}) has {vlen} entries (max 65535)")
+        info = (int(kflag) << 31) | (int(kind) << 24) | vlen
+        return struct.pack(e + "III", name, info, _u32(size_or_type, f"type {t.id} size/type"))
+
+    if isinstance(t, T.Int):
+        enc = (t.encoding << 24) | (t.bit_offset << 16) | t.bits
+        return head(Kind.INT, 0, t.size) + struct.pack(e + "I", enc)
+    if isinstance(t, T.TypeTag):
+        return head(Kind.TYPE_TAG, 0, t.type, t.attribute)
+    if isinstance(t, T.Ref):  # Ptr, Typedef, Volatile, Const, Restrict
+        return head(t.KIND, 0, t.type)
+    if isinstance(t, T.Array):
+        return head(Kind.ARRAY, 0, 0) + struct.pack(e + "III", t.type, t.index_type, t.nelems)
+    if isinstance(t, T.Struct):  # and Union
+        kflag = any(m.bitfield_size for m in t.members)
+        body = b"".join(
+            struct.pack(
+                e + "III",
+                strs.add(m.name),
+                m.type,
+                (m.bitfield_size << 24 | m.bit_offset) if kflag else m.bit_offset,
+            )
+            for m in t.members
+        )
+        return head(t.KIND, len(t.members), t.size, kflag) + body
+    if isinstance(t, T.Enum64):
+        body = b"".join(
+            struct.pack(
+                e + "III",
+                strs.add(v.name),
+                (v.value & 0xFFFFFFFFFFFFFFFF) & 0xFFFFFFFF,
+                (v.value & 0xFFFFFFFFFFFFFFFF) >> 32,
+            )
+            for v in t.values
+        )
+        return head(Kind.ENUM64, len(t.values), t.size, t.signed) + body
+    if isinstance(t, T.Enum):
+        body = b"".join(
+            struct.pack(e + "II", strs.add(v.name), v.value & 0xFFFFFFFF) for v in t.values
+        )
+        return head(Kind.ENUM, len(t.values), t.size, t.signed) + body
+    if isinstance(t, T.Fwd):
+        return head(Kind.FWD, 0, 0, t.union)
+    if isinstance(t, T.Func):
+        return head(Kind.FUNC, t.linkage, t.type)
+    if isinstance(t, T.FuncProto):
+        body = b"".join(struct.pack(e + "II", strs.add(p.name), p.type) for p in t.params)
+        return head(Kind.FUNC_PROTO, len(t.params), t.return_type) + body
+    if isinstance(t, T.Var):
+        return head(Kind.VAR, 0, t.type) + struct.pack(e + "I", t.linkage)
+    if isinstance(t, T.Datasec):
+        body = b"".join(
+            struct.pack(e + "III", v.type, _u32(v.offset, "DATASEC offset"), v.size) for v in t.vars
+        )
+        return head(Kind.DATASEC, len(t.vars), t.size) + body
+    if isinstance(t, T.Float):
+        return head(Kind.FLOAT, 0, t.size)
+    if isinstance(t, T.DeclTag):
+        return head(Kind.DECL_TAG, 0, t.type, t.attribute) + struct.pack(e + "i", t.component_idx)
+    raise BtfError(f"BTF encoder: type {t.id} has kind {t.kind.name}, which has no record")
+
+
+def encode_btf(
+    types: Iterable[T.Type], *, big_endian: bool = False, strings: bytes = b"\0"
+) -> bytes:
+    """The ``.BTF`` blob of ``types`` (in id order; a leading ``Void`` is skipped)."""
+    e = ">" if big_endian else "<"
+    strs = _Strings(strings)
+    records = []
+    for t in types:
+        if t.KIND == Kind.VOID:
+            continue
+        records.append(_record(t, e, strs.add(t.name), strs))
+    type_data = b"".join(records)
+    header = struct.pack(
+        e + "HBBIIIII", MAGIC, 1, 0, HDR_MIN, 0, len(type_data), len(type_data), len(strs.data)
+    )
+    return header + type_data + bytes(strs.data)
+
+
+class BtfBuilder:
+    """Types added one at a time, numbered from 1; :meth:`encode` writes the blob."""
+
+    def __init__(self) -> None:
+        self.types: list[T.Type] = []
+        self._shared: dict[T.Type, int] = {}
+
+    def add(self, t: T.Type, *, share: bool = True) -> int:
+        """Add ``t`` (its ``id`` is ignored) and return its type id; with ``share`` an
+        equal type added before is reused."""
+        key = dataclasses.replace(t, id=0)
+        if share and key in self._shared:
+            return self._shared[key]
+        type_id = len(self.types) + 1
+        self.types.append(dataclasses.replace(t, id=type_id))
+        if share:
+            self._shared[key] = type_id
+        return type_id
+
+    def encode(self, *, big_endian: bool = False) -> bytes:
+        """The ``.BTF`` blob of the types added so far."""
+        return encode_btf(self.types, big_endian=big_endian)
