@@ -12,7 +12,9 @@ import pytest
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import symbols
-from bpfkit.kernel.attach import AttachPoint, from_section, parse_spec, plan
+from bpfkit.kernel.attach import AttachPoint, from_program, parse_spec, plan
+from bpfkit.obj.sections import typed
+from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi import ProgType
 
 
@@ -76,6 +78,8 @@ def test_parse_spec_errors_list_the_forms(spec: str, why: str) -> None:
         ("uretprobe.s//lib/libc.so.6:malloc", AttachPoint("uretprobe", "/lib/libc.so.6", "malloc")),
         ("socket", AttachPoint("socket")),
         ("socket/1", AttachPoint("socket")),
+        ("socket1", AttachPoint("socket")),
+        ("raw_tp.w/x", AttachPoint("raw_tracepoint", "x")),
         ("kprobe", None),
         ("uprobe", None),
         ("tracepoint/syscalls", None),
@@ -83,8 +87,8 @@ def test_parse_spec_errors_list_the_forms(spec: str, why: str) -> None:
         ("fentry/do_exit", None),
     ],
 )
-def test_from_section(section: str, point: AttachPoint | None) -> None:
-    assert from_section(section) == point
+def test_from_program(section: str, point: AttachPoint | None) -> None:
+    assert from_program(typed(ProgramSpec("f", section, 1, 0, (), (), False))) == point
 
 
 def test_syscall_names() -> None:
@@ -198,10 +202,10 @@ def test_user_symbol_errors(binary: Path, tmp_path: Path) -> None:
 
 def test_run_plans_say_what_cannot_attach() -> None:
     from bpfkit.kernel.session import choose_programs, plan_programs
-    from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+    from bpfkit.obj.spec import ObjectSpec
 
     def prog(name: str, section: str, sub: bool = False) -> ProgramSpec:
-        return ProgramSpec(name, section, 1, 0, (), (), sub)
+        return typed(ProgramSpec(name, section, 1, 0, (), (), sub))
 
     with pytest.raises(KernelError, match="names no attach point; say where with --attach"):
         plan_programs([prog("f", "kprobe")])

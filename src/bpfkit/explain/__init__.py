@@ -25,7 +25,12 @@ from bpfkit.explain.render import (
     render_terminal,
     to_dict,
 )
-from bpfkit.explain.sections import SectionInfo, ctx_field, explain_section
+from bpfkit.explain.sections import (
+    SectionInfo,
+    ctx_field,
+    explain_program_section,
+    explain_section,
+)
 from bpfkit.explain.values import Analysis, Env, State, Value, analyze
 
 __all__ = [
@@ -44,6 +49,7 @@ __all__ = [
     "ctx_field",
     "explain_object",
     "explain_program",
+    "explain_program_section",
     "explain_section",
     "render",
     "render_json",

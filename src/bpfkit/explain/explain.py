@@ -14,7 +14,7 @@ from bpfkit.disasm.llvm_text import format_insn
 from bpfkit.errors import ObjectError
 from bpfkit.explain import purpose, vlog
 from bpfkit.explain.fields import Field, decode_fields
-from bpfkit.explain.sections import SectionInfo, ctx_field, explain_section
+from bpfkit.explain.sections import SectionInfo, ctx_field, explain_program_section
 from bpfkit.explain.text import c_string, describe_insn, printable
 from bpfkit.explain.values import Env, State, Value, analyze
 from bpfkit.isa.insn import Insn
@@ -180,7 +180,7 @@ def _env(obj: ObjectSpec, prog: ProgramSpec, info: SectionInfo, insns: tuple[Ins
 
 def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
     """Explain one program of ``obj``."""
-    info = explain_section(prog.section)
+    info = explain_program_section(prog)
     insns = tuple(prog.insns)
     env = _env(obj, prog, info, insns)
     entry = State.entry()

@@ -3,7 +3,7 @@
 An :class:`AttachPoint` says where (``kprobe:FUNC``, ``kretprobe:FUNC``,
 ``tracepoint:CATEGORY:NAME``, ``raw_tracepoint:NAME``, ``uprobe:PATH:SYMBOL``,
 ``uretprobe:PATH:SYMBOL``, ``socket[:IFNAME]``); it comes from ``--attach`` text
-(:func:`parse_spec`) or from a libbpf section name (:func:`from_section`).
+(:func:`parse_spec`) or from a program's libbpf section name (:func:`from_program`).
 
 :func:`plan` adapts a point to the running kernel *before* the program is loaded, since
 the fallback changes the program type: syscall probe names are resolved
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import symbols, tracefs
+from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi import ProgType
 
 KINDS = (
@@ -117,15 +118,17 @@ def parse_spec(spec: str) -> AttachPoint:
     return AttachPoint("socket", rest)
 
 
-def from_section(section: str) -> AttachPoint | None:
-    """The attach point a libbpf section name names, or None if it names none.
+def from_program(program: ProgramSpec) -> AttachPoint | None:
+    """The attach point a program's section names, or None if it names none.
 
-    ``kprobe/FUNC[+OFF]``, ``kretprobe/FUNC``, ``ksyscall/NAME``, ``kretsyscall/NAME``,
-    ``tracepoint/CAT/NAME`` and ``tp/CAT/NAME``, ``raw_tracepoint/NAME`` and
-    ``raw_tp/NAME``, ``uprobe/PATH:SYMBOL`` and ``uretprobe/PATH:SYMBOL``, ``socket``
-    (and ``socket/N``, as the kernel's samples write it).
+    Read from what the object reader resolved (``kind`` and ``attach_target``, from
+    libbpf's table in :mod:`bpfkit.obj.sections`): ``kprobe/FUNC[+OFF]``,
+    ``kretprobe/FUNC``, ``ksyscall/NAME``, ``kretsyscall/NAME``, ``tracepoint/CAT/NAME``
+    and ``tp/CAT/NAME``, ``raw_tracepoint/NAME`` and ``raw_tp/NAME`` (and ``.w``),
+    ``uprobe/PATH:SYMBOL`` and ``uretprobe/PATH:SYMBOL`` (and ``.s``), and any socket
+    filter (``socket``, ``socket/1``, ``socket1``).
     """
-    kind, _, rest = section.partition("/")
+    kind, rest = program.kind.removesuffix(".s").removesuffix(".w"), program.attach_target
     if kind == "socket":
         return AttachPoint("socket")
     if not rest:
@@ -142,13 +145,13 @@ def from_section(section: str) -> AttachPoint | None:
     if kind in ("tracepoint", "tp"):
         category, _, name = rest.partition("/")
         return AttachPoint("tracepoint", f"{category}:{name}") if name else None
-    if kind in ("raw_tracepoint", "raw_tp", "raw_tracepoint.w", "raw_tp.w"):
+    if kind in ("raw_tracepoint", "raw_tp"):
         return AttachPoint("raw_tracepoint", rest)
-    if kind in ("uprobe", "uretprobe", "uprobe.s", "uretprobe.s"):
+    if kind in ("uprobe", "uretprobe"):
         path, _, symbol = rest.rpartition(":")
         if not path or not symbol:
             return None
-        return AttachPoint(kind.removesuffix(".s"), path, symbol)
+        return AttachPoint(kind, path, symbol)
     return None
 
 

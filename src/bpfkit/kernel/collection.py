@@ -17,7 +17,8 @@ becomes a one-element array map with its initial contents (``.rodata`` frozen); 
 program is linked with its sub-programs, relocated (:mod:`bpfkit.obj.relocate`) and loaded
 with the license, the kernel version, and func_info/line_info from ``.BTF.ext`` so that
 verifier logs show source lines.  Program type and expected attach type come from the
-section name (:mod:`bpfkit.obj.sections`) unless ``prog_types`` overrides them by name.
+section name (``ProgramSpec.prog_type`` and friends, which the reader sets from
+:mod:`bpfkit.obj.sections`) unless ``prog_types`` overrides them by name.
 On any error everything created so far is closed.
 """
 
@@ -38,7 +39,7 @@ from bpfkit.kernel.maps import Map, create_map
 from bpfkit.kernel.object_maps import ObjectMaps, data_map_name
 from bpfkit.kernel.program import Program, load_program
 from bpfkit.obj.relocate import Extern, Linked, extern_symbols, link, remap_ext_records
-from bpfkit.obj.sections import SectionType, section_type
+from bpfkit.obj.sections import definition, typed, unknown_section
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls import Fd, attrs
 from bpfkit.syscalls.fd import Closing
@@ -300,33 +301,27 @@ class _Loader:
         spec = next(
             (p for p in obj.programs if (p.section, p.offset) == (spec.section, spec.offset)), spec
         )
-        try:
-            st: SectionType | None = section_type(spec.section)
-        except ObjectError:
-            if prog_type is None:
-                raise
-            st = None  # an override needs no known section name
+        if prog_type is not None:
+            spec = typed(spec, prog_type)  # --type / the no-kprobes fallback
+        if not spec.prog_type:
+            raise unknown_section(spec.section)
+        ptype, attach, flags = spec.prog_type, spec.expected_attach_type, spec.prog_flags
         btf_id = 0
-        if st is None or (prog_type is not None and prog_type != st.prog_type):
-            # Loaded as another type (the no-kprobes fallback): the section's attach type
-            # and flags belong to the old type.
-            ptype, attach, flags = prog_type or 0, 0, 0
-        else:
-            ptype, attach, flags = st.prog_type, st.attach_type, st.prog_flags
-            if st.definition.needs_btf_id:
-                if st.definition.name.startswith("freplace"):
-                    raise ObjectError(
-                        f"{obj.path}: program {spec.name!r} in section {spec.section!r}: "
-                        f"{st.definition.name} programs are not supported yet"
-                    )
-                if st.definition.name.startswith("struct_ops"):
-                    from bpfkit.kernel.struct_ops import struct_ops_target
+        row = definition(spec.kind)
+        if row is not None and row.needs_btf_id:
+            if row.name.startswith("freplace"):
+                raise ObjectError(
+                    f"{obj.path}: program {spec.name!r} in section {spec.section!r}: "
+                    f"{row.name} programs are not supported yet"
+                )
+            if row.name.startswith("struct_ops"):
+                from bpfkit.kernel.struct_ops import struct_ops_target
 
-                    btf_id, attach = struct_ops_target(obj, spec.name)
-                else:
-                    from bpfkit.kernel.externs import attach_btf_id
+                btf_id, attach = struct_ops_target(obj, spec.name)
+            else:
+                from bpfkit.kernel.externs import attach_btf_id
 
-                    btf_id = attach_btf_id(st.definition.name, st.extras)
+                btf_id = attach_btf_id(row.name, spec.attach_target)
         linked = link(obj, spec, map_fds=self.map_fds, data_fds=self.data_fds, externs=self.externs)
         func, line = self._ext_records(linked)
         common = dict(
@@ -386,11 +381,9 @@ def load_collection(
     overrides = {k: prog_type_number(v) for k, v in (prog_types or {}).items()}
     # Check every section name before creating anything.
     for name in wanted:
-        if name not in overrides:
-            try:
-                section_type(by_name[name].section)
-            except ObjectError as e:
-                raise ObjectError(f"{obj.path}: program {name!r}: {e}") from None
+        if name not in overrides and not by_name[name].prog_type:
+            e = unknown_section(by_name[name].section)
+            raise ObjectError(f"{obj.path}: program {name!r}: {e}")
     if obj.big_endian != (sys.byteorder == "big"):
         order = "big" if obj.big_endian else "little"
         raise ObjectError(

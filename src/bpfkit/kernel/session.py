@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError, ObjectError
@@ -35,7 +35,7 @@ from bpfkit.kernel import links, tracefs
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls.causes import privileged
 from bpfkit.syscalls.fd import Closing
-from bpfkit.uapi import MapType
+from bpfkit.uapi import MapType, ProgType
 
 if TYPE_CHECKING:  # the readers are imported when a session opens one (buffers=True)
     from bpfkit.events.perf import PerfBufferReader
@@ -80,10 +80,10 @@ def choose_programs(spec: ObjectSpec, program: str | None = None) -> list[Progra
     raise ObjectError(f"{spec.path}: no program named {program!r}; programs: {names}")
 
 
-# Section kinds whose programs `run` can attach (given a target).
+# Section-table rows (ProgramSpec.kind) whose programs `run` can attach (given a target).
 _ATTACHABLE = frozenset(
-    "kprobe kretprobe ksyscall kretsyscall uprobe uretprobe tracepoint tp "
-    "raw_tracepoint raw_tp raw_tracepoint.w raw_tp.w socket".split()
+    "kprobe kretprobe ksyscall kretsyscall uprobe uretprobe uprobe.s uretprobe.s tracepoint "
+    "tp raw_tracepoint raw_tp raw_tracepoint.w raw_tp.w socket".split()
 )
 
 
@@ -94,10 +94,9 @@ def plan_programs(
     explicit = attach_mod.parse_spec(attach) if attach else None
     planned = []
     for p in programs:
-        point = explicit or attach_mod.from_section(p.section)
+        point = explicit or attach_mod.from_program(p)
         if point is None:
-            kind = p.section.split("/", 1)[0].removesuffix(".s")
-            if kind not in _ATTACHABLE:
+            if p.kind not in _ATTACHABLE:
                 raise KernelError(
                     f"program {p.name}: bpfkit run attaches kprobe, tracepoint, raw "
                     f"tracepoint, uprobe and socket filter programs; section {p.section!r} "
@@ -107,7 +106,12 @@ def plan_programs(
                 f"program {p.name}: section {p.section!r} names no attach point; "
                 f"say where with --attach ({', '.join(attach_mod.SPEC_FORMS)})"
             )
-        planned.append(Planned(p, attach_mod.plan(point, kprobes=kprobes)))
+        where = attach_mod.plan(point, kprobes=kprobes)
+        if explicit is None and where.point.kind == point.kind and p.prog_type:
+            # The section's own point, unchanged: load the type the section says
+            # (raw_tp.w is RAW_TRACEPOINT_WRITABLE, attached as a raw tracepoint).
+            where = replace(where, prog_type=ProgType(p.prog_type))
+        planned.append(Planned(p, where))
     return planned
 
 

@@ -32,6 +32,7 @@ from bpfkit.errors import BpfkitError, BtfError, IsaError, ObjectError
 from bpfkit.isa.insn import LDDW_OPCODE, Insn, decode
 from bpfkit.obj import elfcheck, relocs
 from bpfkit.obj.legacy_maps import decode_legacy_maps
+from bpfkit.obj.sections import typed
 from bpfkit.obj.spec import (
     DataSpec,
     MapSpec,
@@ -378,7 +379,7 @@ class _Reader:
         lo = bisect.bisect_left(srels, start, key=_offset)
         hi = bisect.bisect_left(srels, end, key=_offset)
         rels = tuple(_shift(r, start) for r in srels[lo:hi])
-        return ProgramSpec(
+        spec = ProgramSpec(
             name=name,
             section=sec.name,
             section_index=sec.index,
@@ -388,6 +389,7 @@ class _Reader:
             is_subprog=sec.name == ".text",
             bind=bind,
         )
+        return typed(spec)  # the section name, resolved here once for every consumer
 
     def _decode(self, data: bytes, start: int, end: int) -> tuple[Insn, ...]:
         """Instructions of ``data[start:end]``.

@@ -15,13 +15,20 @@ seed still use are accepted too, in two more passes when the strict pass finds n
 ``kprobe/SyS_clone`` needs nothing special here (``kprobe+``); resolving ``SyS_`` to this
 kernel's symbol is the attach layer's job.  An unknown name raises ObjectError listing the
 supported ones.
+
+This module is the one owner of section names: the object reader stores what a name means
+on each :class:`~bpfkit.obj.spec.ProgramSpec` (:func:`typed`: ``prog_type``,
+``expected_attach_type``, ``attach_target``, ``prog_flags`` and ``kind``, the row matched),
+and the loader, the VM, explain and the attach code read those fields, never the name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, replace
 
 from bpfkit.errors import ObjectError
+from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi import AttachType as A
 from bpfkit.uapi import ProgType as P
 
@@ -75,6 +82,11 @@ class SectionType:
     def prog_flags(self) -> int:
         """BPF_PROG_LOAD flags implied by the section (sleepable, XDP frags)."""
         return self.definition.prog_flags
+
+    @property
+    def kind(self) -> str:
+        """The row matched, without its ``+`` (``kretprobe``, ``cgroup/skb``)."""
+        return self.definition.name
 
 
 def _d(prefix: str, ptype: int, atype: int = 0, flags: int = 0, btf: bool = False) -> SectionDef:
@@ -207,13 +219,14 @@ def _strict(name: str) -> SectionType | None:
     return None
 
 
-def section_type(name: str) -> SectionType:
-    """What section ``name`` means (see the module docstring); ObjectError if unknown.
+@functools.lru_cache(maxsize=4096)
+def resolve(name: str) -> SectionType | None:
+    """What section ``name`` means (see the module docstring), or None if no row matches.
 
     A leading ``?`` (libbpf 1.0) marks a program that is not loaded by default."""
     if name.startswith("?"):
-        t = section_type(name[1:])
-        return SectionType(name, t.definition, t.extras, t.legacy, autoload=False)
+        t = resolve(name[1:])
+        return None if t is None else replace(t, section=name, autoload=False)
     found = _strict(name)
     if found is not None:
         return found
@@ -225,11 +238,58 @@ def section_type(name: str) -> SectionType:
     for d in _LEGACY_PREFIXES:
         if name.startswith(d.name):
             return SectionType(name, d, name[len(d.name) :].lstrip("/_"), legacy=True)
-    raise ObjectError(
+    return None
+
+
+def section_type(name: str) -> SectionType:
+    """What section ``name`` means; ObjectError (listing the known names) if unknown."""
+    found = resolve(name)
+    if found is None:
+        raise unknown_section(name)
+    return found
+
+
+def unknown_section(name: str) -> ObjectError:
+    """The error for a section name no row matches, listing the supported ones."""
+    return ObjectError(
         f"section {name!r}: unknown program section name; supported: {supported_names()}"
+    )
+
+
+def definition(kind: str) -> SectionDef | None:
+    """The row called ``kind`` (a ProgramSpec's ``kind``), or None."""
+    return _BY_KIND.get(kind)
+
+
+def typed(spec: ProgramSpec, prog_type: int | None = None) -> ProgramSpec:
+    """``spec`` with the program type, expected attach type, attach target, flags and row
+    its section name means.  ``prog_type`` (``--type``) overrides the type: a type other
+    than the name's keeps the target but drops the name's attach type, flags and row,
+    which belong to the other type; sub-programs (``.text``) stay untyped."""
+    t = None if spec.is_subprog else resolve(spec.section)
+    if t is None or (prog_type is not None and prog_type != t.prog_type):
+        target = t.extras if t is not None else ""
+        return replace(
+            spec,
+            prog_type=prog_type or 0,
+            expected_attach_type=0,
+            attach_target=target,
+            prog_flags=0,
+            kind="",
+        )
+    return replace(
+        spec,
+        prog_type=t.prog_type,
+        expected_attach_type=t.attach_type,
+        attach_target=t.extras,
+        prog_flags=t.prog_flags,
+        kind=t.kind,
     )
 
 
 def supported_names() -> str:
     """The section names bpfkit knows, as libbpf writes them (``kprobe/...``)."""
     return ", ".join(d.name + ("/..." if d.extensible else "") for d in SECTION_DEFS)
+
+
+_BY_KIND: dict[str, SectionDef] = {d.name: d for d in SECTION_DEFS}

@@ -85,6 +85,14 @@ class ProgramSpec:
     relocations: tuple[Relocation, ...]  # offsets relative to the program start
     is_subprog: bool  # True for functions in .text (called, not loaded alone)
     bind: str = "STB_GLOBAL"
+    # What the section name means, from libbpf's table (:mod:`bpfkit.obj.sections`), set
+    # by the reader (:func:`bpfkit.obj.sections.typed`); zeros and "" when the name is
+    # none of the table's (``.text``, ``my_prog``) and no type was given.
+    prog_type: int = 0  # enum bpf_prog_type; 0 (UNSPEC): unknown
+    expected_attach_type: int = 0  # enum bpf_attach_type given at load
+    attach_target: str = ""  # "do_sys_open" (kprobe/do_sys_open), "syscalls/sys_enter_x"
+    prog_flags: int = 0  # BPF_F_SLEEPABLE, BPF_F_XDP_HAS_FRAGS
+    kind: str = ""  # the table row the name matched: "kretprobe", "cgroup/skb", "tp"
 
     @property
     def size(self) -> int:

@@ -26,6 +26,7 @@ from bpfkit.isa.insn import Insn, decode_all
 from bpfkit.isa.table import Op
 from bpfkit.obj.relocate import link
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
+from bpfkit.uapi import ProgType
 from bpfkit.vm.env import Env
 from bpfkit.vm.helpers import helper_names, helpers_by_id
 from bpfkit.vm.interp import Code, HelperFn, Machine
@@ -44,25 +45,18 @@ SK_BUFF_SIZE = 192  # sizeof(struct __sk_buff)
 XDP_MD_SIZE = 24  # sizeof(struct xdp_md)
 DEFAULT_CTX_SIZE = 256  # tracing programs without a ctx get this many zero bytes
 
-# Section-name prefixes (libbpf's table) of the program types whose context the VM builds.
-_TYPE_PREFIXES = (
-    ("xdp", "xdp"),
-    ("socket", "socket_filter"),
-    ("tc", "sched_cls"),
-    ("classifier", "sched_cls"),
-    ("action", "sched_act"),
-    ("cgroup_skb", "cgroup_skb"),
-)
 SKB_TYPES = frozenset({"socket_filter", "sched_cls", "sched_act", "cgroup_skb"})
 
 
-def program_type(section: str) -> str | None:
-    """The program type the VM assumes for a section name (None: no packet context)."""
-    for prefix, kind in _TYPE_PREFIXES:
-        loose = prefix in ("xdp", "socket")  # libbpf matches "xdp*" and "socket*"
-        if section.startswith(prefix) if loose else section.split("/")[0] in (prefix, prefix + "x"):
-            return kind
-    return None
+def program_type(program: ProgramSpec | int) -> str | None:
+    """The VM's name of a program's type: ``enum bpf_prog_type`` in lower case without its
+    prefix (``"xdp"``, ``"cgroup_skb"``), from the type the object reader resolved from
+    the section name; None for an untyped program (no context is built)."""
+    number = program if isinstance(program, int) else program.prog_type
+    try:
+        return ProgType(number).name.lower() if number else None
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -156,7 +150,7 @@ class Vm:
         self._codes: dict[int, Code] = {}
         if isinstance(program, ProgramSpec):
             self.name = program.name
-            self.prog_type = program_type(program.section) if prog_type is None else prog_type
+            self.prog_type = program_type(program) if prog_type is None else prog_type
         else:
             self.name = "<insns>"
             self.prog_type = prog_type
