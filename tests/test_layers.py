@@ -26,6 +26,7 @@ LAYERS = {
     "kernel": 4,
     "events": 4,
     "testing": 5,
+    "lang": 5,  # the Python compiler (above asm, like toolchain) and its loader (kernel, vm)
     "cli": 6,
 }
 # Only these may import OS-level modules.

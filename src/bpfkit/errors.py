@@ -10,6 +10,7 @@ what went wrong, where, and what to do.  The CLI prints the message and exits 1.
      ├── ObjectError       a malformed or unsupported ELF object (names the file)
      ├── AsmError          assembler input error (file:line:column and the text)
      ├── BuildError        a toolchain (rustc, llc, clang) missing or failing
+     │    └── CompileError a Python BPF program bpfkit.lang cannot compile (file:line:column)
      ├── BtfError          malformed .BTF / .BTF.ext
      ├── VerifierError     the kernel's (or our) verifier rejected a program; carries the log
      ├── VmError           the userspace VM stopped a program (pc, instruction, address, region)
@@ -56,6 +57,19 @@ class AsmError(BpfkitError):
 
 class BuildError(BpfkitError):
     """A toolchain step of ``bpfkit build`` failed or is unavailable."""
+
+
+class CompileError(BuildError):
+    """An error in a Python BPF program (:mod:`bpfkit.lang`), at ``file:line:column``."""
+
+    def __init__(
+        self, message: str, *, file: str = "<input>", line: int = 0, column: int = 0, text: str = ""
+    ) -> None:
+        self.file, self.line, self.column, self.text = file, line, column, text
+        where = f"{file}:{line}:{column}: " if line else f"{file}: "
+        shown = f"\n    {text}\n    {' ' * max(column - 1, 0)}^" if text else ""
+        super().__init__(f"{where}error: {message}{shown}")
+        self.message = message
 
 
 class BtfError(BpfkitError):

@@ -12,9 +12,9 @@ def register(subparsers: Any) -> None:
     """Add the ``build`` sub-command."""
     p = subparsers.add_parser(
         "build",
-        help="build a BPF object from .rs, .ll/.bc, .c or .s",
+        help="build a BPF object from .py, .rs, .ll/.bc, .c or .s",
         description=(
-            "Build a BPF object. .rs: rustc's BPF backend + bpfkit's assembler (bpfkit's "
+            "Build a BPF object. .py: bpfkit's Python compiler (bpfkit.lang); .rs: rustc's BPF backend + bpfkit's assembler (bpfkit's "
             "Rust prelude, stable rustc); .ll/.bc: llc; .c: clang -target bpf -O2 -g; "
             ".s: bpfkit's assembler."
         ),
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--big-endian", action="store_true", help="build for bpfeb")
     p.add_argument(
-        "--asm", metavar="FILE", help="Rust: also write the BPF assembly that was assembled here"
+        "--asm", metavar="FILE", help="Rust, Python: also write the BPF assembly that was assembled here"
     )
     p.add_argument(
         "--cflag",
@@ -39,6 +39,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build and say what was written."""
+    if args.source.endswith(".py"):
+        from bpfkit.lang.build import build_python
+
+        print(f"wrote {build_python(args.source, args.output, asm_out=args.asm)}")
+        return 0
     out = build(
         args.source,
         args.output,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 
 def count(text: str) -> int:
@@ -27,3 +28,12 @@ def seconds(text: str) -> float:
     if math.isnan(s) or s < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration; give 0 or more seconds")
     return s
+
+
+def python_object(path: str) -> Any:
+    """``path`` itself, or for a ``.py`` program the ObjectSpec bpfkit.lang compiles from it."""
+    if not str(path).endswith(".py"):
+        return path
+    from bpfkit.lang.compiler import compile_file
+
+    return compile_file(str(path)).spec

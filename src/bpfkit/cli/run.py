@@ -10,7 +10,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from bpfkit.cli.options import count, seconds
+from bpfkit.cli.options import count, python_object, seconds
 from bpfkit.errors import VerifierError
 
 
@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
             "--count lines or --duration seconds, then detach everything."
         ),
     )
-    p.add_argument("object", metavar="OBJ", help="BPF ELF object (.o)")
+    p.add_argument("object", metavar="OBJ", help="BPF ELF object (.o) or Python program (.py)")
     p.add_argument("--program", metavar="NAME", help="run only this program (name or section)")
     p.add_argument(
         "--attach",
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             # --count 0 reads no lines: skip the trace instance (load, attach, detach).
             trace = args.count is None or args.count > 0
             session = Session(
-                args.object,
+                python_object(args.object),
                 program=args.program,
                 attach=args.attach,
                 trace=trace,

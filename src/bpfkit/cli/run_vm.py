@@ -60,11 +60,13 @@ def run_vm(args: argparse.Namespace) -> int:
     """Run the program(s) of ``args.object`` in the VM; print output, retval (and maps)."""
     # Imported here: `bpfkit run` (the kernel runner) adds the VM options through this
     # module and should not pay for importing the VM.
+    from bpfkit.cli.options import python_object
     from bpfkit.obj.reader import read_object
     from bpfkit.vm import Vm
     from bpfkit.vm.render import render_result
 
-    obj = read_object(args.object)
+    source = python_object(args.object)
+    obj = source if not isinstance(source, str) else read_object(source)
     ctx = _read(args.ctx, "context", True) if getattr(args, "ctx", None) else None
     packet = _read(args.packet, "packet", False) if getattr(args, "packet", None) else None
     repeat = getattr(args, "repeat", None)

@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
             "packet after the run and, with --maps, the maps."
         ),
     )
-    p.add_argument("object", metavar="OBJ", help="BPF ELF object (.o)")
+    p.add_argument("object", metavar="OBJ", help="BPF ELF object (.o) or Python program (.py)")
     p.add_argument("--program", metavar="NAME", help="run only this program (name or section)")
     p.add_argument("--maps", action="store_true", help="print the maps after the runs")
     p.add_argument(

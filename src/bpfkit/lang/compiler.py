@@ -1,0 +1,320 @@
+"""A Python module with decorated programs -> BPF assembly -> an ELF object, no LLVM involved.
+
+::
+
+    compile_file("prog.py") -> Compiled        # imports the module under another name
+    compile_module(module)  -> Compiled
+    Compiled.obj (ELF bytes), .asm (the assembly text), .spec (ObjectSpec), .programs
+
+The module is imported (so its maps, structs, constants and annotations are real objects;
+a ``if __name__ == "__main__":`` block does not run) and its source parsed; each decorated
+function is lowered (:mod:`bpfkit.lang.lower`), register-allocated and emitted
+(:mod:`bpfkit.lang.emit`), and the whole assembled by bpfkit's assembler with ``.maps``,
+``.data``/``.bss``/``.rodata``, ``license``, ``.BTF`` and ``.BTF.ext``
+(:mod:`bpfkit.lang.btfgen`).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from bpfkit.asm.assemble import assemble
+from bpfkit.errors import AsmError, CompileError
+from bpfkit.lang import btfgen
+from bpfkit.lang.ctx import context
+from bpfkit.lang.decl import MapDecl, Section, section_of
+from bpfkit.lang.emit import Emitted, emit_function, function_text
+from bpfkit.lang.lower import Globals, Lowerer
+from bpfkit.lang.types import ArrayType, IntType, StructType, Type, bpf_type, i32, pack
+from bpfkit.obj.spec import ObjectSpec
+from bpfkit.uapi import MapType
+
+LICENSE = "GPL"
+# Map types described by key_size/value_size rather than key/value types (as libbpf does).
+_SIZED = {MapType.PERF_EVENT_ARRAY, MapType.PROG_ARRAY}
+
+
+@dataclass
+class Compiled:
+    """The result of compiling a module."""
+
+    obj: bytes
+    asm: str
+    path: str
+    programs: dict[str, Section] = field(default_factory=dict)
+    maps: dict[str, MapDecl] = field(default_factory=dict)
+    data: dict[str, tuple[str, Type, bool]] = field(default_factory=dict)
+    stack: dict[str, int] = field(default_factory=dict)
+    _spec: ObjectSpec | None = None
+
+    @property
+    def spec(self) -> ObjectSpec:
+        """The object read back (bpfkit's ObjectSpec, for the VM and the loader)."""
+        if self._spec is None:
+            from bpfkit.obj.reader import read_object
+
+            self._spec = read_object(self.obj, name=self.path)
+        return self._spec
+
+
+def import_file(path: str) -> ModuleType:
+    """Import the program file at ``path`` without running its ``__main__`` block."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise CompileError(f"{path}: no such file", file=path)
+    modname = "_bpfkit_prog_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise CompileError(f"{path}: cannot import", file=path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except CompileError:
+        raise
+    except SyntaxError as e:
+        raise CompileError(
+            f"Python syntax error: {e.msg}",
+            file=path,
+            line=e.lineno or 0,
+            column=e.offset or 0,
+            text=(e.text or "").rstrip("\n"),
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any failure of the user's module
+        raise CompileError(
+            f"importing the program file failed: {type(e).__name__}: {e}", file=path
+        ) from None
+    return module
+
+
+def compile_file(path: str) -> Compiled:
+    """Compile the program file at ``path``."""
+    return compile_module(import_file(path))
+
+
+def compile_module(module: ModuleType | str) -> Compiled:
+    """Compile every decorated program of ``module`` (a module, or its name)."""
+    if isinstance(module, str):
+        module = sys.modules[module] if module in sys.modules else importlib.import_module(module)
+    file = inspect.getsourcefile(module) or getattr(module, "__file__", None) or "<module>"
+    try:
+        source = inspect.getsource(module)
+    except (OSError, TypeError):
+        raise CompileError(f"{file}: cannot read the module's source", file=file) from None
+    return compile_source(source, vars(module), file)
+
+
+def compile_source(source: str, namespace: dict[str, Any], file: str) -> Compiled:
+    """Compile ``source`` whose module-level objects are ``namespace``."""
+    tree = ast.parse(source, file)
+    lines = source.splitlines()
+    g = Globals(namespace=namespace)
+    for name, obj in namespace.items():
+        if isinstance(obj, MapDecl):
+            g.maps[name] = obj
+    _globals(tree, namespace, g, file, lines)
+    for name, obj in namespace.items():
+        if name in g.maps or name in g.data or name.startswith("__"):
+            continue
+        if isinstance(obj, (bool, int)):
+            g.consts[name] = int(obj)
+    try:
+        from bpfkit.lang.core import Core
+
+        g.core = Core()
+    except ImportError:  # pragma: no cover
+        g.core = None
+    funcs: list[tuple[ast.FunctionDef, Section]] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            sec = section_of(namespace.get(node.name))
+            if sec is not None:
+                funcs.append((node, sec))
+    if not funcs:
+        raise CompileError(
+            f"{file}: no BPF program: decorate a function with @tracepoint(...), @xdp, ...",
+            file=file,
+        )
+    emitted: list[Emitted] = []
+    for node, sec in funcs:
+        ctx = context(sec.kind, sec.target)
+        if sec.kind == "tracepoint" and not ctx.fields:
+            raise CompileError(
+                f"tracepoint {sec.target!r} not found in tracefs (events/{sec.target}/format): "
+                "check the category/name (ls /sys/kernel/tracing/events)",
+                file=file,
+                line=node.lineno,
+                column=node.col_offset + 1,
+                text=lines[node.lineno - 1] if node.lineno <= len(lines) else "",
+            )
+        ret = i32
+        if node.returns is not None:
+            t = bpf_type(_eval(node.returns, namespace))
+            if not isinstance(t, IntType):
+                raise CompileError("a program returns an integer type", file=file, line=node.lineno)
+            ret = t
+        lw = Lowerer(node, node.name, sec.section, ctx, g, file, lines, ret)
+        fn = lw.lower()
+        emitted.append(emit_function(fn, f"{file}:{node.lineno}"))
+    asm = _assembly(emitted, g, file, lines)
+    try:
+        obj = assemble(asm, f"{file} (generated assembly)")
+    except AsmError as e:  # a compiler bug: show where in the generated text
+        raise CompileError(
+            f"internal error: the generated assembly does not assemble: {e}", file=file
+        ) from e
+    return Compiled(
+        obj,
+        asm,
+        file,
+        {e.name: s for e, (_, s) in zip(emitted, funcs, strict=True)},
+        dict(g.maps),
+        dict(g.data),
+        {e.name: e.stack for e in emitted},
+    )
+
+
+def _eval(node: ast.expr, namespace: dict[str, Any]) -> Any:
+    return eval(compile(ast.Expression(node), "<annotation>", "eval"), dict(namespace))  # noqa: S307
+
+
+def _globals(tree: ast.Module, ns: dict[str, Any], g: Globals, file: str, lines: list[str]) -> None:
+    """Module-level ``name: T = value``: globals in .data, .bss or .rodata (Const[T])."""
+    for node in tree.body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        try:
+            ann = _eval(node.annotation, ns)
+        except Exception:  # noqa: BLE001 - not a BPF global: left to Python
+            continue
+        const = isinstance(ann, tuple) and len(ann) == 2 and ann[0] == "const"
+        t = bpf_type(ann[1] if const else ann)
+        if t is None:
+            continue
+        name = node.target.id
+        value = ns.get(name, 0)
+        try:
+            data = pack(t, value if value is not None else 0)
+        except (TypeError, ValueError) as e:
+            raise CompileError(
+                f"global {name}: {e}", file=file, line=node.lineno, column=node.col_offset + 1
+            ) from None
+        if isinstance(t, IntType) and isinstance(value, int) and not t.min <= value <= t.max:
+            raise CompileError(
+                f"global {name} = {value} does not fit in {t.name}",
+                file=file,
+                line=node.lineno,
+                column=node.col_offset + 1,
+                text=lines[node.lineno - 1],
+            )
+        section = ".rodata" if const else (".data" if any(data) else ".bss")
+        g.data[name] = (name, t, const)
+        g.data_init[name] = (section, data, t)
+
+
+def _assembly(funcs: list[Emitted], g: Globals, file: str, lines: list[str]) -> str:
+    out: list[str] = [f'\t.file\t"{os.path.basename(file)}"']
+    for i, e in enumerate(funcs):
+        out.append(function_text(e, i))
+    btf = btfgen.BtfBuilder()
+    int_t = btf.int_type("int", 4, True)
+    # .maps
+    map_entries = []
+    if g.maps:
+        out.append('\t.section\t".maps","aw",@progbits')
+        off = 0
+        for name, m in g.maps.items():
+            members: list[tuple[str, int, int]] = []
+
+            def num(mname: str, value: int, members: list[tuple[str, int, int]] = members) -> None:
+                members.append((mname, btf.ptr(btf.array(int_t, value)), len(members) * 64))
+
+            num("type", int(m.map_type))
+            if m.max_entries:
+                num("max_entries", m.max_entries)
+            if m.map_type in _SIZED:
+                num("key_size", 4)
+                num("value_size", 4)
+            elif m.key is not None and m.value is not None:
+                members.append(("key", btf.ptr(btf.of(m.key)), len(members) * 64))
+                members.append(("value", btf.ptr(btf.of(m.value)), len(members) * 64))
+            if m.flags:
+                num("map_flags", m.flags)
+            size = 8 * len(members)
+            st = btf.struct_type("", members, size)
+            var = btf.var(name, st)
+            map_entries.append((var, off, size))
+            out += [
+                f"\t.globl\t{name}",
+                "\t.p2align\t3",
+                f"\t.type\t{name},@object",
+                f"{name}:",
+                f"\t.zero\t{size}",
+                f"\t.size\t{name}, {size}",
+            ]
+            off += size
+        btf.datasec(".maps", map_entries, off)
+    # .data / .bss / .rodata
+    data = g.data_init
+    for section in (".data", ".bss", ".rodata"):
+        items = [(n, d, t) for n, (s, d, t) in data.items() if s == section]
+        strings = list(g.strings.items()) if section == ".rodata" else []
+        if not items and not strings:
+            continue
+        out.append(
+            f'\t.section\t"{section}","a{"" if section == ".rodata" else "w"}",'
+            f"{'@nobits' if section == '.bss' else '@progbits'}"
+        )
+        for n, d, t in items:
+            out += [
+                f"\t.globl\t{n}",
+                f"\t.p2align\t{max(t.align, 1).bit_length() - 1}",
+                f"\t.type\t{n},@object",
+                f"{n}:",
+            ]
+            if section == ".bss":
+                out.append(f"\t.zero\t{len(d)}")
+            else:
+                out.append("\t.byte\t" + ",".join(str(b) for b in d))
+            out.append(f"\t.size\t{n}, {len(d)}")
+        for text, sym in strings:
+            out += [f"{sym}:", "\t.byte\t" + ",".join(str(b) for b in text + b"\0")]
+    out += ['\t.section\t"license","aw",@progbits', "\t.globl\t_license", "_license:",
+            f'\t.asciz\t"{LICENSE}"', "\t.size\t_license, 4"]  # fmt: skip
+    # Functions, line info, CO-RE.
+    void_ptr = btf.ptr(0)
+    func_info: dict[str, list[tuple[int, int]]] = {}
+    line_info: dict[str, list[tuple[int, int, int, int]]] = {}
+    core: dict[str, list[tuple[int, int, int, int]]] = {}
+    fname = btf.name(os.path.abspath(file))
+    for e in funcs:
+        proto = btf.func_proto(int_t, [("ctx", void_ptr)])
+        fid = btf.func(e.name, proto)
+        func_info[e.section] = [(0, fid)]
+        rows = []
+        for off, line, col in e.line_info:
+            src = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+            rows.append((off, fname, btf.name(src), line << 10 | min(col, 1023)))
+        line_info[e.section] = rows
+        if e.core and g.core is not None:
+            core[e.section] = [
+                (off, g.core.local_id(btf, tid), btf.name(acc), kind)
+                for off, tid, acc, kind in e.core
+            ]
+    for sec in func_info:
+        btf.name(sec)
+    ext = btfgen.ext_blob(func_info, line_info, core, btf)
+    out.append(btfgen.directives(".BTF", btf.blob()))
+    out.append(btfgen.directives(".BTF.ext", ext))
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["Compiled", "compile_file", "compile_module", "compile_source", "import_file"]
+_ = (ArrayType, StructType)
