@@ -75,7 +75,16 @@ def test_run_of_hello_imports_only_what_it_uses() -> None:
         f"result = {{'rc': main(['run', {str(HELLO)!r}, '--count', '0'])}}"
     )
     assert res["rc"] == 0
-    assert _loaded(res["modules"], HEAVY) == []
+    # run finds the printk formats with explain's value analysis: that (and the helper
+    # table it reads) loads, explain's renderers and the rest do not.
+    analysis = {
+        "bpfkit.explain",
+        "bpfkit.explain.analysis",
+        "bpfkit.explain.sections",
+        "bpfkit.explain.values",
+        "bpfkit.uapi.helpers",
+    }
+    assert [m for m in _loaded(res["modules"], HEAVY) if m not in analysis] == []
 
 
 @pytest.mark.requires("bpf")

@@ -22,6 +22,7 @@ from typing import Any
 from bpfkit.asm.builder import FK_CALL, FK_JUMP16, FK_JUMP32, FK_LDDW
 from bpfkit.asm.expr import parse_int
 from bpfkit.asm.llvm_syntax import KEYWORDS, PATTERNS, Pattern
+from bpfkit.isa.insn import pack_regs
 from bpfkit.isa.table import Kind
 
 ATOMS = re.compile(r"([A-Za-z_.$][\w.$]*|\d\w*)")
@@ -181,7 +182,7 @@ def _compile(
         lines.append(f" imm = {op.imm}")
     if op.src is not None:
         lines.append(f" src = {op.src}")
-    regs = "(dst << 4) | src" if big_endian else "(src << 4) | dst"
+    regs = f"K(dst, src, {big_endian})"  # isa.insn.pack_regs
     lines.append(" imm &= 0xFFFFFFFF")
     lines.append(" imm -= (imm & 0x80000000) << 1")
     if op.kind is Kind.LDDW:
@@ -194,6 +195,7 @@ def _compile(
         "R": REG_NUM,
         "P": parse_int,
         "G": GiveUp,
+        "K": pack_regs,
         "S": struct.Struct(e + "BBhi").pack,
         "L": struct.Struct(e + "BBhiii").pack,
     }

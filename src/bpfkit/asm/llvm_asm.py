@@ -28,6 +28,7 @@ from bpfkit.asm.builder import (
 from bpfkit.asm.expr import ExprError, ExprParser, Value, parse_int
 from bpfkit.asm.llvm_syntax import PATTERNS, Pattern, SyntaxProblem, tokenize
 from bpfkit.errors import AsmError
+from bpfkit.isa.insn import pack_regs
 from bpfkit.isa.table import Kind, Op
 from bpfkit.obj import writer as w
 
@@ -482,7 +483,7 @@ class Assembler:
             imm = op.imm
         if op.src is not None:
             src = op.src
-        regs = (dst << 4 | src) if self.big_endian else (src << 4 | dst)
+        regs = pack_regs(dst, src, self.big_endian)
         sec = self.b.current
         offset = len(sec.data)
         imm_s = imm - (1 << 32) if imm & 0x80000000 else imm & 0xFFFFFFFF

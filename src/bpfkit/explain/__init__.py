@@ -8,30 +8,63 @@ underneath (:mod:`bpfkit.explain.values`: :func:`analyze`, :class:`Value`,
 :class:`State`) is meant to be shared with the verifier.
 """
 
-from bpfkit.explain.explain import (
-    CallArg,
-    CallInfo,
-    Explanation,
-    InsnExplanation,
-    ProgramExplanation,
-    StackRun,
-    explain_object,
-    explain_program,
-)
-from bpfkit.explain.render import (
-    render,
-    render_json,
-    render_markdown,
-    render_terminal,
-    to_dict,
-)
-from bpfkit.explain.sections import (
-    SectionInfo,
-    ctx_field,
-    explain_program_section,
-    explain_section,
-)
-from bpfkit.explain.values import Analysis, Env, State, Value, analyze
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bpfkit.explain.analysis import analyze_program
+    from bpfkit.explain.explain import (
+        CallArg,
+        CallInfo,
+        Explanation,
+        InsnExplanation,
+        ProgramExplanation,
+        StackRun,
+        explain_object,
+        explain_program,
+    )
+    from bpfkit.explain.render import (
+        render,
+        render_json,
+        render_markdown,
+        render_terminal,
+        to_dict,
+    )
+    from bpfkit.explain.sections import (
+        SectionInfo,
+        ctx_field,
+        explain_program_section,
+        explain_section,
+    )
+    from bpfkit.explain.values import Analysis, Env, State, Value, analyze
+
+# Where each public name lives: importing the package loads nothing until a name is used,
+# so a command that needs only the value analysis (printk formats) skips the renderers.
+_HOME = {
+    **dict.fromkeys(
+        (
+            "CallArg CallInfo Explanation InsnExplanation ProgramExplanation StackRun "
+            "explain_object explain_program"
+        ).split(),
+        "explain",
+    ),
+    **dict.fromkeys("render render_json render_markdown render_terminal to_dict".split(), "render"),
+    **dict.fromkeys(
+        "SectionInfo ctx_field explain_program_section explain_section".split(), "sections"
+    ),
+    **dict.fromkeys("Analysis Env State Value analyze".split(), "values"),
+    "analyze_program": "analysis",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'bpfkit.explain' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"bpfkit.explain.{home}"), name)
+
 
 __all__ = [
     "Analysis",
@@ -46,6 +79,7 @@ __all__ = [
     "State",
     "Value",
     "analyze",
+    "analyze_program",
     "ctx_field",
     "explain_object",
     "explain_program",

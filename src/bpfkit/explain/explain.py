@@ -13,13 +13,14 @@ from bpfkit.disasm.kernel_syntax import format_kernel
 from bpfkit.disasm.llvm_text import format_insn
 from bpfkit.errors import ObjectError
 from bpfkit.explain import purpose, vlog
+from bpfkit.explain.analysis import analyze_program
 from bpfkit.explain.fields import Field, decode_fields
-from bpfkit.explain.sections import SectionInfo, ctx_field, explain_program_section
+from bpfkit.explain.sections import SectionInfo, explain_program_section
 from bpfkit.explain.text import c_string, describe_insn, printable
-from bpfkit.explain.values import Env, State, Value, analyze
+from bpfkit.explain.values import Env, State, Value
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import Kind, lookup
-from bpfkit.obj.spec import ObjectSpec, ProgramSpec, RelocKind
+from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.uapi.helpers import by_id
 
 
@@ -136,58 +137,11 @@ def explain_object(
     return Explanation(obj.path, obj.license, tuple(explain_program(obj, p) for p in progs))
 
 
-# Context fields that are packet pointers (in __sk_buff and xdp_md alike).
-_PACKET_FIELDS = {"data": "packet", "data_end": "packet end", "data_meta": "packet meta"}
-
-
-def _env(obj: ObjectSpec, prog: ProgramSpec, info: SectionInfo, insns: tuple[Insn, ...]) -> Env:
-    slot_of, slot = [], 0
-    for i in insns:
-        slot_of.append(slot)
-        slot += i.width
-    relocs = {r.offset // 8: r for r in prog.relocations}
-    data = {d.name: d for d in obj.data}
-
-    def lddw(index: int) -> Value | None:
-        r = relocs.get(slot_of[index])
-        insn = insns[index]
-        if r is None:
-            return None
-        if r.kind is RelocKind.MAP:
-            return Value.ptr("map", 0, r.symbol)
-        if r.kind is RelocKind.GLOBAL_DATA:
-            sec = r.symbol_section or r.symbol
-            return Value.ptr("data", r.symbol_value + insn.imm, sec)
-        if r.kind is RelocKind.FUNC_ADDR:
-            return Value.ptr("func", 0, r.symbol)
-        return Value.ptr("kernel", 0, r.symbol)
-
-    def ctx_load(off: int, size: int) -> Value | None:
-        field = ctx_field(info.ctx_struct, off, size) if size == 4 else None
-        base = _PACKET_FIELDS.get(field.split("->", 1)[1]) if field else None
-        if base is None or info.ctx_struct not in ("struct __sk_buff", "struct xdp_md"):
-            return None
-        return Value.ptr(base, 0)
-
-    def read(region: str, off: int, size: int) -> bytes | None:
-        d = data.get(region)
-        if d is None or not d.readonly or off < 0 or off + size > len(d.data):
-            return None
-        return d.data[off : off + size]
-
-    return Env(lddw=lddw, ctx_load=ctx_load, read=read)
-
-
 def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
     """Explain one program of ``obj``."""
     info = explain_program_section(prog)
     insns = tuple(prog.insns)
-    env = _env(obj, prog, info, insns)
-    entry = State.entry()
-    if prog.is_subprog:
-        # A BPF function's r1-r5 are whatever its caller passed: unknown, not uninitialized.
-        entry = entry.set(**{f"r{n}": Value.scalar() for n in range(1, 6)})
-    analysis = analyze(insns, entry, env)
+    analysis, env = analyze_program(obj, prog)
     relocs = {r.offset // 8: r for r in prog.relocations}
     out = []
     for i, insn in enumerate(insns):

@@ -18,7 +18,7 @@ from bpfkit.isa.encoding import (
     Mode,
     Size,
 )
-from bpfkit.isa.insn import Insn
+from bpfkit.isa.insn import Insn, pack_regs
 from bpfkit.isa.table import Op
 
 _CLASS_TEXT = {
@@ -107,7 +107,7 @@ def decode_fields(insn: Insn, op: Op | None, big_endian: bool = False) -> tuple[
         except ValueError:
             mname = "undefined mode"
         fields.append(Field("mode", mode, f"high 3 bits {mode:#04x}: {mname}"))
-    regs = (insn.dst << 4) | insn.src if big_endian else (insn.src << 4) | insn.dst
+    regs = pack_regs(insn.dst, insn.src, big_endian)
     if big_endian:
         where_dst, where_src = "high", "low"
     else:

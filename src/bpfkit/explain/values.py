@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from bpfkit.isa import semantics
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import Kind, Op, lookup
 from bpfkit.uapi.helpers import by_id
@@ -267,24 +268,8 @@ def successors(
     return [(nxt, step(insn, i, state, env))]
 
 
-_CMP: dict[str, Callable[[int, int, int], bool]] = {
-    "eq": lambda a, b, w: a == b,
-    "ne": lambda a, b, w: a != b,
-    "gt": lambda a, b, w: a > b,
-    "ge": lambda a, b, w: a >= b,
-    "lt": lambda a, b, w: a < b,
-    "le": lambda a, b, w: a <= b,
-    "set": lambda a, b, w: bool(a & b),
-    "sgt": lambda a, b, w: _sx(a, w) > _sx(b, w),
-    "sge": lambda a, b, w: _sx(a, w) >= _sx(b, w),
-    "slt": lambda a, b, w: _sx(a, w) < _sx(b, w),
-    "sle": lambda a, b, w: _sx(a, w) <= _sx(b, w),
-}
-
-
 def _sx(v: int, bits: int) -> int:
-    v &= (1 << bits) - 1
-    return v - (1 << bits) if v >> (bits - 1) else v
+    return semantics.sext(v, bits)
 
 
 def _cond_edges(
@@ -295,7 +280,7 @@ def _cond_edges(
     mask = _M32 if op.width == 32 else _M64
     if a.is_const and b.is_const:
         assert a.const is not None and b.const is not None
-        taken = _CMP[op.key](a.const & mask, b.const & mask, op.width)
+        taken = semantics.compute(op, a.const & mask, b.const & mask)
         return [(target, state)] if taken else [(nxt, state)]
     # A NULL check on a pointer that may be NULL: each edge knows which it is.
     if a.kind == "ptr" and a.maybe_null and b.is_const and b.const == 0 and op.key in ("eq", "ne"):
@@ -480,69 +465,12 @@ def alu(op: Op, insn: Insn, state: State) -> Value:
         return replace(src, const=None if src.const is None else src.const + (dst.signed or 0))
     a = dst.const if dst.is_const else None
     b = src.const if src.is_const else None
-    if op.kind is Kind.NEG:
-        return Value.scalar() if a is None else Value.scalar(_wrap(-a, w))
-    if op.kind is Kind.MOVSX:
-        return Value.scalar() if b is None else Value.scalar(_wrap(_sx(b, insn.off), w))
-    if op.kind is Kind.ENDIAN:
-        if a is None:
-            return Value.scalar()
-        return Value.scalar(_endian(key, insn.imm, a))
-    if a is None or b is None:
+    # Only the operands the row's expression reads need to be known.
+    e = semantics.expr(op)
+    if (a is None and semantics.count(e, "A")) or (b is None and semantics.count(e, "B")):
         return Value.scalar()
-    r = _arith(key, a & _mask(w), b & _mask(w), w)
-    return Value.scalar() if r is None else Value.scalar(_wrap(r, w))
-
-
-def _mask(w: int) -> int:
-    return _M32 if w == 32 else _M64
-
-
-def _wrap(v: int, w: int) -> int:
-    return v & _mask(w)
+    return Value.scalar(semantics.compute(op, a or 0, b or 0))
 
 
 def _trunc(v: Value, w: int) -> Value:
-    return Value.scalar(v.const & _mask(w)) if v.is_const and v.const is not None else v
-
-
-def _arith(key: str, a: int, b: int, w: int) -> int | None:
-    """ALU result on operands already truncated to ``w`` bits (BPF semantics: x/0 = 0,
-    x%0 = x)."""
-    sh = b & (w - 1)
-    if key == "add":
-        return a + b
-    if key == "sub":
-        return a - b
-    if key == "mul":
-        return a * b
-    if key == "div":
-        return a // b if b else 0
-    if key == "mod":
-        return a % b if b else a
-    if key == "sdiv" or key == "smod":
-        sa, sb = _sx(a, w), _sx(b, w)
-        if sb == 0:
-            return 0 if key == "sdiv" else a
-        q = abs(sa) // abs(sb) * (1 if (sa < 0) == (sb < 0) else -1)
-        return q if key == "sdiv" else sa - q * sb
-    if key == "or":
-        return a | b
-    if key == "and":
-        return a & b
-    if key == "xor":
-        return a ^ b
-    if key == "lsh":
-        return a << sh
-    if key == "rsh":
-        return a >> sh
-    if key == "arsh":
-        return _sx(a, w) >> sh
-    return None
-
-
-def _endian(key: str, bits: int, v: int) -> int:
-    low = v & ((1 << bits) - 1)
-    if key == "le":  # a no-op on a little-endian machine, apart from truncating
-        return low
-    return int.from_bytes(low.to_bytes(bits // 8, "little"), "big")
+    return Value.scalar(v.const & semantics.mask(w)) if v.is_const and v.const is not None else v

@@ -1,4 +1,5 @@
-"""The eBPF instruction set: one table (:mod:`bpfkit.isa.table`), instruction values and their encoding."""
+"""The eBPF instruction set: one table (:mod:`bpfkit.isa.table`), what each row computes
+(:mod:`bpfkit.isa.semantics`), instruction values and their encoding."""
 
 from bpfkit.isa.encoding import (
     AluOp,
@@ -11,7 +12,15 @@ from bpfkit.isa.encoding import (
     Size,
     Source,
 )
-from bpfkit.isa.insn import Insn, decode, decode_all, encode_all, iter_insns
+from bpfkit.isa.insn import (
+    Insn,
+    decode,
+    decode_all,
+    encode_all,
+    iter_insns,
+    pack_regs,
+    unpack_regs,
+)
 from bpfkit.isa.table import BY_MNEMONIC, OPS, Kind, Op, forms, is_valid, lookup
 
 __all__ = [
@@ -36,4 +45,6 @@ __all__ = [
     "is_valid",
     "iter_insns",
     "lookup",
+    "pack_regs",
+    "unpack_regs",
 ]

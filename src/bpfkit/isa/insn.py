@@ -33,6 +33,16 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
+def pack_regs(dst: int, src: int, big_endian: bool = False) -> int:
+    """Byte 1 of a slot: ``dst`` and ``src`` (0..15) as the two nibbles of the byte order."""
+    return (dst << 4) | src if big_endian else (src << 4) | dst
+
+
+def unpack_regs(byte: int, big_endian: bool = False) -> tuple[int, int]:
+    """``(dst, src)`` from byte 1 of a slot (the inverse of :func:`pack_regs`)."""
+    return (byte >> 4, byte & 0xF) if big_endian else (byte & 0xF, byte >> 4)
+
+
 @dataclass(frozen=True, slots=True)
 class Insn:
     """One eBPF instruction (``lddw`` included, as a single 16-byte instruction)."""
@@ -77,10 +87,8 @@ class Insn:
 
     def encode(self, big_endian: bool = False) -> bytes:
         """The instruction's 8 (or 16) bytes."""
-        if big_endian:
-            first = _BE.pack(self.opcode, (self.dst << 4) | self.src, self.off, self.imm)
-        else:
-            first = _LE.pack(self.opcode, (self.src << 4) | self.dst, self.off, self.imm)
+        regs = pack_regs(self.dst, self.src, big_endian)
+        first = (_BE if big_endian else _LE).pack(self.opcode, regs, self.off, self.imm)
         if self.opcode != LDDW_OPCODE:
             return first
         hi = struct.pack(">i" if big_endian else "<i", self.imm_hi)
@@ -130,12 +138,8 @@ def decode(data: bytes | bytearray | memoryview, pos: int = 0, big_endian: bool 
     """
     if pos < 0 or pos + SLOT > len(data):
         raise IsaError(f"truncated instruction at byte {pos}: {len(data) - pos} bytes left, need 8")
-    if big_endian:
-        opcode, regs, off, imm = _BE.unpack_from(data, pos)
-        dst, src = regs >> 4, regs & 0xF
-    else:
-        opcode, regs, off, imm = _LE.unpack_from(data, pos)
-        dst, src = regs & 0xF, regs >> 4
+    opcode, regs, off, imm = (_BE if big_endian else _LE).unpack_from(data, pos)
+    dst, src = unpack_regs(regs, big_endian)
     if opcode != LDDW_OPCODE:
         return trusted_insn(opcode, dst, src, off, imm)
     if pos + 2 * SLOT > len(data):

@@ -5,8 +5,8 @@ A handler gets the machine, an instruction, its row of the ISA table, its pc and
 target is bad) and returns the closure that executes the instruction and returns the
 next pc.  :data:`HANDLERS` maps every row of :data:`bpfkit.isa.table.OPS` to its handler;
 :meth:`bpfkit.vm.interp.Machine.compile` uses it.  Hot kinds (ALU, conditional jumps)
-get closures generated from :mod:`bpfkit.vm.semantics`; loads and stores check the
-region of every access inline.
+get closures generated from the expressions of :mod:`bpfkit.isa.semantics`; loads and
+stores check the region of every access inline.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import VmError
+from bpfkit.isa import semantics
 from bpfkit.isa.insn import Insn
+from bpfkit.isa.semantics import M32, M64, sx32
 from bpfkit.isa.table import OPS, Kind, Op
-from bpfkit.vm import semantics
 from bpfkit.vm.memory import CODE_BASE, MAX_FRAMES, STACK_SIZE, Fault, Region
-from bpfkit.vm.semantics import M32, M64, sx32
 
 if TYPE_CHECKING:
     from bpfkit.vm.interp import Machine
@@ -51,37 +51,44 @@ def _mem_fault(m: Machine, address: int, size: int, write: bool) -> int:
     raise Fault(f"{'write' if write else 'read'} of {size} bytes refused", address=address)
 
 
-def _alu(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+_FACTORIES: dict[tuple[object, ...], Callable[..., Closure]] = {}
+
+
+def _factory(key: tuple[object, ...], body: str, params: str) -> Callable[..., Closure]:
+    """``make(params)``, returning ``def f(): body`` (compiled once per key)."""
+    made = _FACTORIES.get(key)
+    if made is None:
+        src = f"def make({params}):\n    def f():\n{body}\n    return f\n"
+        ns = dict(semantics.PY_NAMESPACE)
+        exec(compile(src, f"<bpfkit.vm {key}>", "exec"), ns)  # noqa: S102 - from isa.semantics
+        made = _FACTORIES[key] = ns["make"]
+    return made
+
+
+def _operand_source(op: Op) -> tuple[str, str]:
+    """Python source of A (dst) and B (src, or ``b``: the immediate) at the row's width."""
+    w = semantics.width(op)
+    low = "" if w == 64 else f" & {semantics.mask(w):#x}"
+    a = f"(R[d]{low})" if low else "R[d]"
     if op.source == "imm":
-        b = insn.imm & (M64 if op.width == 64 else M32)
-    else:
-        b = 0
-    make = semantics.alu_factory(op.key, op.width, op.source)
-    return make(m.regs, insn.dst, insn.src, b, pc + 1)
+        return a, "b"
+    return a, (f"(R[s]{low})" if low else "R[s]")
 
 
-def _neg(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
-    R, d, nxt, mask = m.regs, insn.dst, pc + 1, M64 if op.width == 64 else M32
-
-    def f() -> int:
-        R[d] = -R[d] & mask
-        return nxt
-
-    return f
-
-
-def _movsx(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
-    R, d, s, nxt = m.regs, insn.dst, insn.src, pc + 1
-    bits = insn.off
-    sign, low = 1 << (bits - 1), (1 << bits) - 1
-    mask = M64 if op.width == 64 else M32
-
-    def f() -> int:
-        v = R[s] & low
-        R[d] = (v - (sign << 1) if v & sign else v) & mask
-        return nxt
-
-    return f
+def _value(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+    """ALU, NEG, MOVSX and ENDIAN: ``dst = expr(A, B)``."""
+    a, b = _operand_source(op)
+    e = semantics.expr(op)
+    w = semantics.width(op)
+    body = f"        R[d] = {semantics.to_python(e, w, a, b)}\n        return nxt"
+    if max(semantics.count(e, "A"), semantics.count(e, "B")) > 1:  # name each operand once
+        body = (
+            f"        A = {a}\n        B = {b}\n"
+            f"        R[d] = {semantics.to_python(e, w, 'A', 'B')}\n        return nxt"
+        )
+    make = _factory(("value", op), body, "R, d, s, b, nxt")
+    imm = insn.imm & semantics.mask(w)
+    return make(m.regs, insn.dst, insn.src, imm, pc + 1)
 
 
 def _addr_space_cast(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
@@ -98,25 +105,6 @@ def _addr_space_cast(m: Machine, insn: Insn, op: Op, pc: int, target: Target) ->
         return nxt
 
     return f
-
-
-def _endian(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
-    R, d, nxt = m.regs, insn.dst, pc + 1
-    nbytes = op.width // 8
-    mask = (1 << op.width) - 1
-    if op.key == "le":  # the VM is little-endian: to-LE only truncates
-
-        def f() -> int:
-            R[d] &= mask
-            return nxt
-
-        return f
-
-    def g() -> int:
-        R[d] = int.from_bytes((R[d] & mask).to_bytes(nbytes, "little"), "big")
-        return nxt
-
-    return g
 
 
 def _lddw(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
@@ -238,19 +226,17 @@ def _atomic(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     mask = _MASK[n]
     key = op.key
     fetch = key.startswith("fetch_")
-    rmw = semantics.ATOMIC.get(key.removeprefix("fetch_"))
+    rmw = None if key == "cmpxchg" else semantics.expr(op)
+    w = semantics.width(op)
 
     def f() -> int:
         r, o = mem.check(R[d] + off, n, True)
         old = int.from_bytes(r.buf[o : o + n], "little")
         src = R[s] & mask
         if rmw is not None:
-            new = rmw(old, src) & mask
-            if fetch:
+            new = semantics.evaluate(rmw, w, old, src)
+            if fetch or key == "xchg":
                 R[s] = old
-        elif key == "xchg":
-            new = src
-            R[s] = old
         else:  # cmpxchg: compare with r0, r0 gets the old value
             new = src if old == R[0] & mask else old
             R[0] = old
@@ -270,16 +256,12 @@ def _ja(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
 
 
 def _jcond(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
-    signed = op.key in ("sgt", "sge", "slt", "sle")
-    if op.source == "imm":
-        if signed:
-            b = insn.imm
-        else:
-            b = insn.imm & (M64 if op.width == 64 else M32)
-    else:
-        b = 0
-    make = semantics.jump_factory(op.key, op.width, op.source)
-    return make(m.regs, insn.dst, insn.src, b, pc + 1, target(pc + 1 + insn.off, pc))
+    a, b = _operand_source(op)
+    cond = semantics.to_python(semantics.expr(op), op.width, a, b)
+    body = f"        if {cond}:\n            return tgt\n        return nxt"
+    make = _factory(("jcond", op), body, "R, d, s, b, nxt, tgt")
+    imm = insn.imm & semantics.mask(op.width)
+    return make(m.regs, insn.dst, insn.src, imm, pc + 1, target(pc + 1 + insn.off, pc))
 
 
 def _may_goto(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
@@ -448,10 +430,10 @@ def _exit(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
 
 
 _BY_KIND: dict[Kind, Handler] = {
-    Kind.ALU: _alu,
-    Kind.NEG: _neg,
-    Kind.MOVSX: _movsx,
-    Kind.ENDIAN: _endian,
+    Kind.ALU: _value,
+    Kind.NEG: _value,
+    Kind.MOVSX: _value,
+    Kind.ENDIAN: _value,
     Kind.ADDR_SPACE_CAST: _addr_space_cast,
     Kind.LDDW: _lddw,
     Kind.LD_ABS: _ld_packet,

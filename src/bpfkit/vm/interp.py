@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from bpfkit.errors import VmError
 from bpfkit.isa.insn import Insn
+from bpfkit.isa.semantics import M64
 from bpfkit.isa.table import Op, lookup
 from bpfkit.vm.env import Env
 from bpfkit.vm.handlers import (
@@ -30,7 +31,6 @@ from bpfkit.vm.handlers import (
 )
 from bpfkit.vm.maps import VmMap
 from bpfkit.vm.memory import MAX_FRAMES, STACK_SIZE, STACK_SLOT, Fault, Memory, Region
-from bpfkit.vm.semantics import M64
 
 HelperFn = Callable[["Machine", int, int, int, int, int], int]
 MAX_TAIL_CALLS = 33  # MAX_TAIL_CALL_CNT since Linux 5.17
