@@ -57,7 +57,7 @@ from bpfkit.lang.decl import (
     usdt,
     xdp,
 )
-from bpfkit.lang.types import i8, i16, i32, i64, struct, u8, u16, u32, u64
+from bpfkit.lang.types import cstr, i8, i16, i32, i64, struct, u8, u16, u32, u64
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
@@ -95,7 +95,7 @@ def __getattr__(name: str) -> Any:
 
         if by_name(name) is not None:
             return _outside(name)
-    if name in ("load", "Program", "compile_file", "compile_module"):
+    if name in ("load", "Program", "compile_file", "compile_module", "log2_hist"):
         from bpfkit.lang import runtime
 
         return getattr(runtime, name)
@@ -106,7 +106,7 @@ __all__ = [
     "Array", "BPF_ANY", "BPF_EXIST", "BPF_F_CURRENT_CPU", "BPF_NOEXIST", "Const", "HashMap",
     "LruHash", "PerCpuArray", "PerCpuHash", "PerfEventArray", "ProgArray", "RingBuf",
     "TC_ACT_OK", "TC_ACT_SHOT", "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_REDIRECT",
-    "XDP_TX", "bswap64", "cgroup_skb", "comm", "current_task", "htonl", "htons", "i16",
+    "XDP_TX", "bswap64", "cgroup_skb", "comm", "cstr", "current_task", "htonl", "htons", "i16",
     "i32", "i64", "i8", "kernel", "kprobe", "kretprobe", "ktime_ns", "ntohl", "ntohs",
     "perf_event", "pid", "raw_tracepoint", "sizeof", "socket_filter", "struct", "tc", "tid",
     "tracepoint", "u16", "u32", "u64", "u8", "uid", "uprobe", "uretprobe", "usdt", "xdp",

@@ -294,20 +294,22 @@ def _assembly(funcs: list[Emitted], g: Globals, file: str, lines: list[str]) -> 
     line_info: dict[str, list[tuple[int, int, int, int]]] = {}
     core: dict[str, list[tuple[int, int, int, int]]] = {}
     fname = btf.name(os.path.abspath(file))
+    base: dict[str, int] = {}  # bytes already in each section (programs sharing one)
     for e in funcs:
+        at = base.get(e.section, 0)
+        base[e.section] = at + e.size
         proto = btf.func_proto(int_t, [("ctx", void_ptr)])
         fid = btf.func(e.name, proto)
-        func_info[e.section] = [(0, fid)]
-        rows = []
+        func_info.setdefault(e.section, []).append((at, fid))
+        rows = line_info.setdefault(e.section, [])
         for off, line, col in e.line_info:
             src = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-            rows.append((off, fname, btf.name(src), line << 10 | min(col, 1023)))
-        line_info[e.section] = rows
+            rows.append((at + off, fname, btf.name(src), line << 10 | min(col, 1023)))
         if e.core and g.core is not None:
-            core[e.section] = [
-                (off, g.core.local_id(btf, tid), btf.name(acc), kind)
+            core.setdefault(e.section, []).extend(
+                (at + off, g.core.local_id(btf, tid), btf.name(acc), kind)
                 for off, tid, acc, kind in e.core
-            ]
+            )
     for sec in func_info:
         btf.name(sec)
     ext = btfgen.ext_blob(func_info, line_info, core, btf)

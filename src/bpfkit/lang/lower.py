@@ -1285,7 +1285,9 @@ class Lowerer:
                     )
             elif p.kind in ("ptr", "func"):
                 out.append(self.ptr_arg(v, node, h, p.name))
-                if isinstance(v, Mem):
+                if isinstance(v, Mem) and not (isinstance(v.type, IntType) and "unsafe" in p.name):
+                    last_size = v.type.size
+                elif isinstance(v, Int) and v.type is not None and "unsafe" not in p.name:
                     last_size = v.type.size
                 elif isinstance(v, Bytes):
                     last_size = len(v.data) + 1
@@ -1294,6 +1296,12 @@ class Lowerer:
         return out
 
     def ptr_arg(self, v: Val, node: ast.expr, h: Helper, pname: str) -> Arg:
+        """A pointer argument: memory's address; an integer is an address itself for
+        ``unsafe_ptr``-like arguments (kernel/user addresses), else it is copied to the
+        stack and passed by address (``bpf_map_lookup_elem(m, pid)``)."""
+        by_value = "unsafe" in pname or pname in ("ptr", "addr")
+        if isinstance(v, Mem) and isinstance(v.type, IntType) and by_value:
+            return self.read_mem(v).v
         if isinstance(v, Mem):
             return self.addr(v)
         if isinstance(v, Bytes):
@@ -1305,7 +1313,11 @@ class Lowerer:
         if isinstance(v, (Ptr, KPtr)):
             return v.v
         if isinstance(v, Int):
-            return v.v
+            if by_value or v.type is None:
+                return v.v
+            slot = self.slot(v.type.size, v.type.align, temp=True)
+            self.add(ir.Store(slot, 0, v.type.size, v.v))
+            return FrameAddr(slot)
         self.fail(
             node,
             f"{h.name}: argument {pname} must be memory (a local array/struct, bytes, "

@@ -220,4 +220,21 @@ def load(module: ModuleType | str, **kwargs: Any) -> Loaded:
     return Program.from_module(module).load(**kwargs)
 
 
-__all__ = ["Loaded", "Program", "TypeCodec", "compile_file", "compile_module", "load"]
+__all__ = ["Loaded", "Program", "TypeCodec", "compile_file", "compile_module", "load", "log2_hist"]
+
+
+def log2_hist(counts: Mapping[int, int], label: str = "value") -> str:
+    """A log2 histogram as bcc's ``print_log2_hist`` draws it (bucket ``i`` holds values
+    from ``2**i`` to ``2**(i+1) - 1``, bucket 0 holds 0 and 1)."""
+    if not counts:
+        return f"{label:>24} : count     distribution\n"
+    top = max(counts)
+    peak = max(counts.values()) or 1
+    lines = [f"{label:>24} : count     distribution"]
+    for i in range(top + 1):
+        lo = 0 if i == 0 else 1 << i
+        hi = (1 << (i + 1)) - 1
+        n = counts.get(i, 0)
+        bar = "*" * (n * 40 // peak)
+        lines.append(f"{lo:>10} -> {hi:<10}: {n:<9} |{bar:<40}|")
+    return "\n".join(lines) + "\n"

@@ -94,10 +94,9 @@ class ArrayType(Type):
         return hash((self.elem, self.count))
 
     def unpack(self, data: bytes) -> Any:
-        """``bytes`` up to the first NUL for ``u8``/``i8`` arrays, else a list."""
+        """``bytes`` for ``u8``/``i8`` arrays (see :func:`cstr`), else a list."""
         if isinstance(self.elem, IntType) and self.elem.size == 1:
-            raw = bytes(data[: self.size])
-            return raw.split(b"\0", 1)[0]
+            return bytes(data[: self.size])
         step = self.elem.size
         return [unpack(self.elem, data[i * step : (i + 1) * step]) for i in range(self.count)]
 
@@ -145,6 +144,11 @@ class StructType(Type):
                 b = bytes(v)[: f.type.size]
                 out[f.offset : f.offset + len(b)] = b
         return bytes(out)
+
+
+def cstr(data: bytes) -> str:
+    """A C string held in bytes (a comm, a path): up to the first NUL, decoded."""
+    return bytes(data).split(b"\0", 1)[0].decode(errors="replace")
 
 
 def unpack(t: Type, data: bytes) -> Any:
