@@ -8,11 +8,21 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "build: examples/hello/hello.rs -> BPF object (rustc's BPF backend + bpfkit's assembler)"
-$B build examples/hello/hello.rs -o "$out/hello.o"
+# The seed's road is Rust -> LLVM IR -> BPF.  With a rustc bpfkit's prelude supports (1.89+),
+# build hello.rs; without one (a fresh Debian 12 has rustc 1.63 or none), build the seed's own
+# LLVM IR, examples/hello/hello.ll, with llc instead, and say so.
+why=$(.venv/bin/python -c 'from bpfkit.toolchain.rust import rust_unavailable as u; print(u() or "")')
+if [ -z "$why" ]; then
+  step "build: examples/hello/hello.rs -> BPF object (rustc's BPF backend + bpfkit's assembler)"
+  $B build examples/hello/hello.rs -o "$out/hello.o"
+else
+  step "build: examples/hello/hello.ll -> BPF object (the seed's LLVM IR, through llc)"
+  echo "no Rust build here ($why); building the seed's hello.ll instead"
+  $B build examples/hello/hello.ll -o "$out/hello.o"
+fi
 
-step "dump: what llvm-objdump -d prints (the seed's listing)"
-$B dump "$out/hello.o"
+step "dump: the seed's listing (llvm-objdump of LLVM 7 printed decimal immediates)"
+$B dump --no-print-imm-hex "$out/hello.o"
 
 step "explain: the seed's annotated bytecode, generated (first instructions)"
 $B explain examples/hello/hello.o > "$out/explain.txt"

@@ -312,7 +312,7 @@ def test_listing_does_not_need_loadable_maps(tmp_path: Path) -> None:
         flags = ["-r"] if relocs else []
         rc, out, err = _cli("dump", "--mcpu", "v3", *flags, str(obj))
         assert rc == 0, err
-        assert out == llvm_objdump([obj], "v3", False, relocs)[obj]
+        assert out == llvm_objdump([obj], "v3", True, relocs)[obj]
     rc, out, err = _cli("btf", str(obj))
     ref = subprocess.run(["bpftool", "btf", "dump", "file", str(obj)], capture_output=True)
     assert rc == 0, err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from bpfkit.cli.main import main
 from bpfkit.disasm.objdump import dump
 from bpfkit.isa import decode, is_valid
 from bpfkit.obj.reader import read_object
-from helpers import TESTS, llvm_objdump
+from helpers import ROOT, TESTS, clang_bpf, llvm_objdump
 
 HERE = TESTS
 CORPUS = sorted((HERE / "corpus" / "obj").glob("*.o"))
@@ -116,7 +117,10 @@ b7 00 00 00 00 00 00 00 r0 = 0x0
 95 00 00 00 00 00 00 00 exit"""
 
 
-@pytest.mark.parametrize(("flags", "expected"), [([], SEED_DEC), (["--print-imm-hex"], SEED_HEX)])
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [([], SEED_HEX), (["--print-imm-hex"], SEED_HEX), (["--no-print-imm-hex"], SEED_DEC)],
+)
 def test_hello_prints_the_seed_listing(
     flags: list[str], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,3 +154,65 @@ def test_cli_not_elf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1
     assert str(bad) in captured.err
+
+
+def test_cli_default_equals_llvm_objdump_19_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bpfkit dump OBJ` with no flags prints what `llvm-objdump-19 -d OBJ` prints (hex
+    immediates, LLVM 19's default CPU) for every corpus object."""
+    for path in OBJECTS:
+        ref = subprocess.run(
+            ["llvm-objdump-19", "-d", str(path)], check=True, capture_output=True, text=True
+        ).stdout
+        assert main(["dump", str(path)]) == 0
+        assert capsys.readouterr().out == ref, path.name
+
+
+def _g_objects(tmp: Path) -> list[Path]:
+    """The corpus and example C sources compiled with -g here, so their sources exist."""
+    sources = sorted((TESTS / "corpus" / "src").glob("*.c")) + sorted(ROOT.glob("examples/*/*.c"))
+    out = []
+    for i, src in enumerate(sources):
+        for cpu in ("v1", "v3"):
+            obj = tmp / f"{i}_{src.stem}_{cpu}.o"
+            clang_bpf(src, obj, f"-mcpu={cpu}")
+            out.append(obj)
+    return out
+
+
+@pytest.mark.requires("clang19")
+def test_source_and_line_numbers_equal_llvm_objdump_19(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-S, -l and both (with -r and either immediate format) as llvm-objdump-19 prints them,
+    on objects compiled with -g here and on the corpus' -g objects (whose sources may be
+    elsewhere: then both print no source), and on objects without DWARF (-l still names
+    functions from the symbol table)."""
+    objs = _g_objects(tmp_path) + OBJECTS
+    flagsets = [["-S"], ["-l"], ["-S", "-l", "-r", "--no-print-imm-hex"]]
+    lines = 0
+    for path in objs:
+        for flags in flagsets:
+            ref = subprocess.run(
+                ["llvm-objdump-19", "-d", *flags, str(path)], capture_output=True, text=True
+            )
+            assert ref.returncode == 0, ref.stderr
+            assert main(["dump", *flags, str(path)]) == 0
+            ours = capsys.readouterr().out
+            assert ours == ref.stdout, (path.name, flags)
+            lines += ours.count("\n; ")
+    assert lines > 500, "the objects should carry source lines"
+
+
+def test_source_missing_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "gone.c"
+    src.write_text(
+        'int f(void *ctx) { return 1; }\nchar LICENSE[] __attribute__((section("license"))) = "GPL";\n'
+    )
+    obj = tmp_path / "gone.o"
+    clang_bpf(src, obj)
+    src.unlink()
+    assert main(["dump", "-S", str(obj)]) == 0
+    cap = capsys.readouterr()
+    assert "r0 = 0x1" in cap.out or "w0 = 0x1" in cap.out
+    assert not [ln for ln in cap.out.splitlines() if ln.startswith("; ")]
+    assert "gone.c" in cap.err and "warning" in cap.err

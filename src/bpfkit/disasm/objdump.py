@@ -32,12 +32,15 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from bpfkit.disasm.llvm_text import UNKNOWN, SlotPlan, lddw_plan, parse_mcpu, render, slot_plan
 from bpfkit.errors import ObjectError
 from bpfkit.isa.insn import LDDW_OPCODE, trusted_insn
 from bpfkit.obj.spec import ObjectSpec, Relocation, Section, Symbol
+
+if TYPE_CHECKING:
+    from bpfkit.disasm.source import SourcePrinter
 
 _SHF_EXECINSTR = 0x4
 _HIDDEN_TYPES = ("STT_SECTION", "STT_FILE")
@@ -62,16 +65,22 @@ class _Label:
 def dump(
     obj: ObjectSpec,
     *,
-    imm_hex: bool = False,
+    imm_hex: bool = True,
     mcpu: str | int | None = None,
     relocs: bool = False,
     sections: Iterable[str] | None = None,
+    source: bool = False,
+    line_numbers: bool = False,
+    warnings: list[str] | None = None,
 ) -> str:
     """The ``llvm-objdump -d`` listing of ``obj``.
 
-    ``imm_hex`` is llvm-objdump's ``--print-imm-hex`` (bpfkit's default is decimal, its
-    ``--no-print-imm-hex``); ``mcpu`` ``"v1"``..``"v4"`` is ``--mcpu=vN`` (``None``:
-    bpfkit's default, see :mod:`bpfkit.disasm.llvm_text`); ``relocs`` is ``-r``; ``sections``
+    ``imm_hex`` is llvm-objdump's ``--print-imm-hex`` (its default, as llvm-objdump-19's;
+    ``False`` is ``--no-print-imm-hex``); ``mcpu`` ``"v1"``..``"v4"`` is ``--mcpu=vN``
+    (``None``: LLVM 19's default CPU, but forms it cannot decode shown as v4 shows them,
+    see :mod:`bpfkit.disasm.llvm_text`; ``bpfkit dump`` passes ``"v1"``, llvm-objdump-19's
+    own default); ``source``/``line_numbers`` are ``-S``/``-l`` (warnings, such as a source
+    file that cannot be read, are appended to ``warnings``); ``relocs`` is ``-r``; ``sections``
     is ``-j NAME`` (repeatable).  Raises :class:`ObjectError` for a section name that
     does not exist.
     """
@@ -89,6 +98,17 @@ def dump(
             )
     out: list[str] = [f"\n{obj.path}:\tfile format elf64-bpf\n"]
     renderer = _Renderer(obj.big_endian, cpu, imm_hex)
+    printer = None
+    if source or line_numbers:
+        # Imported here: only -S/-l read DWARF.
+        from bpfkit.disasm.source import SourceMap, SourcePrinter
+
+        try:
+            with open(obj.path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise ObjectError(f"{obj.path}: cannot read it for source lines: {e.strerror}") from e
+        printer = SourcePrinter(SourceMap(raw), source=source, lines=line_numbers)
     # With -r, llvm-objdump also prints the CO-RE relocations of .BTF.ext.
     core: dict[str, dict[int, str]] = {}
     if relocs:
@@ -103,7 +123,11 @@ def dump(
             continue
         rels = obj.relocations.get(sec.name, ()) if relocs else ()
         notes = core.get(sec.name, {})
-        _dump_section(out, sec, _labels(sec, obj.symbols), rels, renderer, relocs, notes)
+        _dump_section(
+            out, sec, _labels(sec, obj.symbols), rels, renderer, relocs, notes, printer
+        )
+    if printer is not None and warnings is not None:
+        warnings.extend(printer.warnings)
     return "".join(out)
 
 
@@ -250,11 +274,15 @@ def _dump_section(
     renderer: _Renderer,
     show_relocs: bool,
     notes: dict[int, str] | None = None,
+    printer: SourcePrinter | None = None,
 ) -> None:
     data = sec.data
     size = sec.size
     heading = False
     listing = _Listing(out, data, labels, rels, renderer, show_relocs, notes or {})
+    if printer is not None:
+        listing.printer = printer
+        listing.section_index = sec.index
     n = len(labels)
     i = 0
     while i < n:
@@ -312,6 +340,8 @@ class _Listing:
         self.renderer = renderer
         self.show_relocs = show_relocs
         self.notes = notes
+        self.printer: SourcePrinter | None = None  # -S / -l: lines before instructions
+        self.section_index = 0
 
     def target(self, target: int) -> str:
         """`` <sym+0x18>`` for a jump target (the last label at or before it)."""
@@ -328,7 +358,7 @@ class _Listing:
         data = self.data
         n = (end - start) // 8
         pos = start
-        if n:
+        if n and self.printer is None:
             slots = struct.unpack_from(f"<{n}Q", data, start)
             top = start + 8 * n
             # Slots with a relocation or a CO-RE note: always through step().
@@ -407,6 +437,8 @@ class _Listing:
                 out.append("\t\t...\n")
                 return pos + skip
         width, tail, jump = self.renderer.line(data, pos)
+        if self.printer is not None:
+            out.append(self.printer.before(self.section_index, pos))
         if jump is None:
             out.append(f"{pos // 8:8d}:{tail}\n")
         else:

@@ -45,7 +45,8 @@ def check_rustc(tool: Tool, big_endian: bool = False) -> None:
         raise BuildError(
             f"rustc {tool.version_text} is not supported: bpfkit's Rust prelude needs rustc "
             f"{MIN_RUSTC[0]}.{MIN_RUSTC[1]} or newer (its lang items changed; checked on "
-            f"{TESTED_RUSTC[0]}.{TESTED_RUSTC[1]}); update Rust (rustup update stable)"
+            f"{TESTED_RUSTC[0]}.{TESTED_RUSTC[1]}); install a newer Rust with rustup "
+            "(https://rustup.rs: rustup toolchain install stable) or set RUSTC to one"
         )
     out = run([tool.path, "--print", "target-list"], what="listing rustc's targets")
     if target(big_endian) not in out.stdout.split():
@@ -53,6 +54,16 @@ def check_rustc(tool: Tool, big_endian: bool = False) -> None:
             f"rustc {tool.version_text} ({tool.path}) has no {target(big_endian)} target; "
             "use a rustc built with LLVM's BPF backend (rustup's stable rustc has it)"
         )
+
+
+def rust_unavailable(big_endian: bool = False) -> str | None:
+    """None if ``bpfkit build`` can compile Rust here, else the reason (the BuildError's
+    message: what is missing and what to install).  The demo uses it to choose its road."""
+    try:
+        check_rustc(find_rustc(), big_endian)
+    except BuildError as e:
+        return str(e)
+    return None
 
 
 def prelude_sources() -> dict[str, str]:

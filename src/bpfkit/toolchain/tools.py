@@ -133,8 +133,8 @@ def find_rustc() -> Tool:
     path = shutil.which(wanted)
     if path is None:
         raise BuildError(
-            f"{wanted} not found: install Rust (https://rustup.rs, or Debian: "
-            "apt-get install rustc); a stable rustc with the bpfel-unknown-none target is enough"
+            f"{wanted} not found: install Rust 1.89 or newer with rustup (https://rustup.rs; "
+            "Debian 12's rustc package is 1.63, too old for bpfkit's prelude), or set RUSTC"
         )
     out = run([path, "--version"], what="reading rustc's version")
     return Tool(Path(path).name, path, parse_version(out.stdout, after="rustc"))
