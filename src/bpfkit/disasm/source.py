@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from elftools.common.exceptions import ELFError
-from elftools.dwarf.constants import DW_LNE_set_address
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 __all__ = ["LineInfo", "SourceMap", "SourcePrinter"]
 
 DELIMITER = "; "
+_DW_LNE_SET_ADDRESS = 0x02  # DWARF 5, 6.2.5.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ class SourceMap:
 
     def _read_symbols(self, elf: ELFFile) -> None:
         symtab = elf.get_section_by_name(".symtab")
-        if symtab is None:
+        if not isinstance(symtab, SymbolTableSection):
             return
         nsec = elf.num_sections()
         found: list[tuple[int, int, str]] = []
@@ -160,7 +161,7 @@ class SourceMap:
         out: dict[int, int] = {}
         symtab = elf.get_section_by_name(".symtab")
         for sec in elf.iter_sections():
-            if not isinstance(sec, RelocationSection) or symtab is None:
+            if not isinstance(sec, RelocationSection) or not isinstance(symtab, SymbolTableSection):
                 continue
             target = elf.get_section(sec["sh_info"])
             if target.name != ".debug_line":
@@ -197,7 +198,7 @@ class SourceMap:
             addrs: list[int] = []
             rows: list[tuple[str | None, int]] = []
             for entry in prog.get_entries():
-                if entry.is_extended and entry.command == DW_LNE_set_address:
+                if entry.is_extended and entry.command == _DW_LNE_SET_ADDRESS:
                     section = relocated[offs[k]] if k < len(offs) else None
                     k += 1
                 st = entry.state
