@@ -90,7 +90,7 @@ def test_compiled_core_relocations(
 @pytest.mark.requires("clang19")
 def test_plain_dump_has_no_core_lines(tmp_path_factory: pytest.TempPathFactory) -> None:
     obj = _compiled(tmp_path_factory)
-    ours = dump(read_object(str(obj)), mcpu="v3")
+    ours = dump(read_object(str(obj)), mcpu="v3", imm_hex=False)
     assert "CO-RE" not in ours
     assert ours == _llvm(obj, "--no-print-imm-hex", "--mcpu=v3")
 
@@ -232,7 +232,7 @@ def test_handmade_core_relocations(tmp_path: Path) -> None:
     assert ref.count("CO-RE ") == SHARED  # one line per instruction
     for text in ("volatile const struct s::<anon 1>", "fwd union u", "type_tag(", "<anon 0>"):
         assert text in ref
-    assert dump(read_object(str(obj)), relocs=True) == ref
+    assert dump(read_object(str(obj)), relocs=True, imm_hex=False) == ref
 
 
 def test_describe_without_objdump() -> None:
