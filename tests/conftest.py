@@ -1,13 +1,22 @@
-"""Test-wide fixtures: capability-based skips and the kernel test count.
+"""Test-wide fixtures: capability-based skips, the kernel test count, shared expensive setup.
 
 Mark a test ``@pytest.mark.requires("bpf", "tracepoint")``; it skips only if a probe in
 ``tests/probes.py`` says a capability is missing (and fails instead if BPFKIT_REQUIRE
-lists it).  Tests that need ``bpf`` count as kernel tests: the run ends with a line
-saying how many ran and how many skipped, with the reasons.
+lists it).  A fixture marked ``@probes.needs(...)`` passes its needs on to every test
+using it.  No test skips any other way (tests/test_probes.py checks).  Tests that need ``bpf`` count as kernel tests: the run
+ends with a line saying how many ran and how many skipped, with the reasons.
+
+The suite runs in parallel (``pytest -n auto --dist loadgroup``, see scripts/test.sh):
+every test module is one xdist group (module fixtures are set up once, by one worker),
+except modules that name their own ``xdist_group`` (tests sharing kernel-global state
+that the process id does not tell apart).  The kernel test count travels with the test
+reports (``user_properties``), so the controller counts what the workers ran.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -17,53 +26,134 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import probes  # noqa: E402
+from bpfkit.btf import Btf, load_vmlinux  # noqa: E402
 
-_kernel_ran: list[str] = []
-_kernel_ids: set[str] = set()
-_kernel_skipped: Counter[str] = Counter()
+_KERNEL = "bpfkit_kernel"  # a user property: this test needs bpf()
+_SKIP = "bpfkit_skip"  # a user property: the capability this test skipped for, and why
+
+
+class _Count:
+    def __init__(self) -> None:
+        self.ran = 0
+        self.skipped: Counter[str] = Counter()
+
+
+_count = _Count()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*features): capabilities the test needs")
+    config.addinivalue_line("markers", "kernel: the test needs bpf() (set from requires)")
 
 
-def _is_kernel(item: pytest.Item) -> bool:
-    m = item.get_closest_marker("requires")
-    return bool(m and ("bpf" in m.args)) or item.get_closest_marker("kernel") is not None
+def features(item: pytest.Item) -> list[str]:
+    """What ``item`` requires: its ``requires`` marks (all of them, closest first), its
+    fixtures' needs, and ``bpf`` for a test marked ``kernel``."""
+    out: list[str] = []
+    for m in item.iter_markers("requires"):
+        out += [f for f in m.args if f not in out]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info else ():
+        for d in defs:
+            out += [f for f in getattr(d.func, "bpfkit_requires", ()) if f not in out]
+    if item.get_closest_marker("kernel") and "bpf" not in out:
+        out.insert(0, "bpf")
+    return out
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group marks set here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unknown = {f for item in items for f in features(item) if f not in probes.PROBES}
+    if unknown:
+        raise pytest.UsageError(f"requires() names features no probe knows: {sorted(unknown)}")
+    for item in items:
+        if "bpf" in features(item):
+            item.add_marker("kernel")
+            item.user_properties.append((_KERNEL, True))
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(Path(item.nodeid.split("::")[0]).stem))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    m = item.get_closest_marker("requires")
-    features = list(m.args) if m else []
-    if item.get_closest_marker("kernel") and "bpf" not in features:
-        features.insert(0, "bpf")
-    for f in features:
+    for f in features(item):
         why = probes.missing(f)
         if why is None:
             continue
         if f in probes.required():
             pytest.fail(f"{f} is required here (BPFKIT_REQUIRE) but missing: {why}")
-        if _is_kernel(item):
-            _kernel_skipped[f"{f}: {why}"] += 1
+        item.user_properties.append((_SKIP, f"{f}: {why}"))
         pytest.skip(f"{f} unavailable: {why}")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # Not `"kernel" in report.keywords`: pytest puts directory names (tests/kernel) there too.
-    if report.when == "call" and report.nodeid in _kernel_ids:
-        _kernel_ran.append(report.nodeid)
+    # Called in the process that prints the summary (xdist's controller gets the workers'
+    # reports with their user properties).  Not `"kernel" in report.keywords`: pytest puts
+    # directory names (tests/kernel) there too.
+    props = dict(report.user_properties)
+    if not props.get(_KERNEL):
+        return
+    if report.when == "call":
+        _count.ran += 1
+    elif report.when == "setup" and report.skipped:
+        _count.skipped[str(props.get(_SKIP, _skip_reason(report)))] += 1
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _is_kernel(item):
-            item.add_marker("kernel")
-            _kernel_ids.add(item.nodeid)
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # an xdist worker: the controller prints the count
     tr = terminalreporter
-    skipped = sum(_kernel_skipped.values())
-    tr.write_sep("=", f"kernel tests: {len(_kernel_ran)} ran, {skipped} skipped")
-    for reason, n in _kernel_skipped.most_common():
+    skipped = sum(_count.skipped.values())
+    tr.write_sep("=", f"kernel tests: {_count.ran} ran, {skipped} skipped")
+    for reason, n in _count.skipped.most_common():
         tr.write_line(f"  skipped {n}: {reason}")
+
+
+# --- expensive setup shared by the whole session (per xdist worker) ---------------------
+
+
+@pytest.fixture(scope="session")
+@probes.needs("kernel-btf")
+def vmlinux_btf() -> Btf:
+    """The running kernel's BTF, parsed by bpfkit once per process (read-only: it is
+    ``load_vmlinux()``'s cached result, which the code under test shares)."""
+    return load_vmlinux()
+
+
+@pytest.fixture(scope="session")
+@probes.needs("kernel-btf", "bpftool")
+def vmlinux_enums() -> dict[str, dict[str, int]]:
+    """Every enum of the running kernel's BTF as bpftool reads it (an oracle independent of
+    bpfkit's reader): ``{enum name: {enumerator: value}}``."""
+    out = subprocess.run(
+        ["bpftool", "-j", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    enums: dict[str, dict[str, int]] = {}
+    for t in json.loads(out.stdout)["types"]:
+        if t["kind"] in ("ENUM", "ENUM64") and t["name"] != "(anon)":
+            enums.setdefault(t["name"], {v["name"]: v["val"] for v in t["values"]})
+    return enums
+
+
+@pytest.fixture(scope="session")
+@probes.needs("kernel-btf", "bpftool")
+def vmlinux_h(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding ``vmlinux.h`` (``bpftool btf dump file ... format c``), made
+    once per process: pass ``-I`` it to clang."""
+    d = tmp_path_factory.mktemp("vmlinux_h")
+    header = subprocess.run(
+        ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    (d / "vmlinux.h").write_bytes(header)
+    return d

@@ -8,13 +8,16 @@ API::
     no_leaked_fds()                                     # context manager: asserts no fd leaks
     llvm_objdump(paths, mcpu, imm_hex, relocs) -> {Path: text}  # llvm-objdump-19 -d, per file
     readobj_relocations(path) -> {section: [(offset, type, symbol)]}  # llvm-readobj-19 -r
+    verifier_log(insns, prog_type=1) -> str             # the kernel verifier's log_level 2 log
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import re
+import struct
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +25,14 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
+import probes
 from bpfkit.isa import OPS, Insn
 from bpfkit.isa.insn import LDDW_OPCODE
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
+# The BPF conformance suite's tests/ directory (probe "conformance"; BPFKIT_CONFORMANCE).
+CONFORMANCE = Path(probes.CONFORMANCE)
 
 # The multiarch headers (asm/types.h, ...) a BPF target does not find on its own.
 INCLUDE = f"-I/usr/include/{os.uname().machine}-linux-gnu"
@@ -140,3 +146,30 @@ def readobj_relocations(path: Path) -> dict[str, list[tuple[int, str, str]]]:
         elif m := re.match(r"\s*(0x[0-9A-F]+) (R_BPF_\w+) (\S+)", line):
             current.append((int(m.group(1), 16), m.group(2), m.group(3)))
     return rels
+
+
+def verifier_log(insns: bytes, prog_type: int = 1) -> str:
+    """Load ``insns`` (as a socket filter by default) with log_level 2 through a raw bpf()
+    call (not bpfkit's); return the verifier's log."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    ibuf = ctypes.create_string_buffer(insns)
+    lic = ctypes.create_string_buffer(b"GPL")
+    log = ctypes.create_string_buffer(1 << 20)
+    # union bpf_attr, BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, log_level,
+    # log_size, log_buf.
+    attr = struct.pack(
+        "=IIQQIIQ",
+        prog_type,
+        len(insns) // 8,
+        ctypes.addressof(ibuf),
+        ctypes.addressof(lic),
+        2,
+        len(log),
+        ctypes.addressof(log),
+    )
+    abuf = ctypes.create_string_buffer(attr + bytes(128))
+    nr = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
+    fd = libc.syscall(nr, 5, abuf, len(attr) + 128)
+    if fd >= 0:
+        os.close(fd)
+    return log.value.decode()

@@ -12,6 +12,9 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from typing import Any, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @functools.cache
@@ -95,6 +98,47 @@ def _debian_archive() -> str | None:
     return None
 
 
+def _path(path: str, why: str) -> Callable[[], str | None]:
+    return lambda: None if os.path.exists(path) else f"no {path}: {why}"
+
+
+CONFORMANCE = os.environ.get("BPFKIT_CONFORMANCE", "/work/shared/conformance/tests")
+
+
+def _conformance() -> str | None:
+    if not os.path.isdir(CONFORMANCE):
+        return f"the BPF conformance suite is not at {CONFORMANCE} (set BPFKIT_CONFORMANCE)"
+    return None
+
+
+def realworld_cache() -> str:
+    """Where tests/test_realworld.py keeps the Debian packages it downloads."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "bpfkit", "realworld")
+
+
+REALWORLD_PACKAGES = ("xdp-tools", "libxdp1", "xdp-tests")
+
+
+def _xdp_objects() -> str | None:
+    """None if Debian's xdp-tools objects are in the cache or can be downloaded."""
+    import glob
+
+    cache = realworld_cache()
+    if all(glob.glob(os.path.join(cache, f"{p}_*.deb")) for p in REALWORLD_PACKAGES):
+        return None
+    return _debian_archive()
+
+
+def _uapi_kernel() -> str | None:
+    """None if the running kernel is the one bpfkit.uapi._generated was generated from."""
+    from bpfkit.uapi import _generated
+
+    if os.uname().release in (_generated.__doc__ or ""):
+        return None
+    return f"the uapi table was generated from another kernel than {os.uname().release}"
+
+
 PROBES: dict[str, Callable[[], str | None]] = {
     "bpf": _bpf_syscall,
     "tracefs": _tracefs,
@@ -104,15 +148,41 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "llvm19": lambda: _tool("llvm-objdump-19") or _tool("llvm-mc-19"),
     "clang19": lambda: _tool("clang-19"),
     "llc": lambda: _tool("llc", "llc-19", "llc-14"),
+    "llc19": lambda: _tool("llc-19"),
+    "binutils": lambda: _tool("objdump"),
     "bpftool": lambda: _tool("bpftool"),
     "rustc": _rustc,
     "debian-archive": _debian_archive,
+    "xdp-objects": _xdp_objects,
+    "kernel-btf": _path("/sys/kernel/btf/vmlinux", "kernel built without CONFIG_DEBUG_INFO_BTF"),
+    "kallsyms": _path("/proc/kallsyms", "no kernel symbol table"),
+    "dev-full": _path("/dev/full", "no full device to provoke a write error"),
+    "libbpf-headers": _path("/usr/include/bpf/bpf_helper_defs.h", "libbpf-dev not installed"),
+    "conformance": _conformance,
+    "uapi-kernel": _uapi_kernel,
 }
 
 
+def needs(*features: str) -> Callable[[_F], _F]:
+    """Mark a fixture as needing ``features``: every test using it requires them (as if
+    marked ``@pytest.mark.requires(...)``).  Put it below ``@pytest.fixture``."""
+
+    def mark(fixture: _F) -> _F:
+        fixture.bpfkit_requires = features  # type: ignore[attr-defined]
+        return fixture
+
+    return mark
+
+
+_cached: dict[str, str | None] = {}
+
+
 def missing(feature: str) -> str | None:
-    """Why ``feature`` is unavailable here, or None if it is available."""
-    return PROBES[feature]()
+    """Why ``feature`` is unavailable here, or None if it is available (asked once per
+    process)."""
+    if feature not in _cached:
+        _cached[feature] = PROBES[feature]()
+    return _cached[feature]
 
 
 def required() -> set[str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 import probes
+from bpfkit.btf import Btf
 from bpfkit.cli.main import main
 from bpfkit.disasm.objdump import dump
 from bpfkit.obj import read_object
@@ -37,13 +38,8 @@ from helpers import clang_bpf, llvm_objdump
 
 pytestmark = pytest.mark.requires("llvm19")
 
-PACKAGES = ("xdp-tools", "libxdp1", "xdp-tests")
+PACKAGES = probes.REALWORLD_PACKAGES
 _EM_BPF = 247
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "bpfkit" / "realworld"
 
 
 def _is_bpf_elf(path: Path) -> bool:
@@ -56,9 +52,10 @@ def _is_bpf_elf(path: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
+@probes.needs("xdp-objects")
 def objects() -> list[Path]:
     """The BPF objects of the packages, downloaded once and kept in the cache."""
-    cache = _cache_dir()
+    cache = Path(probes.realworld_cache())
     cache.mkdir(parents=True, exist_ok=True)
     # Several test runs may share the cache: one fetches and unpacks at a time.
     with open(cache / ".lock", "w") as lock:
@@ -68,12 +65,7 @@ def objects() -> list[Path]:
 
 def _fetch(cache: Path) -> list[Path]:
     missing = [p for p in PACKAGES if not list(cache.glob(f"{p}_*.deb"))]
-    if missing:
-        why = probes.missing("debian-archive")
-        if why:
-            if "debian-archive" in probes.required():
-                pytest.fail(f"debian-archive required but missing: {why}")
-            pytest.skip(f"debian-archive: {why}")
+    if missing:  # probe "xdp-objects" found the archive reachable
         subprocess.run(
             ["apt-get", "download", *missing], cwd=cache, check=True, capture_output=True
         )
@@ -442,8 +434,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 @pytest.mark.requires("bpf", "bpftool", "clang19")
-def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path) -> None:
-    from bpfkit.btf import Kind, load_vmlinux
+def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path, vmlinux_btf: Btf) -> None:
+    from bpfkit.btf import Kind
     from bpfkit.btf.types import Struct
     from bpfkit.kernel.collection import load_collection
     from bpfkit.kernel.struct_ops import struct_ops_target
@@ -452,7 +444,7 @@ def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path) -> None:
     src.write_text(STRUCT_OPS_C)
     clang_bpf(src, obj)
     spec = read_object(str(obj))
-    kernel = load_vmlinux()
+    kernel = vmlinux_btf
     ops = kernel.find("tcp_congestion_ops", Kind.STRUCT)
     assert isinstance(ops, Struct)
     names = [m.name for m in ops.members]

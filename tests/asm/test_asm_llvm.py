@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -160,20 +159,14 @@ def test_clang_output_matches_llvm_mc(source: Path, tmp_path: Path) -> None:
                 check_tools_read(obj, tmp_path)
 
 
-def _llc() -> str | None:
-    return shutil.which("llc-19")
-
-
-@pytest.mark.requires("llvm19")
-@pytest.mark.skipif(_llc() is None, reason="llc-19 not installed")
+@pytest.mark.requires("llvm19", "llc19")
 @pytest.mark.parametrize("source", IR_SOURCES, ids=lambda p: p.parent.name + "/" + p.name)
 def test_llc_output_matches_llvm_mc(source: Path, tmp_path: Path) -> None:
     asm = tmp_path / (source.stem + ".s")
     r = subprocess.run(
         ["llc-19", "-march=bpf", str(source), "-o", str(asm)], capture_output=True, text=True
     )
-    if r.returncode != 0:
-        pytest.skip(f"llc-19 cannot read {source.name}: {r.stderr.strip()[:200]}")
+    assert r.returncode == 0, f"llc-19 cannot read {source.name}: {r.stderr.strip()[:200]}"
     check_same(asm, tmp_path)
     check_same(asm, tmp_path, big_endian=True)
 

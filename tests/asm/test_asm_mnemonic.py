@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,11 +12,8 @@ from bpfkit.asm.assemble import assemble_mnemonic, format_mnemonic
 from bpfkit.errors import AsmError
 from bpfkit.isa import OPS, Insn, encode_all, is_valid, lookup
 from bpfkit.isa.table import Kind
-from helpers import TESTS
+from helpers import CONFORMANCE
 
-CONFORMANCE = Path("/work/shared/conformance/tests")
-if not CONFORMANCE.is_dir():  # the repository's own copy, if it has one
-    CONFORMANCE = TESTS / "conformance"
 FILES = sorted(CONFORMANCE.glob("*.data"))
 
 
@@ -26,7 +22,7 @@ def _section(text: str, name: str) -> str | None:
     return m.group(1) if m else None
 
 
-@pytest.mark.skipif(not FILES, reason="conformance suite data not present")
+@pytest.mark.requires("conformance")
 def test_every_conformance_program_assembles_and_round_trips() -> None:
     assert len(FILES) == 313
     for path in FILES:

@@ -16,13 +16,10 @@ from bpfkit.asm.assemble import assemble, assemble_file, assemble_mnemonic
 from bpfkit.disasm.llvm_text import format_insn
 from bpfkit.isa import OPS, Insn, decode_all, lookup
 from bpfkit.isa.table import Kind, Op
-from helpers import TESTS
+from helpers import CONFORMANCE, TESTS
 
 HERE = TESTS / "data" / "asm"
 CORPUS = TESTS / "corpus" / "src"
-CONFORMANCE = Path("/work/shared/conformance/tests")
-if not CONFORMANCE.is_dir():
-    CONFORMANCE = TESTS / "conformance"
 
 
 def text_of(obj: bytes, section: str = ".text") -> bytes:
@@ -114,7 +111,7 @@ def _asm_section(path: Path) -> str:
     return m.group(1)
 
 
-@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="conformance suite data not present")
+@pytest.mark.requires("conformance")
 def test_conformance_programs_through_disassembler_and_llvm_assembler() -> None:
     """mnemonic text -> Insn -> llvm-objdump text (bpfkit's disassembler) -> LLVM assembler."""
     checked = 0

@@ -8,7 +8,6 @@ tests/data/obj_reader/types.c (format), ELF symbol sizes (size_of) and the sourc
 
 from __future__ import annotations
 
-import os
 import re
 import struct
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpfkit.btf import Btf, Kind, decode_value, load_vmlinux, parse_btf, parse_btf_ext
+from bpfkit.btf import Btf, Kind, decode_value, parse_btf, parse_btf_ext
 from bpfkit.btf import types as T
 from bpfkit.btf.cdecl import define
 from bpfkit.btf.dump import dump_raw
@@ -60,15 +59,9 @@ def test_object_btf_matches_bpftool(objs: dict[str, Path], name: str) -> None:
     assert dump_raw(btf) == _bpftool_dump(objs[name])
 
 
-def _need_vmlinux() -> None:
-    if not os.path.exists(VMLINUX):
-        pytest.skip(f"{VMLINUX} absent: kernel built without CONFIG_DEBUG_INFO_BTF")
-
-
-@pytest.fixture(scope="module")
-def vmlinux() -> Btf:
-    _need_vmlinux()
-    return load_vmlinux()
+@pytest.fixture
+def vmlinux(vmlinux_btf: Btf) -> Btf:
+    return vmlinux_btf
 
 
 def test_vmlinux(vmlinux: Btf) -> None:
@@ -389,14 +382,9 @@ def test_definitions_match_bpftool(objs: dict[str, Path], name: str) -> None:
 
 
 @pytest.mark.requires("bpftool")
-def test_vmlinux_definitions_mostly_match_bpftool(vmlinux: Btf) -> None:
+def test_vmlinux_definitions_mostly_match_bpftool(vmlinux: Btf, vmlinux_h: Path) -> None:
     """bpftool adds padding members and attributes for unnatural layouts; we do not (yet)."""
-    c_text = subprocess.run(
-        ["bpftool", "btf", "dump", "file", VMLINUX, "format", "c"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    c_text = (vmlinux_h / "vmlinux.h").read_text()
     same, differ = _compare_definitions(vmlinux, c_text)
     assert same > 10000 and same / (same + differ) > 0.9
     task = vmlinux.find("list_head", "struct")

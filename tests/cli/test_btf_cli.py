@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -29,9 +28,8 @@ def test_object_dump_equals_bpftool(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out == theirs
 
 
+@pytest.mark.requires("kernel-btf")
 def test_find_in_vmlinux(capsys: pytest.CaptureFixture[str]) -> None:
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        pytest.skip("no /sys/kernel/btf/vmlinux")
     assert main(["btf", "/sys/kernel/btf/vmlinux", "--find", "bpf_func_id"]) == 0
     out = capsys.readouterr().out
     assert "ENUM 'bpf_func_id'" in out and "'BPF_FUNC_map_lookup_elem' val=1" in out

@@ -141,9 +141,8 @@ def test_vm_context_not_hex(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert_error(status, err, str(ctx), "not hex")
 
 
+@pytest.mark.requires("kernel-btf")
 def test_btf_unknown_type(capsys: pytest.CaptureFixture[str]) -> None:
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        pytest.skip("no kernel BTF")
     status, out, err = cli(["btf", "/sys/kernel/btf/vmlinux", "--find", "no_such_type"], capsys)
     assert_error(status, err, "no type named 'no_such_type'")
     assert out == ""
@@ -381,22 +380,24 @@ def test_run_unknown_tracepoint(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.requires("bpf")
-def test_load_pin_in_bpffs_root(capsys: pytest.CaptureFixture[str]) -> None:
-    # The bpffs root itself is a valid --pin directory (it used to be refused because
-    # its parent, /sys/fs, is not bpffs).
+def test_load_pin_in_bpffs_root(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # The root of a bpffs is a valid --pin directory (it used to be refused because its
+    # parent is not bpffs).  A bpffs of its own, so no other test run's pin is in the way.
+    import ctypes
+
     from bpfkit.kernel import pins
 
-    root = pins.ensure_bpffs()
+    root = pins.ensure_bpffs(str(tmp_path / "bpffs"))
     pin = os.path.join(root, "kprobe__sys_clone")
-    if os.path.exists(pin):
-        pytest.skip(f"{pin} exists already")
     try:
+        assert pins.is_bpffs(root) and not os.path.exists(pin)
         status, out, err = cli(["load", str(HELLO), "--pin", root], capsys)
         assert status == 0, err
         assert os.path.exists(pin)
     finally:
         if os.path.exists(pin):
             os.unlink(pin)
+        assert ctypes.CDLL(None, use_errno=True).umount2(os.fsencode(root), 0) == 0
 
 
 # -- in a real process: no traceback reaches the terminal -------------------------------
@@ -464,7 +465,7 @@ def test_conformance_plugin_quiet_without_debug() -> None:
     assert p.stdout == "" and p.stderr == ""
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.requires("dev-full")
 @pytest.mark.parametrize("argv", [["dump", str(HELLO)], ["explain", str(HELLO)]])
 def test_output_write_error(argv: list[str]) -> None:
     # A full disk (here /dev/full) is one message, not a traceback from print().

@@ -7,10 +7,8 @@ file keeps that log's lines for machines without bpf(); the live test re-reads t
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
-import struct
 import subprocess
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 from bpfkit.disasm.kernel_syntax import format_kernel
 from bpfkit.isa.insn import Insn, iter_insns
 from bpfkit.isa.table import OPS
-from helpers import ROOT, TESTS
+from helpers import ROOT, TESTS, verifier_log
 
 GOLDEN = TESTS / "data" / "golden"
 
@@ -41,32 +39,6 @@ def test_golden_verifier_log_lines() -> None:
         assert format_kernel(insn) == text
 
 
-def _verifier_log(insns: bytes, prog_type: int = 1) -> str:
-    """Load ``insns`` (as a socket filter by default) with log_level 2; return the log."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    ibuf = ctypes.create_string_buffer(insns)
-    lic = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(1 << 20)
-    # union bpf_attr, BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, log_level,
-    # log_size, log_buf.
-    attr = struct.pack(
-        "=IIQQIIQ",
-        prog_type,
-        len(insns) // 8,
-        ctypes.addressof(ibuf),
-        ctypes.addressof(lic),
-        2,
-        len(log),
-        ctypes.addressof(log),
-    )
-    abuf = ctypes.create_string_buffer(attr + bytes(128))
-    nr = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
-    fd = libc.syscall(nr, 5, abuf, len(attr) + 128)
-    if fd >= 0:
-        os.close(fd)
-    return log.value.decode()
-
-
 @pytest.mark.requires("bpf", "llvm19")
 def test_live_verifier_log(tmp_path: Path) -> None:
     obj = tmp_path / "k.o"
@@ -81,7 +53,7 @@ def test_live_verifier_log(tmp_path: Path) -> None:
         check=True,
     )
     data = text.read_bytes()
-    log = _verifier_log(data)
+    log = verifier_log(data)
     # "Live regs before insn:" lists every instruction once, as "  12: 0123...... (bf) ...".
     want = {
         int(m[1]): m[2].rstrip()

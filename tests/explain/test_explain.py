@@ -18,7 +18,7 @@ from bpfkit.explain.explain import explain_object
 from bpfkit.explain.render import render, to_dict
 from bpfkit.obj.reader import read_object
 from bpfkit.uapi.helpers import by_id
-from helpers import ROOT
+from helpers import ROOT, verifier_log
 
 ROOT = ROOT
 HELLO = ROOT / "examples" / "hello" / "hello.o"
@@ -178,27 +178,18 @@ def test_every_corpus_object_explains(built_corpus: list[Path]) -> None:
                 assert e.fields and e.text, (path, p.name, e.index)
 
 
-def _kernel_helper_ids() -> dict[str, int] | None:
-    """``BPF_FUNC_*`` ids from the running kernel's BTF, read by bpftool (not by bpfkit)."""
-    if not shutil.which("bpftool") or not Path("/sys/kernel/btf/vmlinux").exists():
-        return None
-    out = subprocess.run(
-        ["bpftool", "-j", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for t in json.loads(out.stdout)["types"]:
-        if t["kind"] == "ENUM" and t["name"] == "bpf_func_id":
-            return {v["name"]: v["val"] for v in t["values"]}
-    return None
+@pytest.fixture(scope="module")
+def corpus_json(built_corpus: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """Each corpus object with its explanation as ``--format json`` prints it."""
+    return [(path, to_dict(explain_object(read_object(path)))) for path in built_corpus]
 
 
-def test_every_corpus_helper_call_matches_the_uapi(built_corpus: list[Path]) -> None:
-    kernel = _kernel_helper_ids()
+def test_every_corpus_helper_call_matches_the_uapi(
+    corpus_json: list[tuple[Path, dict[str, Any]]],
+) -> None:
     calls = 0
-    for path in built_corpus:
-        for p in to_dict(explain_object(read_object(path)))["programs"]:
+    for path, doc in corpus_json:
+        for p in doc["programs"]:
             for i in p["instructions"]:
                 c = i["call"]
                 if c is None or c["kind"] != "helper":
@@ -207,12 +198,28 @@ def test_every_corpus_helper_call_matches_the_uapi(built_corpus: list[Path]) -> 
                 h = by_id(c["id"])
                 assert h is not None and c["name"] == h.name, (path, i["index"])
                 assert c["prototype"] == h.prototype
-                if kernel is not None:
-                    assert kernel["BPF_FUNC_" + h.short_name] == c["id"]
                 declared = [a for a in c["args"] if a["ctype"] != "..."]
                 assert [a["name"] for a in declared] == [a.name for a in h.args]
                 assert h.variadic or len(declared) == len(c["args"])
                 assert i["kernel"] == f"({i['fields']['opcode']['value']:02x}) call {h.name}#{h.id}"
+    assert calls > 0
+
+
+def test_corpus_helper_ids_match_the_kernel(
+    corpus_json: list[tuple[Path, dict[str, Any]]], vmlinux_enums: dict[str, dict[str, int]]
+) -> None:
+    # The running kernel's BPF_FUNC_* ids, read by bpftool (not by bpfkit).
+    kernel = vmlinux_enums["bpf_func_id"]
+    calls = 0
+    for path, doc in corpus_json:
+        for p in doc["programs"]:
+            for i in p["instructions"]:
+                c = i["call"]
+                if c is not None and c["kind"] == "helper":
+                    h = by_id(c["id"])
+                    assert h is not None
+                    assert kernel["BPF_FUNC_" + h.short_name] == c["id"], (path, i["index"])
+                    calls += 1
     assert calls > 0
 
 
@@ -250,10 +257,9 @@ def test_verifier_notation_matches_the_kernel_log(hello: dict[int, dict[str, Any
 
 @pytest.mark.requires("bpf")
 def test_verifier_notation_matches_the_live_log() -> None:
-    from test_kernel_syntax import _verifier_log
 
     (prog,) = read_object(HELLO).programs
-    log = _verifier_log(b"".join(i.encode() for i in prog.insns), prog_type=2)
+    log = verifier_log(b"".join(i.encode() for i in prog.insns), prog_type=2)
     live = {
         int(m[1]): m[3].strip()
         for m in re.finditer(r"^(\d+): (\(.*?\) .*?)\s+; (.*)$", log, re.MULTILINE)

@@ -4,8 +4,6 @@ back the original bytes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +16,7 @@ from bpfkit.isa.insn import Insn, decode
 from bpfkit.isa.table import OPS, Kind, lookup
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.vm.conformance import load
+from helpers import CONFORMANCE
 
 _S16 = st.integers(-0x8000, 0x7FFF)
 _S32 = st.integers(-0x80000000, 0x7FFFFFFF)
@@ -83,10 +82,10 @@ def test_arbitrary_bytes_decode_fully(raw: bytes) -> None:
     assert e.fields and e.text
 
 
-SUITE = Path("/work/shared/conformance/tests")
+SUITE = CONFORMANCE
 
 
-@pytest.mark.skipif(not SUITE.is_dir(), reason="the BPF conformance suite is not checked out")
+@pytest.mark.requires("conformance")
 def test_every_conformance_program_explains() -> None:
     # The suite's programs use every instruction form (and some invalid ones on purpose).
     n = 0

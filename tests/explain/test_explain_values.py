@@ -3,8 +3,6 @@ execution (the userspace VM), stack bytes are kept in memory order, branches joi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +14,7 @@ from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import OPS, Kind
 from bpfkit.vm import run_program
 from bpfkit.vm.conformance import load
+from helpers import CONFORMANCE
 
 _ALU_OPS = [op for op in OPS if op.kind in (Kind.ALU, Kind.NEG, Kind.MOVSX, Kind.ENDIAN)]
 _JCOND = [op for op in OPS if op.kind is Kind.JCOND]
@@ -161,10 +160,10 @@ def test_join() -> None:
     assert State.entry().reg(10).describe() == "fp"
 
 
-SUITE = Path("/work/shared/conformance/tests")
+SUITE = CONFORMANCE
 
 
-@pytest.mark.skipif(not SUITE.is_dir(), reason="the BPF conformance suite is not checked out")
+@pytest.mark.requires("conformance")
 def test_known_results_agree_with_the_conformance_suite() -> None:
     # An external oracle: wherever the analysis claims r0 is a constant at every reachable
     # exit, the suite's expected result must be one of those constants.  The memory the

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import rawprogs as rp
 
+import probes
 from bpfkit.errors import KernelError
 from bpfkit.events.ringbuf import RingBufReader
 from bpfkit.events.trace_pipe import stream
@@ -135,10 +135,9 @@ def _gettid() -> int:
 
 
 @pytest.fixture(scope="module")
+@probes.needs("clang19")
 def target_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small program with a function to probe, built with gcc."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
+    """A small program with a function to probe, built with clang-19 for this machine."""
     d = tmp_path_factory.mktemp("uprobe")
     src = d / "target.c"
     src.write_text(
@@ -150,7 +149,7 @@ def target_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ' printf("%d\\n", s); return 0; }\n'
     )
     exe = d / "target"
-    subprocess.run(["gcc", "-O1", "-o", str(exe), str(src)], check=True)
+    subprocess.run(["clang-19", "-O1", "-o", str(exe), str(src)], check=True)
     return exe
 
 

@@ -4,12 +4,12 @@ this kernel, uprobe symbol offsets (checked against binutils), the no-kprobes pl
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+import probes
 from bpfkit.errors import KernelError
 from bpfkit.kernel import symbols
 from bpfkit.kernel.attach import AttachPoint, from_program, parse_spec, plan
@@ -134,9 +134,8 @@ class _Uname:
         self.machine = machine
 
 
+@pytest.mark.requires("kallsyms")
 def test_real_kallsyms_has_this_kernels_clone() -> None:
-    if not Path("/proc/kallsyms").exists():
-        pytest.skip("no /proc/kallsyms")
     name = symbols.resolve_kernel_function("SyS_clone")
     assert name.endswith("sys_clone")
 
@@ -148,9 +147,8 @@ def test_plans_that_change_nothing() -> None:
 
 
 @pytest.fixture(scope="module")
+@probes.needs("clang19", "binutils")
 def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not shutil.which("gcc") or not shutil.which("objdump"):
-        pytest.skip("gcc/objdump not installed")
     d = tmp_path_factory.mktemp("sym")
     (d / "t.c").write_text(
         "#include <stdio.h>\n"
@@ -159,7 +157,7 @@ def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
         'int main(void) { printf("%d\\n", second(2)); return 0; }\n'
     )
     exe = d / "t"
-    subprocess.run(["gcc", "-O1", "-o", str(exe), str(d / "t.c")], check=True)
+    subprocess.run(["clang-19", "-O1", "-o", str(exe), str(d / "t.c")], check=True)
     return exe
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import probes
+from bpfkit.btf import Btf
 from bpfkit.cli.main import main
 from bpfkit.errors import KernelError, ObjectError, VerifierError
 from bpfkit.kernel import info as kinfo
@@ -36,13 +38,9 @@ def no_fd_leak() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
+@probes.needs("clang19")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The C programs of tests/kernel/load_progs compiled with clang-19 (-O2 -g)."""
-    from probes import missing
-
-    why = missing("clang19")
-    if why:
-        pytest.skip(f"clang19 unavailable: {why}")
     out = tmp_path_factory.mktemp("progs")
     objs = {}
     for src in PROGS.glob("*.c"):
@@ -170,12 +168,10 @@ def test_sanitized_btf_keeps_type_ids_and_loads(built: dict[str, str]) -> None:
         assert not coll.notes and coll.programs["kinds"].info().btf_id > 0
 
 
-def test_core_relocations_follow_the_kernel_types(built: dict[str, str]) -> None:
+def test_core_relocations_follow_the_kernel_types(built: dict[str, str], vmlinux_btf: Btf) -> None:
     import struct
 
-    from bpfkit.btf import load_vmlinux
-
-    kernel = load_vmlinux()
+    kernel = vmlinux_btf
     task = kernel.find("task_struct", "struct")
     members = {m: task.member(m) for m in ("pid", "tgid", "real_parent")}
     tgid = kernel.find("pid_type", "enum").value("PIDTYPE_TGID")
@@ -472,11 +468,7 @@ int BPF_KSYSCALL(on_execve, const char *filename)
 
 
 @pytest.mark.requires("bpf", "bpftool", "clang19")
-def test_parity_on_a_vmlinux_h_program(tmp_path: Path) -> None:
-    header = subprocess.check_output(
-        ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"]
-    )
-    (tmp_path / "vmlinux.h").write_bytes(header)
+def test_parity_on_a_vmlinux_h_program(tmp_path: Path, vmlinux_h: Path) -> None:
     (tmp_path / "exec.bpf.c").write_text(VMLINUX_PROG)
     arch = {"x86_64": "x86", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
     obj = tmp_path / "exec.bpf.o"
@@ -488,7 +480,7 @@ def test_parity_on_a_vmlinux_h_program(tmp_path: Path) -> None:
             "-target",
             "bpf",
             f"-D__TARGET_ARCH_{arch}",
-            f"-I{tmp_path}",
+            f"-I{vmlinux_h}",
             "-c",
             str(tmp_path / "exec.bpf.c"),
             "-o",

@@ -61,10 +61,9 @@ def getppid_loop() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
+@probes.needs("clang19")
 def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The C test programs of tests/kernel/progs, compiled with clang-19."""
-    if probes.missing("clang19"):
-        pytest.skip(f"clang19 unavailable: {probes.missing('clang19')}")
     out = tmp_path_factory.mktemp("progs")
     built = {}
     for src in sorted(PROGS.glob("*.c")):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import probes
 from bpfkit.btf import Kind, load_vmlinux, parse_btf
 from bpfkit.btf.dump import dump_raw
 from bpfkit.btf.types import Enum
@@ -27,18 +28,11 @@ DATA = TESTS / "data" / "obj_reader"
 
 
 @pytest.fixture(scope="module")
-def realworld(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        pytest.skip("no /sys/kernel/btf/vmlinux to generate vmlinux.h from")
+@probes.needs("clang19")
+def realworld(tmp_path_factory: pytest.TempPathFactory, vmlinux_h: Path) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("rw")
-    header = subprocess.run(
-        ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    (d / "vmlinux.h").write_bytes(header)
     src = DATA / "realworld.c"
-    flags = ("-D__TARGET_ARCH_x86", f"-I{d}")
+    flags = ("-D__TARGET_ARCH_x86", f"-I{vmlinux_h}")
     return {
         "plain": clang_bpf(src, d / "realworld.o", *flags),
         "pin": clang_bpf(src, d / "realworld_pin.o", *flags, "-DWITH_PIN"),

@@ -3,8 +3,6 @@ an independent reader) and libbpf's bpf_helper_defs.h."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
@@ -12,34 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bpfkit.uapi import AttachType, MapType, ProgType, _generated
+from bpfkit.uapi import AttachType, MapType, ProgType
 from bpfkit.uapi.helpers import HELPERS, Helper, by_id, by_name
 from helpers import ROOT
 
 ROOT = ROOT
-VMLINUX = Path("/sys/kernel/btf/vmlinux")
 HELPER_DEFS = Path("/usr/include/bpf/bpf_helper_defs.h")
-
-
-def _btf_enum(name: str) -> dict[str, int]:
-    """The enumerators of a vmlinux enum, as bpftool reads them (not our BTF reader)."""
-    out = subprocess.run(
-        ["bpftool", "-j", "btf", "dump", "file", str(VMLINUX), "format", "raw"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    for t in json.loads(out.stdout)["types"]:
-        if t["kind"] == "ENUM" and t["name"] == name:
-            return {v["name"]: v["val"] for v in t["values"]}
-    raise AssertionError(f"enum {name} not in vmlinux BTF")
-
-
-@pytest.fixture(scope="module")
-def vmlinux_enums() -> dict[str, dict[str, int]]:
-    if not VMLINUX.exists():
-        pytest.skip("no /sys/kernel/btf/vmlinux (kernel without BTF)")
-    return {n: _btf_enum(n) for n in ("bpf_func_id", "bpf_prog_type", "bpf_map_type")}
 
 
 def test_ids_are_contiguous_and_ordered() -> None:
@@ -93,7 +69,7 @@ def _header_protos() -> dict[int, str]:
     return out
 
 
-@pytest.mark.skipif(not HELPER_DEFS.exists(), reason="libbpf-dev not installed")
+@pytest.mark.requires("libbpf-headers")
 def test_prototypes_match_the_libbpf_header_text() -> None:
     protos = _header_protos()
     assert len(protos) == len(HELPERS) - 1  # all but id 0
@@ -130,11 +106,7 @@ def test_unknown_ids_and_names() -> None:
     assert isinstance(HELPERS[1], Helper)
 
 
-@pytest.mark.skipif(
-    not (VMLINUX.exists() and HELPER_DEFS.exists())
-    or os.uname().release not in (_generated.__doc__ or ""),
-    reason="the running kernel is not the one the table was generated from",
-)
+@pytest.mark.requires("kernel-btf", "libbpf-headers", "uapi-kernel")
 def test_generated_module_is_up_to_date() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gen_uapi.py"), "--check"],

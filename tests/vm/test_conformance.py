@@ -12,14 +12,16 @@ import pytest
 
 from bpfkit.isa.insn import encode_all
 from bpfkit.vm.conformance import load, parse, run_test
+from helpers import CONFORMANCE
 
-SUITE = Path("/work/shared/conformance/tests")
+SUITE = CONFORMANCE
 FILES = sorted(SUITE.glob("*.data"))
 PLUGIN = shutil.which("bpfkit-conformance-plugin") or str(
     Path(sys.executable).parent / "bpfkit-conformance-plugin"
 )
 
 
+@pytest.mark.requires("conformance")
 def test_every_conformance_file_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(FILES) >= 313, f"expected the whole suite in {SUITE}"
     outcomes = [run_test(load(f)) for f in FILES]
@@ -30,6 +32,7 @@ def test_every_conformance_file_passes(capsys: pytest.CaptureFixture[str]) -> No
     assert not failed, "\n".join(failed)
 
 
+@pytest.mark.requires("conformance")
 def test_raw_section_is_used_and_agrees_with_asm() -> None:
     t = load(SUITE / "lddw.data")
     assert t.raw is not None
@@ -59,6 +62,7 @@ def _plugin(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([PLUGIN, *args], input=stdin, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.requires("conformance")
 @pytest.mark.parametrize(
     "name",
     ["add.data", "mem-len.data", "ldxb.data", "lock_cmpxchg.data", "call_local.data", "lddw.data"],

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from bpfkit.btf import Btf, parse_btf
+from bpfkit.btf import VMLINUX, Btf, load_vmlinux, parse_btf
 from bpfkit.btf.cdecl import define
 from bpfkit.btf.dump import dump_raw, dump_type
 from bpfkit.errors import BtfError, ObjectError
@@ -50,6 +50,8 @@ def load(path: str) -> Btf:
             if obj.btf is None:
                 raise ObjectError(f"{path}: no .BTF section (compile with clang -g)")
             return parse_btf(obj.btf, big_endian=obj.big_endian)
+        if path == VMLINUX:
+            return load_vmlinux()  # parsed once per process, shared with the loader
         with open(path, "rb") as f:
             btf = parse_btf(f.read())
     except BtfError as e:
