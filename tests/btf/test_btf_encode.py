@@ -4,13 +4,13 @@ what it writes; the loader's fix-ups and kind sanitizing, without a kernel."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from bpfkit.btf import Kind, parse_btf
+import probes
+from bpfkit.btf import Btf, Kind, parse_btf
 from bpfkit.btf import types as T
 from bpfkit.btf.dump import dump_raw
 from bpfkit.btf.encode import BtfBuilder, encode_btf
@@ -27,11 +27,8 @@ VMLINUX = "/sys/kernel/btf/vmlinux"
 
 
 @pytest.fixture(scope="module")
+@probes.needs("clang19")
 def objs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from probes import missing
-
-    if missing("clang19"):
-        pytest.skip(f"clang19 unavailable: {missing('clang19')}")
     d = tmp_path_factory.mktemp("encode")
     return {
         "types": clang_bpf(DATA / "types.c", d / "types.o"),
@@ -52,11 +49,9 @@ def test_parse_then_encode_gives_clangs_bytes(objs: dict[str, Path], name: str) 
     assert again == obj.btf
 
 
-def test_parse_then_encode_gives_the_kernels_bytes() -> None:
-    if not os.path.exists(VMLINUX):
-        pytest.skip(f"{VMLINUX} absent: kernel built without CONFIG_DEBUG_INFO_BTF")
+def test_parse_then_encode_gives_the_kernels_bytes(vmlinux_btf: Btf) -> None:
     raw = Path(VMLINUX).read_bytes()
-    btf = parse_btf(raw)
+    btf = vmlinux_btf  # parse_btf(raw), parsed once per session
     assert encode_btf(btf.types, strings=btf.strings.data) == raw  # pahole's, type tags too
 
 
