@@ -138,7 +138,10 @@ class Loaded:
         self._links: list[_XdpLink] = []
         kinds = {s.kind for s in program.compiled.programs.values()}
         if kinds <= ATTACHED_KINDS:
-            self.session = Session(program.spec, attach=attach, trace=trace, buffers=True)
+            # all_lines when not tracing: no printk-format analysis to pay for.
+            self.session = Session(
+                program.spec, attach=attach, trace=trace, buffers=True, all_lines=not trace
+            )
             self.collection = self.session.collection
         else:
             self.collection = load_collection(program.spec)
