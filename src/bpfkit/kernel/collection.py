@@ -293,7 +293,7 @@ class _Loader:
             if str(POISON_HELPER) not in e.log or not self.core_failures:
                 raise
             why = "; ".join(self.core_failures)
-            raise VerifierError(f"{e}: a CO-RE relocation failed ({why})", e.log) from None
+            raise VerifierError(f"{e}: a CO-RE relocation failed ({why})", e.log, e.errno) from None
 
     def _load_program(self, spec: ProgramSpec, prog_type: int | None) -> Program:
         obj = self.obj
