@@ -51,6 +51,8 @@ _count = _Count()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*features): capabilities the test needs")
     config.addinivalue_line("markers", "kernel: the test needs bpf() (set from requires)")
+    # Registered by pytest-xdist too; here so that the suite also runs with -p no:xdist.
+    config.addinivalue_line("markers", "xdist_group(name): tests that run on one worker")
 
 
 def features(item: pytest.Item) -> list[str]:
