@@ -7,6 +7,8 @@ need=()
 for pkg in llvm-19 clang-19 bpftool libbpf-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Debian's python3 makes venvs only with python3-venv (ensurepip) installed.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq || true
