@@ -21,21 +21,26 @@ trap cleanup EXIT
 for m in proc sys dev; do
   mountpoint -q "$root/$m" || { mount --rbind "/$m" "$root/$m"; mounted+=("$root/$m"); }
 done
-# This workplace reaches PyPI and Debian through its own CA and pip settings: carry them over.
-cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt" 2>/dev/null || {
-  mkdir -p "$root/etc/ssl/certs"; cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"; }
-[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
+# This workplace reaches PyPI through its own CA certificates: carry them over (where
+# update-ca-certificates keeps them when a package installs ca-certificates).
+mkdir -p "$root/usr/local/share/ca-certificates" "$root/etc/ssl/certs"
+cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 rm -rf "$root/root/bpfkit"
 git clone -q "$PWD" "$root/root/bpfkit"
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb \
   PIP_CERT=/etc/ssl/certs/ca-certificates.crt bash -euo pipefail -c '
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+  apt-get update -qq && apt-get install -y -qq python3 ca-certificates >/dev/null
+  update-ca-certificates >/dev/null 2>&1 || true
   if command -v rustc >/dev/null; then echo "fresh-debian.sh: rustc is present, not a clean check"; exit 1; fi
   cd /root/bpfkit
   echo "== README command 1"
-  bash scripts/setup.sh && bash scripts/demo.sh
-  if [ "'"$tests"'" = 1 ]; then echo "== README command 2"; bash scripts/setup.sh && bash scripts/test.sh; fi
+  if ! (bash scripts/setup.sh && bash scripts/demo.sh); then echo "fresh-debian.sh: command 1 FAILED"; exit 1; fi
+  if [ "'"$tests"'" = 1 ]; then
+    echo "== README command 2"
+    if ! (bash scripts/setup.sh && bash scripts/test.sh); then echo "fresh-debian.sh: command 2 FAILED"; exit 1; fi
+  fi
 '
 echo "fresh-debian.sh: the README's commands succeeded on a clean Debian 12 (no rustc)"
