@@ -829,7 +829,11 @@ class Lowerer:
         self.cond(e.test, yes, no)
         dst = self.vreg()
         self.add(ir.Label(yes))
-        a = self.int_val(e.body, want) if want is not None else self.to_int(self.expr(e.body), e.body)
+        a = (
+            self.int_val(e.body, want)
+            if want is not None
+            else self.to_int(self.expr(e.body), e.body)
+        )
         t = want or a.type
         if t is None:
             bc = self.const_int(e.orelse)
