@@ -1180,9 +1180,9 @@ class Lowerer:
             return Int(r, i64)
         if meth == "tail_call" and isinstance(m, ProgArray) and len(args) == 2:
             idx = self.int_val(args[1], INT_TYPES["u32"])
-            r = self.vreg()
-            self.add(ir.Call(r, by_id_name("bpf_tail_call"), [self.ctx_reg, ref, idx.v]))
-            return Int(r, i64)
+            # Returns only when the slot is empty; the verifier gives r0 no value after it.
+            self.add(ir.Call(None, by_id_name("bpf_tail_call"), [self.ctx_reg, ref, idx.v]))
+            return None
         self.fail(
             e,
             f"{type(m).__name__} has no method {meth}() with {len(args)} arguments "
@@ -1291,7 +1291,8 @@ class Lowerer:
         for x in extra:
             v = self.expr(x)
             args.append(self.scalar_arg(v, x))
-        ret = None if h.ret_kind == "void" else self.vreg()
+        # bpf_tail_call leaves r0 unreadable (the verifier's rule) when it returns.
+        ret = None if h.ret_kind == "void" or h.name == "bpf_tail_call" else self.vreg()
         if not h.prototype_known and h.id == 0:
             self.fail(e, f"{h.name} is not a callable helper")
         self.add(ir.Call(ret, h.id, args))
