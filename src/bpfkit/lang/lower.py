@@ -924,6 +924,12 @@ class Lowerer:
                 self.fail(e, f"map {n} is not a module-level variable of this file")
             if n in _BUILTINS:
                 return Obj(n, "builtin")
+            if callable(obj) and not isinstance(obj, type):
+                self.fail(
+                    e,
+                    f"{n} is a Python function: BPF programs cannot call Python functions "
+                    "(calls between BPF functions are not supported yet); inline it",
+                )
         elif n.startswith("bpf_") and by_name(n) is not None:
             return Obj(by_name(n), "helper")
         self.fail(
