@@ -143,3 +143,16 @@ def test_fixup_keeps_untouched_types_and_hides_functions() -> None:
     types = fixup_types(btf, section_sizes={}, symbol_offsets={}, hidden_funcs={"helper"})
     assert [getattr(t, "linkage", None) for t in types[2:]] == [0, 1]
     assert sanitize_types(types) == types  # nothing newer to replace
+
+
+def test_name_index_agrees_with_the_parsed_types() -> None:
+    from bpfkit.btf.parse import name_index
+
+    raw = (TESTS / "data" / "kernel" / "vmlinux.btf").read_bytes()
+    btf = parse_btf(raw)
+    kinds = {Kind.FUNC, Kind.VAR, Kind.TYPEDEF, Kind.STRUCT}
+    want: dict[tuple[int, str], int] = {}
+    for t in btf.types:
+        if t.kind in kinds and t.name:
+            want.setdefault((int(t.kind), t.name), t.id)
+    assert name_index(raw, kinds) == want and len(want) > 20
