@@ -22,7 +22,7 @@ from bpfkit.obj.sections import SECTION_DEFS, resolve
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls import Cmd, attrs, use_backend
 from bpfkit.uapi import ProgType
-from bpfkit.vm.machine import Vm
+from bpfkit.vm.vm import Vm
 
 # What an extensible row's target looks like in each row's own syntax.
 _TARGETS = {

@@ -3,18 +3,24 @@
 Every error bpfkit raises on purpose is a :class:`BpfkitError`; its message says
 what went wrong, where, and what to do.  The CLI prints the message and exits 1.
 
-::
+The drawing below is checked against the classes (tests/test_errors.py); it says
+where a class lives when that is not this module::
 
     BpfkitError
-     ├── IsaError          bytes that are not a valid instruction
-     ├── ObjectError       a malformed or unsupported ELF object (names the file)
-     ├── AsmError          assembler input error (file:line:column and the text)
-     ├── BuildError        a toolchain (rustc, llc, clang) missing or failing
-     │    └── CompileError a Python BPF program bpfkit.lang cannot compile (file:line:column)
-     ├── BtfError          malformed .BTF / .BTF.ext
-     ├── VerifierError     the kernel's (or our) verifier rejected a program; carries the log
-     ├── VmError           the userspace VM stopped a program (pc, instruction, address, region)
-     └── KernelError       a bpf()/perf_event_open/tracefs operation failed (command, errno, cause)
+     ├── IsaError             bytes that are not a valid instruction
+     ├── ObjectError          a malformed or unsupported ELF object (names the file)
+     ├── AsmError             assembler input error (file:line:column and the text)
+     ├── BuildError           a toolchain (rustc, llc, clang) missing or failing
+     │   └── CompileError     a Python BPF program bpfkit.lang cannot compile (file:line:column)
+     ├── BtfError             malformed .BTF / .BTF.ext
+     ├── VmError              the userspace VM stopped a program (pc, instruction, address, region)
+     │   └── Fault            (bpfkit.vm.memory) a refused access, before the VM adds the pc
+     └── KernelError          a bpf()/perf_event_open/tracefs operation failed (errno, cause)
+         ├── VerifierError    the kernel's verifier rejected a program; carries the log
+         ├── BpfSyscallError  (bpfkit.syscalls.causes) a bpf() command failed (cmd, errno)
+         └── BtfLoadError     (bpfkit.kernel.btf_load) the kernel refused BTF; carries its log
+
+``except KernelError`` therefore also catches a program the verifier refused.
 """
 
 from __future__ import annotations
@@ -76,14 +82,6 @@ class BtfError(BpfkitError):
     """Malformed or unsupported BTF data."""
 
 
-class VerifierError(BpfkitError):
-    """A program was rejected by a verifier; ``log`` holds the whole log."""
-
-    def __init__(self, message: str, log: str = "") -> None:
-        super().__init__(message)
-        self.log = log
-
-
 class VmError(BpfkitError):
     """The userspace VM stopped a program."""
 
@@ -113,3 +111,11 @@ class KernelError(BpfkitError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class VerifierError(KernelError):
+    """A program was rejected by the verifier; ``log`` holds the whole log."""
+
+    def __init__(self, message: str, log: str = "", errno: int | None = None) -> None:
+        super().__init__(message, errno)
+        self.log = log

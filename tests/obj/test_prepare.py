@@ -27,8 +27,8 @@ from bpfkit.obj.core_relocate import POISON_HELPER
 from bpfkit.obj.prepare import PreparedObject, PreparedProgram, RecordedKernel, prepare
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.uapi import AttachType, ProgType
-from bpfkit.vm.machine import Vm
 from bpfkit.vm.maps import VmMap, map_from_data, map_from_spec
+from bpfkit.vm.vm import Vm
 from helpers import TESTS, clang_bpf
 
 RECORDED = TESTS / "data" / "kernel"

@@ -260,9 +260,9 @@ def test_task_identity_clock_and_random_come_from_the_env() -> None:
     """)
     vm = Vm(prog, env=env)
     assert vm.run().r0 == env.ktime_step_ns
-    assert vm.machine.regs[6] == 22 << 32 | 11
-    assert vm.machine.regs[7] == 44 << 32 | 33
-    assert vm.machine.regs[8] == 500
+    assert vm.interpreter.regs[6] == 22 << 32 | 11
+    assert vm.interpreter.regs[7] == 44 << 32 | 33
+    assert vm.interpreter.regs[8] == 500
     a = Vm(asm("call 7\nexit"), env=Env(seed=9)).run().r0
     b = Vm(asm("call 7\nexit"), env=Env(seed=9)).run().r0
     assert a == b < 2**32
@@ -291,10 +291,10 @@ def test_get_current_comm_and_probe_read() -> None:
     vm = Vm(prog, env=env)
     res = vm.run()
     assert res.r0 == (-14) & 2**64 - 1  # -EFAULT for memory nobody gave
-    stack = vm.machine.stacks[0].buf
+    stack = vm.interpreter.stacks[0].buf
     assert bytes(stack[512 - 16 : 512]) == b"worker" + bytes(10)
     assert bytes(stack[512 - 32 : 512 - 26]) == b"bytes!"
-    assert vm.machine.regs[6] == 0
+    assert vm.interpreter.regs[6] == 0
 
 
 # --- objects -----------------------------------------------------------------------------

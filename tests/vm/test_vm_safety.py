@@ -21,7 +21,7 @@ def _check(vm: Vm) -> None:
     except VmError as e:
         assert "internal error" not in str(e), str(e)
         assert e.pc is not None
-        assert vm.machine.executed <= BUDGET
+        assert vm.interpreter.executed <= BUDGET
         return
     assert res.insns_executed <= BUDGET
     assert 0 <= res.r0 < 2**64

@@ -1,4 +1,4 @@
-"""Assembler directives of LLVM's ELF assembly, and the ``.eh_frame`` of ``.cfi_startproc``.
+"""Assembling directives of LLVM's ELF assembly, and the ``.eh_frame`` of ``.cfi_startproc``.
 
 Each handler gets the assembler, the directive's text (name included) and the 0-based
 column where it starts.  What they do follows llvm-mc's ELF streamer: section switching
@@ -10,15 +10,12 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from bpfkit.asm import dwarf
 from bpfkit.asm.builder import FK_DATA, FixupError, Section, Symbol
 from bpfkit.asm.expr import Value, parse_int
+from bpfkit.asm.state import Assembling
 from bpfkit.obj import writer as w
-
-if TYPE_CHECKING:
-    from bpfkit.asm.llvm_asm import Assembler
 
 _NAME = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[A-Za-z_.$][\w.$@-]*)')
 _PLAIN_INT = re.compile(r"[-+]?(?:0[xX][0-9a-fA-F]+|[1-9][0-9]*|0)\Z")
@@ -69,7 +66,7 @@ _DATA_SIZES = {
 _ESCAPES = {"b": 8, "f": 12, "n": 10, "r": 13, "t": 9, '"': 34, "\\": 92, "'": 39}
 
 
-def _args(a: Assembler, text: str, col: int) -> tuple[str, int]:
+def _args(a: Assembling, text: str, col: int) -> tuple[str, int]:
     """The directive's argument text and the 0-based column where it starts."""
     parts = text.split(None, 1)
     if len(parts) < 2:
@@ -119,14 +116,14 @@ def split_spans(text: str, sep: str, nest: bool = True) -> list[tuple[int, int]]
     return out
 
 
-def _name(a: Assembler, text: str, base: int) -> str:
+def _name(a: Assembling, text: str, base: int) -> str:
     m = _NAME.match(text)
     if not m or m.end() != len(text.rstrip()):
         raise a.error(f"expected a symbol name, got '{text}'", base + 1)
     return m.group(1).strip('"')
 
 
-def _string(a: Assembler, text: str, base: int) -> bytes:
+def _string(a: Assembling, text: str, base: int) -> bytes:
     m = _STRING.match(text)
     if not m or m.end() != len(text.rstrip()):
         raise a.error("expected a string in double quotes", base + 1)
@@ -162,14 +159,14 @@ def _string(a: Assembler, text: str, base: int) -> bytes:
     return bytes(out)
 
 
-def _expr(a: Assembler, text: str, base: int) -> Value:
+def _expr(a: Assembling, text: str, base: int) -> Value:
     v, end = a.parse_expr(text, 0, base)
     if text[end:].strip():
         raise a.error(f"unexpected '{text[end:].strip()}' after expression", base + end + 1)
     return v
 
 
-def _const(a: Assembler, text: str, base: int) -> int:
+def _const(a: Assembling, text: str, base: int) -> int:
     v = _expr(a, text, base)
     try:
         return a.b.absolute(v, None)
@@ -217,20 +214,20 @@ def _default_flags(name: str) -> int:
     return 0
 
 
-def _switch(a: Assembler, sec: Section | None) -> None:
+def _switch(a: Assembling, sec: Section | None) -> None:
     if sec is not None and sec is not a.b.current:
         a.previous = a.b.current
         a.b.current = sec
 
 
-def _enter(a: Assembler, name: str, type_: int, flags: int, entsize: int = 0) -> None:
+def _enter(a: Assembling, name: str, type_: int, flags: int, entsize: int = 0) -> None:
     before = a.b.current
     a.b.section(name, type_, flags, entsize)
     if a.b.current is not before:
         a.previous = before
 
 
-def d_section(a: Assembler, text: str, col: int) -> None:
+def d_section(a: Assembling, text: str, col: int) -> None:
     """``.section name[, "flags"[, @type[, entsize]]]``."""
     rest, base = _args(a, text, col)
     args = _split(rest)
@@ -267,8 +264,8 @@ def d_section(a: Assembler, text: str, col: int) -> None:
     _enter(a, name, type_, flags, entsize)
 
 
-def _simple_section(name: str) -> Callable[[Assembler, str, int], None]:
-    def handler(a: Assembler, text: str, col: int) -> None:
+def _simple_section(name: str) -> Callable[[Assembling, str, int], None]:
+    def handler(a: Assembling, text: str, col: int) -> None:
         rest, base = _args(a, text, col)
         if rest:
             raise a.error("subsections are not supported", base + 1)
@@ -277,20 +274,20 @@ def _simple_section(name: str) -> Callable[[Assembler, str, int], None]:
     return handler
 
 
-def d_previous(a: Assembler, text: str, col: int) -> None:
+def d_previous(a: Assembling, text: str, col: int) -> None:
     """``.previous``: back to the section before the last switch."""
     prev = a.previous
     if isinstance(prev, Section):
         _switch(a, prev)
 
 
-def d_pushsection(a: Assembler, text: str, col: int) -> None:
+def d_pushsection(a: Assembling, text: str, col: int) -> None:
     """``.pushsection name, ...``."""
     a.section_stack.append((a.b.current, a.previous))
     d_section(a, text, col)
 
 
-def d_popsection(a: Assembler, text: str, col: int) -> None:
+def d_popsection(a: Assembling, text: str, col: int) -> None:
     """``.popsection``."""
     if not a.section_stack:
         raise a.error(".popsection without .pushsection", col + 1)
@@ -302,30 +299,30 @@ def d_popsection(a: Assembler, text: str, col: int) -> None:
 # --- symbols ---------------------------------------------------------------------
 
 
-def _names(a: Assembler, text: str, col: int) -> list[Symbol]:
+def _names(a: Assembling, text: str, col: int) -> list[Symbol]:
     rest, base = _args(a, text, col)
     if not rest:
         raise a.error("expected a symbol name", base + 1)
     return [a.b.register(a.b.symbol(_name(a, t, base + off))) for t, off in _split(rest)]
 
 
-def _binding(bind: int) -> Callable[[Assembler, str, int], None]:
-    def handler(a: Assembler, text: str, col: int) -> None:
+def _binding(bind: int) -> Callable[[Assembling, str, int], None]:
+    def handler(a: Assembling, text: str, col: int) -> None:
         for sym in _names(a, text, col):
             sym.binding = bind
 
     return handler
 
 
-def _visibility(vis: int) -> Callable[[Assembler, str, int], None]:
-    def handler(a: Assembler, text: str, col: int) -> None:
+def _visibility(vis: int) -> Callable[[Assembling, str, int], None]:
+    def handler(a: Assembling, text: str, col: int) -> None:
         for sym in _names(a, text, col):
             sym.other = (sym.other & ~3) | vis
 
     return handler
 
 
-def d_type(a: Assembler, text: str, col: int) -> None:
+def d_type(a: Assembling, text: str, col: int) -> None:
     """``.type sym, @function``."""
     rest, base = _args(a, text, col)
     args = _split(rest)
@@ -338,7 +335,7 @@ def d_type(a: Assembler, text: str, col: int) -> None:
     sym.type = _TYPES[tname]
 
 
-def d_size(a: Assembler, text: str, col: int) -> None:
+def d_size(a: Assembling, text: str, col: int) -> None:
     """``.size sym, expr`` (evaluated at the end)."""
     rest, base = _args(a, text, col)
     args = _split(rest)
@@ -349,7 +346,7 @@ def d_size(a: Assembler, text: str, col: int) -> None:
     sym.size_where = a.here(base + args[1][1] + 1)
 
 
-def d_set(a: Assembler, text: str, col: int) -> None:
+def d_set(a: Assembling, text: str, col: int) -> None:
     """``.set sym, expr`` / ``.equ``."""
     rest, base = _args(a, text, col)
     args = _split(rest)
@@ -359,7 +356,7 @@ def d_set(a: Assembler, text: str, col: int) -> None:
     _assign_value(a, sym, _expr(a, args[1][0], base + args[1][1]), base + 1)
 
 
-def _assign_value(a: Assembler, sym: Symbol, v: Value, column: int) -> None:
+def _assign_value(a: Assembling, sym: Symbol, v: Value, column: int) -> None:
     if sym.defined:
         raise a.error(f"symbol '{sym.name}' is already defined", column)
     try:
@@ -372,7 +369,7 @@ def _assign_value(a: Assembler, sym: Symbol, v: Value, column: int) -> None:
     sym.variable = v
 
 
-def d_comm(a: Assembler, text: str, col: int) -> None:
+def d_comm(a: Assembling, text: str, col: int) -> None:
     """``.comm sym, size[, align]`` and ``.lcomm sym, size``."""
     rest, base = _args(a, text, col)
     args = _split(rest)
@@ -402,8 +399,8 @@ def d_comm(a: Assembler, text: str, col: int) -> None:
 # --- data ------------------------------------------------------------------------
 
 
-def _data(size: int) -> Callable[[Assembler, str, int], None]:
-    def handler(a: Assembler, text: str, col: int) -> None:
+def _data(size: int) -> Callable[[Assembling, str, int], None]:
+    def handler(a: Assembling, text: str, col: int) -> None:
         rest, base = _args(a, text, col)
         fmt = (">" if a.big_endian else "<") + {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
         limit = 1 << (8 * size)
@@ -440,8 +437,8 @@ def _data(size: int) -> Callable[[Assembler, str, int], None]:
     return handler
 
 
-def _leb(signed: bool) -> Callable[[Assembler, str, int], None]:
-    def handler(a: Assembler, text: str, col: int) -> None:
+def _leb(signed: bool) -> Callable[[Assembling, str, int], None]:
+    def handler(a: Assembling, text: str, col: int) -> None:
         rest, base = _args(a, text, col)
         for part, off in _split(rest):
             v = _const(a, part, base + off)
@@ -450,8 +447,8 @@ def _leb(signed: bool) -> Callable[[Assembler, str, int], None]:
     return handler
 
 
-def _ascii(zero: bool) -> Callable[[Assembler, str, int], None]:
-    def handler(a: Assembler, text: str, col: int) -> None:
+def _ascii(zero: bool) -> Callable[[Assembling, str, int], None]:
+    def handler(a: Assembling, text: str, col: int) -> None:
         rest, base = _args(a, text, col)
         for part, off in _split(rest):
             data = _string(a, part, base + off)
@@ -460,7 +457,7 @@ def _ascii(zero: bool) -> Callable[[Assembler, str, int], None]:
     return handler
 
 
-def d_zero(a: Assembler, text: str, col: int) -> None:
+def d_zero(a: Assembling, text: str, col: int) -> None:
     """``.zero n[, fill]`` / ``.space`` / ``.skip``."""
     rest, base = _args(a, text, col)
     args = _split(rest)
@@ -476,7 +473,7 @@ def d_zero(a: Assembler, text: str, col: int) -> None:
         raise a.error(str(e), base + 1) from None
 
 
-def d_fill(a: Assembler, text: str, col: int) -> None:
+def d_fill(a: Assembling, text: str, col: int) -> None:
     """``.fill repeat[, size[, value]]``."""
     rest, base = _args(a, text, col)
     args = _split(rest)
@@ -493,8 +490,8 @@ def d_fill(a: Assembler, text: str, col: int) -> None:
     a.b.emit(item * repeat)
 
 
-def _align(pow2: bool) -> Callable[[Assembler, str, int], None]:
-    def handler(a: Assembler, text: str, col: int) -> None:
+def _align(pow2: bool) -> Callable[[Assembling, str, int], None]:
+    def handler(a: Assembling, text: str, col: int) -> None:
         rest, base = _args(a, text, col)
         args = _split(rest)
         if not args[0][0]:
@@ -518,7 +515,7 @@ def _align(pow2: bool) -> Callable[[Assembler, str, int], None]:
 # --- files, addrsig, cfi, ident ----------------------------------------------------
 
 
-def d_file(a: Assembler, text: str, col: int) -> None:
+def d_file(a: Assembling, text: str, col: int) -> None:
     """``.file "name"`` (a FILE symbol) or ``.file N ...`` (a line-table file)."""
     rest, base = _args(a, text, col)
     if rest[:1].isdigit():
@@ -528,13 +525,13 @@ def d_file(a: Assembler, text: str, col: int) -> None:
     a.b.files.append((name, 0 if not a.b.files else len(a.b.registered)))
 
 
-def d_addrsig(a: Assembler, text: str, col: int) -> None:
+def d_addrsig(a: Assembling, text: str, col: int) -> None:
     """``.addrsig``: write an ``.llvm_addrsig`` section."""
     if a.b.addrsig is None:
         a.b.addrsig = []
 
 
-def d_addrsig_sym(a: Assembler, text: str, col: int) -> None:
+def d_addrsig_sym(a: Assembling, text: str, col: int) -> None:
     """``.addrsig_sym sym``."""
     rest, base = _args(a, text, col)
     sym = a.b.symbol(_name(a, rest, base))
@@ -543,7 +540,7 @@ def d_addrsig_sym(a: Assembler, text: str, col: int) -> None:
     a.b.addrsig.append(sym)
 
 
-def d_ident(a: Assembler, text: str, col: int) -> None:
+def d_ident(a: Assembling, text: str, col: int) -> None:
     """``.ident "text"``: a string in ``.comment``."""
     rest, base = _args(a, text, col)
     data = _string(a, rest, base)
@@ -554,7 +551,7 @@ def d_ident(a: Assembler, text: str, col: int) -> None:
     a.b.current = keep
 
 
-HANDLERS: dict[str, Callable[[Assembler, str, int], None]] = {
+HANDLERS: dict[str, Callable[[Assembling, str, int], None]] = {
     ".section": d_section,
     ".text": _simple_section(".text"),
     ".data": _simple_section(".data"),

@@ -14,17 +14,14 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bpfkit.asm.builder import FK_DATA, Section, Symbol
 from bpfkit.asm.expr import Value, parse_int
+from bpfkit.asm.state import IS_STMT, Assembling, Entry
 from bpfkit.obj import writer as w
 
-if TYPE_CHECKING:
-    from bpfkit.asm.llvm_asm import Assembler
-
-IS_STMT, BASIC_BLOCK, PROLOGUE_END, EPILOGUE_BEGIN = 1, 2, 4, 8
+BASIC_BLOCK, PROLOGUE_END, EPILOGUE_BEGIN = 2, 4, 8
 LINE_BASE, LINE_RANGE, OPCODE_BASE, MIN_INST = -5, 14, 13, 8
 _STD_LENGTHS = bytes([0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1])
 _MAX_SPECIAL_ADDR = (255 - OPCODE_BASE) // LINE_RANGE
@@ -33,40 +30,10 @@ _FILE = re.compile(
 )
 
 
-@dataclass
-class Entry:
-    """A row of the line table: where, and the source position."""
-
-    offset: int
-    file: int
-    line: int
-    column: int
-    flags: int
-    isa: int
-    discriminator: int
-
-
-@dataclass
-class DwarfState:
-    """Everything the frame and line-table directives collected."""
-
-    root: tuple[str, str, bytes | None] | None = None  # (directory, name, md5) of file 0
-    files: dict[int, tuple[str, int, bytes | None]] = field(default_factory=dict)
-    dirs: list[str] = field(default_factory=list)
-    has_table: bool = False
-    pending: tuple[int, int, int, int, int, int] | None = None
-    stmt: int = IS_STMT  # is_stmt carries over from one .loc to the next
-    lines: dict[int, tuple[Section, list[Entry]]] = field(default_factory=dict)
-    eh_frame: bool = True
-    debug_frame: bool = False
-    frames: list[tuple[Section, int, int]] = field(default_factory=list)
-    open: tuple[Section, int, Any] | None = None
-
-
 # --- directives ----------------------------------------------------------------------
 
 
-def file_directive(a: Assembler, rest: str, base: int) -> None:
+def file_directive(a: Assembling, rest: str, base: int) -> None:
     """``.file N ["dir"] "name" [md5 0x...]``."""
     m = _FILE.match(rest)
     if not m:
@@ -94,7 +61,7 @@ def file_directive(a: Assembler, rest: str, base: int) -> None:
     st.files[number] = (name, index, md5)
 
 
-def loc_directive(a: Assembler, text: str, col: int) -> None:
+def loc_directive(a: Assembling, text: str, col: int) -> None:
     """``.loc FILE LINE [COLUMN] [basic_block|prologue_end|epilogue_begin|is_stmt N|isa N|discriminator N]``."""
     words = text.split()[1:]
     st = a.dwarf
@@ -135,7 +102,7 @@ def loc_directive(a: Assembler, text: str, col: int) -> None:
     st.pending = (number, line, column, flags, isa, discriminator)
 
 
-def line_entry(a: Assembler) -> None:
+def line_entry(a: Assembling) -> None:
     """Called before an instruction is emitted after a ``.loc``: add the row."""
     st = a.dwarf
     if st.pending is None:
@@ -148,7 +115,7 @@ def line_entry(a: Assembler) -> None:
     )
 
 
-def cfi_sections(a: Assembler, text: str, col: int) -> None:
+def cfi_sections(a: Assembling, text: str, col: int) -> None:
     """``.cfi_sections .eh_frame[, .debug_frame]``."""
     names = {n.strip() for n in text.split(None, 1)[1].split(",")} if " " in text else set()
     if not names <= {".eh_frame", ".debug_frame"} or not names:
@@ -157,14 +124,14 @@ def cfi_sections(a: Assembler, text: str, col: int) -> None:
     a.dwarf.debug_frame = ".debug_frame" in names
 
 
-def cfi_startproc(a: Assembler, text: str, col: int) -> None:
+def cfi_startproc(a: Assembling, text: str, col: int) -> None:
     """``.cfi_startproc``: the start of a function's frame description."""
     if a.dwarf.open is not None:
         raise a.error("nested .cfi_startproc", col + 1)
     a.dwarf.open = (a.b.current, a.b.current.size, a.here(col + 1))
 
 
-def cfi_endproc(a: Assembler, text: str, col: int) -> None:
+def cfi_endproc(a: Assembling, text: str, col: int) -> None:
     """``.cfi_endproc``."""
     st = a.dwarf
     if st.open is None:
@@ -176,7 +143,7 @@ def cfi_endproc(a: Assembler, text: str, col: int) -> None:
     st.open = None
 
 
-def cfi_other(a: Assembler, text: str, col: int) -> None:
+def cfi_other(a: Assembling, text: str, col: int) -> None:
     """Other ``.cfi_*`` directives are refused (BPF code has no frame moves)."""
     raise a.error(f"unsupported CFI directive '{text.split()[0]}'", col + 1)
 
@@ -184,7 +151,7 @@ def cfi_other(a: Assembler, text: str, col: int) -> None:
 # --- output ------------------------------------------------------------------------
 
 
-def finish(a: Assembler) -> None:
+def finish(a: Assembling) -> None:
     """Emit the frames, then the line table (llvm-mc's order), into their sections."""
     st = a.dwarf
     if st.open is not None:
@@ -204,7 +171,7 @@ def _label(sec: Section, offset: int) -> Symbol:
     return Symbol(".Ltmp.dwarf", sec, offset, True)
 
 
-def _frames(a: Assembler, eh: bool) -> None:
+def _frames(a: Assembling, eh: bool) -> None:
     e = ">" if a.big_endian else "<"
     if eh:
         out = a.b.section(".eh_frame", w.SHT_PROGBITS, w.SHF_ALLOC)
@@ -234,7 +201,7 @@ def _frames(a: Assembler, eh: bool) -> None:
         a.b.emit(struct.pack(e + "Q", end - start) + bytes(length - 4 - 16))
 
 
-def _line_table(a: Assembler) -> None:
+def _line_table(a: Assembling) -> None:
     st = a.dwarf
     e = ">" if a.big_endian else "<"
     line_sec = a.b.section(".debug_line", w.SHT_PROGBITS, 0)

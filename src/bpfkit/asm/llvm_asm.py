@@ -27,6 +27,7 @@ from bpfkit.asm.builder import (
 )
 from bpfkit.asm.expr import ExprError, ExprParser, Value, parse_int
 from bpfkit.asm.llvm_syntax import PATTERNS, Pattern, SyntaxProblem, tokenize
+from bpfkit.asm.state import Assembling, DwarfState
 from bpfkit.errors import AsmError
 from bpfkit.isa.insn import pack_regs
 from bpfkit.isa.table import Kind, Op
@@ -119,17 +120,17 @@ class Assembler:
         self.raw = ""
         self.column = 1
         self.expr = ExprParser(self.b.use, self._dot)
-        self.dwarf = dwarf.DwarfState()
+        self.dwarf = DwarfState()
         self.section_stack: list[tuple[Any, Any]] = []
         self.previous: object = None
-        self.handlers: dict[str, Callable[[Assembler, str, int], None]] = directives.HANDLERS
+        self.handlers: dict[str, Callable[[Assembling, str, int], None]] = directives.HANDLERS
         self._plans: dict[Any, fastpath.Plan | None | object] = {}
         self._cache: dict[str, bytes] = {}
 
     def release(self) -> None:
         """Break the reference cycles of a finished assembly (see :func:`assemble_llvm`)."""
         self.expr = None  # type: ignore[assignment]  # it holds bound methods of self
-        self.dwarf = dwarf.DwarfState()
+        self.dwarf = DwarfState()
         self.section_stack.clear()
         self.previous = None
         self.b.release()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from bpfkit.errors import BpfkitError
 from bpfkit.obj.reader import read_object
-from bpfkit.vm.machine import Vm
+from bpfkit.vm.vm import Vm
 
 
 def _hex_bytes(text: str, what: str) -> bytes:

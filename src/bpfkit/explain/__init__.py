@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bpfkit.explain.analysis import analyze_program
+    from bpfkit.explain.calls import CallArg, CallInfo
     from bpfkit.explain.explain import (
-        CallArg,
-        CallInfo,
         Explanation,
         InsnExplanation,
         ProgramExplanation,
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 _HOME = {
     **dict.fromkeys(
         (
-            "CallArg CallInfo Explanation InsnExplanation ProgramExplanation StackRun "
+            "Explanation InsnExplanation ProgramExplanation StackRun "
             "explain_object explain_program"
         ).split(),
         "explain",
@@ -55,6 +54,7 @@ _HOME = {
         "SectionInfo ctx_field explain_program_section explain_section".split(), "sections"
     ),
     **dict.fromkeys("Analysis Env State Value analyze".split(), "values"),
+    **dict.fromkeys(("CallArg", "CallInfo"), "calls"),
     "analyze_program": "analysis",
 }
 

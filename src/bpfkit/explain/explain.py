@@ -14,6 +14,7 @@ from bpfkit.disasm.llvm_text import format_insn
 from bpfkit.errors import ObjectError
 from bpfkit.explain import purpose, vlog
 from bpfkit.explain.analysis import analyze_program
+from bpfkit.explain.calls import CallArg, CallInfo
 from bpfkit.explain.fields import Field, decode_fields
 from bpfkit.explain.sections import SectionInfo, explain_program_section
 from bpfkit.explain.text import c_string, describe_insn, printable
@@ -43,38 +44,6 @@ class StackRun:
     def text(self) -> str | None:
         """The bytes as a C string literal, if they are text."""
         return c_string(self.data) if self.data is not None and printable(self.data) else None
-
-
-@dataclass(frozen=True, slots=True)
-class CallArg:
-    """One argument register of a call, with what it holds."""
-
-    register: str
-    name: str
-    ctype: str
-    kind: str
-    value: str  # Value.describe()
-    text: str | None  # for pointers to known bytes: the string or bytes pointed at
-
-
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    """A call: helper (id, name, prototype, arguments), BPF function or kfunc."""
-
-    kind: str  # "helper", "local", "kfunc", "callx"
-    id: int
-    name: str
-    prototype: str
-    args: tuple[CallArg, ...]
-
-    @property
-    def signature(self) -> str:
-        """``bpf_trace_printk(fmt = fp-32 "hello from rust\\n", fmt_size = 17)``."""
-        parts = []
-        for a in self.args:
-            shown = a.value + (f" {a.text}" if a.text else "")
-            parts.append(f"{a.name} = {shown}")
-        return f"{self.name}({', '.join(parts)})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from bpfkit.explain.calls import CallInfo
 from bpfkit.explain.sections import ctx_field
 from bpfkit.explain.values import FP, STACK_SIZE, State, Value
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import Kind, Op
-
-if TYPE_CHECKING:
-    from bpfkit.explain.explain import CallInfo
 
 _ESCAPES = {0: "\\0", 9: "\\t", 10: "\\n", 13: "\\r", 34: '\\"', 92: "\\\\"}
 

@@ -129,7 +129,7 @@ class _Loader:
             if str(POISON_HELPER) not in e.log or not failures:
                 raise
             why = "; ".join(failures)
-            raise VerifierError(f"{e}: a CO-RE relocation failed ({why})", e.log) from None
+            raise VerifierError(f"{e}: a CO-RE relocation failed ({why})", e.log, e.errno) from None
 
     def _load_program(self, prog: PreparedProgram) -> Program:
         insns = prog.bind(self.fds)

@@ -303,6 +303,8 @@ def load_program(
         msg = f"{what}: the verifier rejected it ({ename}): {summary}"
         if truncated:
             msg += " (log truncated)"
-        raise VerifierError(msg, log)
+        raise VerifierError(msg, log, err)
     why = cause(Cmd.PROG_LOAD, err)
-    raise error(Cmd.PROG_LOAD, err, what) if why else VerifierError(f"{what}: {ename}", log)
+    if why:
+        raise error(Cmd.PROG_LOAD, err, what)
+    raise VerifierError(f"{what}: {ename}", log, err)

@@ -8,7 +8,6 @@ program once into closures (:mod:`bpfkit.vm.interp`).
 """
 
 from bpfkit.vm.env import Env
-from bpfkit.vm.machine import Vm, VmResult, program_type, run_program
 from bpfkit.vm.maps import (
     ArrayMap,
     HashMap,
@@ -19,6 +18,7 @@ from bpfkit.vm.maps import (
     map_from_data,
     map_from_spec,
 )
+from bpfkit.vm.vm import Vm, VmResult, program_type, run_program
 
 __all__ = [
     "ArrayMap",

@@ -20,8 +20,8 @@ from bpfkit.errors import AsmError, BpfkitError, VmError
 from bpfkit.isa.insn import Insn, decode_all
 from bpfkit.obj.spec import MapSpec
 from bpfkit.uapi.helpers import by_name
-from bpfkit.vm.machine import Vm
 from bpfkit.vm.maps import VmMap, map_from_spec
+from bpfkit.vm.vm import Vm
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A handler gets the machine, an instruction, its row of the ISA table, its pc and
 ``target(pc, from_pc)`` function (the code index of a jump target, a stopping stub if the
 target is bad) and returns the closure that executes the instruction and returns the
 next pc.  :data:`HANDLERS` maps every row of :data:`bpfkit.isa.table.OPS` to its handler;
-:meth:`bpfkit.vm.interp.Machine.compile` uses it.  Hot kinds (ALU, conditional jumps)
+:meth:`bpfkit.vm.interp.Interpreter.compile` uses it.  Hot kinds (ALU, conditional jumps)
 get closures generated from the expressions of :mod:`bpfkit.isa.semantics`; loads and
 stores check the region of every access inline.
 """
@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from bpfkit.errors import VmError
 from bpfkit.isa import semantics
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.semantics import M32, M64, sx32
 from bpfkit.isa.table import OPS, Kind, Op
+from bpfkit.vm.cpu import Closure, Cpu, ProgramExit
 from bpfkit.vm.memory import CODE_BASE, MAX_FRAMES, STACK_SIZE, Fault, Region
 
-if TYPE_CHECKING:
-    from bpfkit.vm.interp import Machine
-
-Closure = Callable[[], int]
 Target = Callable[[int, int], int]
-Handler = Callable[["Machine", Insn, Op, int, Target], Closure]
+Handler = Callable[[Cpu, Insn, Op, int, Target], Closure]
 
 _UNPACK = {
     n: struct.Struct(f"<{c}").unpack_from for n, c in ((1, "B"), (2, "H"), (4, "I"), (8, "Q"))
@@ -41,11 +37,7 @@ SKF_NET_OFF = -0x100000  # LD_ABS/LD_IND offsets below 0 address headers (linux/
 SKF_LL_OFF = -0x200000
 
 
-class ProgramExit(Exception):
-    """The outermost frame executed ``exit`` (or LD_ABS ended the program)."""
-
-
-def _mem_fault(m: Machine, address: int, size: int, write: bool) -> int:
+def _mem_fault(m: Cpu, address: int, size: int, write: bool) -> int:
     """Raise the fault of a failed access (the fast path already found it bad)."""
     m.memory.check(address, size, write)
     raise Fault(f"{'write' if write else 'read'} of {size} bytes refused", address=address)
@@ -75,7 +67,7 @@ def _operand_source(op: Op) -> tuple[str, str]:
     return a, (f"(R[s]{low})" if low else "R[s]")
 
 
-def _value(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _value(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     """ALU, NEG, MOVSX and ENDIAN: ``dst = expr(A, B)``."""
     a, b = _operand_source(op)
     e = semantics.expr(op)
@@ -91,7 +83,7 @@ def _value(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return make(m.regs, insn.dst, insn.src, imm, pc + 1)
 
 
-def _addr_space_cast(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _addr_space_cast(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, d, s, nxt = m.regs, insn.dst, insn.src, pc + 1
     to_as, from_as = insn.imm >> 16, insn.imm & 0xFFFF
 
@@ -107,7 +99,7 @@ def _addr_space_cast(m: Machine, insn: Insn, op: Op, pc: int, target: Target) ->
     return f
 
 
-def _lddw(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _lddw(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, d, nxt = m.regs, insn.dst, pc + 2
     value: int | None
     if op.key == "lddw":
@@ -132,7 +124,7 @@ def _lddw(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return f
 
 
-def _ld_packet(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _ld_packet(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, s, imm, n, nxt = m.regs, insn.src, insn.imm, op.size, pc + 1
     indirect = op.kind is Kind.LD_IND
 
@@ -158,14 +150,14 @@ def _ld_packet(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closu
 
 
 def _mem_operands(
-    m: Machine, insn: Insn, op: Op, pc: int
+    m: Cpu, insn: Insn, op: Op, pc: int
 ) -> tuple[list[int], Callable[[int], Region | None], int, int, int, int, int]:
     """What a load or store closure binds: the registers, the region lookup by address slot,
     dst, src, off, the access size and the next pc."""
     return m.regs, m.memory.slots.get, insn.dst, insn.src, insn.off, op.size, pc + 1
 
 
-def _load(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _load(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, get, d, s, off, n, nxt = _mem_operands(m, insn, op, pc)
     signed = op.kind is Kind.LOAD_SX
     unpack = _UNPACK_SX[n] if signed else _UNPACK[n]
@@ -193,7 +185,7 @@ def _load(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return fsx if signed else f
 
 
-def _store(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _store(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, get, d, s, off, n, nxt = _mem_operands(m, insn, op, pc)
     pack, mask = _PACK[n], _MASK[n]
     value = insn.imm & mask
@@ -221,7 +213,7 @@ def _store(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return fimm if op.kind is Kind.STORE_IMM else freg
 
 
-def _atomic(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _atomic(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, mem, d, s, off, n, nxt = m.regs, m.memory, insn.dst, insn.src, insn.off, op.size, pc + 1
     mask = _MASK[n]
     key = op.key
@@ -246,7 +238,7 @@ def _atomic(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return f
 
 
-def _ja(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _ja(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     t = target(pc + 1 + (insn.imm if op.width == 32 else insn.off), pc)
 
     def f() -> int:
@@ -255,7 +247,7 @@ def _ja(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return f
 
 
-def _jcond(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _jcond(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     a, b = _operand_source(op)
     cond = semantics.to_python(semantics.expr(op), op.width, a, b)
     body = f"        if {cond}:\n            return tgt\n        return nxt"
@@ -264,7 +256,7 @@ def _jcond(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return make(m.regs, insn.dst, insn.src, imm, pc + 1, target(pc + 1 + insn.off, pc))
 
 
-def _may_goto(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _may_goto(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     """``may_goto``: falls through while the frame's loop budget lasts, then jumps.
 
     As in the kernel (6.9+), each function invocation gets BPF_MAX_LOOPS, shared by all
@@ -283,7 +275,7 @@ def _may_goto(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closur
     return f
 
 
-def _code_target(m: Machine, value: int, length: int) -> int | None:
+def _code_target(m: Cpu, value: int, length: int) -> int | None:
     """The pc a code address (``CODE_BASE + 8 * pc``) stands for, if it is one."""
     off = value - CODE_BASE
     if 0 <= off < 8 * length and off % 8 == 0:
@@ -291,7 +283,7 @@ def _code_target(m: Machine, value: int, length: int) -> int | None:
     return None
 
 
-def _gotox(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _gotox(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, d = m.regs, insn.dst
 
     def f() -> int:
@@ -303,7 +295,7 @@ def _gotox(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return f
 
 
-def push_frame(m: Machine, ret: int) -> None:
+def push_frame(m: Cpu, ret: int) -> None:
     frames = m.frames
     if len(frames) >= MAX_FRAMES - 1:
         raise Fault(f"call depth exceeds {MAX_FRAMES} frames")
@@ -315,7 +307,7 @@ def push_frame(m: Machine, ret: int) -> None:
     R[10] = stack.base + STACK_SIZE
 
 
-def _call(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _call(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, nxt = m.regs, pc + 1
     if op.key == "local":
         t = target(pc + 1 + insn.imm, pc)
@@ -346,7 +338,7 @@ def _call(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
 _EINVAL, _E2BIG = 22, 7
 
 
-def _bpf_loop(m: Machine, nxt: int) -> Closure:
+def _bpf_loop(m: Cpu, nxt: int) -> Closure:
     """``long bpf_loop(nr_loops, callback_fn, callback_ctx, flags)``.
 
     The callback runs as a local call whose return lands on the loop driver (the slot
@@ -377,7 +369,7 @@ def _bpf_loop(m: Machine, nxt: int) -> Closure:
     return f
 
 
-def loop_driver(m: Machine) -> Closure:
+def loop_driver(m: Cpu) -> Closure:
     """Where a bpf_loop callback returns: next iteration, or back after the call."""
     R = m.regs
 
@@ -399,7 +391,7 @@ def loop_driver(m: Machine) -> Closure:
     return f
 
 
-def _callx(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _callx(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, d, nxt = m.regs, insn.dst, pc + 1
 
     def f() -> int:
@@ -417,7 +409,7 @@ def _callx(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     return f
 
 
-def _exit(m: Machine, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
+def _exit(m: Cpu, insn: Insn, op: Op, pc: int, target: Target) -> Closure:
     R, frames = m.regs, m.frames
 
     def f() -> int:

@@ -4,7 +4,7 @@ Each helper takes the machine and the five argument registers and returns r0.  E
 are returned as the kernel returns them (a negative errno); arguments the kernel's
 verifier would have refused (a pointer to no memory, a register that is no map) stop the
 program with a VmError instead.  A helper missing here stops the program with an error
-that names it (see :meth:`bpfkit.vm.interp.Machine.compile`).
+that names it (see :meth:`bpfkit.vm.interp.Interpreter.compile`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 
 from bpfkit.uapi.helpers import by_name
-from bpfkit.vm.interp import MAX_TAIL_CALLS, HelperFn, Machine, TailCall
+from bpfkit.vm.cpu import MAX_TAIL_CALLS, Cpu, HelperFn, TailCall
 from bpfkit.vm.maps import PerfEventArray, ProgArray, RingBuf, VmMap
 from bpfkit.vm.memory import Fault
 from bpfkit.vm.printk import PrintkError, format_printk
@@ -26,7 +26,7 @@ def _err(code: int) -> int:
     return -code
 
 
-def _map(m: Machine, address: int, want: type[VmMap] = VmMap) -> VmMap:
+def _map(m: Cpu, address: int, want: type[VmMap] = VmMap) -> VmMap:
     mp = m.map_handles.get(address)
     if mp is None:
         raise Fault(f"{address:#x} is not a map (expected a map loaded with lddw)")
@@ -35,7 +35,7 @@ def _map(m: Machine, address: int, want: type[VmMap] = VmMap) -> VmMap:
     return mp
 
 
-def map_lookup_elem(m: Machine, mp: int, key: int, a3: int, a4: int, a5: int) -> int:
+def map_lookup_elem(m: Cpu, mp: int, key: int, a3: int, a4: int, a5: int) -> int:
     """``void *bpf_map_lookup_elem(map, key)``: the value's address or NULL."""
     vmap = _map(m, mp)
     if isinstance(vmap, (ProgArray, RingBuf, PerfEventArray)):
@@ -44,20 +44,20 @@ def map_lookup_elem(m: Machine, mp: int, key: int, a3: int, a4: int, a5: int) ->
     return 0 if region is None else region.base
 
 
-def map_update_elem(m: Machine, mp: int, key: int, value: int, flags: int, a5: int) -> int:
+def map_update_elem(m: Cpu, mp: int, key: int, value: int, flags: int, a5: int) -> int:
     """``long bpf_map_update_elem(map, key, value, flags)``."""
     vmap = _map(m, mp)
     k = m.memory.read(key, vmap.key_size)
     return vmap.update(k, m.memory.read(value, vmap.value_size), flags)
 
 
-def map_delete_elem(m: Machine, mp: int, key: int, a3: int, a4: int, a5: int) -> int:
+def map_delete_elem(m: Cpu, mp: int, key: int, a3: int, a4: int, a5: int) -> int:
     """``long bpf_map_delete_elem(map, key)``."""
     vmap = _map(m, mp)
     return vmap.delete(m.memory.read(key, vmap.key_size))
 
 
-def _probe(m: Machine, dst: int, size: int, src: int, user: bool) -> int:
+def _probe(m: Cpu, dst: int, size: int, src: int, user: bool) -> int:
     size &= M32
     if size:
         m.memory.check(dst, size, True)  # before anything of that size is made
@@ -77,17 +77,17 @@ def _probe(m: Machine, dst: int, size: int, src: int, user: bool) -> int:
     return 0
 
 
-def probe_read_kernel(m: Machine, dst: int, size: int, src: int, a4: int, a5: int) -> int:
+def probe_read_kernel(m: Cpu, dst: int, size: int, src: int, a4: int, a5: int) -> int:
     """``long bpf_probe_read_kernel(dst, size, unsafe_ptr)`` (and the legacy probe_read)."""
     return _probe(m, dst, size, src, False)
 
 
-def probe_read_user(m: Machine, dst: int, size: int, src: int, a4: int, a5: int) -> int:
+def probe_read_user(m: Cpu, dst: int, size: int, src: int, a4: int, a5: int) -> int:
     """``long bpf_probe_read_user(dst, size, unsafe_ptr)``."""
     return _probe(m, dst, size, src, True)
 
 
-def _probe_str(m: Machine, dst: int, size: int, src: int, user: bool) -> int:
+def _probe_str(m: Cpu, dst: int, size: int, src: int, user: bool) -> int:
     size &= M32
     if size == 0:
         return 0
@@ -102,17 +102,17 @@ def _probe_str(m: Machine, dst: int, size: int, src: int, user: bool) -> int:
     return len(s) + 1
 
 
-def probe_read_kernel_str(m: Machine, dst: int, size: int, src: int, a4: int, a5: int) -> int:
+def probe_read_kernel_str(m: Cpu, dst: int, size: int, src: int, a4: int, a5: int) -> int:
     """``long bpf_probe_read_kernel_str(dst, size, unsafe_ptr)``: length with the NUL."""
     return _probe_str(m, dst, size, src, False)
 
 
-def probe_read_user_str(m: Machine, dst: int, size: int, src: int, a4: int, a5: int) -> int:
+def probe_read_user_str(m: Cpu, dst: int, size: int, src: int, a4: int, a5: int) -> int:
     """``long bpf_probe_read_user_str(dst, size, unsafe_ptr)``: length with the NUL."""
     return _probe_str(m, dst, size, src, True)
 
 
-def skb_load_bytes(m: Machine, skb: int, offset: int, to: int, size: int, a5: int) -> int:
+def skb_load_bytes(m: Cpu, skb: int, offset: int, to: int, size: int, a5: int) -> int:
     """``long bpf_skb_load_bytes(skb, offset, to, len)``: packet bytes from skb->data on."""
     size &= M32
     offset &= M32
@@ -127,12 +127,12 @@ def skb_load_bytes(m: Machine, skb: int, offset: int, to: int, size: int, a5: in
     return 0
 
 
-def ktime_get_ns(m: Machine, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+def ktime_get_ns(m: Cpu, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     """``u64 bpf_ktime_get_ns(void)``: the caller's clock."""
     return m.env.now()
 
 
-def trace_printk(m: Machine, fmt: int, size: int, a3: int, a4: int, a5: int) -> int:
+def trace_printk(m: Cpu, fmt: int, size: int, a3: int, a4: int, a5: int) -> int:
     """``long bpf_trace_printk(fmt, fmt_size, ...)``: formats and collects one message."""
     size &= M32
     raw = m.memory.read(fmt, size) if size else b""
@@ -159,22 +159,22 @@ def trace_printk(m: Machine, fmt: int, size: int, a3: int, a4: int, a5: int) -> 
     return len(text)
 
 
-def get_prandom_u32(m: Machine, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+def get_prandom_u32(m: Cpu, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     """``u32 bpf_get_prandom_u32(void)``: from the caller's seed."""
     return m.env.prandom_u32()
 
 
-def get_smp_processor_id(m: Machine, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+def get_smp_processor_id(m: Cpu, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     """``u32 bpf_get_smp_processor_id(void)``."""
     return m.env.cpu
 
 
-def get_numa_node_id(m: Machine, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+def get_numa_node_id(m: Cpu, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     """``long bpf_get_numa_node_id(void)``."""
     return m.env.numa_node
 
 
-def tail_call(m: Machine, ctx: int, mp: int, index: int, a4: int, a5: int) -> int:
+def tail_call(m: Cpu, ctx: int, mp: int, index: int, a4: int, a5: int) -> int:
     """``long bpf_tail_call(ctx, prog_array, index)``: does not return when it succeeds."""
     vmap = _map(m, mp, ProgArray)
     assert isinstance(vmap, ProgArray)
@@ -188,17 +188,17 @@ def tail_call(m: Machine, ctx: int, mp: int, index: int, a4: int, a5: int) -> in
     raise TailCall(code)
 
 
-def get_current_pid_tgid(m: Machine, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+def get_current_pid_tgid(m: Cpu, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     """``u64 bpf_get_current_pid_tgid(void)``: tgid << 32 | pid."""
     return (m.env.tgid & M32) << 32 | (m.env.pid & M32)
 
 
-def get_current_uid_gid(m: Machine, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+def get_current_uid_gid(m: Cpu, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
     """``u64 bpf_get_current_uid_gid(void)``: gid << 32 | uid."""
     return (m.env.gid & M32) << 32 | (m.env.uid & M32)
 
 
-def get_current_comm(m: Machine, buf: int, size: int, a3: int, a4: int, a5: int) -> int:
+def get_current_comm(m: Cpu, buf: int, size: int, a3: int, a4: int, a5: int) -> int:
     """``long bpf_get_current_comm(buf, size_of_buf)``: the name, NUL-padded (strscpy_pad)."""
     size &= M32
     if size == 0:
@@ -209,7 +209,7 @@ def get_current_comm(m: Machine, buf: int, size: int, a3: int, a4: int, a5: int)
     return 0
 
 
-def perf_event_output(m: Machine, ctx: int, mp: int, flags: int, data: int, size: int) -> int:
+def perf_event_output(m: Cpu, ctx: int, mp: int, flags: int, data: int, size: int) -> int:
     """``long bpf_perf_event_output(ctx, map, flags, data, size)``: one sample."""
     vmap = _map(m, mp, PerfEventArray)
     assert isinstance(vmap, PerfEventArray)
@@ -221,14 +221,14 @@ def perf_event_output(m: Machine, ctx: int, mp: int, flags: int, data: int, size
     return 0
 
 
-def ringbuf_output(m: Machine, mp: int, data: int, size: int, flags: int, a5: int) -> int:
+def ringbuf_output(m: Cpu, mp: int, data: int, size: int, flags: int, a5: int) -> int:
     """``long bpf_ringbuf_output(ringbuf, data, size, flags)``."""
     vmap = _map(m, mp, RingBuf)
     assert isinstance(vmap, RingBuf)
     return vmap.output(m.memory.read(data, size & M32))
 
 
-def ringbuf_reserve(m: Machine, mp: int, size: int, flags: int, a4: int, a5: int) -> int:
+def ringbuf_reserve(m: Cpu, mp: int, size: int, flags: int, a4: int, a5: int) -> int:
     """``void *bpf_ringbuf_reserve(ringbuf, size, flags)``: a record's address or NULL."""
     vmap = _map(m, mp, RingBuf)
     assert isinstance(vmap, RingBuf)
@@ -238,19 +238,19 @@ def ringbuf_reserve(m: Machine, mp: int, size: int, flags: int, a4: int, a5: int
     return 0 if region is None else region.base
 
 
-def _finish(m: Machine, data: int, submit: bool) -> int:
+def _finish(m: Cpu, data: int, submit: bool) -> int:
     for vmap in m.map_handles.values():
         if isinstance(vmap, RingBuf) and vmap.finish(data, submit):
             return 0
     raise Fault(f"{data:#x} is not a ring buffer record reserved by this program")
 
 
-def ringbuf_submit(m: Machine, data: int, flags: int, a3: int, a4: int, a5: int) -> int:
+def ringbuf_submit(m: Cpu, data: int, flags: int, a3: int, a4: int, a5: int) -> int:
     """``void bpf_ringbuf_submit(data, flags)``."""
     return _finish(m, data, True)
 
 
-def ringbuf_discard(m: Machine, data: int, flags: int, a3: int, a4: int, a5: int) -> int:
+def ringbuf_discard(m: Cpu, data: int, flags: int, a3: int, a4: int, a5: int) -> int:
     """``void bpf_ringbuf_discard(data, flags)``."""
     return _finish(m, data, False)
 

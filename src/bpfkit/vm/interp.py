@@ -1,6 +1,6 @@
 """The interpreter: decode a program once into closures, then run them.
 
-:meth:`Machine.compile` walks the instructions, finds each one's row in the ISA table
+:meth:`Interpreter.compile` walks the instructions, finds each one's row in the ISA table
 (:func:`bpfkit.isa.table.lookup`) and asks the handler registered for that row
 (:data:`bpfkit.vm.handlers.HANDLERS`) for a closure.  A closure does its instruction and returns
 the next pc, so running is ``pc = code[pc]()`` in a loop bounded by the instruction budget.
@@ -8,111 +8,43 @@ the next pc, so running is ``pc = code[pc]()`` in a loop bounded by the instruct
 The code list is indexed by 8-byte slot; the second slot of ``lddw``, the slot after the
 last instruction and every jump target outside the program hold closures that stop the
 program with a :class:`~bpfkit.errors.VmError`, so no pc can leave the list.  Faults raised
-inside a closure carry no pc; :meth:`Machine.execute` adds the pc and the instruction text.
+inside a closure carry no pc; :meth:`Interpreter.execute` adds the pc and the instruction text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from bpfkit.errors import VmError
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.semantics import M64
-from bpfkit.isa.table import Op, lookup
-from bpfkit.vm.env import Env
-from bpfkit.vm.handlers import (
-    HANDLERS,
-    ZERO_STACK,
+from bpfkit.isa.table import lookup
+from bpfkit.vm.cpu import (
+    MAX_TAIL_CALLS,
     Closure,
+    Code,
+    Cpu,
+    HelperFn,
     ProgramExit,
-    handled_rows,
-    loop_driver,
+    TailCall,
+    insn_text,
 )
-from bpfkit.vm.maps import VmMap
-from bpfkit.vm.memory import MAX_FRAMES, STACK_SIZE, STACK_SLOT, Fault, Memory, Region
+from bpfkit.vm.handlers import HANDLERS, ZERO_STACK, handled_rows, loop_driver
+from bpfkit.vm.memory import STACK_SIZE, Fault
 
-HelperFn = Callable[["Machine", int, int, int, int, int], int]
-MAX_TAIL_CALLS = 33  # MAX_TAIL_CALL_CNT since Linux 5.17
-
-__all__ = ["Code", "HelperFn", "Machine", "TailCall", "handled_rows", "insn_text"]
-
-
-class TailCall(Exception):
-    """Raised by ``bpf_tail_call`` to replace the running program."""
-
-    def __init__(self, code: Code) -> None:
-        super().__init__("tail call")
-        self.code = code
+__all__ = [
+    "MAX_TAIL_CALLS",
+    "Code",
+    "HelperFn",
+    "Interpreter",
+    "TailCall",
+    "handled_rows",
+    "insn_text",
+]
 
 
-def insn_text(insn: Insn) -> str:
-    """The instruction as llvm-objdump prints it (bare mnemonic if it has no such text)."""
-    try:
-        from bpfkit.disasm.llvm_text import format_insn
-
-        return format_insn(insn)
-    except Exception:  # an unknown or odd instruction must not hide the VmError itself
-        op = lookup(insn)
-        return op.mnemonic if op else f"opcode {insn.opcode:#04x}"
-
-
-@dataclass
-class Code:
-    """A compiled program: one closure per slot, plus its instructions for messages."""
-
-    closures: list[Closure]
-    insns: list[Insn | None]  # by slot; None for lddw second halves and stubs
-    name: str = ""
-    length: int = 0  # slots of real instructions
-    # (pc, why) of what a loader refuses: unknown opcodes, bad registers, reserved fields
-    # that are not zero, jumps out of the program.  Vm(strict=True) refuses them up front.
-    problems: list[tuple[int, str]] = field(default_factory=list)
-
-    def text(self, pc: int) -> str:
-        """The text of the instruction at ``pc``."""
-        insn = self.insns[pc] if 0 <= pc < len(self.insns) else None
-        if insn is None:
-            return "no instruction" if pc >= self.length else "second half of lddw"
-        return insn_text(insn)
-
-
-@dataclass
-class Machine:
-    """Registers, memory, frames and helpers of one VM; compiles and runs programs."""
-
-    memory: Memory
-    helpers: dict[int, HelperFn]
-    helper_names: dict[int, str]
-    budget: int = 1_000_000
-    regs: list[int] = field(default_factory=lambda: [0] * 11)
-    frames: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
-    stacks: list[Region] = field(default_factory=list)
-    map_handles: dict[int, VmMap] = field(default_factory=dict)
-    env: Env = field(default_factory=Env)
-    output: list[str] = field(default_factory=list)  # bpf_trace_printk messages
-    ld_packet: Region | None = None  # what LD_ABS/LD_IND read (skb data)
-    ld_offset: int = 0  # where skb->data starts inside ld_packet
-    ld_net_offset: int = 14  # where the network header starts (SKF_NET_OFF loads)
-    # lddw with a pseudo source (map, map value, ...): the value, or None if unknown.
-    resolve_lddw: Callable[[Insn, Op], int | None] | None = None
-    # A prog array slot's content to compiled code (for bpf_tail_call).
-    load_program: Callable[[object], Code] | None = None
-    code_length: int = 0  # slots of the running program (validates code addresses)
-    # Running bpf_loop calls: [callback pc, ctx, iteration, count, return pc].
-    loops: list[list[int]] = field(default_factory=list)
-    tail_calls: int = 0
-    executed: int = 0
-    _may_goto: dict[int, int] = field(default_factory=dict)  # loop budget left, by depth
-
-    def __post_init__(self) -> None:
-        if not self.stacks:
-            for depth in range(MAX_FRAMES):
-                self.stacks.append(
-                    self.memory.add(
-                        f"stack of frame {depth}", bytearray(STACK_SIZE), slot=STACK_SLOT + depth
-                    )
-                )
+class Interpreter(Cpu):
+    """A :class:`~bpfkit.vm.cpu.Cpu` that compiles programs into closures and runs them."""
 
     # --- compiling -----------------------------------------------------------------------
 
@@ -162,16 +94,6 @@ class Machine:
         code = Code(closures + stubs, slots + [None] * len(stubs), name, n)
         code.problems = sorted(problems)
         return code
-
-    def _stub(self, message: str, at: int | None = None) -> Closure:
-        """A closure that stops the program (as if at pc ``at``, if given)."""
-
-        def f() -> int:
-            e = Fault(message)
-            e.at = at
-            raise e
-
-        return f
 
     # --- running -------------------------------------------------------------------------
 
@@ -238,10 +160,3 @@ class Machine:
                 pc=pc,
                 insn=code.text(pc),
             )
-
-    # --- helpers' view -------------------------------------------------------------------
-
-    def exit_program(self, r0: int) -> None:
-        """Stop the whole program now with ``r0`` (LD_ABS out of bounds does this)."""
-        self.regs[0] = r0 & M64
-        raise ProgramExit()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bpfkit.text import hexdump
-from bpfkit.vm.machine import VmResult
 from bpfkit.vm.maps import ArrayMap, HashMap, PerfEventArray, RingBuf, VmMap
+from bpfkit.vm.vm import VmResult
 
 
 def render_map(vmap: VmMap, limit: int = 32) -> str:

@@ -29,7 +29,7 @@ from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.uapi import ProgType
 from bpfkit.vm.env import Env
 from bpfkit.vm.helpers import helper_names, helpers_by_id
-from bpfkit.vm.interp import Code, HelperFn, Machine
+from bpfkit.vm.interp import Code, HelperFn, Interpreter
 from bpfkit.vm.maps import ArrayMap, VmMap, map_from_data, map_from_spec
 from bpfkit.vm.memory import (
     CTX_SLOT,
@@ -120,15 +120,15 @@ class Vm:
         self.obj = obj
         self.env = env or Env()
         self.memory = Memory()
-        self.machine = Machine(
+        self.interpreter = Interpreter(
             self.memory,
             helpers_by_id(dict(helpers or {})),
             helper_names(),
             budget=budget,
             env=self.env,
         )
-        self.machine.resolve_lddw = self._resolve_lddw
-        self.machine.load_program = self._load_target
+        self.interpreter.resolve_lddw = self._resolve_lddw
+        self.interpreter.load_program = self._load_target
         self.maps: dict[str, VmMap] = {}
         self._fd_maps: dict[int, VmMap] = {}
         given = dict(maps or {})
@@ -145,7 +145,7 @@ class Vm:
         for i, vmap in enumerate([*self.maps.values(), *self._fd_maps.values()]):
             vmap.bind(self.memory)
             vmap.handle = MAP_HANDLE_BASE + i * MAP_HANDLE_STRIDE
-            self.machine.map_handles[vmap.handle] = vmap
+            self.interpreter.map_handles[vmap.handle] = vmap
         self._fd_maps_linked: dict[int, VmMap] = {}
         self._codes: dict[int, Code] = {}
         if isinstance(program, ProgramSpec):
@@ -184,9 +184,9 @@ class Vm:
                     raise VmError(f"cannot link {program.name} for the VM: {e}") from None
                 insns = list(linked.insns)
                 self._fd_maps_linked = {i: self.maps[name] for i, name in enumerate(names)}
-            return self._checked(self.machine.compile(insns, program.name))
+            return self._checked(self.interpreter.compile(insns, program.name))
         self._fd_maps_linked = {}
-        return self._checked(self.machine.compile(list(program), self.name))
+        return self._checked(self.interpreter.compile(list(program), self.name))
 
     def _checked(self, code: Code) -> Code:
         """``code``, or a VmError for its first problem when strict (as a loader refuses)."""
@@ -276,11 +276,11 @@ class Vm:
                 struct.pack_into("<I", ctx, 40, 1)  # ifindex
             struct.pack_into("<II", ctx, 76, start, s.packet.end)  # data, data_end
             struct.pack_into("<I", ctx, 140, start)  # data_meta
-            self.machine.ld_packet, self.machine.ld_offset = s.packet, l3
+            self.interpreter.ld_packet, self.interpreter.ld_offset = s.packet, l3
         elif ctx is None and kind is not None:
             ctx = bytearray(DEFAULT_CTX_SIZE)
         if s.packet is None or kind not in SKB_TYPES:
-            self.machine.ld_packet, self.machine.ld_offset = s.packet, 0
+            self.interpreter.ld_packet, self.interpreter.ld_offset = s.packet, 0
         if ctx is not None:
             s.ctx = mem.add("context", ctx, slot=CTX_SLOT)
             s.r1, s.r2 = s.ctx.base, len(ctx)
@@ -298,13 +298,13 @@ class Vm:
         if ctx is not None:
             self.ctx_bytes = ctx
         s = self._setup()
-        self.machine.output = []
-        r0 = self.machine.execute(self.code, s.r1, s.r2)
+        self.interpreter.output = []
+        r0 = self.interpreter.execute(self.code, s.r1, s.r2)
         return VmResult(
             r0=r0,
-            output=list(self.machine.output),
+            output=list(self.interpreter.output),
             maps=dict(self.maps),
-            insns_executed=self.machine.executed,
+            insns_executed=self.interpreter.executed,
             # As BPF_PROG_TEST_RUN's data_out: a header the program did not see is zeroed.
             packet=None if s.packet is None else bytes(s.hidden) + s.packet.buf[s.hidden :],
             ctx=bytes(s.ctx.buf) if s.ctx is not None else None,
