@@ -125,8 +125,8 @@ class Core:
             members.append((mname, self._member_type(out, m.type), m.bit_offset))
         st = self._btf.find(name, "struct")
         size = self._btf.size_of(st.id)
-        layout = tuple(T.Member(mname, tid, bits) for mname, tid, bits in members)
-        out.fill(sid, T.Struct(0, name, size, layout))
+        ms = tuple(T.Member(mname, tid, bits) for mname, tid, bits in members)
+        out.fill(sid, T.Struct(0, name, size, ms))
         return sid
 
     def _member_type(self, out: btfgen.BtfBuilder, type_id: int) -> int:
