@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "trace",
     "load",
     "prog",
+    "map",
     "test_run",
     "vm",
     "btf",

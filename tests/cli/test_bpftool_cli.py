@@ -1,0 +1,248 @@
+"""The bpftool command set of the CLI (``prog show|list|pin``, ``map
+list|show|dump|lookup|update|delete|pin``) against bpftool itself, on maps and a program
+this module loads: same ids, same fields, same JSON keys and values; and the errors a user
+hits (no such id, a key of the wrong length, no privileges) as one bpfkit message, exit 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bpfkit.cli.main import main
+from bpfkit.kernel import pins
+from bpfkit.kernel.collection import Collection, load_collection
+from bpfkit.obj import read_object
+from helpers import TESTS, clang_bpf, no_leaked_fds
+
+pytestmark = pytest.mark.requires("bpf", "bpftool", "clang19")
+
+SRC = TESTS / "data" / "bpftool" / "maps.c"
+PAIR = (5).to_bytes(4, "little") + (-2).to_bytes(4, "little", signed=True) + b"ab\0\0"
+
+
+@pytest.fixture(scope="module")
+def coll(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collection]:
+    obj = clang_bpf(SRC, tmp_path_factory.mktemp("bpftool") / "maps.o")
+    with load_collection(read_object(str(obj))) as c:
+        c.maps["bk_pairs"][1] = PAIR
+        c.maps["bk_pairs"][9] = bytes(12)
+        c.maps["bk_slots"][2] = 7
+        c.maps["bk_percpu"][1] = (3).to_bytes(4, "little")
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leak() -> Iterator[None]:
+    with no_leaked_fds():
+        yield
+
+
+def bpftool(*args: str) -> Any:
+    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def bpfkit(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    capsys.readouterr()
+    assert main(list(args)) == 0
+    return capsys.readouterr().out
+
+
+def bpfkit_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    return json.loads(bpfkit(capsys, *args, "--json"))
+
+
+def fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    capsys.readouterr()
+    assert main(list(args)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bpfkit: error: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    return err
+
+
+def _same_prog(mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+    # loaded_at is computed from two clocks read at slightly different times.
+    assert abs(mine.pop("loaded_at") - theirs.pop("loaded_at")) <= 1
+    theirs.pop("pids", None)  # bpftool built with skeletons names the holders
+    assert mine == theirs
+
+
+def ids(coll: Collection) -> tuple[int, dict[str, int]]:
+    return coll.programs["bk_cli_prog"].info().id, {
+        name: m.info().id for name, m in coll.maps.items()
+    }
+
+
+def test_prog_show_by_id_name_and_pin_equals_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pid, _ = ids(coll)
+    theirs = bpftool("prog", "show", "id", str(pid))
+    assert set(theirs) >= {"id", "type", "name", "tag", "bytes_xlated", "map_ids", "btf_id"}
+    _same_prog(bpfkit_json(capsys, "prog", "show", "id", str(pid)), dict(theirs))
+    _same_prog(bpfkit_json(capsys, "prog", "show", "name", "bk_cli_prog"), dict(theirs))
+    listed = [r for r in bpfkit_json(capsys, "prog", "list") if r["id"] == pid]
+    assert len(listed) == 1
+    _same_prog(listed[0], dict(theirs))
+    path = os.path.join(pins.ensure_bpffs(), f"bpfkit_test_prog_pin_{os.getpid()}")
+    try:
+        assert path in bpfkit(capsys, "prog", "pin", "id", str(pid), path)
+        _same_prog(bpfkit_json(capsys, "prog", "show", "pinned", path), dict(theirs))
+        assert bpftool("prog", "show", "pinned", path)["id"] == pid
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    text = bpfkit(capsys, "prog", "show", "id", str(pid))
+    assert str(pid) in text and theirs["tag"] in text and "bk_cli_prog" in text
+
+
+def test_map_show_and_list_equal_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, mids = ids(coll)
+    listed = {r["id"]: r for r in bpfkit_json(capsys, "map", "list")}
+    for name in ("bk_pairs", "bk_slots", "bk_percpu"):
+        mid = str(mids[name])
+        theirs = bpftool("map", "show", "id", mid)
+        theirs.pop("pids", None)
+        assert bpfkit_json(capsys, "map", "show", "id", mid) == theirs
+        assert bpfkit_json(capsys, "map", "show", "name", name) == theirs
+        assert listed[mids[name]] == theirs
+        plain = subprocess.run(
+            ["bpftool", "map", "show", "id", mid], capture_output=True, text=True, check=True
+        ).stdout
+        assert bpfkit(capsys, "map", "show", "id", mid) == plain
+
+
+@pytest.mark.parametrize("name", ["bk_pairs", "bk_slots", "bk_percpu"])
+def test_map_dump_json_equals_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    mid = str(ids(coll)[1][name])
+    theirs = bpftool("map", "dump", "id", mid)
+    assert all("formatted" in e for e in theirs)  # the maps carry BTF
+    mine = bpfkit_json(capsys, "map", "dump", "id", mid)
+    key = lambda e: e["key"]  # noqa: E731 - hash order is the kernel's, the same for both
+    assert sorted(mine, key=key) == sorted(theirs, key=key)
+
+
+def test_map_dump_text_is_typed_by_the_kernels_btf(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mids = ids(coll)[1]
+    pairs = bpfkit(capsys, "map", "dump", "id", str(mids["bk_pairs"]))
+    assert pairs.splitlines()[0] == "map bk_pairs (hash): 2 entries"
+    assert '  1: {a: 5, b: -2, tag: "ab"}' in pairs.splitlines()
+    slots = bpfkit(capsys, "map", "dump", "name", "bk_slots").splitlines()
+    assert slots == [
+        "map bk_slots (array): 8 slots",
+        "  [0..1]: 0 (2 zero slots)",
+        "  [2]: 7",
+        "  [3..7]: 0 (5 zero slots)",
+    ]
+
+
+def test_lookup_update_delete_agree_with_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mid = str(ids(coll)[1]["bk_pairs"])
+    key = ["key", "1", "0", "0", "0"]
+    assert bpfkit_json(capsys, "map", "lookup", "id", mid, *key) == bpftool(
+        "map", "lookup", "id", mid, *key
+    )
+    value = ["value", "hex", "2a", "0", "0", "0", "ff", "ff", "ff", "ff", "78", "79", "7a", "0"]
+    bpfkit(capsys, "map", "update", "id", mid, "key", "hex", "20", "0", "0", "0", *value)
+    got = bpftool("map", "lookup", "id", mid, "key", "32", "0", "0", "0")
+    assert got["formatted"] == {"key": 32, "value": {"a": 42, "b": -1, "tag": "xyz"}}
+    assert bpfkit(capsys, "map", "lookup", "id", mid, "key", "32", "0", "0", "0") == (
+        'key: 32  value: {a: 42, b: -1, tag: "xyz"}\n'
+    )
+    err = fails(capsys, "map", "update", "id", mid, "key", "32", "0", "0", "0", *value, "noexist")
+    assert "exists" in err
+    bpfkit(capsys, "map", "delete", "id", mid, "key", "0x20", "0", "0", "0")
+    gone = subprocess.run(
+        ["bpftool", "map", "lookup", "id", mid, "key", "32", "0", "0", "0"], capture_output=True
+    )
+    assert gone.returncode != 0
+    assert "no entry" in fails(capsys, "map", "lookup", "id", mid, "key", "32", "0", "0", "0")
+
+
+def test_percpu_update_writes_every_cpu(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mid = str(ids(coll)[1]["bk_percpu"])
+    bpfkit(
+        capsys, "map", "update", "id", mid, "key", "0", "0", "0", "0", "value", "9", "0", "0", "0"
+    )
+    theirs = bpftool("map", "lookup", "id", mid, "key", "0", "0", "0", "0")
+    assert {v["value"] for v in theirs["formatted"]["values"]} == {9}
+    assert bpfkit_json(capsys, "map", "lookup", "id", mid, "key", "0", "0", "0", "0") == theirs
+
+
+def test_map_pin(coll: Collection, capsys: pytest.CaptureFixture[str]) -> None:
+    mid = ids(coll)[1]["bk_slots"]
+    path = os.path.join(pins.ensure_bpffs(), f"bpfkit_test_map_pin_{os.getpid()}")
+    try:
+        bpfkit(capsys, "map", "pin", "id", str(mid), path)
+        assert bpftool("map", "show", "pinned", path)["id"] == mid
+        assert bpfkit_json(capsys, "map", "show", "pinned", path)["id"] == mid
+        assert "exists" in fails(capsys, "map", "pin", "id", str(mid), path)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["map", "show", "id", "2147483000"], "no map with that id"),
+        (["map", "dump", "id", "0"], "out of range"),
+        (["prog", "show", "id", "2147483000"], "no program with that id"),
+        (["map", "dump", "pinned", "/sys/fs/bpf/bpfkit_no_such_pin"], "nothing is pinned"),
+        (["map", "show", "name", "bk_no_such_map"], "no map called"),
+        (["map", "show", "ident", "3"], "expected id N | pinned PATH | name NAME"),
+        (["map", "dump", "id", "x"], "not a number"),
+        (["map", "lookup", "name", "bk_pairs", "key", "1", "0", "0"], "key needs 4 bytes, got 3"),
+        (["map", "lookup", "name", "bk_pairs", "key", "1", "0", "0", "0", "0"], "after the key"),
+        (["map", "lookup", "name", "bk_pairs", "key", "256", "0", "0", "0"], "not in 0..255"),
+        (
+            ["map", "update", "name", "bk_slots", "key", "0", "0", "0", "0", "value", "1"],
+            "value needs 8 bytes",
+        ),
+        (
+            ["map", "update", "name", "bk_slots", "key", "0", "0", "0", "0"]
+            + ["value", "1", "0", "0", "0", "0", "0", "0", "0", "sometimes"],
+            "any|exist|noexist",
+        ),
+        (["map", "delete", "name", "bk_slots", "key", "0", "0", "0", "0"], "array maps"),
+        (["map", "lookup", "name", "bk_pairs"], "expected `key"),
+    ],
+)
+def test_errors_are_one_message(
+    coll: Collection, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    assert says in fails(capsys, *argv)
+
+
+def test_unprivileged_user_gets_one_message(coll: Collection, tmp_path: Path) -> None:
+    mid = str(ids(coll)[1]["bk_slots"])
+    for argv in (["map", "dump", "id", mid], ["prog", "show"]):
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+            + [sys.executable, "-m", "bpfkit", *argv],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+        )
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.startswith("bpfkit: error: ") and "Traceback" not in r.stderr
+        assert "privilege" in r.stderr.lower() or "root" in r.stderr.lower()
