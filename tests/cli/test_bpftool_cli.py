@@ -246,3 +246,109 @@ def test_unprivileged_user_gets_one_message(coll: Collection, tmp_path: Path) ->
         assert r.returncode == 1, r.stderr
         assert r.stderr.startswith("bpfkit: error: ") and "Traceback" not in r.stderr
         assert "privilege" in r.stderr.lower() or "root" in r.stderr.lower()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import bpfkit
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"bpfkit {bpfkit.__version__}\n"
+
+
+def _cgroup2() -> str | None:
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if parts[2] == "cgroup2":
+                return parts[1]
+    return None
+
+
+@pytest.fixture
+def linked(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A raw tracepoint link, a perf_event link and (where cgroup v2 is mounted) a cgroup
+    link on a cgroup made for the test: the ids of the programs linked."""
+    from bpfkit.kernel.attach import AttachPoint, parse_spec, plan
+    from bpfkit.kernel.links import attach
+    from bpfkit.syscalls import Cmd, Fd, attrs, bpf
+    from bpfkit.uapi import AttachType
+
+    obj = clang_bpf(TESTS / "data" / "bpftool" / "links.c", tmp_path / "links.o")
+    tp = plan(parse_spec("tracepoint:syscalls:sys_enter_getpid")).point
+    root = _cgroup2()
+    cg = os.path.join(root, f"bpfkit_test_link_{os.getpid()}") if root else None
+    with (
+        load_collection(read_object(str(obj))) as c,
+        attach(c.programs["bk_link_raw"], AttachPoint("raw_tracepoint", "sys_enter")),
+        attach(c.programs["bk_link_tp"], tp),
+    ):
+        progs = {name: p.info().id for name, p in c.programs.items()}
+        if cg is None:
+            del progs["bk_link_cg"]
+            yield progs
+            return
+        os.mkdir(cg)
+        try:
+            cg_fd = os.open(cg, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                attr = attrs.LinkCreateAttr(
+                    prog_fd=c.programs["bk_link_cg"].fd,
+                    target_fd=cg_fd,
+                    attach_type=AttachType.CGROUP_INET_INGRESS,
+                )
+                with Fd(bpf(Cmd.LINK_CREATE, attr, "linking to the test cgroup"), "link"):
+                    yield progs
+            finally:
+                os.close(cg_fd)
+        finally:
+            os.rmdir(cg)
+
+
+def _my_links(records: list[dict[str, Any]], progs: dict[str, int]) -> list[dict[str, Any]]:
+    return sorted(
+        (r for r in records if r["prog_id"] in progs.values()), key=lambda r: r["prog_id"]
+    )
+
+
+def test_link_list_show_pin_detach_agree_with_bpftool(
+    linked: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = _my_links(bpftool("link", "list"), linked)
+    for r in theirs:
+        r.pop("pids", None)
+    by_type = {r["type"]: r for r in theirs}
+    assert by_type["raw_tracepoint"]["tp_name"] == "sys_enter"
+    assert "perf_event" in by_type
+    assert _my_links(bpfkit_json(capsys, "link", "list"), linked) == theirs
+    for r in theirs:
+        assert bpfkit_json(capsys, "link", "show", "id", str(r["id"])) == r
+        text = subprocess.run(
+            ["bpftool", "link", "show", "id", str(r["id"])],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert bpfkit(capsys, "link", "show", "id", str(r["id"])) == text
+    raw = str(by_type["raw_tracepoint"]["id"])
+    assert "cannot be detached" in fails(capsys, "link", "detach", "id", raw)
+    assert "no link with that id" in fails(capsys, "link", "show", "id", "2147483000")
+    assert "expected id N | pinned PATH" in fails(capsys, "link", "show", "name", "x")
+    if "cgroup" not in by_type:
+        pytest.skip("no cgroup v2 mount: link detach not tried")
+    cg = by_type["cgroup"]
+    assert cg["attach_type"] == "cgroup_inet_ingress" and cg["cgroup_id"] > 0
+    path = os.path.join(pins.ensure_bpffs(), f"bpfkit_test_link_pin_{os.getpid()}")
+    try:
+        bpfkit(capsys, "link", "pin", "id", str(cg["id"]), path)
+        assert bpftool("link", "show", "pinned", path)["id"] == cg["id"]
+        bpfkit(capsys, "link", "detach", "pinned", path)
+        # Detached: the link lives on (pinned) but belongs to no cgroup any more.
+        after = bpftool("link", "show", "pinned", path)
+        after.pop("pids", None)
+        assert after["id"] == cg["id"] and after["cgroup_id"] == 0
+        assert bpfkit_json(capsys, "link", "show", "pinned", path) == after
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)

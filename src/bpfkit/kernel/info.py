@@ -13,6 +13,8 @@ API::
     list_maps() -> list[MapInfo]          # every map (what `bpfkit map list` shows)
     btf_bytes(btf_id) -> bytes            # the raw BTF the kernel holds under that id
     link_ids() -> Iterator[int]; link_fd_by_id(id) -> Fd
+    link_info(fd) -> LinkInfo             # id, type, program, and the type's own fields
+    link_detach(fd) -> None               # BPF_LINK_DETACH: the link stays, detached
     fdinfo(fd) -> dict[str, str]          # /proc/self/fdinfo (memlock, frozen, ...)
 """
 
@@ -28,7 +30,7 @@ from enum import IntEnum
 from bpfkit.errors import KernelError
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
-from bpfkit.uapi import MapType, ProgType
+from bpfkit.uapi import AttachType, LinkType, MapType, ProgType
 
 
 def type_name(enum: type[ProgType] | type[MapType], value: int) -> str:
@@ -299,3 +301,68 @@ def link_fd_by_id(link_id: int) -> Fd:
     _check_id(link_id, "link")
     attr = attrs.GetIdAttr(start_id=link_id)
     return Fd(bpf(Cmd.LINK_GET_FD_BY_ID, attr, f"opening link id {link_id}"), "link")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """A BPF link as the kernel reports it; ``fields``: what its type adds, by bpftool's
+    JSON names (``tp_name``, ``cgroup_id``, ``attach_type``, ``ifindex``...)."""
+
+    id: int
+    type: int
+    prog_id: int
+    fields: dict[str, int | str]
+
+    @property
+    def type_name(self) -> str:
+        """``raw_tracepoint``, ``perf_event``, ..."""
+        try:
+            return LinkType(self.type).name.lower()
+        except ValueError:
+            return str(self.type)
+
+
+def _u32(raw: bytes, off: int) -> int:
+    return int.from_bytes(raw[off : off + 4], "little")
+
+
+def _attach_name(value: int) -> str:
+    try:
+        return AttachType(value).name.lower()
+    except ValueError:
+        return str(value)
+
+
+def link_info(fd: int) -> LinkInfo:
+    """The kernel's info on the link behind ``fd``."""
+    info = attrs.LinkInfoHead()
+    _get_info(fd, info, "a link")
+    raw = bytes(info.raw)
+    fields: dict[str, int | str] = {}
+    if info.type == LinkType.RAW_TRACEPOINT:
+        n = _u32(raw, 8)
+        if n:
+            buf = ctypes.create_string_buffer(n)
+            again = attrs.LinkInfoHead()
+            again.raw[:12] = ctypes.addressof(buf).to_bytes(8, "little") + n.to_bytes(4, "little")
+            _get_info(fd, again, "a link")
+            fields["tp_name"] = buf.value.decode(errors="replace")
+    elif info.type == LinkType.TRACING:
+        fields["attach_type"] = _attach_name(_u32(raw, 0))
+        fields["target_obj_id"] = _u32(raw, 4)
+        fields["target_btf_id"] = _u32(raw, 8)
+    elif info.type == LinkType.CGROUP:
+        fields["cgroup_id"] = int.from_bytes(raw[0:8], "little")
+        fields["attach_type"] = _attach_name(_u32(raw, 8))
+    elif info.type == LinkType.NETNS:
+        fields["netns_ino"] = _u32(raw, 0)
+        fields["attach_type"] = _attach_name(_u32(raw, 4))
+    elif info.type == LinkType.XDP:
+        fields["ifindex"] = _u32(raw, 0)
+    return LinkInfo(id=info.id, type=info.type, prog_id=info.prog_id, fields=fields)
+
+
+def link_detach(fd: int) -> None:
+    """Detach the link behind ``fd`` from its hook (BPF_LINK_DETACH; 5.9+).  The program
+    stops running there; the link object lives on until its last holder closes it."""
+    bpf(Cmd.LINK_DETACH, attrs.LinkDetachAttr(link_fd=fd), "detaching the link")

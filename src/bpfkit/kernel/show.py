@@ -7,6 +7,8 @@ API::
     prog_record(fd) -> dict                # bpftool -j prog show
     map_record(fd) -> dict                 # bpftool -j map show
     map_text(record) -> str                # bpftool map show
+    link_record(fd) -> dict                # bpftool -j link show
+    link_text(record) -> str               # bpftool link show
     map_types(info) -> MapTypes            # the map's key/value types from the kernel's BTF
     entry_record(key, value, types, percpu) -> dict   # one element of bpftool -j map dump
     hex_bytes(data) -> list[str]           # ["0x01", "0x00", ...]
@@ -19,7 +21,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import BpfkitError
-from bpfkit.kernel.info import MapInfo, btf_bytes, fdinfo, map_info, prog_info, type_name
+from bpfkit.kernel.info import (
+    MapInfo,
+    btf_bytes,
+    fdinfo,
+    link_info,
+    map_info,
+    prog_info,
+    type_name,
+)
 from bpfkit.uapi import MapType, ProgType
 
 if TYPE_CHECKING:
@@ -165,3 +175,23 @@ def entry_record(
             "value": plain(types.decode_value(bytes(value))),
         }
     return rec
+
+
+def link_record(fd: int) -> dict[str, Any]:
+    """What ``bpftool -j link show`` says of the link behind ``fd``."""
+    i = link_info(fd)
+    return {"id": i.id, "type": i.type_name, "prog_id": i.prog_id, **i.fields}
+
+
+_LINK_TEXT = {"tp_name": "tp '{}'"}
+
+
+def link_text(rec: dict[str, Any]) -> str:
+    """The lines ``bpftool link show`` prints for one link record."""
+    lines = [f"{rec['id']}: {rec['type']}  prog {rec['prog_id']}  "]
+    extra = [k for k in rec if k not in ("id", "type", "prog_id")]
+    if extra:
+        lines.append(
+            "\t" + "".join(_LINK_TEXT.get(k, k + " {}").format(rec[k]) + "  " for k in extra)
+        )
+    return "\n".join(lines)
