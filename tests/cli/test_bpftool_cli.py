@@ -352,3 +352,24 @@ def test_link_list_show_pin_detach_agree_with_bpftool(
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+def test_prog_dump_xlated_equals_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # bpftool also prints the function's prototype and source lines from BTF (lines ending
+    # in ':' or starting with ';'); the instruction lines must be identical, helper calls
+    # named by the kernel function they became and maps by id.
+    pid = str(ids(coll)[0])
+    text = subprocess.run(
+        ["bpftool", "prog", "dump", "xlated", "id", pid], capture_output=True, text=True, check=True
+    ).stdout
+    insns = [ln for ln in text.splitlines() if not ln.startswith(";") and not ln.endswith(":")]
+    assert any("map[id:" in ln for ln in insns) and any("call " in ln for ln in insns)
+    assert bpfkit(capsys, "prog", "dump", "xlated", "id", pid).splitlines() == insns
+    theirs = [e["disasm"] for e in bpftool("prog", "dump", "xlated", "id", pid)]
+    mine = bpfkit_json(capsys, "prog", "dump", "xlated", "name", "bk_cli_prog")
+    assert [e["disasm"] for e in mine] == theirs
+    llvm = bpfkit(capsys, "prog", "dump", "xlated", "id", pid, "--llvm").splitlines()
+    assert len(llvm) == len(insns) and llvm[-1].endswith(": exit")
+    assert "no program with that id" in fails(capsys, "prog", "dump", "xlated", "id", "2147483000")

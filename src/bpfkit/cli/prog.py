@@ -26,6 +26,16 @@ def register(sub: Any) -> None:
     pin = psub.add_parser("pin", help="pin a loaded program: pin id N PATH")
     pin.add_argument("ref", nargs="+", metavar="id N | pinned PATH | name NAME  PATH")
     pin.set_defaults(func=run_pin)
+    dump = psub.add_parser(
+        "dump", help="the program as the kernel runs it: dump xlated id N [--llvm]"
+    )
+    dump.add_argument("what", choices=["xlated"], help="xlated: the verifier's translation")
+    dump.add_argument("ref", nargs="+", metavar=USAGE)
+    dump.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
+    dump.add_argument(
+        "--llvm", action="store_true", help="LLVM's syntax instead of the kernel's (bpftool's)"
+    )
+    dump.set_defaults(func=run_dump)
     p.set_defaults(func=run_show, json=False, name=None, ref=[])
 
 
@@ -82,4 +92,30 @@ def run_pin(args: argparse.Namespace) -> int:
     require_privileges("bpfkit prog pin")
     path = pin_ref(list(args.ref), "program")
     print(f"pinned at {path}")
+    return 0
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    """The translated instructions of one program."""
+    from bpfkit.cli.objref import open_one, split_ref
+    from bpfkit.kernel.features import require_privileges
+    from bpfkit.kernel.info import prog_code
+    from bpfkit.kernel.show import xlated
+
+    require_privileges("bpfkit prog dump")
+    ref, rest = split_ref(list(args.ref), "program")
+    if rest:
+        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
+    with open_one(ref, "program") as fd:
+        code = prog_code(fd.fd)
+    if not code:
+        raise KernelError("the kernel shows no translated instructions for this program")
+    lines = xlated(code, llvm=args.llvm)
+    if args.json:
+        import json
+
+        print(json.dumps([{"disasm": text} for _, text in lines], indent=2))
+    else:
+        for slot, text in lines:
+            print(f"{slot:4d}: {text}")
     return 0
