@@ -373,3 +373,32 @@ def test_prog_dump_xlated_equals_bpftool(
     llvm = bpfkit(capsys, "prog", "dump", "xlated", "id", pid, "--llvm").splitlines()
     assert len(llvm) == len(insns) and llvm[-1].endswith(": exit")
     assert "no program with that id" in fails(capsys, "prog", "dump", "xlated", "id", "2147483000")
+
+
+def test_feature_probe_agrees_with_bpftool(capsys: pytest.CaptureFixture[str]) -> None:
+    from bpfkit.errors import KernelError
+    from bpfkit.isa.insn import Insn
+    from bpfkit.kernel.program import load_program
+
+    theirs = bpftool("feature", "probe", "kernel")
+    mine = bpfkit_json(capsys, "feature", "probe")
+    for section in ("program_types", "map_types"):
+        assert {k: mine[section].get(k) for k in theirs[section]} == theirs[section], section
+    # Helpers: bpftool v7.1 (Debian 12) predates the verifier's "program of this type cannot
+    # use helper" wording, so on newer kernels it lists every helper it knows for every
+    # type.  bpfkit's lists must be within bpftool's, empty where bpftool's are, and agree
+    # with the verifier itself on a helper a socket filter may not call.
+    known = set().union(*map(set, theirs["helpers"].values()))
+    for key, names in theirs["helpers"].items():
+        assert set(mine["helpers"][key]) & known <= set(names), key
+        if not names:
+            assert mine["helpers"][key] == [], key
+    call_probe_read = [Insn(0x85, imm=4), Insn(0xB7), Insn(0x95)]
+    with pytest.raises(KernelError, match="cannot use helper|unknown func|invalid func"):
+        load_program(call_probe_read, "socket_filter").close()
+    assert "bpf_probe_read" not in mine["helpers"]["socket_filter_available_helpers"]
+    assert "bpf_probe_read" in mine["helpers"]["kprobe_available_helpers"]
+    assert "bpf_map_lookup_elem" in mine["helpers"]["socket_filter_available_helpers"]
+    text = bpfkit(capsys, "feature", "probe", "--no-helpers")
+    assert "eBPF program_type socket_filter is available" in text
+    assert "eBPF map_type hash is available" in text

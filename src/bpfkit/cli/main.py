@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "prog",
     "map",
     "link",
+    "feature",
     "test_run",
     "vm",
     "btf",

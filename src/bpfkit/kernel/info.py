@@ -34,9 +34,10 @@ from bpfkit.uapi import AttachType, LinkType, MapType, ProgType
 
 
 def type_name(enum: type[ProgType] | type[MapType], value: int) -> str:
-    """``kprobe`` for ProgType 2, ``hash`` for MapType 1, the number if unknown."""
+    """``kprobe`` for ProgType 2, ``hash`` for MapType 1, the number if unknown (bpftool's
+    names: the uapi's later ``_DEPRECATED`` suffix is left out)."""
     try:
-        return enum(value).name.lower()
+        return enum(value).name.lower().removesuffix("_deprecated")
     except ValueError:
         return str(value)
 
