@@ -417,3 +417,82 @@ def test_feature_probe_agrees_with_bpftool(capsys: pytest.CaptureFixture[str]) -
     text = bpfkit(capsys, "feature", "probe", "--no-helpers")
     assert "eBPF program_type socket_filter is available" in text
     assert "eBPF map_type hash is available" in text
+
+
+def test_prog_run_agrees_with_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The socket filter returns bk_pairs[0].a and counts its runs in bk_slots[0].
+    pid = str(ids(coll)[0])
+    packet = tmp_path / "pkt"
+    packet.write_bytes(bytes(64))
+    pairs, slots = coll.maps["bk_pairs"], coll.maps["bk_slots"].typed(key=int, value=int)
+    pairs[0] = (77).to_bytes(4, "little") + bytes(8)
+    try:
+        theirs = bpftool("prog", "run", "id", pid, "data_in", str(packet), "repeat", "3")
+        assert theirs["retval"] == 77
+        mine = bpfkit_json(capsys, "prog", "run", "id", pid, "data_in", str(packet), "repeat", "5")
+        assert set(mine) == set(theirs) and mine["retval"] == 77
+        assert slots[0] == 8  # bpftool's 3 runs and bpfkit's 5
+        out = tmp_path / "out"
+        text = bpfkit(
+            capsys, "prog", "run", "id", pid, "data_in", str(packet), "data_out", str(out)
+        )
+        assert text.startswith("Return value: 77, duration: ") and text.endswith("ns\n")
+        assert out.read_bytes() == bytes(64)
+        assert "give the input" in fails(capsys, "prog", "run", "id", pid)
+        assert "repeat 0 is out of range" in fails(
+            capsys, "prog", "run", "id", pid, "data_in", str(packet), "repeat", "0"
+        )
+        assert "data_in /nonexistent" in fails(
+            capsys, "prog", "run", "id", pid, "data_in", "/nonexistent"
+        )
+    finally:
+        del pairs[0]
+        slots[0] = 0
+
+
+def test_map_dump_hist(coll: Collection, capsys: pytest.CaptureFixture[str]) -> None:
+    # A map whose keys are slots and values counts (bk_slots: array of u64; bk_percpu: per-
+    # CPU u32, summed) drawn by the one histogram drawer, bcc's format.
+    from bpfkit.kernel.maps import possible_cpus
+    from bpfkit.text import linear_hist, log2_hist
+
+    m = coll.maps["bk_slots"].typed(key=int, value=int)
+    counts = {1: 3, 2: 7, 5: 40}
+    mid = str(m.info().id)
+    try:
+        for slot, n in counts.items():
+            m[slot] = n
+        got = bpfkit(capsys, "map", "dump", "id", mid, "--hist")
+        assert got == log2_hist(counts, "value")
+        assert "|****************************************|" in got  # slot 5: the peak
+        linear = bpfkit(capsys, "map", "dump", "id", mid, "--hist", "linear", "--label", "n")
+        assert linear == linear_hist(counts, "n")
+    finally:
+        for slot in counts:
+            m[slot] = 0
+        m[2] = 7
+    pid = str(ids(coll)[1]["bk_percpu"])
+    for key, value in (("0", "9"), ("1", "2")):
+        bpfkit(
+            capsys,
+            "map",
+            "update",
+            "id",
+            pid,
+            "key",
+            key,
+            "0",
+            "0",
+            "0",
+            "value",
+            value,
+            "0",
+            "0",
+            "0",
+        )
+    got = bpfkit(capsys, "map", "dump", "id", pid, "--hist", "linear")
+    assert got == linear_hist({0: 9 * possible_cpus(), 1: 2 * possible_cpus()}, "value")
+    err = fails(capsys, "map", "dump", "id", str(ids(coll)[1]["bk_pairs"]), "--hist")
+    assert "--hist needs integer slots" in err

@@ -31,7 +31,21 @@ def register(sub: Any) -> None:
         c.set_defaults(func=func)
 
     add("show", "show maps: id, type, name, sizes", f"[{USAGE}]", run_show, aliases=["list"])
-    add("dump", "print every entry of a map", USAGE, run_dump)
+    dump = msub.add_parser("dump", help="print every entry of a map")
+    dump.add_argument("words", nargs="*", metavar=USAGE)
+    dump.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
+    dump.add_argument(
+        "--hist",
+        nargs="?",
+        const="log2",
+        choices=["log2", "linear"],
+        help="draw the map as a histogram (keys: slots, values: counts; per-CPU values "
+        "summed), as bcc's print_log2_hist / print_linear_hist (default log2)",
+    )
+    dump.add_argument(
+        "--label", default="value", help="the histogram's value label (bcc's val_type)"
+    )
+    dump.set_defaults(func=run_dump)
     add("lookup", "print one entry: lookup MAP key [hex] B..", f"{USAGE} key [hex] B..", run_lookup)
     add(
         "update",
@@ -152,12 +166,35 @@ def run_dump(args: argparse.Namespace) -> int:
             raise KernelError(f"map {info.name} ({m.type_name}) cannot be read as entries")
         types = map_types(info)
         entries = map_entries(m)
+        if getattr(args, "hist", None):
+            print(_histogram(m, entries, args.hist, args.label), end="")
+            return 0
         if args.json:
             recs = [entry_record(k, v, types, percpu=m.percpu) for k, v in entries]
             print(json.dumps(recs, indent=2))
         else:
             print(render_map(info.name, m.type, entries, types, limit=max(len(entries), 1)))
     return 0
+
+
+def _histogram(m: Map, entries: list[tuple[bytes, Any]], kind: str, label: str) -> str:
+    """The map as a histogram: each key a slot number, each value its count."""
+    from bpfkit.text import linear_hist, log2_hist
+
+    if m.key_size > 8 or m.value_size > 8:
+        raise KernelError(
+            f"map {m.name!r} has {m.key_size}-byte keys and {m.value_size}-byte values; "
+            "--hist needs integer slots (keys) and counts (values) of at most 8 bytes"
+        )
+    slots: dict[int, int] = {}
+    for key, value in entries:
+        vals = value if isinstance(value, list) else [value]
+        slot = int.from_bytes(key, "little")
+        slots[slot] = slots.get(slot, 0) + sum(int.from_bytes(v, "little") for v in vals)
+    if slots and max(slots) > 1 << 16:
+        raise KernelError(f"map {m.name!r} has slot {max(slots)}: too many rows to draw")
+    draw = log2_hist if kind == "log2" else linear_hist
+    return draw(slots, label) or f"map {m.name!r}: no counts yet\n"
 
 
 def _key_args(m: Map, words: list[str]) -> tuple[bytes, list[str]]:

@@ -36,6 +36,14 @@ def register(sub: Any) -> None:
         "--llvm", action="store_true", help="LLVM's syntax instead of the kernel's (bpftool's)"
     )
     dump.set_defaults(func=run_dump)
+    run = psub.add_parser(
+        "run",
+        help="BPF_PROG_TEST_RUN on a loaded program: "
+        "run PROG data_in FILE [data_out FILE] [ctx_in FILE] [repeat N]",
+    )
+    run.add_argument("ref", nargs="+", metavar=f"{USAGE} data_in FILE ...")
+    run.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
+    run.set_defaults(func=run_run)
     p.set_defaults(func=run_show, json=False, name=None, ref=[])
 
 
@@ -118,4 +126,68 @@ def run_dump(args: argparse.Namespace) -> int:
     else:
         for slot, text in lines:
             print(f"{slot:4d}: {text}")
+    return 0
+
+
+_RUN_WORDS = ("data_in", "data_out", "ctx_in", "repeat")
+
+
+def _read_input(path: str, what: str) -> bytes:
+    import sys
+
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise KernelError(f"{what} {path}: {e.strerror}; give a readable file or -") from None
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """Run the program once (or ``repeat`` times) on the data given, as bpftool prog run."""
+    from bpfkit.cli.objref import open_one, split_ref
+    from bpfkit.kernel.features import require_privileges
+    from bpfkit.kernel.info import prog_info
+    from bpfkit.kernel.program import Program
+    from bpfkit.text import hexdump
+
+    require_privileges("bpfkit prog run")
+    ref, rest = split_ref(list(args.ref), "program")
+    opts: dict[str, str] = {}
+    while rest:
+        if rest[0] not in _RUN_WORDS or len(rest) < 2:
+            raise KernelError(
+                f"unexpected {rest[0]!r}; usage: prog run {USAGE} data_in FILE "
+                "[data_out FILE] [ctx_in FILE] [repeat N]"
+            )
+        opts[rest[0]] = rest[1]
+        rest = rest[2:]
+    if "data_in" not in opts and "ctx_in" not in opts:
+        raise KernelError("give the input: data_in FILE (a packet) or ctx_in FILE (a context)")
+    try:
+        repeat = int(opts.get("repeat", "1"))
+    except ValueError:
+        raise KernelError(f"repeat {opts['repeat']!r} is not a number") from None
+    if not 1 <= repeat < 2**32:
+        raise KernelError(f"repeat {repeat} is out of range; give 1 to {2**32 - 1}")
+    data = _read_input(opts["data_in"], "data_in") if "data_in" in opts else b""
+    ctx = _read_input(opts["ctx_in"], "ctx_in") if "ctx_in" in opts else None
+    fd = open_one(ref, "program")
+    info = prog_info(fd.fd)
+    with Program(fd, info.name, info.type) as prog:
+        result = prog.test_run(data, repeat=repeat, ctx=ctx)
+    out = opts.get("data_out")
+    if out and out != "-":
+        with open(out, "wb") as f:
+            f.write(result.data_out)
+    if args.json:
+        import json
+
+        print(json.dumps({"retval": result.retval, "duration": result.duration_ns}, indent=2))
+    else:
+        if out == "-":
+            print(hexdump(result.data_out))
+        avg = " (average)" if repeat > 1 else ""
+        print(f"Return value: {result.retval}, duration{avg}: {result.duration_ns}ns")
     return 0
