@@ -203,6 +203,8 @@ def test_map_pin(coll: Collection, capsys: pytest.CaptureFixture[str]) -> None:
         assert bpftool("map", "show", "pinned", path)["id"] == mid
         assert bpfkit_json(capsys, "map", "show", "pinned", path)["id"] == mid
         assert "exists" in fails(capsys, "map", "pin", "id", str(mid), path)
+        assert "is a pinned map, not a program" in fails(capsys, "prog", "show", "pinned", path)
+        assert "is a pinned map, not a link" in fails(capsys, "link", "show", "pinned", path)
     finally:
         if os.path.exists(path):
             os.unlink(path)

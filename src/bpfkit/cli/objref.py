@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 Kind = Literal["program", "map", "link"]
 USAGE = "id N | pinned PATH | name NAME"
+_FDINFO_KEY = {"program": "prog_type", "map": "map_type", "link": "link_type"}
 
 
 def _by_id(kind: Kind, obj_id: int) -> Fd:
@@ -54,7 +55,7 @@ def split_ref(words: list[str], kind: Kind) -> tuple[list[str], list[str]]:
 def open_ref(ref: list[str], kind: Kind) -> list[Fd]:
     """Owned descriptors of the objects ``ref`` names (``name`` may match several; none
     is an error).  The caller closes them."""
-    from bpfkit.kernel import pins
+    from bpfkit.kernel import info, pins
 
     how, value = ref
     if how == "id":
@@ -65,11 +66,12 @@ def open_ref(ref: list[str], kind: Kind) -> list[Fd]:
         return [_by_id(kind, obj_id)]
     if how == "pinned":
         fd = pins.get(value)
-        try:
-            _name_of(kind, fd.fd) if kind != "link" else None
-        except KernelError:
+        # The info call answers for whatever the fd is: ask /proc which kind it is first.
+        keys = info.fdinfo(fd.fd)
+        if _FDINFO_KEY[kind] not in keys:
             fd.close()
-            raise KernelError(f"{value} is not a pinned {kind}") from None
+            other = next((k for k, v in _FDINFO_KEY.items() if v in keys), "BPF object")
+            raise KernelError(f"{value} is a pinned {other}, not a {kind}")
         return [fd]
     found: list[Fd] = []
     for obj_id in _all_ids(kind):
