@@ -130,6 +130,13 @@ def _xdp_objects() -> str | None:
     return _debian_archive()
 
 
+def _cgroup2() -> str | None:
+    with open("/proc/mounts") as f:
+        if any(line.split()[2] == "cgroup2" for line in f if len(line.split()) > 2):
+            return None
+    return "no cgroup v2 hierarchy is mounted"
+
+
 def _uapi_kernel() -> str | None:
     """None if the running kernel is the one bpfkit.uapi._generated was generated from."""
     from bpfkit.uapi import _generated
@@ -160,6 +167,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "libbpf-headers": _path("/usr/include/bpf/bpf_helper_defs.h", "libbpf-dev not installed"),
     "conformance": _conformance,
     "uapi-kernel": _uapi_kernel,
+    "cgroup2": _cgroup2,
 }
 
 

@@ -352,9 +352,16 @@ def test_link_list_show_pin_detach_agree_with_bpftool(
     assert "cannot be detached" in fails(capsys, "link", "detach", "id", raw)
     assert "no link with that id" in fails(capsys, "link", "show", "id", "2147483000")
     assert "expected id N | pinned PATH" in fails(capsys, "link", "show", "name", "x")
-    if "cgroup" not in by_type:
-        pytest.skip("no cgroup v2 mount: link detach not tried")
-    cg = by_type["cgroup"]
+
+
+@pytest.mark.requires("cgroup2")
+def test_cgroup_link_pin_and_detach(
+    linked: dict[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = _my_links(bpftool("link", "list"), linked)
+    (cg,) = [r for r in theirs if r["type"] == "cgroup"]
+    cg.pop("pids", None)
+    assert bpfkit_json(capsys, "link", "show", "id", str(cg["id"])) == cg
     assert cg["attach_type"] == "cgroup_inet_ingress" and cg["cgroup_id"] > 0
     path = os.path.join(pins.ensure_bpffs(), f"bpfkit_test_link_pin_{os.getpid()}")
     try:
