@@ -102,4 +102,4 @@ def test_llvm_objdump_shows_the_python_source(tmp_path: Path) -> None:
     obj.write_bytes(compile_file(PROG).obj)
     text = llvm_objdump_each([obj], "-S")[obj]
     # llvm-objdump reads the .BTF.ext line info bpfkit wrote: Python lines over the code.
-    assert "; counts[u32(proto)] += 1" in text and "; print(f\"ipv4 {x}\")" in text
+    assert "; counts[u32(proto)] += 1" in text and '; print(f"ipv4 {x}")' in text
