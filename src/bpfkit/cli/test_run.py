@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from bpfkit.errors import BpfkitError, VerifierError
+from bpfkit.uapi import ProgType
 
 
 def register(sub: Any) -> None:
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 "choose one with --program"
             )
         name = mains[0]
+    _check_packet(obj.program(name), data, args.packet)
     require_privileges("bpfkit test-run")
     try:
         coll = load_collection(obj, programs=[name])
@@ -86,3 +88,36 @@ def run(args: argparse.Namespace) -> int:
 
             print(render_maps(coll.maps, types=object_map_types(obj)))
     return 0
+
+
+# Program types BPF_PROG_TEST_RUN runs on a packet (it refuses one shorter than ETH_HLEN).
+_PACKET_TYPES = {
+    ProgType.XDP,
+    ProgType.SOCKET_FILTER,
+    ProgType.SCHED_CLS,
+    ProgType.SCHED_ACT,
+    ProgType.CGROUP_SKB,
+    ProgType.LWT_IN,
+    ProgType.LWT_OUT,
+    ProgType.LWT_XMIT,
+    ProgType.LWT_SEG6LOCAL,
+}
+_ETH_HLEN = 14
+
+
+def _check_packet(prog: Any, data: bytes, given: str | None) -> None:
+    """Say what the kernel would refuse before loading: a packet program without a packet
+    (or with one shorter than an Ethernet header) gets EINVAL from BPF_PROG_TEST_RUN."""
+    if prog.prog_type not in _PACKET_TYPES:
+        return
+    kind = ProgType(prog.prog_type).name.lower()
+    if not given:
+        raise BpfkitError(
+            f"program {prog.name!r} ({kind}) runs on a packet: give one with --packet FILE "
+            "(raw bytes, or hex text with --hex; at least 14 bytes, an Ethernet header first)"
+        )
+    if len(data) < _ETH_HLEN:
+        raise BpfkitError(
+            f"{given}: the packet has {len(data)} bytes; BPF_PROG_TEST_RUN refuses {kind} "
+            f"packets shorter than an Ethernet header ({_ETH_HLEN} bytes) with EINVAL"
+        )
