@@ -544,3 +544,18 @@ def test_corrupt_object_readers(
 @given(data=st.data())
 def test_corrupt_object_load(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
     _no_traceback(["load", _corrupt(data, tmp_path_factory.mktemp("c"))])
+
+
+def test_test_run_says_a_packet_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before loading anything (no root needed to hear it): a packet program needs
+    --packet, and BPF_PROG_TEST_RUN refuses one shorter than an Ethernet header."""
+    obj = ROOT / "tests" / "corpus" / "obj" / "xdp_count_v3_g.o"
+    assert main(["test-run", str(obj)]) == 1
+    assert "--packet FILE" in capsys.readouterr().err
+    short = tmp_path / "short.bin"
+    short.write_bytes(b"12345")
+    assert main(["test-run", str(obj), "--packet", str(short)]) == 1
+    err = capsys.readouterr().err
+    assert "5 bytes" in err and "EINVAL" in err
