@@ -151,6 +151,8 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "llc19": lambda: _tool("llc-19"),
     "binutils": lambda: _tool("objdump"),
     "bpftool": lambda: _tool("bpftool"),
+    "graphviz": lambda: _tool("dot"),
+    "chromium": lambda: _tool("chromium"),
     "rustc": _rustc,
     "debian-archive": _debian_archive,
     "xdp-objects": _xdp_objects,

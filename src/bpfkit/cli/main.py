@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "build",
     "asm",
     "explain",
+    "cfg",
     "dump",
     "run",
     "trace",

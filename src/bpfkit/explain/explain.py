@@ -156,7 +156,7 @@ def _explain_insn(
         )
     call = None
     if op is not None and op.kind is Kind.CALL:
-        call = _call_info(insn, before, env, _callee(obj, insn, reloc))
+        call = _call_info(insn, before, env, callee(obj, insn, reloc))
     text = describe_insn(insn, op, slot, before, after, call, reloc, ctx_struct)
     if op is not None and (insn.dst > 10 or (insn.src > 10 and "src" in op.uses)):
         text += " There is no register above r10: the verifier rejects this instruction."
@@ -228,7 +228,7 @@ def _value_text(v: Value) -> str | None:
     return c_string(raw) if printable(raw.rstrip(b"\0") or b"\0") else None
 
 
-def _callee(obj: ObjectSpec, insn: Insn, reloc: object) -> str | None:
+def callee(obj: ObjectSpec, insn: Insn, reloc: object) -> str | None:
     """The function a relocated call goes to: a named symbol, or for a section symbol
     (``call 23`` against ``.text``) the function at byte (imm + 1) * 8 of that section."""
     sym = getattr(reloc, "symbol", None)
