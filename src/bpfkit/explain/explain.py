@@ -7,7 +7,7 @@ terminal text, Markdown or JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bpfkit.disasm.kernel_syntax import format_kernel
 from bpfkit.disasm.llvm_text import format_insn
@@ -85,6 +85,13 @@ class Explanation:
     path: str
     license: str | None
     programs: tuple[ProgramExplanation, ...]
+    obj: ObjectSpec | None = field(default=None, repr=False, compare=False)  # what was explained
+
+    def _repr_html_(self) -> str:
+        """The explanation as HTML, for Jupyter (:func:`bpfkit.explain.html.render_html`)."""
+        from bpfkit.explain.html import render_html
+
+        return render_html(self, standalone=False)
 
 
 def explain_object(
@@ -103,7 +110,9 @@ def explain_object(
                 + (f" named {program!r}" if program else "")
                 + f" (program sections: {', '.join(sections) or 'none'})"
             )
-    return Explanation(obj.path, obj.license, tuple(explain_program(obj, p) for p in progs))
+    return Explanation(
+        obj.path, obj.license, tuple(explain_program(obj, p) for p in progs), obj
+    )
 
 
 def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:

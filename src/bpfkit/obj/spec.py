@@ -7,8 +7,10 @@ Offsets are byte offsets unless named ``*_index`` (8-byte instruction slots).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from bpfkit.isa.insn import Insn
 
@@ -23,6 +25,16 @@ class RelocKind(Enum):
     KCONFIG = "kconfig"  # extern from .kconfig
     EXTERN = "extern"  # undefined symbol (kfunc/ksym)
     OTHER = "other"  # data relocations (R_BPF_64_ABS64/ABS32 in .BTF etc.) and the rest
+
+
+def _html(what: object) -> str:
+    """``what`` as HTML for Jupyter, by :func:`bpfkit.explain.html.spec_html`.
+
+    Looked up when a notebook asks (``_repr_html_``), not imported: the object model
+    depends on nothing above it, the drawing layer knows the object model (docs/design.md).
+    """
+    display: Any = importlib.import_module("bpfkit.explain.html")
+    return str(display.spec_html(what))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,9 @@ class ProgramSpec:
         """Size in bytes."""
         return sum(8 * i.width for i in self.insns)
 
+    def _repr_html_(self) -> str:
+        return _html(self)
+
 
 @dataclass(frozen=True, slots=True)
 class MapSpec:
@@ -123,6 +138,9 @@ class MapSpec:
     extra: dict[str, int] = field(default_factory=dict)  # other BTF map attributes
     # BTF maps with `values` (map-in-map, prog array): (slot, symbol) from `.rel.maps`
     init_values: tuple[tuple[int, str], ...] = ()
+
+    def _repr_html_(self) -> str:
+        return _html(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +171,9 @@ class ObjectSpec:
     relocations: dict[str, tuple[Relocation, ...]]  # by name of the section they apply to
     btf: bytes | None = None
     btf_ext: bytes | None = None
+
+    def _repr_html_(self) -> str:
+        return _html(self)
 
     def program(self, name: str) -> ProgramSpec:
         """The program (or sub-program) called ``name``."""
