@@ -20,13 +20,8 @@ from bpfkit.testing import probes as plugin_probes
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-# The probes bpfkit's pytest plugin owns (docs/testing.md); this suite adds its own below.
-_bpf_syscall = plugin_probes.PROBES["bpf"]
-_tracefs = plugin_probes.PROBES["tracefs"]
-_kprobes = plugin_probes.PROBES["kprobes"]
-_uprobes = plugin_probes.PROBES["uprobes"]
+# bpfkit's pytest plugin owns the generic probes (docs/testing.md); this suite adds its own.
 _tool = plugin_probes.tool
-_rustc = plugin_probes.PROBES["rustc"]
 
 
 def _debian_archive() -> str | None:
@@ -91,11 +86,7 @@ def _uapi_kernel() -> str | None:
 
 
 PROBES: dict[str, Callable[[], str | None]] = {
-    "bpf": _bpf_syscall,
-    "tracefs": _tracefs,
-    "tracepoint": _tracefs,
-    "kprobes": _kprobes,
-    "uprobes": _uprobes,
+    **plugin_probes.PROBES,  # root, bpf, tracefs, kprobes, clang, rustc, scapy, ...
     "llvm19": lambda: _tool("llvm-objdump-19") or _tool("llvm-mc-19"),
     "clang19": lambda: _tool("clang-19"),
     "llc": lambda: _tool("llc", "llc-19", "llc-14"),
@@ -104,7 +95,6 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "bpftool": lambda: _tool("bpftool"),
     "graphviz": lambda: _tool("dot"),
     "chromium": lambda: _tool("chromium"),
-    "rustc": _rustc,
     "debian-archive": _debian_archive,
     "xdp-objects": _xdp_objects,
     "kernel-btf": _path("/sys/kernel/btf/vmlinux", "kernel built without CONFIG_DEBUG_INFO_BTF"),
