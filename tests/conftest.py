@@ -16,6 +16,7 @@ reports (``user_properties``), so the controller counts what the workers ran.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -24,6 +25,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# Keep compiled bytecode (pytest's rewritten test modules, bpfkit's modules in every
+# `python -m bpfkit` a test starts) even where PYTHONDONTWRITEBYTECODE is set: without it,
+# each xdist worker and each subprocess compiles everything again (seconds per run).
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 import probes  # noqa: E402
 from bpfkit.btf import Btf, load_vmlinux  # noqa: E402
@@ -44,6 +51,8 @@ _count = _Count()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*features): capabilities the test needs")
     config.addinivalue_line("markers", "kernel: the test needs bpf() (set from requires)")
+    # Registered by pytest-xdist too; here so that the suite also runs with -p no:xdist.
+    config.addinivalue_line("markers", "xdist_group(name): tests that run on one worker")
 
 
 def features(item: pytest.Item) -> list[str]:
@@ -115,7 +124,31 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         tr.write_line(f"  skipped {n}: {reason}")
 
 
-# --- expensive setup shared by the whole session (per xdist worker) ---------------------
+# --- expensive setup shared by the whole session -----------------------------------------
+
+
+def _run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory all xdist workers of this run share (pytest's base temp without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, argv: list[str]) -> Path:
+    """The file ``name`` holding ``argv``'s output, made by the first worker that asks (a
+    lock file keeps the others waiting) and read by the rest."""
+    import fcntl
+
+    d = _run_dir(tmp_path_factory) / "bpfkit-shared"
+    d.mkdir(exist_ok=True)
+    out = d / name
+    with open(d / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.exists():
+            data = subprocess.run(argv, check=True, capture_output=True).stdout
+            tmp = d / f".{name}.tmp"
+            tmp.write_bytes(data)
+            tmp.rename(out)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -128,17 +161,16 @@ def vmlinux_btf() -> Btf:
 
 @pytest.fixture(scope="session")
 @probes.needs("kernel-btf", "bpftool")
-def vmlinux_enums() -> dict[str, dict[str, int]]:
+def vmlinux_enums(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, int]]:
     """Every enum of the running kernel's BTF as bpftool reads it (an oracle independent of
     bpfkit's reader): ``{enum name: {enumerator: value}}``."""
-    out = subprocess.run(
+    raw = _once_per_run(
+        tmp_path_factory,
+        "vmlinux.json",
         ["bpftool", "-j", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
-        capture_output=True,
-        text=True,
-        check=True,
     )
     enums: dict[str, dict[str, int]] = {}
-    for t in json.loads(out.stdout)["types"]:
+    for t in json.loads(raw.read_bytes())["types"]:
         if t["kind"] in ("ENUM", "ENUM64") and t["name"] != "(anon)":
             enums.setdefault(t["name"], {v["name"]: v["val"] for v in t["values"]})
     return enums
@@ -148,12 +180,9 @@ def vmlinux_enums() -> dict[str, dict[str, int]]:
 @probes.needs("kernel-btf", "bpftool")
 def vmlinux_h(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding ``vmlinux.h`` (``bpftool btf dump file ... format c``), made
-    once per process: pass ``-I`` it to clang."""
-    d = tmp_path_factory.mktemp("vmlinux_h")
-    header = subprocess.run(
+    once per run: pass ``-I`` it to clang."""
+    return _once_per_run(
+        tmp_path_factory,
+        "vmlinux.h",
         ["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    (d / "vmlinux.h").write_bytes(header)
-    return d
+    ).parent

@@ -7,6 +7,7 @@ API::
     valid_insns                                         # hypothesis strategy of valid_insn
     no_leaked_fds()                                     # context manager: asserts no fd leaks
     llvm_objdump(paths, mcpu, imm_hex, relocs) -> {Path: text}  # llvm-objdump-19 -d, per file
+    llvm_objdump_each(paths, *flags) -> {Path: text}    # the same with any options
     readobj_relocations(path) -> {section: [(offset, type, symbol)]}  # llvm-readobj-19 -r
     verifier_log(insns, prog_type=1) -> str             # the kernel verifier's log_level 2 log
 """
@@ -38,10 +39,19 @@ CONFORMANCE = Path(probes.CONFORMANCE)
 INCLUDE = f"-I/usr/include/{os.uname().machine}-linux-gnu"
 
 
+_built: dict[tuple[str, bytes, tuple[str, ...], str], bytes] = {}
+
+
 def clang_bpf(src: Path, out: Path, *extra: str, target: str = "bpf") -> Path:
     """Compile ``src`` with clang-19 for ``target`` (-O2 -g, ``extra`` flags) to ``out``.
 
-    A failure raises ``subprocess.CalledProcessError`` with clang's messages as a note."""
+    The same file with the same text and flags is compiled once per process (the object
+    is copied).  A failure raises ``subprocess.CalledProcessError`` with clang's messages
+    as a note."""
+    key = (str(Path(src).resolve()), Path(src).read_bytes(), extra, target)
+    if key in _built:
+        Path(out).write_bytes(_built[key])
+        return out
     try:
         subprocess.run(
             [
@@ -63,6 +73,7 @@ def clang_bpf(src: Path, out: Path, *extra: str, target: str = "bpf") -> Path:
     except subprocess.CalledProcessError as e:
         e.add_note(e.stderr.decode(errors="replace"))
         raise
+    _built[key] = Path(out).read_bytes()
     return out
 
 
@@ -113,13 +124,20 @@ def no_leaked_fds() -> Iterator[None]:
 def llvm_objdump(
     paths: list[Path], mcpu: str | None, imm_hex: bool, relocs: bool
 ) -> dict[Path, str]:
-    """llvm-objdump-19 on all ``paths`` (one run per byte order, since given objects of both
-    it decodes all of them with the first one's byte order), its output split per file."""
-    args = ["llvm-objdump-19", "-d", "--print-imm-hex" if imm_hex else "--no-print-imm-hex"]
+    """llvm-objdump-19 -d on all ``paths`` with these options, its output split per file."""
+    args = ["--print-imm-hex" if imm_hex else "--no-print-imm-hex"]
     if mcpu:
         args.append(f"--mcpu={mcpu}")
     if relocs:
         args.append("-r")
+    return llvm_objdump_each(paths, *args)
+
+
+def llvm_objdump_each(paths: list[Path], *flags: str) -> dict[Path, str]:
+    """``llvm-objdump-19 -d FLAGS`` on all ``paths`` (one run per byte order, since given
+    objects of both it decodes all of them with the first one's byte order), its output
+    split per file: what it prints for each file alone."""
+    args = ["llvm-objdump-19", "-d", *flags]
     result: dict[Path, str] = {}
     for big in (False, True):
         group = [str(p) for p in paths if (p.read_bytes()[5] == 2) == big]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from bpfkit.cli.main import main
 from bpfkit.disasm.objdump import dump
 from bpfkit.isa import decode, is_valid
 from bpfkit.obj.reader import read_object
-from helpers import ROOT, TESTS, clang_bpf, llvm_objdump
+from helpers import ROOT, TESTS, clang_bpf, llvm_objdump, llvm_objdump_each
 
 HERE = TESTS
 CORPUS = sorted((HERE / "corpus" / "obj").glob("*.o"))
@@ -159,12 +158,10 @@ def test_cli_not_elf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_cli_default_equals_llvm_objdump_19_default(capsys: pytest.CaptureFixture[str]) -> None:
     """`bpfkit dump OBJ` with no flags prints what `llvm-objdump-19 -d OBJ` prints (hex
     immediates, LLVM 19's default CPU) for every corpus object."""
+    refs = llvm_objdump_each(OBJECTS)  # no options: LLVM's defaults
     for path in OBJECTS:
-        ref = subprocess.run(
-            ["llvm-objdump-19", "-d", str(path)], check=True, capture_output=True, text=True
-        ).stdout
         assert main(["dump", str(path)]) == 0
-        assert capsys.readouterr().out == ref, path.name
+        assert capsys.readouterr().out == refs[path], path.name
 
 
 def _g_objects(tmp: Path) -> list[Path]:
@@ -190,15 +187,12 @@ def test_source_and_line_numbers_equal_llvm_objdump_19(
     objs = _g_objects(tmp_path) + OBJECTS
     flagsets = [["-S"], ["-l"], ["-S", "-l", "-r", "--no-print-imm-hex"]]
     lines = 0
-    for path in objs:
-        for flags in flagsets:
-            ref = subprocess.run(
-                ["llvm-objdump-19", "-d", *flags, str(path)], capture_output=True, text=True
-            )
-            assert ref.returncode == 0, ref.stderr
+    for flags in flagsets:
+        refs = llvm_objdump_each(objs, *flags)  # a few runs for all objects
+        for path in objs:
             assert main(["dump", *flags, str(path)]) == 0
             ours = capsys.readouterr().out
-            assert ours == ref.stdout, (path.name, flags)
+            assert ours == refs[path], (path.name, flags)
             lines += ours.count("\n; ")
     assert lines > 500, "the objects should carry source lines"
 

@@ -57,3 +57,36 @@ def test_errors_point_at_the_python_source() -> None:
         compile_source(src, ns, "bad.py")
     assert e.value.line == 6 and e.value.column == 16
     assert "u32 and u64 mixed" in str(e.value) and str(e.value).startswith("bad.py:6:16: error:")
+
+
+@pytest.mark.requires("bpf")
+def test_verifier_log_shows_python_lines() -> None:
+    from bpfkit.kernel.collection import load_collection
+
+    c = compile_file(PROG)
+    with load_collection(c.spec, log_level=2) as coll:
+        assert not coll.notes  # func_info and line_info accepted
+        log = coll.programs["by_proto"].log
+    assert "; counts[u32(proto)] += 1 @ xdp_proto.py:11" in log.splitlines()
+
+
+@pytest.mark.requires("bpf")
+def test_a_verifier_rejection_points_at_the_python_line() -> None:
+    from bpfkit.errors import VerifierError
+    from bpfkit.kernel.collection import load_collection
+
+    src = (
+        "from bpfkit.lang import HashMap, struct, xdp, u32, u64\n"
+        "@struct\nclass V:\n    n: u64\n"
+        "m = HashMap[u32, V](max_entries=4)\n"
+        "@xdp\ndef f(ctx) -> u32:\n"
+        "    p = m.get(u32(1))\n"
+        "    p.n += 1\n"  # no 'if p is not None': the verifier refuses the NULL dereference
+        "    return 2\n"
+    )
+    ns: dict[str, object] = {}
+    exec(compile(src, "nullcheck.py", "exec"), ns)
+    c = compile_source(src, ns, "nullcheck.py")
+    with pytest.raises(VerifierError) as e:
+        load_collection(c.spec).close()
+    assert "; p.n += 1 @ nullcheck.py:9" in e.value.log

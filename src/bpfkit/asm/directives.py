@@ -1,4 +1,4 @@
-"""Assembling directives of LLVM's ELF assembly, and the ``.eh_frame`` of ``.cfi_startproc``.
+"""Assembler directives of LLVM's ELF assembly, and the ``.eh_frame`` of ``.cfi_startproc``.
 
 Each handler gets the assembler, the directive's text (name included) and the 0-based
 column where it starts.  What they do follows llvm-mc's ELF streamer: section switching

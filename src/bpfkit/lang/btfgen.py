@@ -1,107 +1,93 @@
 """The ``.BTF`` and ``.BTF.ext`` a compiled Python program carries (uapi ``linux/btf.h``).
 
 ``.BTF`` describes the maps as libbpf's ``__uint``/``__type`` macros do (a struct of
-pointer members per map, its ``VAR``, ``DATASEC .maps``), the global data sections, each
-program as a ``FUNC`` (``int name(void *ctx)``), and the local view of kernel structs used
-through CO-RE.  ``.BTF.ext`` holds func_info, line_info (the Python file and line, so
-verifier errors and ``bpfkit explain`` show Python source) and CO-RE relocations.
+pointer members per map, its ``VAR``, ``DATASEC .maps``), each program as a ``FUNC``
+(``int name(void *ctx)``), the maps' key and value types and the local view of kernel
+structs used through CO-RE.  ``.BTF.ext`` holds func_info, line_info (the Python file and
+line, so verifier errors and ``bpfkit explain`` show Python source) and CO-RE relocations.
 
-Written here until btf/ has the one BTF encoder; both are plain byte layouts of the uapi.
+Types are :mod:`bpfkit.btf.types` objects written by the one BTF encoder
+(:func:`bpfkit.btf.encode.encode_btf`); the strings ``.BTF.ext`` refers to are put in the
+string section first, so their offsets hold after encoding.
 """
 
 from __future__ import annotations
 
 import struct
 
+from bpfkit.btf import types as T
+from bpfkit.btf.encode import encode_btf
 from bpfkit.lang.types import ArrayType, IntType, StructType, Type
 
 MAGIC = 0xEB9F
-KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT = 1, 2, 3, 4
-KIND_FUNC, KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC = 12, 13, 14, 15
 FUNC_GLOBAL = 1
 VAR_GLOBAL = 1
 
 
 class BtfBuilder:
-    """A BTF blob being built (little-endian: this machine's order)."""
+    """The types of one object, numbered from 1, and the strings .BTF.ext needs."""
 
     def __init__(self) -> None:
-        self.types: list[bytes] = []
+        self.types: list[T.Type] = []
         self.strings = bytearray(b"\0")
         self._names: dict[str, int] = {"": 0}
         self._cache: dict[object, int] = {}
 
     def name(self, text: str) -> int:
-        """The string-table offset of ``text`` (added once)."""
+        """The string-table offset of ``text`` (for .BTF.ext records)."""
         if text not in self._names:
             self._names[text] = len(self.strings)
             self.strings += text.encode() + b"\0"
         return self._names[text]
 
-    def _add(self, data: bytes, key: object = None) -> int:
+    def add(self, t: T.Type, key: object = None) -> int:
+        """Add ``t`` (its id is set here); with ``key``, equal keys share one type."""
         if key is not None and key in self._cache:
             return self._cache[key]
-        self.types.append(data)
+        type_id = len(self.types) + 1
+        self.types.append(_with_id(t, type_id))
         if key is not None:
-            self._cache[key] = len(self.types)
-        return len(self.types)
-
-    def _head(self, name: str, kind: int, vlen: int, size_or_type: int, kflag: int = 0) -> bytes:
-        info = kflag << 31 | kind << 24 | vlen
-        return struct.pack("<3I", self.name(name), info, size_or_type)
+            self._cache[key] = type_id
+        return type_id
 
     def reserve(self) -> int:
-        """An id for a type whose bytes :meth:`fill` gives later (self-referencing structs)."""
-        self.types.append(b"")
-        return len(self.types)
+        """An id for a type given later with :meth:`fill` (self-referencing structs)."""
+        return self.add(T.Void(0, ""))
 
-    def fill(self, type_id: int, data: bytes) -> None:
-        self.types[type_id - 1] = data
-
-    def head(self, name: str, kind: int, vlen: int, size_or_type: int) -> bytes:
-        """A ``struct btf_type`` header."""
-        return self._head(name, kind, vlen, size_or_type)
+    def fill(self, type_id: int, t: T.Type) -> None:
+        self.types[type_id - 1] = _with_id(t, type_id)
 
     def int_type(self, name: str, size: int, signed: bool) -> int:
-        enc = (1 if signed else 0) << 24 | size * 8
-        return self._add(
-            self._head(name, KIND_INT, 0, size) + struct.pack("<I", enc), ("int", name)
-        )
+        enc = T.INT_SIGNED if signed else 0
+        return self.add(T.Int(0, name, size, enc, 0, size * 8), ("int", name))
 
     def ptr(self, target: int) -> int:
-        return self._add(self._head("", KIND_PTR, 0, target), ("ptr", target))
+        return self.add(T.Ptr(0, "", target), ("ptr", target))
 
     def array(self, elem: int, count: int) -> int:
         index = self.int_type("__ARRAY_SIZE_TYPE__", 4, False)
-        data = self._head("", KIND_ARRAY, 0, 0) + struct.pack("<3I", elem, index, count)
-        return self._add(data, ("array", elem, count))
+        return self.add(T.Array(0, "", elem, index, count), ("array", elem, count))
 
     def struct_type(
         self, name: str, members: list[tuple[str, int, int]], size: int, key: object = None
     ) -> int:
         """``members``: (name, type id, bit offset)."""
-        data = self._head(name, KIND_STRUCT, len(members), size)
-        for mname, mtype, bits in members:
-            data += struct.pack("<3I", self.name(mname), mtype, bits)
-        return self._add(data, key)
+        ms = tuple(T.Member(n, t, bits) for n, t, bits in members)
+        return self.add(T.Struct(0, name, size, ms), key)
 
     def func_proto(self, ret: int, params: list[tuple[str, int]]) -> int:
-        data = self._head("", KIND_FUNC_PROTO, len(params), ret)
-        for pname, ptype in params:
-            data += struct.pack("<2I", self.name(pname), ptype)
-        return self._add(data)
+        ps = tuple(T.Param(n, t) for n, t in params)
+        return self.add(T.FuncProto(0, "", ret, ps))
 
     def func(self, name: str, proto: int) -> int:
-        return self._add(self._head(name, KIND_FUNC, FUNC_GLOBAL, proto))
+        return self.add(T.Func(0, name, proto, FUNC_GLOBAL))
 
     def var(self, name: str, type_id: int) -> int:
-        return self._add(self._head(name, KIND_VAR, 0, type_id) + struct.pack("<I", VAR_GLOBAL))
+        return self.add(T.Var(0, name, type_id, VAR_GLOBAL))
 
     def datasec(self, name: str, entries: list[tuple[int, int, int]], size: int) -> int:
-        data = self._head(name, KIND_DATASEC, len(entries), size)
-        for var_id, offset, vsize in entries:
-            data += struct.pack("<3I", var_id, offset, vsize)
-        return self._add(data)
+        vs = tuple(T.VarSecinfo(v, off, n) for v, off, n in entries)
+        return self.add(T.Datasec(0, name, size, vs))
 
     # --- bpfkit.lang types -------------------------------------------------------------
 
@@ -125,11 +111,14 @@ class BtfBuilder:
         raise TypeError(f"no BTF for {t!r}")
 
     def blob(self) -> bytes:
-        type_data = b"".join(self.types)
-        header = struct.pack(
-            "<HBBIIIII", MAGIC, 1, 0, 24, 0, len(type_data), len(type_data), len(self.strings)
-        )
-        return header + type_data + bytes(self.strings)
+        """The ``.BTF`` section (types after the strings .BTF.ext refers to)."""
+        return encode_btf(self.types, strings=bytes(self.strings))
+
+
+def _with_id(t: T.Type, type_id: int) -> T.Type:
+    import dataclasses
+
+    return dataclasses.replace(t, id=type_id)
 
 
 def ext_blob(

@@ -13,7 +13,6 @@ integers as integers and char arrays as arrays, as CO-RE matching needs (by name
 from __future__ import annotations
 
 import ast
-import struct as _struct
 from typing import TYPE_CHECKING, Any
 
 from bpfkit.btf import types as T
@@ -126,10 +125,8 @@ class Core:
             members.append((mname, self._member_type(out, m.type), m.bit_offset))
         st = self._btf.find(name, "struct")
         size = self._btf.size_of(st.id)
-        data = out.head(name, btfgen.KIND_STRUCT, len(members), size)
-        for mname, tid, bits in members:
-            data += _struct.pack("<3I", out.name(mname), tid, bits)
-        out.fill(sid, data)
+        ms = tuple(T.Member(mname, tid, bits) for mname, tid, bits in members)
+        out.fill(sid, T.Struct(0, name, size, ms))
         return sid
 
     def _member_type(self, out: btfgen.BtfBuilder, type_id: int) -> int:

@@ -186,11 +186,16 @@ class Emitter:
 
     def run(self) -> Emitted:
         fn = self.fn
+        insns = fn.insns
+        # The kernel wants a line_info record at each function's first instruction.
+        while insns and isinstance(insns[0], Loc):
+            self.emit(insns[0])
+            insns = insns[1:]
         if fn.ctx is not None:
             self.put(fn.ctx, "r1")
         for i, p in enumerate(fn.params):
             self.put(p, f"r{i + 1}")
-        for insn in fn.insns:
+        for insn in insns:
             self.emit(insn)
         return Emitted(
             fn.name, fn.section, self.out, self.size, self.line_info, self.core, self.stack

@@ -150,6 +150,7 @@ class Lowerer:
         self.temp_cursor = 0
         self.ctx_reg = self.vreg("ctx")
         self.fn.ctx = self.ctx_reg
+        self.add(ir.Loc(fn_node.lineno, fn_node.col_offset + 1))
         args = fn_node.args
         params = args.posonlyargs + args.args
         if len(params) > 1 or args.vararg or args.kwarg or args.kwonlyargs:

@@ -194,7 +194,12 @@ def struct(cls: type) -> type:
     The class keeps working in Python: ``Event(pid=1, comm=b"sh")`` builds an instance,
     ``Event.unpack(data)`` decodes bytes, ``Event.size`` is ``sizeof``.
     """
-    namespace = dict(vars(sys.modules[cls.__module__])) if cls.__module__ in sys.modules else {}
+    # The annotations are evaluated where the class is written (its module, or the
+    # globals of the code that ran the decorator when that is not a module: exec()).
+    namespace = dict(sys._getframe(1).f_globals)
+    module = sys.modules.get(cls.__module__)
+    if module is not None and cls.__module__ != "builtins":
+        namespace.update(vars(module))
     namespace.update(vars(cls))
     fields = [
         (name, resolve_annotation(ann, namespace))

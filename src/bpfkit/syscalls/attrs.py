@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 
+from bpfkit.errors import KernelError
 from bpfkit.uapi import Cmd as Cmd  # re-exported: commands are uapi data
 
 u8 = ctypes.c_uint8
@@ -46,8 +47,40 @@ F_ANY_ALIGNMENT = 1 << 1
 F_SLEEPABLE = 1 << 4
 
 
+_RANGES: dict[type, tuple[str, int, int]] = {
+    u8: ("u8", 0, 2**8 - 1),
+    u32: ("u32", 0, 2**32 - 1),
+    s32: ("s32", -(2**31), 2**31 - 1),
+    u64: ("u64", 0, 2**64 - 1),
+}
+
+
+_int_fields: dict[type, dict[str, type]] = {}
+
+
+def _field_types(cls: type) -> dict[str, type]:
+    """The integer fields of an attr structure and their ctypes types (cached per class)."""
+    fields = _int_fields.get(cls)
+    if fields is None:
+        fields = {f[0]: f[1] for f in cls._fields_ if f[1] in _RANGES}  # type: ignore[attr-defined]
+        _int_fields[cls] = fields
+    return fields
+
+
 class _Attr(ctypes.Structure):
-    """Base of the attr structures: zero-initialised, printable."""
+    """Base of the attr structures: zero-initialised, printable, and every integer put
+    into a field range-checked (ctypes would silently keep only the low bits)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        ctype = _field_types(type(self)).get(name)
+        if ctype is not None and isinstance(value, int):
+            kind, lo, hi = _RANGES[ctype]
+            if not lo <= value <= hi:
+                raise KernelError(
+                    f"{type(self).__name__}.{name} = {value}: out of range for its "
+                    f"{kind} field ({lo}..{hi})"
+                )
+        super().__setattr__(name, value)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{f[0]}={getattr(self, f[0])!r}" for f in self._fields_)
