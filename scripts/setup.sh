@@ -7,11 +7,19 @@ need=()
 for pkg in llvm-19 clang-19 bpftool libbpf-dev graphviz chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Debian's python3 makes venvs only with python3-venv (ensurepip) installed.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+log=$(mktemp)
+if ! .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1; then
+  grep -v '^WARNING: Location' "$log" | tail -20; rm -f "$log"
+  echo "setup.sh: pip could not install bpfkit and its test tools into .venv (above: why)" >&2
+  exit 1
+fi
+rm -f "$log"
 .venv/bin/python -c 'import bpfkit' 

@@ -438,7 +438,7 @@ def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path, vmlinux_btf: B
     from bpfkit.btf import Kind
     from bpfkit.btf.types import Struct
     from bpfkit.kernel.collection import load_collection
-    from bpfkit.kernel.struct_ops import struct_ops_target
+    from bpfkit.obj.struct_ops import struct_ops_target
 
     src, obj = tmp_path / "ops.c", tmp_path / "ops.o"
     src.write_text(STRUCT_OPS_C)

@@ -105,10 +105,10 @@ class _Loads:
 
 @pytest.fixture
 def loader_decision(obj: ObjectSpec, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    from bpfkit.kernel import externs
+    from bpfkit.obj.prepare import _Preparer
 
     # fentry/lsm/iter need a target's id in vmlinux BTF: any id will do for a fake kernel.
-    monkeypatch.setattr(externs, "attach_btf_id", lambda kind, target: 1)
+    monkeypatch.setattr(_Preparer, "_attach_btf_id", lambda self, kind, target: 1)
 
     def decide(name: str) -> tuple[int, int, int] | None:
         fake = _Loads()

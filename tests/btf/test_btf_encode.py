@@ -143,3 +143,48 @@ def test_fixup_keeps_untouched_types_and_hides_functions() -> None:
     types = fixup_types(btf, section_sizes={}, symbol_offsets={}, hidden_funcs={"helper"})
     assert [getattr(t, "linkage", None) for t in types[2:]] == [0, 1]
     assert sanitize_types(types) == types  # nothing newer to replace
+
+
+def test_name_index_agrees_with_the_parsed_types() -> None:
+    from bpfkit.btf.parse import name_index
+
+    raw = (TESTS / "data" / "kernel" / "vmlinux.btf").read_bytes()
+    btf = parse_btf(raw)
+    kinds = {Kind.FUNC, Kind.VAR, Kind.TYPEDEF, Kind.STRUCT}
+    want: dict[tuple[int, str], int] = {}
+    for t in btf.types:
+        if t.kind in kinds and t.name:
+            want.setdefault((int(t.kind), t.name), t.id)
+    assert name_index(raw, kinds) == want and len(want) > 20
+
+
+def test_btf_ext_written_and_read_back() -> None:
+    from bpfkit.btf import parse_btf_ext
+    from bpfkit.btf.encode import encode_btf_ext
+    from bpfkit.btf.ext import CoreRelo, FuncInfo, LineInfo
+
+    b = BtfBuilder()
+    node = b.reserve()  # struct node { struct node *next; }
+    ptr = b.add(T.Ptr(0, "", node))
+    b.fill(node, T.Struct(0, "node", 8, (T.Member("next", ptr, 0),)))
+    proto = b.add(T.FuncProto(0, "", 0, ()))
+    func = b.add(T.Func(0, "prog", proto, T.Linkage.GLOBAL))
+    file, text, access = b.name("prog.py"), b.name("return 0"), b.name("0:0")
+    ext = encode_btf_ext(
+        {"xdp": [FuncInfo(0, func)], "empty": []},
+        {"xdp": [LineInfo(0, file, text, 7, 3), LineInfo(8, file, text, 8, 1)]},
+        {"xdp": [CoreRelo(16, node, access, 0)]},
+        b.name,
+    )
+    btf = parse_btf(b.encode())
+    assert btf.format(ptr) == "struct node *"
+    got = parse_btf_ext(ext, btf=btf)
+    assert got.func_info == {"xdp": (FuncInfo(0, func),)}
+    lines = [(r.insn_off, r.file_name, r.source, r.line, r.column) for r in got.line_info["xdp"]]
+    assert lines == [(0, "prog.py", "return 0", 7, 3), (8, "prog.py", "return 0", 8, 1)]
+    (relo,) = got.core_relos["xdp"]
+    assert (relo.insn_off, relo.type_id, relo.access, relo.kind) == (16, node, "0:0", 0)
+    unfilled = BtfBuilder()
+    unfilled.reserve()
+    with pytest.raises(BtfError, match="reserved but never filled"):
+        unfilled.encode()

@@ -31,7 +31,7 @@ HEAVY = (
     "rich",
     "bpfkit.events.perf",
     "bpfkit.events.ringbuf",
-    "bpfkit.kernel.externs",
+    "bpfkit.obj.externs",
     "bpfkit.obj.core_relocate",
     "bpfkit.uapi.helpers",
 )

@@ -326,8 +326,8 @@ def test_cli_test_run(
     )
     out = capsys.readouterr().out
     assert f"retval: {46 * 3 + 5 + 1} " in out  # skb->len is 60 - 14
-    assert "map counts (hash): 1 entries\n  01000000: 0100000000000000" in out
-    assert "map .rodata (array): 1 entries\n  00000000: 03000000" in out
+    assert "map counts (hash): 1 entries\n  1: 1\n" in out
+    assert "map .rodata (array): 1 slots\n  [0]: {factor: 3}" in out
     assert main(["test-run", built["globals"], "--packet", str(pkt)]) == 1
     assert "choose one with --program" in capsys.readouterr().err
 

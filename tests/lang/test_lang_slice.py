@@ -3,6 +3,8 @@ and, through the kernel's verifier, with BPF_PROG_TEST_RUN; both must agree."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bpfkit.errors import CompileError
@@ -90,3 +92,14 @@ def test_a_verifier_rejection_points_at_the_python_line() -> None:
     with pytest.raises(VerifierError) as e:
         load_collection(c.spec).close()
     assert "; p.n += 1 @ nullcheck.py:9" in e.value.log
+
+
+@pytest.mark.requires("llvm19")
+def test_llvm_objdump_shows_the_python_source(tmp_path: Path) -> None:
+    from helpers import llvm_objdump_each
+
+    obj = tmp_path / "xdp_proto.o"
+    obj.write_bytes(compile_file(PROG).obj)
+    text = llvm_objdump_each([obj], "-S")[obj]
+    # llvm-objdump reads the .BTF.ext line info bpfkit wrote: Python lines over the code.
+    assert "; counts[u32(proto)] += 1" in text and "; print(f\"ipv4 {x}\")" in text

@@ -16,6 +16,9 @@ API::
     parse_btf_ext(data, *, big_endian=False, btf=None) -> BtfExt
         func_info / line_info / core_relos: records by section name (names need ``btf``)
     load_vmlinux(path="/sys/kernel/btf/vmlinux") -> Btf   the running kernel's types (cached)
+    read_vmlinux(path=...) -> bytes                      its bytes (for name indexes)
+    bpfkit.btf.parse.name_index(data, kinds) -> {(kind, name): id}   names without parsing
+    bpfkit.btf.encode.encode_btf(types, ...) -> bytes   writing BTF (the one encoder)
     decode_value(btf, type_id, data, *, big_endian=None) -> Any
         bytes of a typed value (map key/value, global) as ints, strs, lists and dicts
     bpfkit.btf.dump.dump_raw(btf) -> str    the text of `bpftool btf dump file X`
@@ -37,6 +40,18 @@ from bpfkit.errors import BtfError
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
 
+def read_vmlinux(path: str = VMLINUX) -> bytes:
+    """The bytes of the running kernel's BTF (or of the BTF file at ``path``)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise BtfError(
+            f"{path}: cannot read kernel BTF ({e.strerror or e}); the kernel needs "
+            "CONFIG_DEBUG_INFO_BTF=y"
+        ) from e
+
+
 @functools.cache
 def load_vmlinux(path: str = VMLINUX) -> Btf:
     """Parse the running kernel's BTF (or the BTF file at ``path``).
@@ -44,15 +59,7 @@ def load_vmlinux(path: str = VMLINUX) -> Btf:
     Parsed once per path and process (about half a second for a distribution kernel);
     the result is shared, so treat it as read-only.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise BtfError(
-            f"{path}: cannot read kernel BTF ({e.strerror or e}); the kernel needs "
-            "CONFIG_DEBUG_INFO_BTF=y"
-        ) from e
-    btf = parse_btf(data)
+    btf = parse_btf(read_vmlinux(path))
     btf.what = path
     return btf
 
@@ -66,6 +73,7 @@ __all__ = [
     "LineInfo",
     "decode_value",
     "load_vmlinux",
+    "read_vmlinux",
     "parse_btf",
     "parse_btf_ext",
 ]

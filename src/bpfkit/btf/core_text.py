@@ -24,9 +24,8 @@ from __future__ import annotations
 import re
 
 from bpfkit.btf import types as T
-from bpfkit.btf.btf import Btf, parse_btf
-from bpfkit.btf.ext import BtfExt, CoreRelo, parse_btf_ext
-from bpfkit.errors import BtfError
+from bpfkit.btf.btf import Btf
+from bpfkit.btf.ext import BtfExt, CoreRelo
 
 _KIND_NAMES = (
     "byte_off",
@@ -232,18 +231,3 @@ def core_relo_lines(btf: Btf, ext: BtfExt) -> dict[str, dict[int, str]]:
             if r.insn_off not in lines:
                 lines[r.insn_off] = describe_core_relo(btf, r)
     return out
-
-
-def object_core_lines(
-    btf_data: bytes | None, ext_data: bytes | None, big_endian: bool = False
-) -> dict[str, dict[int, str]]:
-    """:func:`core_relo_lines` from raw ``.BTF``/``.BTF.ext`` bytes; {} if either is
-    missing or does not parse (llvm-objdump then warns and prints no CO-RE lines)."""
-    if not btf_data or not ext_data:
-        return {}
-    try:
-        btf = parse_btf(btf_data, big_endian=big_endian)
-        ext = parse_btf_ext(ext_data, big_endian=big_endian, btf=btf)
-    except BtfError:
-        return {}
-    return core_relo_lines(btf, ext)

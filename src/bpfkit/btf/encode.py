@@ -9,7 +9,11 @@ API::
         appended), so that a parsed BTF re-encoded keeps the string offsets ``.BTF.ext``
         line_info points at.
     BtfBuilder(): .add(type, share=True) -> id   types built one by one (ids from 1,
-        equal types shared unless share=False), .types, .encode(big_endian=False) -> bytes
+        equal types shared unless share=False), .reserve() -> id and .fill(id, type)
+        (self-referencing types), .name(text) -> string offset (for .BTF.ext records),
+        .types, .encode(big_endian=False) -> bytes
+    encode_btf_ext(func_info, line_info, core_relos, section_name, *, big_endian=False)
+        -> bytes      the .BTF.ext of bpfkit.btf.ext records, by ELF section
 
 ``encode_btf(parse_btf(raw).types, strings=...)`` gives ``raw`` back for what clang and
 pahole write (tested); the loader's fix-ups (:mod:`bpfkit.btf.fixup`), the build step's
@@ -20,9 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from bpfkit.btf import types as T
+from bpfkit.btf.ext import CoreRelo, FuncInfo, LineInfo
 from bpfkit.btf.parse import HDR_MIN, MAGIC
 from bpfkit.btf.types import Kind
 from bpfkit.errors import BtfError
@@ -145,6 +151,21 @@ class BtfBuilder:
     def __init__(self) -> None:
         self.types: list[T.Type] = []
         self._shared: dict[T.Type, int] = {}
+        self._strings = _Strings(b"\0")
+
+    def name(self, text: str) -> int:
+        """The offset of ``text`` in the string section (added once): for records that
+        point into it (``.BTF.ext`` line_info, section names)."""
+        return self._strings.add(text)
+
+    def reserve(self) -> int:
+        """An id for a type :meth:`fill` gives later (a struct that points to itself)."""
+        self.types.append(T.Void(len(self.types) + 1, ""))
+        return len(self.types)
+
+    def fill(self, type_id: int, t: T.Type) -> None:
+        """Give the type :meth:`reserve` made room for."""
+        self.types[type_id - 1] = dataclasses.replace(t, id=type_id)
 
     def add(self, t: T.Type, *, share: bool = True) -> int:
         """Add ``t`` (its ``id`` is ignored) and return its type id; with ``share`` an
@@ -160,4 +181,58 @@ class BtfBuilder:
 
     def encode(self, *, big_endian: bool = False) -> bytes:
         """The ``.BTF`` blob of the types added so far."""
-        return encode_btf(self.types, big_endian=big_endian)
+        for t in self.types:
+            if t.KIND == Kind.VOID:
+                raise BtfError(f"BTF encoder: type {t.id} was reserved but never filled")
+        return encode_btf(self.types, big_endian=big_endian, strings=bytes(self._strings.data))
+
+
+def encode_btf_ext(
+    func_info: Mapping[str, Sequence[FuncInfo]],
+    line_info: Mapping[str, Sequence[LineInfo]],
+    core_relos: Mapping[str, Sequence[CoreRelo]],
+    section_name: Callable[[str], int],
+    *,
+    big_endian: bool = False,
+) -> bytes:
+    """The ``.BTF.ext`` blob of these records (by ELF section; sections without records
+    are left out); ``section_name`` gives a section name's offset in the ``.BTF`` string
+    section (:meth:`BtfBuilder.name`).  The records' string offsets are written as given."""
+    e = ">" if big_endian else "<"
+
+    def block(recs: Mapping[str, Sequence[Any]], size: int, row: Callable[[Any], bytes]) -> bytes:
+        out = struct.pack(e + "I", size)
+        for sec, rows in recs.items():
+            if rows:
+                out += struct.pack(e + "II", section_name(sec), len(rows))
+                out += b"".join(row(r) for r in rows)
+        return out
+
+    fi = block(func_info, 8, lambda r: struct.pack(e + "II", r.insn_off, r.type_id))
+    li = block(
+        line_info,
+        16,
+        lambda r: struct.pack(
+            e + "IIII", r.insn_off, r.file_name_off, r.line_off, r.line << 10 | r.column
+        ),
+    )
+    cr = block(
+        core_relos,
+        16,
+        lambda r: struct.pack(e + "IIII", r.insn_off, r.type_id, r.access_str_off, r.kind),
+    )
+    hdr_len = 32
+    header = struct.pack(
+        e + "HBBI6I",
+        MAGIC,
+        1,
+        0,
+        hdr_len,
+        0,
+        len(fi),
+        len(fi),
+        len(li),
+        len(fi) + len(li),
+        len(cr),
+    )
+    return header + fi + li + cr

@@ -22,6 +22,18 @@ from bpfkit.btf.btf import MAX_RESOLVE_DEPTH, Btf
 from bpfkit.errors import BtfError
 
 
+class EnumName(str):
+    """An enum value shown by its enumerator's name (a ``str``, so it compares with
+    ``"BLUE"``); ``.value`` is the number."""
+
+    value: int
+
+    def __new__(cls, name: str, value: int) -> EnumName:
+        self = super().__new__(cls, name)
+        self.value = value
+        return self
+
+
 def decode_value(
     btf: Btf, type_id: int, data: bytes | bytearray | memoryview, *, big_endian: bool | None = None
 ) -> Any:
@@ -55,7 +67,7 @@ class _Decoder:
             return int.from_bytes(data[:8], self.order)
         if isinstance(t, T.Enum):
             v = int.from_bytes(data[: t.size], self.order, signed=t.signed)
-            return next((e.name for e in t.values if e.value == v), v)
+            return next((EnumName(e.name, v) for e in t.values if e.value == v), v)
         if isinstance(t, T.Float):
             fmt = {4: "f", 8: "d"}.get(t.size)
             if fmt is None:

@@ -46,10 +46,11 @@ def load(path: str) -> Btf:
         raise BtfError(f"{path}: cannot read: {e.strerror or e}") from e
     try:
         if head == b"\x7fELF":
-            obj = read_object(path, programs=False)  # only the .BTF blob is needed
-            if obj.btf is None:
+            obj = read_object(path, programs=False)  # only the .BTF is needed
+            parsed = obj.parsed_btf()  # parsed once, by the reader if it needed it
+            if parsed is None:
                 raise ObjectError(f"{path}: no .BTF section (compile with clang -g)")
-            return parse_btf(obj.btf, big_endian=obj.big_endian)
+            return parsed
         if path == VMLINUX:
             return load_vmlinux()  # parsed once per process, shared with the loader
         with open(path, "rb") as f:

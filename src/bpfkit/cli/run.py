@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             if args.maps:
-                print(render_maps(session.maps))
+                print(render_maps(session.maps, obj=session.spec))
     except Terminated:
         return 143
     finally:

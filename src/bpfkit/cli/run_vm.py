@@ -85,5 +85,6 @@ def run_vm(args: argparse.Namespace) -> int:
         assert result is not None
         result.output = outputs
         label = prog.name if len(programs) > 1 or repeat > 1 else ""
-        print(render_result(result, program=label, maps=bool(getattr(args, "maps", False))))
+        show_maps = bool(getattr(args, "maps", False))
+        print(render_result(result, program=label, maps=show_maps, obj=obj))
     return 0

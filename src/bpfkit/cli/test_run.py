@@ -82,5 +82,7 @@ def run(args: argparse.Namespace) -> int:
         result = coll.programs[name].test_run(data, repeat=args.repeat)
         print(render_test_run(result, program=name, repeat=args.repeat))
         if args.maps and coll.maps:
-            print(render_maps(coll.maps))
+            from bpfkit.btf.mapview import object_map_types
+
+            print(render_maps(coll.maps, types=object_map_types(obj)))
     return 0

@@ -35,7 +35,7 @@ from itertools import chain, compress
 from typing import TYPE_CHECKING, cast
 
 from bpfkit.disasm.llvm_text import UNKNOWN, SlotPlan, lddw_plan, parse_mcpu, render, slot_plan
-from bpfkit.errors import ObjectError
+from bpfkit.errors import BtfError, ObjectError
 from bpfkit.isa.insn import LDDW_OPCODE, trusted_insn
 from bpfkit.obj.spec import ObjectSpec, Relocation, Section, Symbol
 
@@ -113,9 +113,14 @@ def dump(
     core: dict[str, dict[int, str]] = {}
     if relocs:
         # Imported here: parsing BTF is for -r only, and importing it costs every listing.
-        from bpfkit.btf.core_text import object_core_lines
+        from bpfkit.btf.core_text import core_relo_lines
 
-        core = object_core_lines(obj.btf, obj.btf_ext, obj.big_endian)
+        try:
+            btf, ext = obj.parsed_btf(), obj.parsed_btf_ext()  # parsed once, on the spec
+        except BtfError:
+            btf = ext = None  # llvm-objdump warns and prints no CO-RE lines
+        if btf is not None and ext is not None:
+            core = core_relo_lines(btf, ext)
     for sec in obj.sections:
         if not sec.flags & _SHF_EXECINSTR or sec.type == "SHT_NOBITS":
             continue

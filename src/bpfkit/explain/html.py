@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import re
 
-from bpfkit.btf import Btf, parse_btf
+from bpfkit.btf import Btf
 from bpfkit.errors import BpfkitError
 from bpfkit.explain.explain import Explanation, InsnExplanation, ProgramExplanation
 from bpfkit.explain.graph import object_graphs, to_dot
@@ -148,10 +148,8 @@ def _program(p: ProgramExplanation, obj: ObjectSpec | None, syntax: str, graph: 
 
 
 def _btf(obj: ObjectSpec) -> Btf | None:
-    if not obj.btf:
-        return None
     try:
-        return parse_btf(obj.btf, big_endian=obj.big_endian)
+        return obj.parsed_btf()
     except BpfkitError:
         return None
 

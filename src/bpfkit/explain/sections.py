@@ -227,6 +227,17 @@ _BY_KIND: dict[str, _Words] = {
         _PKT,
         _SKB,
     ),
+    **{
+        f"{hook}/{way}": _Words(
+            f"a tc classifier on a network device's {way} (libbpf attaches it with a tcx link)",
+            _PKT,
+            _SKB,
+        )
+        for hook in ("tc", "tcx")
+        for way in ("ingress", "egress")
+    },
+    "netkit/primary": _Words("a netkit program on a netkit device's primary side", _PKT, _SKB),
+    "netkit/peer": _Words("a netkit program on a netkit device's peer side", _PKT, _SKB),
     "lsm_cgroup": _Words(
         "an LSM program on the security hook {t}, for the processes of a cgroup",
         "the hook's arguments",

@@ -7,19 +7,18 @@ BTF does not parse, simply have no source lines (drawings and pages show instruc
 
 from __future__ import annotations
 
-from bpfkit.btf import LineInfo, parse_btf, parse_btf_ext
+from bpfkit.btf import LineInfo
 from bpfkit.errors import BpfkitError
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 
 
 def source_lines(obj: ObjectSpec, prog: ProgramSpec) -> dict[int, LineInfo]:
     """``{slot: LineInfo}`` for the instructions of ``prog`` that carry a source position."""
-    if not obj.btf or not obj.btf_ext:
-        return {}
     try:
-        btf = parse_btf(obj.btf, big_endian=obj.big_endian)
-        ext = parse_btf_ext(obj.btf_ext, big_endian=obj.big_endian, btf=btf)
+        ext = obj.parsed_btf_ext()
     except BpfkitError:
+        return {}
+    if ext is None:
         return {}
     out: dict[int, LineInfo] = {}
     for rec in ext.line_info.get(prog.section, ()):

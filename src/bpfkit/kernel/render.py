@@ -5,7 +5,7 @@ API::
     render_collection(coll) -> str          # what `bpfkit load` prints
     render_programs(infos) -> str           # what `bpfkit prog list` prints
     render_test_run(result) -> str          # what `bpfkit test-run` prints
-    render_maps(maps, limit=32) -> str      # non-empty entries, keys and values in hex
+    render_maps(maps, types=...) -> str     # by bpfkit.btf.mapview, typed by BTF
     hexdump(data) -> str                    # re-exported from bpfkit.text
     log_tail(log, lines=20) -> str
 """
@@ -21,6 +21,7 @@ from bpfkit.text import hexdump
 from bpfkit.uapi import MapType
 
 if TYPE_CHECKING:  # only annotations: `bpfkit prog list` need not import the loader
+    from bpfkit.btf.mapview import MapTypes
     from bpfkit.kernel.collection import Collection
     from bpfkit.kernel.info import ProgramInfo
     from bpfkit.kernel.maps import Map
@@ -114,22 +115,34 @@ def render_test_run(result: TestRunResult, *, program: str = "", repeat: int = 1
     return "\n".join(lines)
 
 
-def render_maps(maps: Mapping[str, Map], limit: int = 32) -> str:
-    """Each map's non-empty entries, one a line (keys and values in hex), like the VM's
-    ``--maps`` output; array slots that are all zero are left out."""
+def map_entries(m: Map) -> list[tuple[bytes, bytes | list[bytes]]]:
+    """A live map's entries as the one map renderer takes them (per-CPU values split)."""
+    out: list[tuple[bytes, bytes | list[bytes]]] = []
+    for k, v in m.items_raw():
+        if m.percpu:
+            slot = (m.value_size + 7) & ~7
+            out.append((k, [v[i : i + m.value_size] for i in range(0, len(v), slot)]))
+        else:
+            out.append((k, v))
+    return out
+
+
+def render_maps(
+    maps: Mapping[str, Map], limit: int = 50, types: Mapping[str, MapTypes] | None = None
+) -> str:
+    """Each map's contents by :func:`bpfkit.btf.mapview.render_map` (the renderer the VM's
+    ``--maps`` uses too), typed by ``types`` (from :func:`object_map_types`) where given."""
+    from bpfkit.btf.mapview import render_map
+
     out = []
     for name, m in maps.items():
         if m.type in _OPAQUE:
             out.append(f"map {name} ({m.type_name}): not readable as entries")
             continue
         try:
-            items = [(k, v) for k, v in m.items_raw() if any(v)]
+            entries = map_entries(m)
         except KernelError as e:
             out.append(f"map {name} ({m.type_name}): {e}")
             continue
-        out.append(f"map {name} ({m.type_name}): {len(items)} entries")
-        for k, v in items[:limit]:
-            out.append(f"  {k.hex()}: {v.hex()}")
-        if len(items) > limit:
-            out.append(f"  ... {len(items) - limit} more")
+        out.append(render_map(name, m.type, entries, (types or {}).get(name), limit=limit))
     return "\n".join(out)

@@ -298,39 +298,11 @@ def close_together(closers: list[Callable[[], None]]) -> list[Exception]:
     return errors
 
 
-def render_maps(maps: Mapping[str, Any], *, limit: int = 50) -> str:
-    """The maps' contents as text: ``name (type): key -> value`` per entry, hex bytes or
-    ints as the map's codecs give them; at most ``limit`` entries per map."""
-    out: list[str] = []
-    for name, m in maps.items():
-        kind = getattr(m, "type_name", "")
-        out.append(f"map {name}" + (f" ({kind})" if kind else "") + ":")
-        try:
-            items = list(_take(m.items(), limit + 1))
-        except KernelError as e:
-            out.append(f"  (cannot be listed: {e})")
-            continue
-        for k, v in items[:limit]:
-            out.append(f"  {_show(k)} -> {_show(v)}")
-        if not items:
-            out.append("  (empty)")
-        elif len(items) > limit:
-            out.append(f"  ... (more than {limit} entries)")
-    return "\n".join(out)
+def render_maps(maps: Mapping[str, Any], *, limit: int = 50, obj: Any = None) -> str:
+    """The maps' contents as text, by the one map renderer (:mod:`bpfkit.btf.mapview`),
+    typed by ``obj``'s BTF when given (``Session.render_maps`` passes its object)."""
+    from bpfkit.btf.mapview import object_map_types
+    from bpfkit.kernel.render import render_maps as render
 
-
-def _take(it: Any, n: int) -> Iterator[Any]:
-    for i, x in enumerate(it):
-        if i >= n:
-            return
-        yield x
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, bytes | bytearray):
-        if len(v) in (1, 2, 4, 8):
-            return str(int.from_bytes(v, "little"))
-        return v.hex(" ")
-    if isinstance(v, list):
-        return "[" + ", ".join(_show(x) for x in v) + "]"
-    return repr(v)
+    types = object_map_types(obj) if obj is not None else {}
+    return render(maps, limit=limit, types=types)

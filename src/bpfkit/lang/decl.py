@@ -203,9 +203,12 @@ class PerfEventArray(MapDecl):
     keyed = False
 
     def __init__(self, max_entries: int = 0, flags: int = 0) -> None:
+        import os
+
         from bpfkit.lang.types import u32
 
-        super().__init__(u32, u32, max_entries, flags)
+        # One slot per CPU (libbpf sizes it at load time; the VM needs a number).
+        super().__init__(u32, u32, max_entries or os.cpu_count() or 1, flags)
 
 
 class Const:

@@ -252,8 +252,8 @@ class Lowerer:
             if isinstance(s.value, ast.Constant) and isinstance(s.value.value, str):
                 return  # a string statement (comment)
             self.expr(s.value, void_ok=True)
-        elif isinstance(s, ast.Pass):
-            pass
+        elif isinstance(s, (ast.Pass, ast.Global)):
+            pass  # `global x` is optional: module-level globals are always what x names
         elif isinstance(s, ast.Delete):
             for tgt in s.targets:
                 self.delete(tgt)
@@ -372,6 +372,13 @@ class Lowerer:
     def assign_name(self, target: ast.Name, value: ast.expr | None, ann: Type | None) -> None:
         name = target.id
         loc = self.locals.get(name)
+        if loc is None and name in self.g.data and ann is None and value is not None:
+            glob = self.name(target)
+            assert isinstance(glob, Mem)
+            if glob.const:
+                self.fail(target, f"{name} is a Const global: programs only read it")
+            self.store_to(glob, value, target)
+            return
         if loc is not None and ann is not None:
             self.fail(
                 target, f"{name} is already declared; annotate it once, where it is first set"
@@ -539,7 +546,9 @@ class Lowerer:
             if isinstance(obj, Obj) and obj.kind == "map":
                 self.map_aug(obj.obj, target, op, s.value)
                 return
-        if isinstance(target, ast.Name):
+        if isinstance(target, ast.Name) and not (
+            target.id not in self.locals and target.id in self.g.data
+        ):
             loc = self.locals.get(target.id)
             if loc is None or not isinstance(loc.val, Int):
                 self.fail(target, f"{target.id} is not an integer variable")
@@ -698,6 +707,8 @@ class Lowerer:
 
     def int_val(self, e: ast.expr, want: IntType | None) -> Int:
         """``e`` as an integer of type ``want`` (literals are range-checked)."""
+        if isinstance(e, ast.IfExp):
+            return self.ifexp(e, want)
         c = self.const_int(e)
         if c is not None and want is not None:
             if not want.min <= c <= want.max and not (
@@ -796,18 +807,7 @@ class Lowerer:
         if isinstance(e, (ast.Compare, ast.BoolOp)):
             return self.bool_value(e)
         if isinstance(e, ast.IfExp):
-            yes, no, end = self.label("ift"), self.label("iff"), self.label("ife")
-            self.cond(e.test, yes, no)
-            dst = self.vreg()
-            self.add(ir.Label(yes))
-            a = self.to_int(self.expr(e.body), e.body)
-            self.add(ir.Mov(dst, a.v))
-            self.add(ir.Jmp(end))
-            self.add(ir.Label(no))
-            b = self.int_val(e.orelse, a.type)
-            self.add(ir.Mov(dst, b.v))
-            self.add(ir.Label(end))
-            return Int(dst, a.type or b.type or i64)
+            return self.ifexp(e, None)
         if isinstance(e, ast.Call):
             res = self.call(e)
             if res is None:
@@ -822,6 +822,32 @@ class Lowerer:
         if isinstance(e, ast.JoinedStr):
             self.fail(e, "f-strings work inside print(...) only")
         self.fail(e, f"{type(e).__name__} expressions are not supported in BPF programs")
+
+    def ifexp(self, e: ast.IfExp, want: IntType | None) -> Int:
+        """``a if c else b``: both sides of one type (``want``, or the first typed side)."""
+        yes, no, end = self.label("ift"), self.label("iff"), self.label("ife")
+        self.cond(e.test, yes, no)
+        dst = self.vreg()
+        self.add(ir.Label(yes))
+        a = (
+            self.int_val(e.body, want)
+            if want is not None
+            else self.to_int(self.expr(e.body), e.body)
+        )
+        t = want or a.type
+        if t is None:
+            bc = self.const_int(e.orelse)
+            if bc is None:
+                t = self.to_int(self.expr(e.orelse), e.orelse).type
+        t = t or i64
+        a = Int(t.wrap(_lit(a.v)), t) if a.type is None else a
+        self.add(ir.Mov(dst, a.v))
+        self.add(ir.Jmp(end))
+        self.add(ir.Label(no))
+        b = self.int_val(e.orelse, t)
+        self.add(ir.Mov(dst, b.v))
+        self.add(ir.Label(end))
+        return Int(dst, t)
 
     def bool_value(self, e: ast.expr) -> Int:
         yes, no, end = self.label("bt"), self.label("bf"), self.label("be")
@@ -898,6 +924,12 @@ class Lowerer:
                 self.fail(e, f"map {n} is not a module-level variable of this file")
             if n in _BUILTINS:
                 return Obj(n, "builtin")
+            if callable(obj) and not isinstance(obj, type):
+                self.fail(
+                    e,
+                    f"{n} is a Python function: BPF programs cannot call Python functions "
+                    "(calls between BPF functions are not supported yet); inline it",
+                )
         elif n.startswith("bpf_") and by_name(n) is not None:
             return Obj(by_name(n), "helper")
         self.fail(
@@ -968,6 +1000,9 @@ class Lowerer:
         self.fail(e, f"{self.tname(base)} cannot be indexed")
 
     def index(self, arr: Mem, idx_node: ast.expr) -> Mem:
+        """``arr[i]``: a constant index is checked here; a variable one is clamped to the
+        array (an index past the end reads and writes the last element: the verifier needs
+        a bounded offset, and Python's IndexError has no BPF equivalent)."""
         t = arr.type
         assert isinstance(t, ArrayType)
         c = self.const_int(idx_node)
@@ -975,11 +1010,22 @@ class Lowerer:
             if not 0 <= c < t.count:
                 self.fail(idx_node, f"index {c} is out of range for {t.name}")
             return Mem(arr.base, arr.off + c * t.elem.size, t.elem, arr.const)
-        self.fail(
-            idx_node,
-            "array indexes must be constants (loop with range(N) unrolls nothing: "
-            "use a map, or a constant index)",
-        )
+        iv = self.to_int(self.expr(idx_node), idx_node)
+        if isinstance(arr.base, ir.DataRef) or arr.const:
+            self.fail(idx_node, "variable indexes work on local arrays and map values")
+        idx = self.vreg()
+        self.add(ir.Mov(idx, iv.v))
+        ok = self.label("idx")
+        self.add(ir.Br("lt", idx, t.count, ok))  # unsigned: negatives are huge
+        self.add(ir.Mov(idx, t.count - 1))
+        self.add(ir.Label(ok))
+        if t.elem.size > 1:
+            self.add(ir.Alu("mul", idx, idx, t.elem.size))
+        ptr = self.vreg()
+        base = self.addr(Mem(arr.base, arr.off, t))
+        self.add(ir.Mov(ptr, base))
+        self.add(ir.Alu("add", ptr, ptr, idx))
+        return Mem(ptr, 0, t.elem)
 
     def store_subscript(self, target: ast.Subscript, value: ast.expr) -> None:
         base = self.expr(target.value)
@@ -1140,9 +1186,9 @@ class Lowerer:
             return Int(r, i64)
         if meth == "tail_call" and isinstance(m, ProgArray) and len(args) == 2:
             idx = self.int_val(args[1], INT_TYPES["u32"])
-            r = self.vreg()
-            self.add(ir.Call(r, by_id_name("bpf_tail_call"), [self.ctx_reg, ref, idx.v]))
-            return Int(r, i64)
+            # Returns only when the slot is empty; the verifier gives r0 no value after it.
+            self.add(ir.Call(None, by_id_name("bpf_tail_call"), [self.ctx_reg, ref, idx.v]))
+            return None
         self.fail(
             e,
             f"{type(m).__name__} has no method {meth}() with {len(args)} arguments "
@@ -1251,7 +1297,8 @@ class Lowerer:
         for x in extra:
             v = self.expr(x)
             args.append(self.scalar_arg(v, x))
-        ret = None if h.ret_kind == "void" else self.vreg()
+        # bpf_tail_call leaves r0 unreadable (the verifier's rule) when it returns.
+        ret = None if h.ret_kind == "void" or h.name == "bpf_tail_call" else self.vreg()
         if not h.prototype_known and h.id == 0:
             self.fail(e, f"{h.name} is not a callable helper")
         self.add(ir.Call(ret, h.id, args))

@@ -24,11 +24,9 @@ from bpfkit.btf import types as T
 from bpfkit.btf.btf import Btf
 from bpfkit.errors import BpfkitError, ObjectError
 from bpfkit.obj.spec import MapSpec, Relocation, Symbol
+from bpfkit.uapi import MapType
 
 _INT_FIELDS = {"type", "max_entries", "map_flags", "numa_node", "key_size", "value_size", "pinning"}
-BPF_MAP_TYPE_PROG_ARRAY = 3
-BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
-BPF_MAP_TYPE_HASH_OF_MAPS = 13
 
 
 def decode_btf_maps(
@@ -66,7 +64,7 @@ def decode_btf_maps(
             raise
         except BpfkitError as e:
             raise ObjectError(f"{path}: map {var.name!r}: {e}") from e
-        if spec.inner is not None or spec.type == BPF_MAP_TYPE_PROG_ARRAY:
+        if spec.inner is not None or spec.type == MapType.PROG_ARRAY:
             size = sizes.get(var.name) or btf.size_of(var.type)
             spec = _with_init(path, btf, spec, var.type, size, relocations)
         out.append(spec)
@@ -142,7 +140,7 @@ def _map_def(path: str, btf: Btf, name: str, type_id: int, offset: int, inner: b
         value_size = ints.get("value_size")
     if inner_spec is not None and value_size is None:
         value_size = 4  # map-in-map values are map fds (libbpf sets 4 as well)
-    if ints.get("type") == BPF_MAP_TYPE_PROG_ARRAY and value_size is None:
+    if ints.get("type") == MapType.PROG_ARRAY and value_size is None:
         value_size = 4
     return MapSpec(
         name=name,
@@ -176,11 +174,11 @@ def _values(
     if not isinstance(ptr, T.Ptr):
         raise ObjectError(f"{path}: map {name!r}: 'values' elements are not pointers")
     target = btf.resolve(ptr.type)
-    if map_type == BPF_MAP_TYPE_PROG_ARRAY:
+    if map_type == MapType.PROG_ARRAY:
         if not isinstance(target, T.FuncProto):
             raise ObjectError(f"{path}: map {name!r}: prog array 'values' must point to functions")
         return None
-    if map_type not in (BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS):
+    if map_type not in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
         raise ObjectError(
             f"{path}: map {name!r}: 'values' is only for map-in-map and prog array maps "
             f"(type is {map_type}; set __uint(type, ...) before __array(values, ...))"

@@ -150,6 +150,7 @@ class _Reader:
             relocations=self.relocations,
             btf=self._blob(".BTF"),
             btf_ext=self._blob(".BTF.ext"),
+            parsed={} if self.btf is None else {"btf": self.btf},
         )
 
     def _parse_btf(self) -> None:

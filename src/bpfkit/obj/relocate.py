@@ -11,7 +11,9 @@ the kernel loads, as libbpf does (``bpf_object__relocate``):
   descriptor in ``imm`` and the offset inside the section in the second slot.
 
 Descriptors come from the caller (``map_fds`` by map name, ``data_fds`` by section name),
-so tests run it with made-up numbers.  :func:`remap_ext_records` moves ``.BTF.ext``
+so tests run it with made-up numbers; ``Linked.map_refs`` says which instruction holds
+which map's descriptor, so a program linked before its maps exist (placeholders, as
+:mod:`bpfkit.obj.prepare` does) gets them later with :func:`bind_maps`.  :func:`remap_ext_records` moves ``.BTF.ext``
 func_info/line_info records (byte offsets inside their section) to the instruction indices
 of the linked program.
 """
@@ -39,7 +41,8 @@ PSEUDO_KFUNC_CALL = 2
 class Extern:
     """How an extern symbol resolves (the kernel layer decides; relocation applies it):
 
-    - ``map_value``: ``value`` is a map fd, ``offset`` the place in its value (``.kconfig``);
+    - ``map_value``: ``value`` is the fd of map ``map``, ``offset`` the place in its value
+      (``.kconfig``);
     - ``btf_id``: ``value`` is a kernel BTF id (typed ``__ksym`` variable, lddw src 3);
     - ``kfunc``: ``value`` is the BTF id of a kernel function (call src 2);
     - ``addr``: ``value`` is an address (typeless ``__ksym``; 0 for an unresolved weak one).
@@ -48,6 +51,7 @@ class Extern:
     kind: str
     value: int
     offset: int = 0
+    map: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class Linked:
     section: str
     insns: tuple[Insn, ...]
     functions: tuple[Placed, ...]  # the program itself first, then its sub-programs
+    # (instruction index, map name or data section) of each lddw holding a map's fd
+    map_refs: tuple[tuple[int, str], ...] = ()
 
     @property
     def slots(self) -> int:
@@ -117,6 +123,8 @@ class _Linker:
         self.size = 0  # slots so far
         self.placed: dict[tuple[str, int], Placed] = {}
         self.order: list[Placed] = []
+        self.refs: list[tuple[int, str]] = []
+        self.ref = ""  # set by rewrite when the instruction it returns holds a map's fd
 
     def place(self, spec: ProgramSpec) -> Placed:
         key = (spec.section, spec.offset)
@@ -140,7 +148,8 @@ class _Linker:
         while done < len(self.order):  # functions appended while relocating are processed too
             self.relocate(self.order[done])
             done += 1
-        return Linked(prog.name, prog.section, tuple(self.out), tuple(self.order))
+        refs = tuple(sorted(self.refs))
+        return Linked(prog.name, prog.section, tuple(self.out), tuple(self.order), refs)
 
     def relocate(self, fn: Placed) -> None:
         spec = fn.spec
@@ -151,7 +160,10 @@ class _Linker:
             out_slot = fn.start + slot
             rel = rels.get(slot * 8)
             where = f"{spec.section}:{spec.name}+{slot}"
+            self.ref = ""
             new = self.rewrite(insn, rel, spec, slot, out_slot, where)
+            if self.ref:
+                self.refs.append((index, self.ref))
             if new is not insn:
                 self.out[index] = new
             index += 1
@@ -168,6 +180,7 @@ class _Linker:
             return replace(insn, src=PSEUDO_KFUNC_CALL, imm=ext.value, off=0)
         if insn.opcode == LDDW:
             if ext.kind == "map_value":
+                self.ref = ext.map
                 return replace(
                     insn, src=PSEUDO_MAP_VALUE, imm=ext.value, imm_hi=ext.offset + insn.imm
                 )
@@ -231,12 +244,14 @@ class _Linker:
             m = find_map(obj, rel, insn)
             if m.name not in self.map_fds:
                 raise ObjectError(f"{obj.path}: {where}: map {m.name!r} was not created")
+            self.ref = m.name
             return replace(insn, src=PSEUDO_MAP_FD, imm=self.map_fds[m.name], imm_hi=0)
         if rel.kind == RelocKind.GLOBAL_DATA:
             section = rel.symbol_section or ""
             if section not in self.data_fds:
                 raise ObjectError(f"{obj.path}: {where}: no map for data section {section!r}")
             off = insn.imm + rel.symbol_value
+            self.ref = section
             return replace(insn, src=PSEUDO_MAP_VALUE, imm=self.data_fds[section], imm_hi=off)
         if rel.kind == RelocKind.FUNC_ADDR:
             section = rel.symbol_section or spec.section
@@ -261,6 +276,19 @@ def link(
     ``externs`` resolves extern symbols (kconfig, ksym, kfunc) by name."""
     spec = obj.program(prog) if isinstance(prog, str) else prog
     return _Linker(obj, map_fds or {}, data_fds or {}, externs or {}).run(spec)
+
+
+def bind_maps(
+    insns: Sequence[Insn], map_refs: Sequence[tuple[int, str]], fds: Mapping[str, int]
+) -> tuple[Insn, ...]:
+    """``insns`` with the descriptor of each referenced map (``fds`` by map name or data
+    section) put in the instructions ``map_refs`` name."""
+    out = list(insns)
+    for index, name in map_refs:
+        if name not in fds:
+            raise ObjectError(f"map {name!r} was not created")
+        out[index] = replace(out[index], imm=fds[name])
+    return tuple(out)
 
 
 def extern_symbols(obj: ObjectSpec) -> dict[str, bool]:

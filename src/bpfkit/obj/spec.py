@@ -10,9 +10,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit.isa.insn import Insn
+
+if TYPE_CHECKING:
+    from bpfkit.btf.btf import Btf
+    from bpfkit.btf.ext import BtfExt
 
 
 class RelocKind(Enum):
@@ -171,6 +175,34 @@ class ObjectSpec:
     relocations: dict[str, tuple[Relocation, ...]]  # by name of the section they apply to
     btf: bytes | None = None
     btf_ext: bytes | None = None
+    # Parsed .BTF/.BTF.ext, filled on first use (by the reader when it parses them): copies
+    # made with dataclasses.replace share it, so an object's BTF is parsed once.
+    parsed: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def parsed_btf(self) -> Btf | None:
+        """The object's ``.BTF`` parsed (once), or None without one; BtfError if malformed."""
+        if "btf" not in self.parsed:
+            if self.btf is None:
+                return None
+            from bpfkit.btf.btf import parse_btf
+
+            self.parsed["btf"] = parse_btf(self.btf, big_endian=self.big_endian)
+        got: Btf = self.parsed["btf"]
+        return got
+
+    def parsed_btf_ext(self) -> BtfExt | None:
+        """The object's ``.BTF.ext`` parsed (once), or None without one or without .BTF."""
+        if "btf_ext" not in self.parsed:
+            btf = self.parsed_btf()
+            if self.btf_ext is None or btf is None:
+                return None
+            from bpfkit.btf.ext import parse_btf_ext
+
+            self.parsed["btf_ext"] = parse_btf_ext(
+                self.btf_ext, big_endian=self.big_endian, btf=btf
+            )
+        got: BtfExt = self.parsed["btf_ext"]
+        return got
 
     def _repr_html_(self) -> str:
         return _html(self)

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bpfkit.btf import Btf, parse_btf
+from bpfkit.btf import Btf
 from bpfkit.btf.values import decode_value, encode_value
 from bpfkit.errors import BpfkitError
 from bpfkit.obj.spec import MapSpec, ObjectSpec
@@ -131,11 +131,10 @@ class BpfRunner:
         self.mode = mode
         self.env = env if env is not None else Env()
         self._btf: Btf | None = None
-        if obj.btf:
-            try:
-                self._btf = parse_btf(obj.btf, big_endian=obj.big_endian)
-            except BpfkitError:
-                self._btf = None
+        try:
+            self._btf = obj.parsed_btf()
+        except BpfkitError:
+            self._btf = None
 
     # --- values ------------------------------------------------------------------------
 

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
+from bpfkit.btf import mapview
+from bpfkit.btf.mapview import MapTypes
+from bpfkit.obj.spec import ObjectSpec
 from bpfkit.text import hexdump
 from bpfkit.vm.maps import ArrayMap, HashMap, PerfEventArray, RingBuf, VmMap
 from bpfkit.vm.vm import VmResult
 
 
-def render_map(vmap: VmMap, limit: int = 32) -> str:
-    """A map's non-empty contents, one entry a line (keys and values in hex)."""
-    items = vmap.items()
-    if isinstance(vmap, ArrayMap):
-        items = [(k, v) for k, v in items if any(v)]
-    head = f"map {vmap.name} ({vmap.type_name}): {len(items)} entries"
-    if isinstance(vmap, (RingBuf, PerfEventArray)):
-        head = f"map {vmap.name} ({vmap.type_name}): {len(items)} records"
-    lines = [head]
-    for k, v in items[:limit]:
-        label = (
-            f"cpu {int.from_bytes(k, 'little')}" if isinstance(vmap, PerfEventArray) else k.hex()
-        )
-        lines.append(f"  {label}: {v.hex()}")
-    if len(items) > limit:
-        lines.append(f"  ... {len(items) - limit} more")
-    return "\n".join(lines)
+def render_map(vmap: VmMap, limit: int = 50, types: MapTypes | None = None) -> str:
+    """A VM map's contents by the one map renderer (:mod:`bpfkit.btf.mapview`), the same
+    text the kernel commands print for the same map."""
+    return mapview.render_map(vmap.name, vmap.type, vmap.items(), types, limit=limit)
 
 
-def render_result(result: VmResult, *, program: str = "", maps: bool = False) -> str:
-    """The printed messages, then r0, the instruction count and the packet (and maps)."""
+def render_result(
+    result: VmResult, *, program: str = "", maps: bool = False, obj: ObjectSpec | None = None
+) -> str:
+    """The printed messages, then r0, the instruction count and the packet (and maps, typed
+    by ``obj``'s BTF when given)."""
     out = []
     for msg in result.output:
         out.append(msg[:-1] if msg.endswith("\n") else msg)
@@ -40,7 +33,8 @@ def render_result(result: VmResult, *, program: str = "", maps: bool = False) ->
         if result.packet:
             out.append(hexdump(result.packet))
     if maps:
+        types = mapview.object_map_types(obj) if obj is not None else {}
         for vmap in result.maps.values():
             if isinstance(vmap, (HashMap, ArrayMap, RingBuf, PerfEventArray)):
-                out.append(render_map(vmap))
+                out.append(render_map(vmap, types=types.get(vmap.name)))
     return "\n".join(out)

@@ -10,13 +10,15 @@ done here.
 
 API::
 
-    struct_ops_target(obj, program) -> (kernel struct type id, member index)
+    struct_ops_target(obj, program, kernel) -> (kernel struct type id, member index)
+
+Pure: the object's parsed BTF (carried on the spec) and the kernel's BTF are given.
 """
 
 from __future__ import annotations
 
 from bpfkit.btf import types as T
-from bpfkit.btf.btf import Btf, parse_btf
+from bpfkit.btf.btf import Btf
 from bpfkit.errors import KernelError, ObjectError
 from bpfkit.obj.spec import ObjectSpec
 
@@ -54,19 +56,13 @@ def _local_member(obj: ObjectSpec, local: Btf, program: str) -> tuple[T.Struct, 
     )
 
 
-def struct_ops_target(obj: ObjectSpec, program: str, kernel: Btf | None = None) -> tuple[int, int]:
-    """``(attach_btf_id, expected_attach_type)`` for struct_ops program ``program``.
-
-    ``kernel`` is the kernel's BTF (default: the running kernel's).
-    """
-    if obj.btf is None:
+def struct_ops_target(obj: ObjectSpec, program: str, kernel: Btf) -> tuple[int, int]:
+    """``(attach_btf_id, expected_attach_type)`` for struct_ops program ``program``;
+    ``kernel`` is the target kernel's BTF."""
+    local = obj.parsed_btf()
+    if local is None:
         raise ObjectError(f"{obj.path}: struct_ops programs need the object's .BTF (clang -g)")
-    local = parse_btf(obj.btf, big_endian=obj.big_endian)
     st, member = _local_member(obj, local, program)
-    if kernel is None:
-        from bpfkit.btf import load_vmlinux
-
-        kernel = load_vmlinux()
     name = _essential(st.name)
     for cand in kernel.find_all(name, T.Kind.STRUCT):
         assert isinstance(cand, T.Struct)
