@@ -118,6 +118,7 @@ def test_diff_results_is_readable_and_empty_when_equal() -> None:
     assert diff_results(a, a) == ""
 
 
+@pytest.mark.requires("scapy")
 def test_packets_match_scapy_byte_for_byte() -> None:
     from scapy.layers.inet import IP, TCP, UDP, Ether
     from scapy.layers.inet6 import IPv6
