@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "build",
     "asm",
     "explain",
+    "cfg",
     "dump",
     "run",
     "trace",
