@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "test_run",
     "vm",
     "btf",
+    "verify",
 )
 
 

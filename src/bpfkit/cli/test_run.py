@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         coll = load_collection(obj, programs=[name])
     except VerifierError as e:
-        print_verifier_log(e, args.verbose)
+        print_verifier_log(e, args.verbose, obj)
         raise
     with coll:
         result = coll.programs[name].test_run(data, repeat=args.repeat)
