@@ -318,9 +318,9 @@ def render(e: Explanation, *, max_branches: int = 12) -> str:
         out.append(f"  at:       {where}")
     if e.source is not None:
         out.append(f"  source:   {e.source.file}:{e.source.line}")
-        for n, line in e.context:
-            mark = ">" if n == e.source.line else " "
-            out.append(f"    {mark}{n:5d} | {line}")
+        for lno, txt in e.context:
+            mark = ">" if lno == e.source.line else " "
+            out.append(f"    {mark}{lno:5d} | {txt}")
     elif e.insn is not None:
         out.append(
             "  source:   no line info (build with -g for C); the function and "
