@@ -61,8 +61,7 @@ CLASSES: tuple[MessageClass, ...] = (
         "read of something never written",
         (
             r"!read_ok",
-            r"invalid (indirect )?read from stack",
-            r"invalid read from stack",
+            r"invalid (indirect )?read from stack (R\d+ )?off -?\d+\+",
             r"invalid indirect access to stack",
             r"uninit(ialized)? (stack|memory)",
         ),
@@ -101,6 +100,7 @@ CLASSES: tuple[MessageClass, ...] = (
         (
             r"invalid bpf_context access",
             r"invalid stack off=",
+            r"invalid (read from|write to) stack R\d+ off=",
             r"invalid write to stack",
             r"invalid (size|offset) of register spill",
             r"dereference of modified ctx ptr",

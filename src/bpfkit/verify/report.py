@@ -57,7 +57,7 @@ def _text(insn: Insn) -> str:
 
 def offending(message: str) -> tuple[str, int] | None:
     """What the message is about: ("reg", n), ("stack", off) or None."""
-    m = re.search(r"invalid (?:indirect )?read from stack (?:R10 )?off[ =](-?\d+)", message)
+    m = re.search(r"invalid (?:indirect )?read from stack (?:R10 )?off (-?\d+)\+", message)
     if m:
         return ("stack", int(m.group(1)))
     m = re.search(r"\bR(\d+)\b", message)
