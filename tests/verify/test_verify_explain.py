@@ -139,3 +139,38 @@ def test_verify_kernel_accepts_a_good_program(
     obj = clang_bpf(src, tmp_path / "ok.o")
     assert main(["verify", "--kernel", str(obj)]) == 0
     assert "count_packets: accepted by the kernel verifier" in capsys.readouterr().out
+
+
+@pytest.mark.requires("clang19")
+@pytest.mark.parametrize(("name", "key", "fix", "origin"), CASES)
+def test_static_verifier_explains_at_the_source_line_without_root(
+    name: str, key: str, fix: str, origin: str, tmp_path: Path
+) -> None:
+    # bpfkit's own verifier, run as an unprivileged user (nobody): no bpf() at all.
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import tempfile
+
+    src = DATA / name
+    # pytest's tmp_path is private to root: the object goes where nobody can read it.
+    shared = Path(tempfile.mkdtemp(prefix="bpfkit-verify-"))
+    shared.chmod(0o755)
+    obj = clang_bpf(src, shared / (src.stem + ".o"))
+    obj.chmod(0o644)
+    cmd = [sys.executable, "-m", "bpfkit", "verify", str(obj)]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=shared)
+    finally:
+        shutil.rmtree(shared)
+    assert res.returncode == 1, res.stderr
+    out = res.stdout
+    line = _marked_line(src)
+    assert "rejected by bpfkit verify (Linux 6.18 rules" in out
+    assert f">{line:5d} | " in out, out
+    assert f"class:    {key} " in out and fix in out

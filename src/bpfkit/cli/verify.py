@@ -1,6 +1,7 @@
-"""``bpfkit verify --kernel OBJ``: load each program with the detailed verifier log and
-explain every rejection (failing instruction at its source line, path, origin of the
-offending value, class of the message, what to change)."""
+"""``bpfkit verify OBJ``: bpfkit's own verifier (no root, no bpf()); ``--kernel``: load
+each program with the detailed verifier log.  Either way every rejection is explained
+(failing instruction at its source line, path, origin of the offending value, class of the
+message, what to change)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ def register(sub: Any) -> None:
         "verify",
         help="verify an object's programs and explain why a verifier rejects them",
         description=(
-            "With --kernel: load each program of OBJ into the running kernel with the "
+            "Verify each program of OBJ with bpfkit's own verifier (pure Python: no root, no "
+            "bpf(); the rules of the Linux version it names).  With --kernel: load each "
+            "program of OBJ into the running kernel with the "
             "detailed verifier log (needs root or CAP_BPF), unload it, and explain each "
             "rejection: the failing instruction, its source line and the lines around it "
             "(line info of C built with -g; else the function and instruction), the branch "
@@ -28,8 +31,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--kernel",
         action="store_true",
-        required=True,
-        help="ask the running kernel's verifier (loads, then unloads, each program)",
+        help="ask the running kernel's verifier (loads, then unloads, each program); without "
+        "it bpfkit's own verifier decides, with no root and no bpf()",
     )
     p.add_argument("--program", metavar="NAME", action="append", help="verify only this program")
     p.add_argument(
@@ -46,8 +49,6 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit status."""
     from bpfkit.errors import BpfkitError, VerifierError
-    from bpfkit.kernel.collection import load_collection
-    from bpfkit.kernel.features import require_privileges
     from bpfkit.obj import read_object
     from bpfkit.verify import explain_rejection, render
 
@@ -60,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         types[name] = ptype
     mains = [p.name for p in obj.programs if not p.is_subprog and not p.section.startswith("?")]
     names = args.program or mains
+    if not args.kernel:
+        return _static(obj, names, types, args.verbose)
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.kernel.features import require_privileges
+
     require_privileges("bpfkit verify --kernel")
     judge = f"the kernel verifier (Linux {os.uname().release})"
     rejected = 0
@@ -76,5 +82,31 @@ def run(args: argparse.Namespace) -> int:
             continue
         if args.verbose:
             print(log.rstrip("\n"), file=sys.stderr)
+        print(render(expl))
+    return 1 if rejected else 0
+
+
+def _static(obj: Any, names: list[str], types: dict[str, int | str], verbose: bool) -> int:
+    """bpfkit's own verifier on each program; exit status 1 if any is rejected."""
+    from bpfkit.verify import explain_log, program_view, render
+    from bpfkit.verify.rules import KERNEL_RULES
+    from bpfkit.verify.static import prog_type_name, verify_program
+
+    judge = f"bpfkit verify (Linux {KERNEL_RULES} rules, privileged loader)"
+    rejected = 0
+    for name in names:
+        t = types.get(name)
+        if isinstance(t, int):
+            from bpfkit.uapi import ProgType
+
+            t = ProgType(t).name.lower()
+        ptype = str(t).lower().removeprefix("bpf_prog_type_") if t else prog_type_name(obj, name)
+        view = program_view(obj, name)
+        res = verify_program(view, ptype)
+        expl = explain_log(res.log, view, program=name, judge=judge)
+        if verbose and not res.accepted:
+            for step in res.log.steps:
+                print(f"{step.idx}: {step.text}  ; {step.state}", file=sys.stderr)
+        rejected += not res.accepted
         print(render(expl))
     return 1 if rejected else 0

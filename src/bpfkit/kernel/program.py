@@ -221,6 +221,7 @@ def load_program(
     attach_btf_id: int = 0,
     attach_prog_fd: int = 0,
     fd_array: Sequence[int] | None = None,
+    log_size_max: int = LOG_MAX,
 ) -> Program:
     """Load ``insns`` as a program of ``prog_type``; see the module docstring.
 
@@ -228,7 +229,9 @@ def load_program(
     when the kernel rejects the program with a log, or a
     :class:`~bpfkit.syscalls.BpfSyscallError` naming the likely cause otherwise.
     With ``log_level`` > 0 the log is requested from the first load (a program that loads
-    still has its log in ``Program.log``).
+    still has its log in ``Program.log``).  ``log_size_max`` caps the buffer: a longer log
+    keeps its end (the kernel's log rotates since Linux 6.4), and the message says it was
+    truncated.
     """
     ptype = prog_type_number(prog_type)
     code = _encode(insns)
@@ -294,12 +297,13 @@ def load_program(
             size, level = LOG_MIN, 2 | (log_level & LOG_LEVEL_STATS)
             continue
         truncated = err == errno.ENOSPC or (attr.log_true_size > size)
-        if truncated and size < LOG_MAX:
+        cap = min(LOG_MAX, max(log_size_max, LOG_MIN))
+        if truncated and size < cap:
             want = attr.log_true_size if attr.log_true_size > size else size * 4
-            if level & 2 and want > LOG_DETAILED_MAX and not log_level & 2:
+            if level & 2 and want > min(LOG_DETAILED_MAX, cap) and not log_level & 2:
                 size, level = LOG_MIN, 1 | (log_level & LOG_LEVEL_STATS)
                 continue
-            size = min(want, LOG_MAX)
+            size = min(want, cap)
             continue
         break
     summary = summarize_log(log)

@@ -55,6 +55,7 @@ class VerifierLog:
     reason_lines: list[str] = field(default_factory=list)  # that line and what follows it
     processed: int | None = None  # "processed N insns"
     sources: dict[int, Source] = field(default_factory=dict)  # insn -> line annotated before it
+    known_path: list[Step] | None = None  # bpfkit's verifier knows its path exactly
     text: str = ""
 
     def source_of(self, idx: int) -> Source | None:
@@ -81,6 +82,8 @@ class VerifierLog:
         The last segment starts where a branch pushed at instruction A resumed; the push
         happened on the latest earlier segment that went through A, up to that visit.
         """
+        if self.known_path is not None:
+            return self.known_path
         if not self.steps:
             return []
         bounds = [0] + [s for s, _, _ in self.segment_starts] + [len(self.steps)]

@@ -239,8 +239,8 @@ def explain_log(
             if e.cls.key != "other":
                 e.message = extra.strip()
     step = log.failing
-    m = re.search(r"(?:at insn|from insn|alloc_insn=)\s*(\d+)", log.reason)
-    if m and "at insn" in log.reason:  # "infinite loop detected at insn 3" names it
+    m = re.search(r"(?:at insn|from insn|alloc_insn=|unreachable insn)\s*(\d+)", log.reason)
+    if m and ("at insn" in log.reason or "unreachable" in log.reason):  # names the insn
         e.insn = int(m.group(1))
     elif step is not None:
         e.insn, e.insn_text = step.idx, step.text

@@ -33,6 +33,7 @@ class ProgramView:
     linked: Linked | None = None
     maps: dict[int, MapSpec] = field(default_factory=dict)  # pseudo fd in lddw -> map
     data: dict[int, str] = field(default_factory=dict)  # pseudo fd -> global data section
+    data_sizes: dict[str, int] = field(default_factory=dict)  # section -> bytes
 
     def function_of(self, idx: int) -> str:
         """The name of the function instruction ``idx`` belongs to."""
@@ -96,6 +97,7 @@ def program_view(obj: ObjectSpec, name: str) -> ProgramView:
     view = ProgramView(name, linked.section, insns, funcs, linked=linked)
     view.maps = {fd: m for m in obj.maps for n, fd in maps.items() if n == m.name}
     view.data = {fd: sec for sec, fd in data.items()}
+    view.data_sizes = {sec.name: sec.size for sec in obj.sections if sec.name in data}
     base = Path(obj.path).resolve().parent if obj.path else Path.cwd()
     view.search = [base, Path.cwd(), base.parent]
     if obj.btf and obj.btf_ext:
