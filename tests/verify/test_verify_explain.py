@@ -151,7 +151,6 @@ def test_static_verifier_explains_at_the_source_line_without_root(
     import shutil
     import subprocess
     import sys
-
     import tempfile
 
     src = DATA / name
@@ -174,3 +173,38 @@ def test_static_verifier_explains_at_the_source_line_without_root(
     assert "rejected by bpfkit verify (Linux 6.18 rules" in out
     assert f">{line:5d} | " in out, out
     assert f"class:    {key} " in out and fix in out
+
+
+RUST_CASES = [
+    ("null_check.rs", "count_packets_rs", "null", "compare it with NULL"),
+    ("packet_bounds.rs", "read_proto_rs", "packet", "compare the pointer plus the access size"),
+    ("unbounded_loop.rs", "wait_for_queue_rs", "loop", "constant upper bound"),
+]
+
+
+@pytest.mark.requires("rustc")
+@pytest.mark.parametrize(("name", "func", "key", "fix"), RUST_CASES)
+def test_rust_rejection_names_function_and_instruction(
+    name: str,
+    func: str,
+    key: str,
+    fix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Rust objects carry no line info: the explanation points at the function and the
+    # instruction.  bpfkit's own verifier, then (as root) the kernel's.
+    import os
+
+    from bpfkit.toolchain import build
+
+    obj = build(DATA / name, tmp_path / (Path(name).stem + ".o"))
+    commands = [["verify", str(obj)]]
+    if os.geteuid() == 0:
+        commands.append(["verify", "--kernel", str(obj)])
+    for argv in commands:
+        assert main(argv) == 1
+        out = capsys.readouterr().out
+        assert f"(in function {func})" in out and "at:       insn " in out
+        assert "no line info" in out
+        assert f"class:    {key} " in out and fix in out
