@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,10 @@ def print_verifier_log(e: VerifierError, verbose: bool, obj: ObjectSpec | None =
     if verbose:
         print(e.log.rstrip("\n"), file=sys.stderr)
     judge = f"the kernel verifier (Linux {os.uname().release})"
-    expl = explain_rejection(obj, e.program, e.log, judge=judge)
+    # The loader says which program in its message: "loading program 'NAME': ...".
+    m = re.search(r"loading program '([^']*)'", str(e))
+    name = e.program or (m.group(1) if m else "")
+    expl = explain_rejection(obj, name, e.log, judge=judge)
     if expl.accepted:
         if not verbose:
             print(log_tail(e.log, LOG_TAIL), file=sys.stderr)

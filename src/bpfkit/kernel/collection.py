@@ -124,15 +124,12 @@ class _Loader:
         except VerifierError as e:
             from bpfkit.obj.core_relocate import POISON_HELPER  # imports bpfkit.btf
 
-            e.program = e.program or prog.name
             # A poisoned CO-RE instruction shows as a call to helper 0xbad2310: say why.
             failures = self.prepared.core_failures
             if str(POISON_HELPER) not in e.log or not failures:
                 raise
             why = "; ".join(failures)
-            raise VerifierError(
-                f"{e}: a CO-RE relocation failed ({why})", e.log, e.errno, program=prog.name
-            ) from None
+            raise VerifierError(f"{e}: a CO-RE relocation failed ({why})", e.log, e.errno) from None
 
     def _load_program(self, prog: PreparedProgram) -> Program:
         insns = prog.bind(self.fds)
