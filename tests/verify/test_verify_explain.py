@@ -141,34 +141,65 @@ def test_verify_kernel_accepts_a_good_program(
     assert "count_packets: accepted by the kernel verifier" in capsys.readouterr().out
 
 
+def _nobody_can_run_bpfkit(cwd: Path) -> bool:
+    """True if ``nobody`` can import bpfkit from this checkout (its path readable)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        return False
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    probe = [*NOBODY, sys.executable, "-c", "import bpfkit.verify, elftools"]
+    return subprocess.run(probe, capture_output=True, env=env, cwd=cwd).returncode == 0
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
 @pytest.mark.requires("clang19")
 @pytest.mark.parametrize(("name", "key", "fix", "origin"), CASES)
 def test_static_verifier_explains_at_the_source_line_without_root(
-    name: str, key: str, fix: str, origin: str, tmp_path: Path
+    name: str, key: str, fix: str, origin: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # bpfkit's own verifier, run as an unprivileged user (nobody): no bpf() at all.
+    # bpfkit's own verifier with no bpf() at all: run as the unprivileged user nobody where
+    # nobody can read this checkout; else in-process with a syscall backend that fails
+    # every call (the test fails if bpfkit verify tries one).
     import os
     import shutil
     import subprocess
     import sys
     import tempfile
 
+    from bpfkit.syscalls import use_backend
+
     src = DATA / name
     # pytest's tmp_path is private to root: the object goes where nobody can read it.
     shared = Path(tempfile.mkdtemp(prefix="bpfkit-verify-"))
-    shared.chmod(0o755)
-    obj = clang_bpf(src, shared / (src.stem + ".o"))
-    obj.chmod(0o644)
-    cmd = [sys.executable, "-m", "bpfkit", "verify", str(obj)]
-    if os.geteuid() == 0 and shutil.which("setpriv"):
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=shared)
+        shared.chmod(0o755)
+        obj = clang_bpf(src, shared / (src.stem + ".o"))
+        obj.chmod(0o644)
+        if _nobody_can_run_bpfkit(shared):
+            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+            cmd = [*NOBODY, sys.executable, "-m", "bpfkit", "verify", str(obj)]
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=shared)
+            status, out = res.returncode, res.stdout
+        else:
+            calls: list[int] = []
+
+            def no_bpf(cmd: int, attr: object) -> int:
+                calls.append(cmd)
+                raise OSError(1, "bpf() is not available")
+
+            with use_backend(no_bpf):  # type: ignore[arg-type]
+                status = main(["verify", str(obj)])
+            out = capsys.readouterr().out
+            assert not calls
     finally:
         shutil.rmtree(shared)
-    assert res.returncode == 1, res.stderr
-    out = res.stdout
+    assert status == 1, out
     line = _marked_line(src)
     assert "rejected by bpfkit verify (Linux 6.18 rules" in out
     assert f">{line:5d} | " in out, out
