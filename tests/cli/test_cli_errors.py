@@ -340,7 +340,8 @@ prog:
 def test_verifier_rejection(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The same on every command: the log's tail, then one error line with its summary.
+    # The same on every command: the explanation of the rejection (bpfkit.verify; -v adds
+    # the whole log before it), then one error line with its summary.
     from bpfkit.asm.assemble import assemble
 
     obj = tmp_path / "rejected.o"
@@ -348,7 +349,9 @@ def test_verifier_rejection(
     status, out, err = cli([*command.split(), str(obj)], capsys)
     assert_error(status, err, "verifier rejected", "R2 !read_ok")
     assert err.splitlines()[-1].startswith("bpfkit: error: loading program 'prog'")
-    assert "0: (bf) r0 = r2" in err  # the log came first
+    assert "at:       insn 0: r0 = r2" in err and "class:    uninit" in err  # explained first
+    status, out, err = cli([*command.split(), "-v", str(obj)], capsys)
+    assert "0: (bf) r0 = r2" in err  # -v: the whole log too
 
 
 @pytest.mark.requires("bpf")

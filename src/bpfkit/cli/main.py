@@ -34,6 +34,7 @@ COMMANDS: tuple[str, ...] = (
     "test_run",
     "vm",
     "btf",
+    "verify",
 )
 
 

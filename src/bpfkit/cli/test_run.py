@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         coll = load_collection(obj, programs=[name])
     except VerifierError as e:
-        print_verifier_log(e, args.verbose)
+        print_verifier_log(e, args.verbose, obj)
         raise
     with coll, _printk_reader(obj) as trace:
         result = coll.programs[name].test_run(data, repeat=args.repeat)
