@@ -192,7 +192,7 @@ def test_run_many_gives_each_runs_r0_in_both_forms() -> None:
         ldxw %r2, [%r1+0]
         ldxw %r3, [%r1+4]
         mov %r4, %r2
-        add %r4, 4
+        add %r4, 20
         jgt %r4, %r3, short
         ldxw %r0, [%r2+0]
         exit
@@ -201,18 +201,18 @@ def test_run_many_gives_each_runs_r0_in_both_forms() -> None:
         exit
     """
     insns = assemble_mnemonic(text)
-    packets = [bytes([i, i + 1, i + 2, i + 3, 9]) for i in range(50)] + [b"\x01"]
+    packets = [bytes([i, i + 1, i + 2, i + 3]) + bytes(16) for i in range(50)] + [bytes(14)]
     want = [Vm(insns, prog_type="xdp").run(packet=p).r0 for p in packets]
     jit = Vm(insns, prog_type="xdp", engine="jit")
     assert jit.run_many(packets) == want
     assert Vm(insns, prog_type="xdp").run_many(packets) == want
-    same = [bytes([i, 0, 0, 0]) for i in range(20)]
-    assert jit.run_many(b"".join(same), size=4) == [i for i in range(20)]
+    same = [bytes([i, 0, 0, 0]) + bytes(16) for i in range(20)]
+    assert jit.run_many(b"".join(same), size=20) == [i for i in range(20)]
 
 
 def test_run_many_raises_the_faulting_runs_error() -> None:
-    insns = assemble_mnemonic("ldxw %r2, [%r1+0]\nldxb %r0, [%r2+3]\nexit")
-    packets = [bytes(8), bytes(8), bytes(2)]
+    insns = assemble_mnemonic("ldxw %r2, [%r1+0]\nldxb %r0, [%r2+30]\nexit")
+    packets = [bytes(40), bytes(40), bytes(20)]
     errors = []
     for engine in ("interp", "jit"):
         with pytest.raises(VmError) as e:
