@@ -16,9 +16,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 log=$(mktemp)
-if ! .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2>&1; then
+if ! .venv/bin/pip install -q --disable-pip-version-check -e '.[test,jit]' >"$log" 2>&1; then
   grep -v '^WARNING: Location' "$log" | tail -20; rm -f "$log"
-  echo "setup.sh: pip could not install bpfkit and its test tools into .venv (above: why)" >&2
+  echo "setup.sh: pip could not install bpfkit, its test tools and llvmlite into .venv (above: why)" >&2
   exit 1
 fi
 rm -f "$log"

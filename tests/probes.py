@@ -9,6 +9,7 @@ its machine has).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -111,6 +112,9 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "conformance": _conformance,
     "uapi-kernel": _uapi_kernel,
     "cgroup2": _cgroup2,
+    "llvmlite": lambda: (
+        None if importlib.util.find_spec("llvmlite") else "llvmlite is not installed"
+    ),
 }
 
 

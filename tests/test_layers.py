@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "bpfkit"
 DESIGN = ROOT / "docs" / "design.md"
 HEADER = "| package | layer | OS | anywhere | what it owns |"
-ROW = re.compile(r"^\|\s*`(\w+)(/|\.py)`\s*\|\s*L(\d)\s*\|\s*(yes|)\s*\|\s*(yes|)\s*\|\s*(.+?)\s*\|$")
+ROW = re.compile(
+    r"^\|\s*`(\w+)(/|\.py)`\s*\|\s*L(\d)\s*\|\s*(yes|)\s*\|\s*(yes|)\s*\|\s*(.+?)\s*\|$"
+)
 # Only the packages marked OS may import these.
 OS_MODULES = {"ctypes", "mmap", "select", "fcntl"}
 # What a package that must run anywhere may not import.
@@ -39,6 +41,10 @@ TABLE = _table(DESIGN.read_text())
 LAYERS = {name: row[0] for name, row in TABLE.items()}
 OS_ALLOWED = {name for name, row in TABLE.items() if row[1]}
 PORTABLE = {name for name, row in TABLE.items() if row[2]}
+# Single modules of "anywhere" packages allowed ctypes, and why (docs/design.md): the VM's
+# compiling engine calls the native code llvmlite made through ctypes -- no syscall, no
+# kernel, and the VM runs without it (engine="auto" falls back to the interpreter).
+CTYPES_ALLOWED = {"vm/jit.py"}
 
 
 def _part(path: Path) -> str:
@@ -118,6 +124,8 @@ def test_only_the_os_packages_touch_the_os() -> None:
         if part in OS_ALLOWED:
             continue
         for name in _imports(path):
+            if name == "ctypes" and str(path.relative_to(SRC)) in CTYPES_ALLOWED:
+                continue
             if name.split(".")[0] in OS_MODULES:
                 bad.append(f"{path.relative_to(SRC)} imports {name}")
     assert not bad, "\n".join(bad)

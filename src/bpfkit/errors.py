@@ -14,7 +14,8 @@ where a class lives when that is not this module::
      │   └── CompileError     a Python BPF program bpfkit.lang cannot compile (file:line:column)
      ├── BtfError             malformed .BTF / .BTF.ext
      ├── VmError              the userspace VM stopped a program (pc, instruction, address, region)
-     │   └── Fault            (bpfkit.vm.memory) a refused access, before the VM adds the pc
+     │   ├── Fault            (bpfkit.vm.memory) a refused access, before the VM adds the pc
+     │   └── JitUnsupportedError (bpfkit.vm.jit) the compiling engine cannot run a program
      └── KernelError          a bpf()/perf_event_open/tracefs operation failed (errno, cause)
          ├── VerifierError    the kernel's verifier rejected a program; carries the log
          ├── BpfSyscallError  (bpfkit.syscalls.causes) a bpf() command failed (cmd, errno)

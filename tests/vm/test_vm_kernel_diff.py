@@ -19,6 +19,7 @@ import pytest
 from bpfkit.errors import BpfkitError, VerifierError
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import BY_MNEMONIC, Op
+from probes import missing, required
 
 SEED = int(os.environ.get("BPFKIT_DIFF_SEED", "20261124"))
 COUNT = int(os.environ.get("BPFKIT_DIFF_COUNT", "2000"))
@@ -311,12 +312,12 @@ def _with_fd(insns: list[Insn], fd: int) -> list[Insn]:
 
 
 def _vm_run(
-    insns: list[Insn], kind: str, packet: bytes, fd: int, value: bytes
+    insns: list[Insn], kind: str, packet: bytes, fd: int, value: bytes, engine: str = "interp"
 ) -> tuple[int, bytes, bytes]:
     from bpfkit.vm import ArrayMap, Vm
 
     arr = ArrayMap("value", 4, VALUE_SIZE, 1, initial=value)
-    res = Vm(insns, prog_type=kind, packet=packet, maps={fd: arr}).run()
+    res = Vm(insns, prog_type=kind, packet=packet, maps={fd: arr}, engine=engine).run()
     assert res.packet is not None
     return res.r0 & 0xFFFF_FFFF, res.packet, arr.get(0)
 
@@ -330,6 +331,10 @@ def test_vm_agrees_with_the_kernel_on_random_programs(capsys: pytest.CaptureFixt
     compared = rejected = 0
     reasons: dict[str, int] = {}
     mismatches: list[str] = []
+    engine_diffs: list[str] = []
+    jit = missing("llvmlite") is None
+    if not jit and "llvmlite" in required():
+        pytest.fail("llvmlite is required (BPFKIT_REQUIRE) but not installed")
     start = time.monotonic()
     attempts = 0
     with create_map("array", 4, VALUE_SIZE, 1, name="vmdiff") as kmap:
@@ -354,6 +359,13 @@ def test_vm_agrees_with_the_kernel_on_random_programs(capsys: pytest.CaptureFixt
                 v = _vm_run(insns, kind, packet, kmap.fd, value)
             except BpfkitError as e:
                 v = (-1, str(e).encode(), b"")
+            if jit:  # the compiling engine gives the interpreter's answers, errors included
+                try:
+                    vj = _vm_run(insns, kind, packet, kmap.fd, value, engine="jit")
+                except BpfkitError as e:
+                    vj = (-1, str(e).encode(), b"")
+                if vj != v:
+                    engine_diffs.append(f"program {i}: interp {v[0]:#x} jit {vj[0]:#x}")
             compared += 1
             kernel = (k.retval & 0xFFFF_FFFF, k.data_out[: len(packet)], bytes(kmap[0]))
             if kind == "socket_filter":
@@ -376,11 +388,13 @@ def test_vm_agrees_with_the_kernel_on_random_programs(capsys: pytest.CaptureFixt
     with capsys.disabled():
         print(
             f"\nvm vs kernel: {compared} compared, {rejected} rejected by the verifier, "
-            f"{len(mismatches)} differ ({took:.1f}s, seed {SEED})"
+            f"{len(mismatches)} differ ({took:.1f}s, seed {SEED}); "
+            + (f"jit vs interp: {len(engine_diffs)} differ" if jit else "jit not run (no llvmlite)")
         )
         for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
             print(f"  rejected {n}: {reason}")
     assert not mismatches, "\n\n".join(mismatches[:3])
+    assert not engine_diffs, "\n".join(engine_diffs[:5])
     assert compared >= COUNT, f"only {compared} of {attempts} programs were accepted"
 
 

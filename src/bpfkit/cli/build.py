@@ -25,7 +25,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--big-endian", action="store_true", help="build for bpfeb")
     p.add_argument(
-        "--asm", metavar="FILE", help="Rust, Python: also write the BPF assembly that was assembled here"
+        "--asm",
+        metavar="FILE",
+        help="Rust, Python: also write the BPF assembly that was assembled here",
     )
     p.add_argument(
         "--cflag",

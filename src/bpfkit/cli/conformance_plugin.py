@@ -3,7 +3,7 @@
 The suite's runner starts the plugin with the initial memory as hex bytes in the first
 argument (optional), the program as hex bytes on one line of standard input (or in
 ``--program``), and optionally ``--elf`` (the bytes are an ELF object: its first program
-runs) and ``--debug``.  The plugin prints r0 in hex on one line and exits 0, or exits 1
+runs), ``--debug`` and ``--engine interp|jit|auto`` (the VM's engine).  The plugin prints r0 in hex on one line and exits 0, or exits 1
 (printing why on standard error with ``--debug``) when the program cannot run.
 """
 
@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--program", help="the program as hex bytes (default: read from stdin)")
     p.add_argument("--elf", action="store_true", help="the program bytes are an ELF object")
     p.add_argument("--debug", action="store_true", help="say why a program cannot run")
+    p.add_argument(
+        "--engine",
+        choices=("interp", "jit", "auto"),
+        default="interp",
+        help="the VM's engine: the interpreter, the compiling engine (llvmlite), or auto",
+    )
     return p
 
 
@@ -57,9 +63,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             mains = [p for p in obj.programs if not p.is_subprog] or list(obj.programs)
             if not mains:
                 raise BpfkitError("the ELF object holds no program")
-            vm = Vm(mains[0], obj=obj, ctx=memory or None, prog_type="")
+            vm = Vm(mains[0], obj=obj, ctx=memory or None, prog_type="", engine=args.engine)
         else:
-            vm = Vm(code, ctx=memory or None)
+            vm = Vm(code, ctx=memory or None, engine=args.engine)
         r0 = vm.run().r0
     except BpfkitError as e:
         if args.debug:

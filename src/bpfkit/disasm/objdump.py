@@ -128,9 +128,7 @@ def dump(
             continue
         rels = obj.relocations.get(sec.name, ()) if relocs else ()
         notes = core.get(sec.name, {})
-        _dump_section(
-            out, sec, _labels(sec, obj.symbols), rels, renderer, relocs, notes, printer
-        )
+        _dump_section(out, sec, _labels(sec, obj.symbols), rels, renderer, relocs, notes, printer)
     if printer is not None and warnings is not None:
         warnings.extend(printer.warnings)
     return "".join(out)

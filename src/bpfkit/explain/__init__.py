@@ -44,8 +44,7 @@ if TYPE_CHECKING:
 _HOME = {
     **dict.fromkeys(
         (
-            "Explanation InsnExplanation ProgramExplanation StackRun "
-            "explain_object explain_program"
+            "Explanation InsnExplanation ProgramExplanation StackRun explain_object explain_program"
         ).split(),
         "explain",
     ),

@@ -323,12 +323,29 @@ def _lit(v: int) -> str:
     return str(v) if v < 256 else hex(v)
 
 
+def _known(e: Expr, a: str | int, b: str | int) -> bool:
+    """True if ``e`` reads only constants (and operands given as integers)."""
+    if isinstance(e, tuple):
+        return all(_known(x, a, b) for x in e[1:] if not (e[0] in _BITS and x is e[2]))
+    if isinstance(e, str):
+        return isinstance(a if e == _A else b, int)
+    return True
+
+
+_BITS = frozenset({"sext", "trunc", "bswap"})  # their second field is a bit count
+
+
 def _py(e: Expr, w: int, a: str | int, b: str | int) -> str:
+    if isinstance(e, tuple) and _known(e, a, b):  # fold what is known
+        av = a & mask(w) if isinstance(a, int) else 0
+        bv = b & mask(w) if isinstance(b, int) else 0
+        v = evaluate(e, w, av, bv)
+        return _lit(v) if e[0] not in _PY_CMP else str(bool(v))
     if isinstance(e, int):
         return _lit(e & mask(w))
     if isinstance(e, str):
-        v = a if e == _A else b
-        return _lit(v & mask(w)) if isinstance(v, int) else v
+        leaf = a if e == _A else b
+        return _lit(leaf & mask(w)) if isinstance(leaf, int) else leaf
     name = e[0]
     m = hex(mask(w))
     sx = "sx32" if w == 32 else "sx64"

@@ -173,12 +173,13 @@ class Outcome:
         return f"{self.test.name}: {'ok' if self.passed else 'FAIL'} ({got}; expected {want})"
 
 
-def run_test(test: ConformanceTest, *, budget: int = 1_000_000) -> Outcome:
-    """Run ``test`` in the VM and compare with its expectation."""
+def run_test(test: ConformanceTest, *, budget: int = 1_000_000, engine: str = "interp") -> Outcome:
+    """Run ``test`` in the VM (with ``engine``) and compare with its expectation."""
     try:
         insns = test.program()
         maps = test.vm_maps()
-        r0 = Vm(insns, ctx=test.mem or None, maps=maps, budget=budget).run().r0
+        vm = Vm(insns, ctx=test.mem or None, maps=maps, budget=budget, engine=engine)
+        r0 = vm.run().r0
     except BpfkitError as e:
         passed = test.error is not None and isinstance(e, (VmError, BpfkitError))
         return Outcome(test, passed, None, str(e))

@@ -59,6 +59,8 @@ class Code:
     # (pc, why) of what a loader refuses: unknown opcodes, bad registers, reserved fields
     # that are not zero, jumps out of the program.  Vm(strict=True) refuses them up front.
     problems: list[tuple[int, str]] = field(default_factory=list)
+    # (from pc, to pc) of each jump to a bad target -> the index of its stopping stub
+    bad_jumps: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def text(self, pc: int) -> str:
         """The text of the instruction at ``pc``."""

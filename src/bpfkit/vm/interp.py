@@ -19,6 +19,7 @@ from bpfkit.errors import VmError
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.semantics import M64
 from bpfkit.isa.table import lookup
+from bpfkit.vm import pysource
 from bpfkit.vm.cpu import (
     MAX_TAIL_CALLS,
     Closure,
@@ -44,7 +45,10 @@ __all__ = [
 
 
 class Interpreter(Cpu):
-    """A :class:`~bpfkit.vm.cpu.Cpu` that compiles programs into closures and runs them."""
+    """A :class:`~bpfkit.vm.cpu.Cpu` that compiles programs into closures and runs them
+    (programs of the common kinds as one Python function: :mod:`bpfkit.vm.pysource`)."""
+
+    fast = True  # run programs pysource translates through it (False: closures only)
 
     # --- compiling -----------------------------------------------------------------------
 
@@ -93,6 +97,7 @@ class Interpreter(Cpu):
             closures[pc] = handler(self, insn, op, pc, target)
         code = Code(closures + stubs, slots + [None] * len(stubs), name, n)
         code.problems = sorted(problems)
+        code.bad_jumps = bad_targets
         return code
 
     # --- running -------------------------------------------------------------------------
@@ -111,6 +116,20 @@ class Interpreter(Cpu):
         stack0.buf[:] = ZERO_STACK
         R[10] = stack0.base + STACK_SIZE
         left = self.budget
+        fast = pysource.compiled(code, self) if self.fast else None
+        if fast is not None:  # the whole program as one Python function
+            try:
+                out = fast(left, R[1], R[2], R[10])
+                left, R[:] = out[0], out[1:]  # the registers, as the closures leave them
+            except pysource.Budget as b:
+                self.executed = self.budget
+                raise self.budget_error(code, b.pc) from None
+            except pysource.At as a:
+                raise self.error(code, a.pc, a.fault) from None
+            except Exception as e:  # noqa: BLE001 - a bug of ours: still a VmError
+                raise self.error(code, 0, e) from e
+            self.executed = self.budget - left
+            return R[0]
         pc = 0
         while True:
             closures = code.closures
@@ -133,30 +152,26 @@ class Interpreter(Cpu):
                 R[10] = stack0.base + STACK_SIZE
                 pc = 0
                 continue
-            except Fault as e:
+            except Exception as e:  # noqa: BLE001 - every fault becomes one VmError
                 self.executed += n + 1
-                if e.at is not None:  # a bad jump: blame the jump, not where it led
-                    pc = e.at
-                raise VmError(
-                    e.message,
-                    pc=pc,
-                    insn=code.text(pc),
-                    address=e.address,
-                    region=e.region,
-                ) from None
-            except VmError as e:
-                if e.pc is not None:
-                    raise
-                raise VmError(str(e), pc=pc, insn=code.text(pc)) from None
-            except Exception as e:  # a bug of ours: still only a VmError reaches the caller
-                raise VmError(
-                    f"internal error of the VM: {type(e).__name__}: {e}",
-                    pc=pc,
-                    insn=code.text(pc),
-                ) from e
+                raise self.error(code, pc, e) from (e if not isinstance(e, VmError) else None)
             self.executed += left
-            raise VmError(
-                f"instruction budget of {self.budget} exhausted",
-                pc=pc,
-                insn=code.text(pc),
-            )
+            raise self.budget_error(code, pc)
+
+    def error(self, code: Code, pc: int, e: BaseException) -> VmError:
+        """The VmError for exception ``e`` raised while running ``pc`` of ``code`` (both
+        engines report faults through this)."""
+        if isinstance(e, Fault):
+            if e.at is not None:  # a bad jump: blame the jump, not where it led
+                pc = e.at
+            return VmError(e.message, pc=pc, insn=code.text(pc), address=e.address, region=e.region)
+        if isinstance(e, VmError):
+            return e if e.pc is not None else VmError(str(e), pc=pc, insn=code.text(pc))
+        # a bug of ours: still only a VmError reaches the caller
+        return VmError(
+            f"internal error of the VM: {type(e).__name__}: {e}", pc=pc, insn=code.text(pc)
+        )
+
+    def budget_error(self, code: Code, pc: int) -> VmError:
+        """The VmError of a run that used up its instruction budget before ``pc``."""
+        return VmError(f"instruction budget of {self.budget} exhausted", pc=pc, insn=code.text(pc))

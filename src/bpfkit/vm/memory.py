@@ -94,12 +94,16 @@ class Memory:
             raise VmError(f"region {name} of {len(buf)} bytes does not fit its slot {slot:#x}")
         region = Region(name, base, buf, len(buf), writable)
         self.slots[slot] = region
+        self.version += 1
         return region
 
     def remove(self, region: Region) -> None:
         """Unmap ``region``: later accesses to it fault."""
         if self.slots.get(region.base >> 32) is region:
             del self.slots[region.base >> 32]
+            self.version += 1
+
+    version = 0  # changes whenever a region is mapped or unmapped (a count per instance)
 
     def find(self, address: int, size: int = 1) -> Region | None:
         """The region holding ``size`` bytes at ``address``, or None."""

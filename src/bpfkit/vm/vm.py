@@ -18,8 +18,10 @@ as the conformance suite expects).
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bpfkit.errors import BpfkitError, VmError
 from bpfkit.isa.insn import Insn, decode_all
@@ -39,6 +41,9 @@ from bpfkit.vm.memory import (
     Memory,
     Region,
 )
+
+if TYPE_CHECKING:
+    from bpfkit.vm.jit import Jit
 
 ETH_HLEN = 14
 SK_BUFF_SIZE = 192  # sizeof(struct __sk_buff)
@@ -103,9 +108,14 @@ class Vm:
         env: Env | None = None,
         budget: int = 1_000_000,
         helpers: Mapping[str, HelperFn] | None = None,
+        engine: str = "interp",
         strict: bool = True,
     ) -> None:
         """Prepare ``program`` to run.
+
+        ``engine``: ``"interp"`` (the interpreter), ``"jit"`` (native code through llvmlite,
+        :mod:`bpfkit.vm.jit`; VmError if it cannot run this program) or ``"auto"`` (the JIT
+        where it can, else the interpreter, saying why once).
 
         ``obj``: the object a ProgramSpec comes from (its maps, global data, subprograms).
         ``maps``: VM maps by name (replacing the object's) or by the number a bare
@@ -156,10 +166,31 @@ class Vm:
             self.prog_type = prog_type
         self.strict = strict
         self.code = self._compile(program)
+        self.engine = self._engine(engine)
         self.ctx_bytes = ctx
         self.packet_bytes = packet
 
     # --- compiling -----------------------------------------------------------------------
+
+    def _engine(self, engine: str) -> str:
+        """Set up the engine asked for; the one that runs (``"interp"`` or ``"jit"``)."""
+        self._jit: Jit | None = None
+        if engine not in ("interp", "jit", "auto"):
+            raise VmError(f"unknown engine {engine!r}: use 'interp', 'jit' or 'auto'")
+        if engine == "interp":
+            return "interp"
+        from bpfkit.vm import jit
+
+        try:
+            self._jit = jit.Jit(self.interpreter)
+            self._jit.prepare(self.code)
+        except jit.JitUnsupportedError as e:
+            self._jit = None
+            if engine == "jit":
+                raise VmError(f"the JIT cannot run {self.name}: {e}") from None
+            _say_once(str(e).split(", at pc")[0])
+            return "interp"
+        return "jit"
 
     def _compile(self, program: ProgramSpec | Sequence[Insn] | bytes) -> Code:
         if isinstance(program, (bytes, bytearray)):
@@ -305,7 +336,10 @@ class Vm:
             self.ctx_bytes = ctx
         s = self._setup()
         self.interpreter.output = []
-        r0 = self.interpreter.execute(self.code, s.r1, s.r2)
+        if self._jit is not None:
+            r0 = self._jit.execute(self.code, s.r1, s.r2)
+        else:
+            r0 = self.interpreter.execute(self.code, s.r1, s.r2)
         return VmResult(
             r0=r0,
             output=list(self.interpreter.output),
@@ -316,9 +350,63 @@ class Vm:
             ctx=bytes(s.ctx.buf) if s.ctx is not None else None,
         )
 
+    def run_many(self, packets: Sequence[bytes] | bytes, *, size: int | None = None) -> list[int]:
+        """Run the program once per packet; r0 of each run (maps keep their contents).
+
+        ``packets``: a sequence of packets, or (with ``size``) one buffer of ``size``-byte
+        packets back to back, which spares copying them.  With the JIT and an XDP program
+        the runs happen in one native call (no Python between packets); otherwise as
+        :meth:`run`, one after the other.  A run that faults raises its VmError, as
+        :meth:`run` with that packet does.
+        """
+        if size is not None:
+            if size <= 0 or not isinstance(packets, (bytes, bytearray, memoryview)):
+                raise VmError("run_many(buffer, size=N) takes a bytes buffer and N > 0")
+            if len(packets) % size:
+                raise VmError(f"a buffer of {len(packets)} bytes is not whole {size}-byte packets")
+            data = bytes(packets)
+            count = len(data) // size
+            lens: list[int] | None = None
+        else:
+            items = [bytes(p) for p in packets]
+            count = len(items)
+        saved = self.packet_bytes
+        try:
+            if self._jit is None or self.prog_type != "xdp" or not count:
+                if size is not None:
+                    items = [data[i * size : (i + 1) * size] for i in range(count)]
+                return [self.run(packet=p).r0 for p in items]
+            from bpfkit.vm.jit import run_batch
+
+            if size is None:
+                lens = [len(p) for p in items]
+                data = b"".join(items)
+            self.packet_bytes = bytes(max(lens) if lens is not None else size or 0)
+            s = self._setup()
+            assert s.ctx is not None and s.packet is not None
+            self.interpreter.output = []
+            r0s, done = run_batch(self._jit, self.code, data, lens, size, count, s.ctx, s.packet)
+            if done < count:
+                one = items[done] if size is None else data[done * size : (done + 1) * size]
+                self.run(packet=one)  # raises that run's VmError
+                raise VmError(f"run {done} of the batch faulted, but not when run alone")
+            return r0s
+        finally:
+            self.packet_bytes = saved
+
     def add_region(self, name: str, data: bytes, *, writable: bool = False) -> int:
         """Map extra memory into the VM (a buffer a test wants to point at); its address."""
         return self.memory.add(name, bytearray(data), writable=writable).base
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(why: str) -> None:
+    """Tell (once per reason) that ``engine="auto"`` runs the interpreter."""
+    if why not in _SAID:
+        _SAID.add(why)
+        print(f"bpfkit: the VM runs the interpreter: {why}", file=sys.stderr)
 
 
 def run_program(
