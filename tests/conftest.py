@@ -37,12 +37,17 @@ from bpfkit.btf import Btf, load_vmlinux  # noqa: E402
 
 _KERNEL = "bpfkit_kernel"  # a user property: this test needs bpf()
 _SKIP = "bpfkit_skip"  # a user property: the capability this test skipped for, and why
+# A user property of tests/kernel/test_guest_kernel.py: the kernel test count of the
+# second kernel (Debian's Linux 6.1 under QEMU, tests/guest.py), where the tests marked
+# ``@pytest.mark.guest`` ran.
+_GUEST = "guest_kernel_tests"
 
 
 class _Count:
     def __init__(self) -> None:
         self.ran = 0
         self.skipped: Counter[str] = Counter()
+        self.guests: list[str] = []  # the second kernel's count: "N ran, M skipped (...)"
 
 
 _count = _Count()
@@ -53,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kernel: the test needs bpf() (set from requires)")
     # Registered by pytest-xdist too; here so that the suite also runs with -p no:xdist.
     config.addinivalue_line("markers", "xdist_group(name): tests that run on one worker")
+    config.addinivalue_line("markers", "guest: also run on the second kernel (tests/guest.py)")
 
 
 def features(item: pytest.Item) -> list[str]:
@@ -99,6 +105,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # reports with their user properties).  Not `"kernel" in report.keywords`: pytest puts
     # directory names (tests/kernel) there too.
     props = dict(report.user_properties)
+    if report.when == "call" and _GUEST in props:
+        _count.guests.append(str(props[_GUEST]))
     if not props.get(_KERNEL):
         return
     if report.when == "call":
@@ -119,9 +127,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return  # an xdist worker: the controller prints the count
     tr = terminalreporter
     skipped = sum(_count.skipped.values())
-    tr.write_sep("=", f"kernel tests: {_count.ran} ran, {skipped} skipped")
+    here = f"{_count.ran} ran, {skipped} skipped ({os.uname().release}, this machine)"
+    tr.write_sep("=", f"kernel tests: {here}")
     for reason, n in _count.skipped.most_common():
         tr.write_line(f"  skipped {n}: {reason}")
+    for line in _count.guests:
+        tr.write_sep("=", f"kernel tests: {line}")
 
 
 # --- expensive setup shared by the whole session -----------------------------------------

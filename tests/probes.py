@@ -93,6 +93,12 @@ def _uapi_kernel() -> str | None:
     return f"the uapi table was generated from another kernel than {os.uname().release}"
 
 
+def _guest() -> str | None:
+    import guest
+
+    return guest.unavailable()
+
+
 PROBES: dict[str, Callable[[], str | None]] = {
     **plugin_probes.PROBES,  # root, bpf, tracefs, kprobes, clang, rustc, scapy, ...
     "llvm19": lambda: _tool("llvm-objdump-19") or _tool("llvm-mc-19"),
@@ -115,6 +121,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "llvmlite": lambda: (
         None if importlib.util.find_spec("llvmlite") else "llvmlite is not installed"
     ),
+    "guest": _guest,  # QEMU can boot the second kernel (tests/guest.py)
 }
 
 

@@ -41,12 +41,21 @@ def no_fd_leak() -> Iterator[None]:
 @probes.needs("clang19")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The C programs of tests/kernel/load_progs compiled with clang-19 (-O2 -g)."""
-    out = tmp_path_factory.mktemp("progs")
-    objs = {}
-    for src in PROGS.glob("*.c"):
-        obj = out / (src.stem + ".o")
-        objs[src.stem] = str(clang_bpf(src, obj))
-    return objs
+    return _Built(tmp_path_factory.mktemp("progs"))
+
+
+class _Built(dict[str, str]):
+    """Compiled on first use (a test compiles only what it loads: cheaper on the emulated
+    second kernel, where clang runs slowly)."""
+
+    def __init__(self, out: Path) -> None:
+        super().__init__()
+        self.out = out
+
+    def __missing__(self, stem: str) -> str:
+        obj = str(clang_bpf(PROGS / f"{stem}.c", self.out / f"{stem}.o"))
+        self[stem] = obj
+        return obj
 
 
 def test_global_data_and_subprograms_run(built: dict[str, str]) -> None:
@@ -93,6 +102,7 @@ def test_program_type_override(built: dict[str, str]) -> None:
         assert c.programs["on_clone"].info().type_name == "tracepoint"
 
 
+@pytest.mark.guest
 def test_verifier_error_shows_message_and_source_lines(built: dict[str, str]) -> None:
     with pytest.raises(VerifierError) as ei:
         load_collection(read_object(built["oob_read"]))
@@ -100,23 +110,37 @@ def test_verifier_error_shows_message_and_source_lines(built: dict[str, str]) ->
     assert "too_far" in str(e)
     assert "R0 max value is outside of the allowed memory range" in str(e)
     assert "invalid access to map value" in e.log
-    assert "@ oob_read.c:20" in e.log  # line_info from .BTF.ext reached the kernel
+    # line_info from .BTF.ext reached the kernel: the log quotes the source line (newer
+    # kernels, not 6.1, also say where it is: "@ oob_read.c:20").
+    assert "; return v[skb->len & 0xff];" in e.log
+    if " @ " in e.log:
+        assert "@ oob_read.c:20" in e.log
     # Nothing of ours stays loaded (other processes may load programs meanwhile: compare
     # by name, which only this object uses).
     assert "too_far" not in {p.name for p in kinfo.list_programs()}
 
 
+@pytest.mark.guest
 def test_kconfig_and_kfunc_externs(built: dict[str, str]) -> None:
+    """__kconfig values from this kernel's config (/proc/config.gz here, /boot/config-*
+    on Debian's kernel) and kfuncs by BTF id (bpf_iter_num_*: Linux 6.4 and later)."""
     import gzip
     import struct
 
+    from bpfkit.errors import BpfkitError
     from bpfkit.kernel.features import kernel_version
 
-    with gzip.open("/proc/config.gz", "rt") as f:
-        config = dict(
-            line.split("=", 1) for line in f.read().splitlines() if line.startswith("CONFIG_")
-        )
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            text = f.read()
+    except OSError:
+        text = Path(f"/boot/config-{os.uname().release}").read_text()
+    config = dict(line.split("=", 1) for line in text.splitlines() if line.startswith("CONFIG_"))
     a, b, c = kernel_version()
+    if (a, b) < (6, 4):  # no open-coded iterators: the kfunc is named as missing
+        with pytest.raises(BpfkitError, match="bpf_iter_num_new"):
+            load_collection(read_object(built["externs"])).close()
+        return
     with load_collection(read_object(built["externs"])) as coll:
         assert not coll.notes  # the BTF (with .kconfig and .ksyms) loaded
         assert coll.programs["externs"].info().btf_id > 0

@@ -281,6 +281,11 @@ def _dump_section(
 ) -> None:
     data = sec.data
     size = sec.size
+    if len(data) < size:  # an executable SHT_NULL section whose range is not in the file
+        raise ObjectError(
+            f"section {sec.name} ({sec.type}, sh_offset {sec.offset:#x}, sh_size {size:#x}) "
+            "lies outside the file: nothing to disassemble"
+        )
     heading = False
     listing = _Listing(out, data, labels, rels, renderer, show_relocs, notes or {})
     if printer is not None:

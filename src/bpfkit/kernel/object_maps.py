@@ -23,6 +23,7 @@ from bpfkit.errors import KernelError, ObjectError
 from bpfkit.kernel import pins
 from bpfkit.kernel.maps import Map, create_map, possible_cpus
 from bpfkit.kernel.program import Program
+from bpfkit.obj.legacy_maps import loadable_problem
 from bpfkit.obj.spec import DataSpec, MapSpec, ObjectSpec
 from bpfkit.syscalls import attrs
 from bpfkit.uapi import MapType
@@ -64,6 +65,9 @@ class ObjectMaps:
         """Create the maps the object defines (legacy and BTF)."""
         legacy = [m for m in self.obj.maps if m.legacy]
         for spec in self.obj.maps:  # before creating (and pinning) any map
+            problem = loadable_problem(self.obj.path, spec, list(self.obj.symbols))
+            if problem:
+                raise ObjectError(problem)
             if spec.pinning not in (0, PIN_BY_NAME):
                 raise ObjectError(
                     f"{self.obj.path}: map {spec.name!r}: pinning {spec.pinning} is invalid "

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bpfkit.errors import KernelError
 from bpfkit.syscalls.fd import Closing
+from bpfkit.syscalls.perf import NOT_AN_INSTRUCTION
 
 _CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 _root: Path | None = None
@@ -39,7 +40,14 @@ GROUP = "bpfkit"
 
 
 def _mounted(path: Path) -> bool:
-    return (path / "trace_pipe").exists()
+    try:
+        return (path / "trace_pipe").exists()
+    except PermissionError as e:  # tracefs is mode 700: a user cannot even look
+        raise KernelError(
+            f"{path}: {e.strerror}: reading trace output needs root (tracefs is root's); "
+            "run bpfkit with sudo",
+            e.errno,
+        ) from None
 
 
 def _mount_tracefs(target: Path) -> None:
@@ -109,9 +117,8 @@ def _write(path: Path, text: str, *, append: bool = True) -> None:
     except OSError as e:
         log = _error_log()
         extra = f"; tracefs says: {log}" if log else ""
-        raise KernelError(
-            f"writing {text.strip()!r} to {path} failed: {e.strerror}{extra}", e.errno
-        ) from None
+        why = NOT_AN_INSTRUCTION if e.errno == _errno.EILSEQ else e.strerror
+        raise KernelError(f"writing {text.strip()!r} to {path} failed: {why}{extra}", e.errno) from None
     finally:
         os.close(fd)
 
@@ -123,6 +130,12 @@ def _error_log() -> str:
     except OSError:
         return ""
     return " ".join(line.strip() for line in lines[-3:])
+
+
+def _root_hint(e: OSError) -> str:
+    if e.errno in (_errno.EACCES, _errno.EPERM):
+        return " (reading trace output needs root: tracefs is root's; run bpfkit with sudo)"
+    return ""
 
 
 class ProbeEntry(Closing):
@@ -165,7 +178,9 @@ def _remove_entry(control: Path, name: str) -> None:
         pass
 
 
-_ENTRY = re.compile(rf"^[pr](?::\d+)?:{GROUP}/([ku])_(\d+)_\d+\s")
+# "p:bpfkit/k_PID_N FUNC", "r:...", and "r10:..." (a kretprobe's maxactive after the r,
+# as Linux 6.1 lists it).
+_ENTRY = re.compile(rf"^[pr]\d*:{GROUP}/([ku])_(\d+)_\d+\s")
 
 
 def probe_entries() -> list[str]:
@@ -236,7 +251,7 @@ class TracePipe(Closing):
         try:
             self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
-            raise KernelError(f"cannot open {path}: {e.strerror}", e.errno) from None
+            raise KernelError(f"cannot open {path}: {e.strerror}{_root_hint(e)}", e.errno) from None
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLIN)
         self._partial = b""
@@ -281,7 +296,8 @@ class TraceInstance(Closing):
             self.path.mkdir()
         except OSError as e:
             raise KernelError(
-                f"cannot create tracefs instance {self.path}: {e.strerror}", e.errno
+                f"cannot create tracefs instance {self.path}: {e.strerror}{_root_hint(e)}",
+                e.errno,
             ) from None
         self._finalizer = weakref.finalize(self, _remove_instance, self.path)
         try:

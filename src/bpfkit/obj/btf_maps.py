@@ -26,6 +26,7 @@ from bpfkit.errors import BpfkitError, ObjectError
 from bpfkit.obj.spec import MapSpec, Relocation, Symbol
 from bpfkit.uapi import MapType
 
+_U32_MAX = 0xFFFF_FFFF
 _INT_FIELDS = {"type", "max_entries", "map_flags", "numa_node", "key_size", "value_size", "pinning"}
 
 
@@ -108,6 +109,12 @@ def _map_def(path: str, btf: Btf, name: str, type_id: int, offset: int, inner: b
                     f"pointer (__type({m.name}, T))"
                 )
             size = btf.size_of(ptr.type)
+            if size > _U32_MAX:  # libbpf: "can't determine key/value size" (E2BIG)
+                raise ObjectError(
+                    f"{path}: map {name!r}: its {m.name} type {btf.format(ptr.type)} is "
+                    f"{size} bytes, more than a map's {m.name}_size can hold (u32): "
+                    "libbpf refuses it too; use a smaller type"
+                )
             if m.name == "key":
                 key_id, key_size = ptr.type, size
             else:

@@ -68,3 +68,43 @@ def decode_legacy_maps(
             )
         )
     return maps
+
+
+_DEF_SIZE = 20  # struct bpf_map_def
+_SAMPLES_DEF_SIZE = 28  # samples/bpf's bpf_load_map_def: + inner_map_idx, numa_node
+
+
+def loadable_problem(obj_path: str, spec: MapSpec, symbols: list[Symbol]) -> str | None:
+    """Why libbpf and cilium/ebpf would refuse to load map ``spec``, or None.
+
+    - A static map (an STB_LOCAL symbol; legacy or BTF-defined): libbpf "static maps are
+      not supported", cilium/ebpf's ``invalid_map_static``.
+    - A legacy record with non-zero bytes after the fields bpfkit knows (the 20-byte
+      ``struct bpf_map_def``, or the 28-byte samples/bpf form): libbpf "has unrecognized,
+      non-zero options", cilium/ebpf's ``invalid_map``.
+    """
+    sym = next(
+        (
+            s
+            for s in symbols
+            if s.name == spec.name and s.section == spec.section and s.type != "STT_SECTION"
+        ),
+        None,
+    )
+    if sym is not None and sym.bind == "STB_LOCAL":
+        return (
+            f"{obj_path}: map {spec.name!r} in section {spec.section!r} is static: libbpf and "
+            "cilium/ebpf do not load static maps; declare it without 'static'"
+        )
+    if spec.legacy:
+        known = _SAMPLES_DEF_SIZE if len(spec.raw) == _SAMPLES_DEF_SIZE else _DEF_SIZE
+        extra = spec.raw[known:]
+        if any(extra):
+            return (
+                f"{obj_path}: map {spec.name!r} in section {spec.section!r}: its "
+                f"{len(spec.raw)}-byte definition has non-zero bytes after the "
+                f"{known}-byte struct bpf_map_def (at offset {known}): unknown map options, "
+                "which libbpf and cilium/ebpf refuse too; make the record a bpf_map_def "
+                "(or leave the extra fields zero)"
+            )
+    return None

@@ -184,7 +184,9 @@ class _Reader:
             sh_type = hdr["sh_type"]
             type_name = sh_type if isinstance(sh_type, str) else f"{sh_type:#x}"
             off, size = hdr["sh_offset"], hdr["sh_size"]
-            body = b"" if type_name in ("SHT_NOBITS", "SHT_NULL") else self.data[off : off + size]
+            body = b"" if type_name == "SHT_NOBITS" else self.data[off : off + size]
+            if type_name == "SHT_NULL" and off + size > len(self.data):
+                body = b""  # unchecked (elfcheck skips SHT_NULL): no contents, as for libbpf
             self.sections.append(
                 Section(
                     index=i,

@@ -49,20 +49,27 @@ F_SLEEPABLE = 1 << 4
 
 _RANGES: dict[type, tuple[str, int, int]] = {
     u8: ("u8", 0, 2**8 - 1),
+    ctypes.c_uint16: ("u16", 0, 2**16 - 1),
     u32: ("u32", 0, 2**32 - 1),
     s32: ("s32", -(2**31), 2**31 - 1),
     u64: ("u64", 0, 2**64 - 1),
 }
 
 
-_int_fields: dict[type, dict[str, type]] = {}
+_int_fields: dict[type, dict[str, tuple[str, int, int]]] = {}
 
 
-def _field_types(cls: type) -> dict[str, type]:
-    """The integer fields of an attr structure and their ctypes types (cached per class)."""
+def _field_types(cls: type) -> dict[str, tuple[str, int, int]]:
+    """The integer fields of a structure and their (kind, min, max), bit fields by their
+    width (cached per class)."""
     fields = _int_fields.get(cls)
     if fields is None:
-        fields = {f[0]: f[1] for f in cls._fields_ if f[1] in _RANGES}  # type: ignore[attr-defined]
+        fields = {}
+        for f in cls._fields_:  # type: ignore[attr-defined]
+            if len(f) == 3:
+                fields[f[0]] = (f"{f[2]}-bit", 0, 2 ** f[2] - 1)
+            elif f[1] in _RANGES:
+                fields[f[0]] = _RANGES[f[1]]
         _int_fields[cls] = fields
     return fields
 
@@ -72,9 +79,9 @@ class _Attr(ctypes.Structure):
     into a field range-checked (ctypes would silently keep only the low bits)."""
 
     def __setattr__(self, name: str, value: object) -> None:
-        ctype = _field_types(type(self)).get(name)
-        if ctype is not None and isinstance(value, int):
-            kind, lo, hi = _RANGES[ctype]
+        found = _field_types(type(self)).get(name)
+        if found is not None and isinstance(value, int):
+            kind, lo, hi = found
             if not lo <= value <= hi:
                 raise KernelError(
                     f"{type(self).__name__}.{name} = {value}: out of range for its "
@@ -85,6 +92,9 @@ class _Attr(ctypes.Structure):
     def __repr__(self) -> str:
         fields = ", ".join(f"{f[0]}={getattr(self, f[0])!r}" for f in self._fields_)
         return f"{type(self).__name__}({fields})"
+
+
+Checked = _Attr  # the range-checked base, for other uapi structures (perf_event_attr)
 
 
 class MapCreateAttr(_Attr):

@@ -99,6 +99,22 @@ def unprivileged_bpf_disabled() -> int | None:
         return None
 
 
+# Commands the kernel allows only with CAP_SYS_ADMIN (the *_GET_NEXT_ID / *_GET_FD_BY_ID
+# walk over every object of the system).
+_NEEDS_SYS_ADMIN = frozenset(
+    {
+        Cmd.PROG_GET_NEXT_ID,
+        Cmd.MAP_GET_NEXT_ID,
+        Cmd.BTF_GET_NEXT_ID,
+        Cmd.LINK_GET_NEXT_ID,
+        Cmd.PROG_GET_FD_BY_ID,
+        Cmd.MAP_GET_FD_BY_ID,
+        Cmd.BTF_GET_FD_BY_ID,
+        Cmd.LINK_GET_FD_BY_ID,
+    }
+)
+
+
 def _privilege_cause(cmd: int) -> str:
     if not privileged():
         who = "running as root but" if os.geteuid() == 0 else "not running as root and"
@@ -108,6 +124,11 @@ def _privilege_cause(cmd: int) -> str:
         if unprivileged_bpf_disabled():
             hint += "; unprivileged bpf() is disabled (kernel.unprivileged_bpf_disabled)"
         return hint
+    if cmd in _NEEDS_SYS_ADMIN and not caps & (1 << CAP_SYS_ADMIN):
+        return (
+            "walking or opening other programs, maps, links and BTF by id needs "
+            "CAP_SYS_ADMIN (CAP_BPF is not enough): run as root (sudo) or grant CAP_SYS_ADMIN"
+        )
     mode = lockdown()
     if mode:
         return (

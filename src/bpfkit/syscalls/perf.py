@@ -18,6 +18,7 @@ import fcntl
 import os
 
 from bpfkit.errors import KernelError
+from bpfkit.syscalls.attrs import Checked
 
 # perf_event_open(2) syscall numbers per machine (asm/unistd.h).
 _NR_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "armv7l": 364}
@@ -46,8 +47,9 @@ PERF_EVENT_IOC_SET_BPF = 0x40042408
 PROBE_RETPROBE_BIT = 1 << 0
 
 
-class PerfEventAttr(ctypes.Structure):
-    """``struct perf_event_attr`` (uapi/linux/perf_event.h), up to ``config3``."""
+class PerfEventAttr(Checked):
+    """``struct perf_event_attr`` (uapi/linux/perf_event.h), up to ``config3``; fields are
+    range-checked as the bpf() attrs are."""
 
     _fields_ = [
         ("type", ctypes.c_uint32),
@@ -90,6 +92,14 @@ def _nr() -> int:
     return nr
 
 
+# EILSEQ from a kprobe (perf_event_open or a kprobe_events write): what it means.
+NOT_AN_INSTRUCTION = (
+    "the address is not the start of an instruction (EILSEQ): a kprobe must sit on an "
+    "instruction boundary; use the function itself or an offset that starts an "
+    "instruction in its disassembly"
+)
+
+
 def _cause(err: int, what: str) -> str:
     """The likely reason perf_event_open failed with ``err``, for ``what``."""
     if err in (_errno.EACCES, _errno.EPERM):
@@ -107,6 +117,8 @@ def _cause(err: int, what: str) -> str:
         return "too many open files: raise the limit (ulimit -n)"
     if err == _errno.ENODEV:
         return f"no PMU for {what}"
+    if err == _errno.EILSEQ:
+        return NOT_AN_INSTRUCTION
     return os.strerror(err)
 
 

@@ -47,6 +47,7 @@ def map_lookup_elem(m: Cpu, mp: int, key: int, a3: int, a4: int, a5: int) -> int
 def map_update_elem(m: Cpu, mp: int, key: int, value: int, flags: int, a5: int) -> int:
     """``long bpf_map_update_elem(map, key, value, flags)``."""
     vmap = _map(m, mp)
+    _writable(vmap, "bpf_map_update_elem")
     k = m.memory.read(key, vmap.key_size)
     return vmap.update(k, m.memory.read(value, vmap.value_size), flags)
 
@@ -54,7 +55,18 @@ def map_update_elem(m: Cpu, mp: int, key: int, value: int, flags: int, a5: int) 
 def map_delete_elem(m: Cpu, mp: int, key: int, a3: int, a4: int, a5: int) -> int:
     """``long bpf_map_delete_elem(map, key)``."""
     vmap = _map(m, mp)
+    _writable(vmap, "bpf_map_delete_elem")
     return vmap.delete(m.memory.read(key, vmap.key_size))
+
+
+def _writable(vmap: VmMap, helper: str) -> None:
+    """Programs may not change a read-only map (.rodata, BPF_F_RDONLY_PROG): the kernel's
+    verifier refuses the program ("write into map forbidden"); the VM stops it."""
+    if vmap.readonly:
+        raise Fault(
+            f"{helper} on read-only map {vmap.name}: the kernel refuses this program "
+            "(write into map forbidden); programs cannot change .rodata or BPF_F_RDONLY_PROG maps"
+        )
 
 
 def _probe(m: Cpu, dst: int, size: int, src: int, user: bool) -> int:

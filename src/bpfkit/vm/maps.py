@@ -45,6 +45,8 @@ MAP_TYPE_NAMES = {
 MAX_ARRAY_BYTES = 256 << 20  # arrays are allocated up front, as in the kernel
 MAX_RECORD = 64 << 20  # ring buffer records the VM is willing to allocate
 
+BPF_F_RDONLY_PROG = 1 << 7  # map_flags: programs may only read the map
+
 # Update flags of bpf_map_update_elem.
 BPF_ANY = 0
 BPF_NOEXIST = 1
@@ -65,6 +67,18 @@ class VmMap:
         self.handle = 0  # the map's address as lddw src=1 gives it (set by the VM)
         self.memory: Memory | None = None
         self._regions: dict[bytes, tuple[bytearray | memoryview, Region]] = {}
+        self.readonly = False  # for programs: .rodata, BPF_F_RDONLY_PROG (the kernel's verifier)
+        self.frozen = False  # for the host (BPF_MAP_FREEZE): update() raises
+
+    def _host_value(self, key: bytes, value: bytes) -> None:
+        """Check a key and value given to update(): the map's sizes, not frozen."""
+        if self.frozen:
+            raise VmError(f"map {self.name} is frozen (read-only data): it cannot be changed")
+        if len(key) < self.key_size or len(value) < self.value_size:
+            raise VmError(
+                f"map {self.name}: update with a {len(key)}-byte key and {len(value)}-byte "
+                f"value; its keys are {self.key_size} and its values {self.value_size} bytes"
+            )
 
     @property
     def type_name(self) -> str:
@@ -133,7 +147,7 @@ class ArrayMap(VmMap):
             )
         self.data = bytearray(value_size * max_entries)
         self.data[: len(initial)] = initial[: len(self.data)]
-        self.readonly = readonly
+        self.readonly = self.frozen = readonly  # libbpf freezes .rodata after filling it
         self._view = memoryview(self.data)
 
     def _index(self, key: bytes) -> int | None:
@@ -159,6 +173,7 @@ class ArrayMap(VmMap):
         return region.base
 
     def update(self, key: bytes, value: bytes, flags: int) -> int:
+        self._host_value(key, value)
         if flags > BPF_EXIST:
             return -errno.EINVAL
         i = self._index(key)
@@ -210,6 +225,7 @@ class HashMap(VmMap):
         return self._region(key, value)
 
     def update(self, key: bytes, value: bytes, flags: int) -> int:
+        self._host_value(key, value)
         if flags > BPF_EXIST:
             return -errno.EINVAL
         key = bytes(key)
@@ -370,7 +386,9 @@ def map_from_spec(spec: MapSpec) -> VmMap:
     maker = makers.get(t)
     if maker is None:  # loading works; the program stops if it uses the map
         return UnemulatedMap(spec.name, t, ks, vs, n)
-    return maker()
+    vmap = maker()
+    vmap.readonly = bool(spec.flags & BPF_F_RDONLY_PROG)
+    return vmap
 
 
 def map_from_data(spec: DataSpec) -> ArrayMap:
