@@ -14,6 +14,17 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The second kernel (tests/guest.py): QEMU and a static busybox for its initramfs.
+need=()
+for pkg in qemu-system-x86 busybox-static; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ] && [ "$(uname -m)" = x86_64 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${need[@]}" >/dev/null
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 log=$(mktemp)
 if ! .venv/bin/pip install -q --disable-pip-version-check -e '.[test,jit]' >"$log" 2>&1; then
@@ -25,3 +36,7 @@ rm -f "$log"
 # scapy: bpfkit.testing accepts its packets, and tests/testing compares packet bytes with it.
 .venv/bin/pip install -q --disable-pip-version-check -e '.[packets]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import bpfkit' 
+# Debian's Linux 6.1 for the guest, downloaded once into ~/.cache/bpfkit/guest.
+if [ "$(id -u)" -eq 0 ] && [ "$(uname -m)" = x86_64 ]; then
+  .venv/bin/python tests/guest.py --fetch || echo "setup.sh: could not fetch the guest kernel"
+fi

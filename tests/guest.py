@@ -13,6 +13,7 @@ busybox initramfs (Debian's ``busybox-static``) loads the 9p/overlay modules, mo
 
     python3 tests/guest.py -- .venv/bin/python -m pytest -q tests/kernel/test_attach.py
     python3 tests/guest.py --why-not        # why QEMU cannot run here (exit 0 if it can)
+    python3 tests/guest.py --fetch          # download and extract the kernel only
 
 :func:`run` returns the command's exit status and output; :func:`unavailable` says why
 the guest cannot run here (tests skip through ``tests/probes.py``'s ``guest`` probe).
@@ -287,6 +288,7 @@ def run(
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--why-not", action="store_true", help="say why the guest cannot run here")
+    ap.add_argument("--fetch", action="store_true", help="download the kernel, run nothing")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="the command to run (after --)")
     args = ap.parse_args()
     why = unavailable()
@@ -296,6 +298,9 @@ def main() -> int:
     if why:
         print(f"guest.py: {why}", file=sys.stderr)
         return 77
+    if args.fetch:
+        print(f"guest kernel: {fetch_kernel().vmlinuz}")
+        return 0
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
     command: str | list[str] = cmd[0] if len(cmd) == 1 else cmd  # one word: a shell line
     return run(command or ["uname", "-a"], echo=True).status

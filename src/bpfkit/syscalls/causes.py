@@ -124,7 +124,7 @@ def _privilege_cause(cmd: int) -> str:
         if unprivileged_bpf_disabled():
             hint += "; unprivileged bpf() is disabled (kernel.unprivileged_bpf_disabled)"
         return hint
-    if cmd in _NEEDS_SYS_ADMIN and not caps & (1 << CAP_SYS_ADMIN):
+    if cmd in _NEEDS_SYS_ADMIN and not effective_caps() & (1 << CAP_SYS_ADMIN):
         return (
             "walking or opening other programs, maps, links and BTF by id needs "
             "CAP_SYS_ADMIN (CAP_BPF is not enough): run as root (sudo) or grant CAP_SYS_ADMIN"
