@@ -1,5 +1,5 @@
 """``python -m bpfkit``."""
 
-from bpfkit.cli.main import entry
+from bpfkit.cli import entry
 
 entry()

@@ -117,3 +117,39 @@ def test_an_object_with_btf_but_no_core_does_not_parse_vmlinux(tmp_path: Path) -
     assert res["rc"] == 0
     assert res["read_btf"]  # the object's own BTF was read ...
     assert res["vmlinux_parsed"] == 0  # ... the kernel's was not
+
+
+def test_ctrl_c_during_start_up_exits_quietly_with_130() -> None:
+    """SIGINTs spread over a command's start-up (imports, parsing, running, exiting): no
+    traceback, status 130.  (A SIGINT inside the interpreter's own start-up, while it
+    imports ``site`` before any bpfkit code exists, is Python's to report.)"""
+    import signal
+    import threading
+    import time
+
+    # What the console script `bpfkit` runs (pip's wrapper around bpfkit.cli.entry).
+    script = "import sys; from bpfkit.cli import entry; sys.argv[0] = 'bpfkit'; entry()"
+    cmd = [sys.executable, "-c", script, "dump", str(HELLO)]
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    bare = time.monotonic() - t0
+    t0 = time.monotonic()
+    subprocess.run(cmd, capture_output=True, check=True)
+    whole = time.monotonic() - t0
+    ours = 0
+    for i in range(10):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        delay = bare + (whole - bare) * i / 9
+        timer = threading.Timer(delay, p.send_signal, (signal.SIGINT,))
+        timer.start()
+        err = p.communicate(timeout=120)[1]
+        timer.join()
+        if "Traceback" in err and "bpfkit" not in err:
+            continue  # the interpreter's own start-up, before any bpfkit code runs
+        ours += 1
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+        # 130, or killed by the SIGINT itself (in the interpreter's very first or last
+        # moments, where the default handler is in place): both are 130 to a shell.
+        assert p.returncode in (0, 130, -signal.SIGINT), (p.returncode, err)
+        assert p.returncode != -signal.SIGINT or not err.strip(), err
+    assert ours >= 5

@@ -1,1 +1,24 @@
 """The ``bpfkit`` command line: a thin shell over the library."""
+
+from __future__ import annotations
+
+
+def entry() -> None:
+    """Console-script entry point (and ``python -m bpfkit``).
+
+    A Ctrl-C at any moment exits quietly with status 130: also while the command's modules
+    are imported (before :func:`bpfkit.cli.main.main` can catch it) and while the process
+    exits (closing what the command opened).
+    """
+    import signal
+    import sys
+
+    try:
+        from bpfkit.cli.main import main
+
+        status = main()
+    except KeyboardInterrupt:
+        status = 130
+    # Exiting runs finalizers that release kernel resources: let no Ctrl-C cut them short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(status)

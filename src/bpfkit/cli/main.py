@@ -102,5 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Run the CLI and exit (the console script uses :func:`bpfkit.cli.entry`)."""
+    from bpfkit.cli import entry as cli_entry
+
+    cli_entry()

@@ -74,11 +74,15 @@ def run_vm(args: argparse.Namespace) -> int:
     if repeat < 1:
         raise BpfkitError(f"--repeat must be at least 1, not {repeat}")
     budget = getattr(args, "budget", None) or 1_000_000
+    memory = getattr(args, "memory", None)
+    memory = 256 if memory is None else memory
+    if memory < 0:
+        raise BpfkitError(f"--memory must be at least 0 MiB, not {memory}")
     programs = _programs(obj, getattr(args, "program", None))
     for prog in programs:
         if ctx is None and packet is None:
             _note_missing_context(prog)
-        vm = Vm(prog, obj=obj, ctx=ctx, packet=packet, budget=budget)
+        vm = Vm(prog, obj=obj, ctx=ctx, packet=packet, budget=budget, memory=memory << 20)
         outputs: list[str] = []
         result = None
         for _ in range(repeat):

@@ -25,6 +25,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--budget", type=int, default=1_000_000, metavar="N", help="instruction budget per run"
     )
+    p.add_argument(
+        "--memory",
+        type=int,
+        default=256,
+        metavar="MIB",
+        help="memory budget in MiB for maps, records and samples (default 256)",
+    )
     add_vm_arguments(p, with_flag=False)
     p.set_defaults(func=_run)
 

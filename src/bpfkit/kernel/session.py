@@ -34,7 +34,7 @@ from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls.causes import privileged
-from bpfkit.syscalls.fd import Closing
+from bpfkit.syscalls.fd import Closing, HeldSignals
 from bpfkit.uapi import MapType, ProgType
 
 if TYPE_CHECKING:  # the readers are imported when a session opens one (buffers=True)
@@ -157,22 +157,33 @@ class Session(Closing):
         self.readers: list[tuple[str, RingBufReader | PerfBufferReader]] = []
         self.stats = TraceStats()
         self.collection: Any = None
-        try:
-            names = [p.program.name for p in self.planned]
-            types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
-            self.collection = load_collection(self.spec, programs=names, prog_types=types)
-            self.notes += list(getattr(self.collection, "notes", []))
-            # Readers before attaching, so nothing the programs send is missed.
-            if trace:
-                self.instance = tracefs.TraceInstance()
-            if buffers:
-                self._open_readers()
-            for p in self.planned:
-                prog = self.collection.programs[p.program.name]
-                self.links.append(links.attach(prog, p.plan.point))
-        except BaseException:
-            self.close()
-            raise
+        # Ctrl-C while resources are created is held until each has its owner (a leak
+        # otherwise: a tracefs instance made but not yet registered for removal, an fd
+        # returned by bpf() but not yet in an Fd), then raised once all is closed again.
+        held = HeldSignals()
+        with held:
+            try:
+                self._open(load_collection, trace, buffers)
+            except BaseException:
+                self.close()
+                raise
+            if held.pending:
+                self.close()
+        held.deliver()
+
+    def _open(self, load_collection: Any, trace: bool, buffers: bool) -> None:
+        names = [p.program.name for p in self.planned]
+        types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
+        self.collection = load_collection(self.spec, programs=names, prog_types=types)
+        self.notes += list(getattr(self.collection, "notes", []))
+        # Readers before attaching, so nothing the programs send is missed.
+        if trace:
+            self.instance = tracefs.TraceInstance()
+        if buffers:
+            self._open_readers()
+        for p in self.planned:
+            prog = self.collection.programs[p.program.name]
+            self.links.append(links.attach(prog, p.plan.point))
 
     @property
     def maps(self) -> Mapping[str, Any]:
@@ -246,7 +257,14 @@ class Session(Closing):
                 time.sleep(wait)
 
     def close(self) -> None:
-        """Detach every link, remove the trace instance, close programs and maps."""
+        """Detach every link, remove the trace instance, close programs and maps (a Ctrl-C
+        meanwhile is raised once all is closed)."""
+        held = HeldSignals()
+        with held:
+            self._close()
+        held.deliver()
+
+    def _close(self) -> None:
         closers: list[Callable[[], None]] = [link.close for link in reversed(self.links)]
         if self.instance is not None:
             closers.append(self.instance.close)

@@ -7,13 +7,20 @@ suite's ``-W error``), so leaks are loud in tests and harmless in production.
 Owners build on two mixins: :class:`Closing` (the with-block calls ``close()``: links,
 tracefs entries, readers, sessions, collections) and :class:`FdOwner` (``.fd``,
 ``.closed`` and ``close()`` over one ``Fd`` in ``self._fd``: maps, programs).
+
+:class:`HeldSignals` makes creating and owning atomic with respect to Ctrl-C: inside
+``with held:`` a SIGINT/SIGTERM is recorded instead of raising between a resource's
+creation and the registration of its cleanup; ``held.deliver()`` raises it afterwards.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import warnings
-from typing import TypeVar
+from types import FrameType
+from typing import Any, TypeVar
 
 from bpfkit.errors import KernelError
 
@@ -116,3 +123,50 @@ class FdOwner(Closing):
     def close(self) -> None:
         """Close the descriptor (again is a no-op)."""
         self._fd.close()
+
+
+class HeldSignals:
+    """Hold SIGINT and SIGTERM (those with Python handlers) over a critical section.
+
+    ::
+
+        held = HeldSignals()
+        with held:
+            ...create resources and register their cleanup...
+        held.deliver()  # the held signal's handler runs now (KeyboardInterrupt, ...)
+
+    In a thread other than the main one nothing is held (signals are handled by the main
+    thread only, so they do not interrupt this one).  Nested holds pass a signal outward.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, FrameType | None]] = []
+        self._old: dict[int, Any] = {}
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        self.pending.append((signum, frame))
+
+    def __enter__(self) -> HeldSignals:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                handler = signal.getsignal(s)
+                if callable(handler):
+                    self._old[s] = signal.signal(s, self._hold)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        old, self._old = self._old, {}
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        self._handlers = old
+
+    def deliver(self) -> None:
+        """Run the original handler of the first held signal (if one came)."""
+        if self.pending:
+            signum, frame = self.pending[0]
+            self.pending.clear()
+            handler = getattr(self, "_handlers", {}).get(signum)
+            if callable(handler):
+                handler(signum, frame)

@@ -229,7 +229,7 @@ def perf_event_output(m: Cpu, ctx: int, mp: int, flags: int, data: int, size: in
     cpu = m.env.cpu if index == BPF_F_CURRENT_CPU else index
     if cpu >= vmap.max_entries or flags >> 32:
         return _err(errno.E2BIG if cpu >= vmap.max_entries else errno.EINVAL)
-    vmap.events.append((cpu, m.memory.read(data, size & M32)))
+    vmap.output(cpu, m.memory.read(data, size & M32))
     return 0
 
 

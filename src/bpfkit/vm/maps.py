@@ -4,6 +4,11 @@ perf event array, with the kernel's update flags and error numbers.
 A map keeps its contents as Python bytes; the values a program reaches through
 ``bpf_map_lookup_elem`` are mapped into the VM's memory as regions (created when first
 looked up, reused after), so the program reads and writes the map's own storage.
+
+Storage is charged to the VM's memory budget (:meth:`bpfkit.vm.memory.Memory.charge`):
+arrays up to 1 MiB when the VM takes them, larger arrays one element at a time as the
+program (or an update) first touches it, hash entries when inserted, ring buffer records
+and perf event samples when made.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ MAP_TYPE_NAMES = {
     MAP_RINGBUF: "ringbuf",
 }
 
-MAX_ARRAY_BYTES = 256 << 20  # arrays are allocated up front, as in the kernel
+LAZY_ARRAY_BYTES = 1 << 20  # larger arrays get each element when it is first used
 MAX_RECORD = 64 << 20  # ring buffer records the VM is willing to allocate
 
 BPF_F_RDONLY_PROG = 1 << 7  # map_flags: programs may only read the map
@@ -90,6 +95,19 @@ class VmMap:
         if self.memory is not memory:
             self.memory = memory
             self._regions = {}
+            self._charge(self.storage_bytes())
+
+    def storage_bytes(self) -> int:
+        """Bytes the map's contents take now (charged when bound to a VM)."""
+        return 0
+
+    def _charge(self, size: int) -> None:
+        if self.memory is not None and size:
+            self.memory.charge(size, f"{self.type_name} map {self.name}")
+
+    def _release(self, size: int) -> None:
+        if self.memory is not None:
+            self.memory.release(size)
 
     def _region(self, key: bytes, buf: bytearray | memoryview, writable: bool = True) -> Region:
         """The region of the value ``buf`` stored under ``key`` (mapped on first use)."""
@@ -124,7 +142,11 @@ class VmMap:
 
 
 class ArrayMap(VmMap):
-    """``BPF_MAP_TYPE_ARRAY`` and ``PERCPU_ARRAY`` (one CPU): a fixed table of zeroed values."""
+    """``BPF_MAP_TYPE_ARRAY`` and ``PERCPU_ARRAY`` (one CPU): a fixed table of zeroed values.
+
+    Up to :data:`LAZY_ARRAY_BYTES` the table is one bytearray; a larger array keeps only
+    the elements used so far (``items()`` lists those), so declaring 256 MiB and using one
+    element costs one element."""
 
     def __init__(
         self,
@@ -140,30 +162,47 @@ class ArrayMap(VmMap):
         super().__init__(name, type, key_size, value_size, max_entries)
         if key_size != 4:
             raise VmError(f"array map {name}: key size must be 4, not {key_size}")
-        if value_size * max_entries > MAX_ARRAY_BYTES:
-            raise VmError(
-                f"array map {name}: {max_entries} x {value_size} bytes is more than the VM "
-                f"allocates ({MAX_ARRAY_BYTES >> 20} MiB); lower max_entries to run it here"
-            )
-        self.data = bytearray(value_size * max_entries)
-        self.data[: len(initial)] = initial[: len(self.data)]
+        self.lazy = value_size * max_entries > LAZY_ARRAY_BYTES
+        self._elements: dict[int, bytearray] = {}
+        self.data = bytearray(0 if self.lazy else value_size * max_entries)
+        if initial:
+            if self.lazy:
+                for i in range(0, min(len(initial), value_size * max_entries), value_size):
+                    chunk = initial[i : i + value_size]
+                    if any(chunk):
+                        self._elements[i // value_size] = bytearray(chunk.ljust(value_size, b"\0"))
+            else:
+                self.data[: len(initial)] = initial[: len(self.data)]
         self.readonly = self.frozen = readonly  # libbpf freezes .rodata after filling it
         self._view = memoryview(self.data)
+
+    def storage_bytes(self) -> int:
+        return len(self.data) + self.value_size * len(self._elements)
 
     def _index(self, key: bytes) -> int | None:
         i = int.from_bytes(key[:4], "little")
         return i if i < self.max_entries else None
 
+    def _element(self, i: int) -> bytearray | memoryview:
+        """Element ``i``'s storage (made, and charged, on first use in a lazy array)."""
+        vs = self.value_size
+        if not self.lazy:
+            return self._view[i * vs : (i + 1) * vs]
+        elem = self._elements.get(i)
+        if elem is None:
+            self._charge(vs)
+            elem = self._elements[i] = bytearray(vs)
+        return elem
+
     def lookup(self, key: bytes) -> Region | None:
         i = self._index(key)
         if i is None:
             return None
-        vs = self.value_size
         k = bytes(key[:4])
         cached = self._regions.get(k)
         if cached is not None:
             return cached[1]
-        return self._region(k, self._view[i * vs : (i + 1) * vs], not self.readonly)
+        return self._region(k, self._element(i), not self.readonly)
 
     def value_address(self, index: int = 0) -> int:
         """Address of element ``index`` (global data: ``lddw`` src=2)."""
@@ -181,11 +220,12 @@ class ArrayMap(VmMap):
             return -errno.E2BIG
         if flags == BPF_NOEXIST:
             return -errno.EEXIST
-        vs = self.value_size
-        self.data[i * vs : (i + 1) * vs] = value[:vs]
+        self._element(i)[:] = value[: self.value_size]
         return 0
 
     def items(self) -> list[tuple[bytes, bytes]]:
+        if self.lazy:
+            return [(i.to_bytes(4, "little"), bytes(v)) for i, v in sorted(self._elements.items())]
         vs = self.value_size
         return [
             (i.to_bytes(4, "little"), bytes(self.data[i * vs : (i + 1) * vs]))
@@ -194,6 +234,8 @@ class ArrayMap(VmMap):
 
     def get(self, index: int) -> bytes:
         """The value at ``index``."""
+        if self.lazy:
+            return bytes(self._elements.get(index, bytes(self.value_size)))
         vs = self.value_size
         return bytes(self.data[index * vs : (index + 1) * vs])
 
@@ -243,13 +285,19 @@ class HashMap(VmMap):
             if not self.lru:
                 return -errno.E2BIG
             self.entries.popitem(last=False)  # the least recently used goes
+            self._release(self.key_size + self.value_size)
+        self._charge(self.key_size + self.value_size)
         self.entries[key] = bytearray(value[: self.value_size])
         return 0
+
+    def storage_bytes(self) -> int:
+        return len(self.entries) * (self.key_size + self.value_size)
 
     def delete(self, key: bytes) -> int:
         key = bytes(key)
         if self.entries.pop(key, None) is None:
             return -errno.ENOENT
+        self._release(self.key_size + self.value_size)
         # The value's region stays mapped (as under RCU in the kernel): no dangling access.
         self._regions.pop(key, None)
         return 0
@@ -297,6 +345,7 @@ class RingBuf(VmMap):
         """``bpf_ringbuf_output``."""
         if self._used + self._round(len(data)) > self.max_entries:
             return -errno.EAGAIN
+        self._charge(len(data))
         self.records.append(bytes(data))
         self._used += self._round(len(data))
         return 0
@@ -309,6 +358,7 @@ class RingBuf(VmMap):
             raise Fault(f"ringbuf {self.name}: a record of {size} bytes is more than the VM makes")
         if self._used + self._round(size) > self.max_entries:
             return None
+        self._charge(size)
         self._used += self._round(size)
         region = self.memory.add(f"ringbuf {self.name} record", bytearray(size))
         self._pending[region.base] = region
@@ -323,6 +373,7 @@ class RingBuf(VmMap):
             self.records.append(bytes(region.buf))
         else:
             self._used -= self._round(region.size)
+            self._release(region.size)
         assert self.memory is not None
         self.memory.remove(region)
         return True
@@ -337,6 +388,11 @@ class PerfEventArray(VmMap):
     def __init__(self, name: str, max_entries: int) -> None:
         super().__init__(name, MAP_PERF_EVENT_ARRAY, 4, 4, max_entries)
         self.events: list[tuple[int, bytes]] = []
+
+    def output(self, cpu: int, data: bytes) -> None:
+        """A ``bpf_perf_event_output`` sample (charged to the VM's memory budget)."""
+        self._charge(len(data))
+        self.events.append((cpu, data))
 
     def items(self) -> list[tuple[bytes, bytes]]:
         return [(cpu.to_bytes(4, "little"), data) for cpu, data in self.events]

@@ -18,6 +18,12 @@ Layout (slot → what lives there)::
 
 Regions are either writable or read-only; every load and store checks both bounds and
 that permission.
+
+The VM allocates within a memory budget (:data:`DEFAULT_MEMORY_LIMIT`, 256 MiB; ``Vm(...,
+memory=N)``, ``bpfkit vm --memory MIB``): map storage (allocated lazily: a large array
+costs only the elements a program touches), hash entries, ring buffer records and perf
+event samples are charged to it, and a program that would exceed it stops with a
+:class:`~bpfkit.errors.VmError` naming the map or buffer.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ FIRST_DYNAMIC_SLOT = 0x20
 MAP_HANDLE_BASE = 0xFFFF_0000 << 32
 MAP_HANDLE_STRIDE = 0x1000
 CODE_BASE = 0xFFFF_F000 << 32
+DEFAULT_MEMORY_LIMIT = 256 << 20  # bytes the VM may allocate for maps, records and samples
 
 
 class Fault(VmError):
@@ -71,9 +78,27 @@ class Region:
 class Memory:
     """All regions of one VM, by slot."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = DEFAULT_MEMORY_LIMIT) -> None:
         self.slots: dict[int, Region] = {}
         self._next_slot = FIRST_DYNAMIC_SLOT
+        self.limit = limit  # the memory budget, in bytes
+        self.used = 0  # bytes charged to it
+
+    def charge(self, size: int, what: str) -> None:
+        """Account ``size`` more bytes to ``what`` (a map or buffer), or raise a Fault
+        naming it if that would exceed the budget."""
+        if self.used + size > self.limit:
+            raise Fault(
+                f"{what} needs {size} more bytes, which exceeds the VM's memory budget of "
+                f"{_mib(self.limit)} ({_mib(self.used)} in use); give the VM more with "
+                "--memory MIB (Vm(memory=BYTES)) or make the map or buffer smaller",
+                region=what,
+            )
+        self.used += size
+
+    def release(self, size: int) -> None:
+        """Give back ``size`` bytes charged earlier."""
+        self.used = max(0, self.used - size)
 
     def add(
         self,
@@ -177,3 +202,7 @@ class Memory:
         chunk = bytes(r.buf[o : min(r.size, o + limit)])
         nul = chunk.find(b"\0")
         return chunk if nul < 0 else chunk[:nul]
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.4g} MiB"

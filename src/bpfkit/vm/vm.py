@@ -35,6 +35,7 @@ from bpfkit.vm.interp import Code, HelperFn, Interpreter
 from bpfkit.vm.maps import ArrayMap, VmMap, map_from_data, map_from_spec
 from bpfkit.vm.memory import (
     CTX_SLOT,
+    DEFAULT_MEMORY_LIMIT,
     MAP_HANDLE_BASE,
     MAP_HANDLE_STRIDE,
     PACKET_BASE,
@@ -110,6 +111,7 @@ class Vm:
         helpers: Mapping[str, HelperFn] | None = None,
         engine: str = "interp",
         strict: bool = True,
+        memory: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         """Prepare ``program`` to run.
 
@@ -123,13 +125,16 @@ class Vm:
         ``prog_type``: overrides the type the section name implies.  ``env``: the task,
         clock and memory helpers see.  ``budget``: instructions per run.  ``helpers``:
         extra emulated helpers by name (``fn(machine, r1, ..., r5) -> r0``).  ``strict``:
-        refuse invalid programs up front (see the module docstring).
+        refuse invalid programs up front (see the module docstring).  ``memory``: the
+        memory budget in bytes (map storage, records, samples; :mod:`bpfkit.vm.memory`).
         """
         if budget < 0:
             raise VmError(f"instruction budget must be >= 0, not {budget}")
+        if memory < 0:
+            raise VmError(f"memory budget must be >= 0 bytes, not {memory}")
         self.obj = obj
         self.env = env or Env()
-        self.memory = Memory()
+        self.memory = Memory(memory)
         self.interpreter = Interpreter(
             self.memory,
             helpers_by_id(dict(helpers or {})),
