@@ -179,6 +179,13 @@ class Session(Closing):
         # Readers before attaching, so nothing the programs send is missed.
         if trace:
             self.instance = tracefs.TraceInstance()
+            others = tracefs.other_tracers()
+            if others:
+                self.notes.append(
+                    f"another bpfkit run is tracing (pid {', '.join(map(str, others))}): "
+                    "bpf_trace_printk lines do not say which program printed them, so lines "
+                    "of its programs that look like ours show here too"
+                )
         if buffers:
             self._open_readers()
         for p in self.planned:
