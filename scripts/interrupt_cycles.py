@@ -31,6 +31,9 @@ def cycles(n: int, obj: Path = HELLO, seed: int = 1) -> dict[str, object]:
     from bpfkit.kernel.session import Session
     from bpfkit.obj.reader import read_object
 
+    # A parent may have left SIGINT ignored (pytest-xdist workers do), and Python then
+    # installs no handler of its own: Ctrl-C must raise KeyboardInterrupt here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = read_object(str(obj))
     rng = random.Random(seed)
     with Session(spec):  # warm up (imports, tracefs mount) and measure one cycle

@@ -10,15 +10,20 @@ def entry() -> None:
     are imported (before :func:`bpfkit.cli.main.main` can catch it) and while the process
     exits (closing what the command opened).
     """
-    import signal
-    import sys
+    import sys  # already loaded by the interpreter: nothing runs here
 
+    status = 130
     try:
         from bpfkit.cli.main import main
 
         status = main()
     except KeyboardInterrupt:
         status = 130
-    # Exiting runs finalizers that release kernel resources: let no Ctrl-C cut them short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        # Exiting runs finalizers that release kernel resources: no Ctrl-C cuts them short.
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:
+        status = 130
     sys.exit(status)
