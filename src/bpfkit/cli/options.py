@@ -30,6 +30,17 @@ def seconds(text: str) -> float:
     return s
 
 
+def hertz(text: str) -> int:
+    """A sampling frequency, 1..100000 Hz (``--freq HZ``)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of Hz") from None
+    if not 1 <= n <= 100_000:
+        raise argparse.ArgumentTypeError(f"{n} Hz is outside 1..100000")
+    return n
+
+
 def python_object(path: str) -> Any:
     """``path`` itself, or for a ``.py`` program the ObjectSpec bpfkit.lang compiles from it."""
     if not str(path).endswith(".py"):

@@ -1,0 +1,286 @@
+"""``bpfkit run`` attaches every program type: each program of attach_progs/attach_types.c
+is attached by a Session (or the CLI), its attach point is made to fire, and its own slot
+of the ``hits`` array map must have counted; types this kernel refuses must say so.
+
+XDP and tcx run on a veth pair whose peer is in a network namespace the test creates;
+cgroup programs on a child cgroup of the cgroup v2 mount, with a child process moved into
+it.  Everything is removed again, also when a test fails."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import probes
+from bpfkit.errors import KernelError
+from bpfkit.kernel.attach import Where
+from bpfkit.kernel.session import Session
+from helpers import ROOT, clang_bpf
+
+SRC = Path(__file__).parent / "attach_progs" / "attach_types.c"
+HIT = {
+    "on_xdp": 0,
+    "on_tcx_in": 1,
+    "on_tcx_out": 2,
+    "on_cg_in": 3,
+    "on_cg_out": 4,
+    "on_sock_create": 5,
+    "on_connect4": 6,
+    "on_sysctl": 7,
+    "on_getsockopt": 8,
+    "on_cpu_clock": 9,
+    "on_fork": 10,
+    "on_raw_sys_enter": 11,
+    "on_fentry": 12,
+    "on_fexit": 13,
+    "on_lsm": 14,
+    "on_dev": 15,
+}
+HOST_IP, PEER_IP = "10.199.7.1", "10.199.7.2"
+
+
+@pytest.fixture(scope="module")
+@probes.needs("clang19")
+def obj(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return clang_bpf(SRC, tmp_path_factory.mktemp("attach") / "attach_types.o")
+
+
+def hits(session: Session, program: str) -> int:
+    """The count in ``program``'s slot of the ``hits`` map."""
+    raw = dict(session.maps["hits"].items())
+    value = raw[struct.pack("<I", HIT[program])]
+    return int(struct.unpack("<Q", value)[0])
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+@probes.needs("netns")
+def veth() -> Iterator[str]:
+    """A veth pair: the host end (returned, 10.199.7.1/24) and its peer (10.199.7.2/24)
+    in a network namespace of its own; both removed at the end."""
+    tag = uuid.uuid4().hex[:6]
+    ns, host, peer = f"bpfkit-{tag}", f"bk{tag}a", f"bk{tag}b"
+    _ip("netns", "add", ns)
+    try:
+        _ip("link", "add", host, "type", "veth", "peer", "name", peer, "netns", ns)
+        _ip("addr", "add", f"{HOST_IP}/24", "dev", host)
+        _ip("link", "set", host, "up")
+        _ip("-n", ns, "addr", "add", f"{PEER_IP}/24", "dev", peer)
+        _ip("-n", ns, "link", "set", peer, "up")
+        yield host
+    finally:
+        subprocess.run(["ip", "link", "del", host], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    assert not os.path.exists(f"/sys/class/net/{host}")
+    assert not os.path.exists(f"/run/netns/{ns}")
+
+
+def _traffic(count: int = 3) -> None:
+    """UDP datagrams to the peer: out through the host end (egress), and the peer's ARP
+    reply and ICMP port-unreachable back in (ingress)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(count):
+            s.sendto(b"bpfkit", (PEER_IP, 9))
+            time.sleep(0.05)
+    time.sleep(0.1)
+
+
+@pytest.mark.requires("bpf", "clang19", "netns")
+@pytest.mark.parametrize("mode", ["generic", "native"])
+def test_xdp_on_a_veth_counts_packets(obj: Path, veth: str, mode: str) -> None:
+    with Session(obj, program="on_xdp", trace=False, where=Where(veth, mode)) as s:
+        assert [str(link.point) for link in s.links] == [f"xdp:{veth}:{mode}"]
+        assert hits(s, "on_xdp") == 0
+        _traffic()
+        assert hits(s, "on_xdp") > 0
+        link = s.links[0]
+    assert link.closed
+    # Detached: the interface has no XDP program left.
+    out = subprocess.run(["ip", "link", "show", veth], capture_output=True, text=True).stdout
+    assert "xdp" not in out
+
+
+@pytest.mark.requires("bpf", "clang19", "netns")
+@pytest.mark.parametrize(
+    ("program", "direction"), [("on_tcx_in", "ingress"), ("on_tcx_out", "egress")]
+)
+def test_tcx_on_a_veth_counts_packets(obj: Path, veth: str, program: str, direction: str) -> None:
+    with Session(obj, program=program, trace=False, where=Where(veth)) as s:
+        assert str(s.links[0].point) == f"tcx:{veth}:{direction}"
+        _traffic()
+        assert hits(s, program) > 0
+
+
+@pytest.mark.requires("bpf", "clang19", "netns")
+def test_run_cli_attaches_xdp_with_ifname(obj: Path, veth: str) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bpfkit",
+            "run",
+            str(obj),
+            "--program",
+            "on_xdp",
+            "--dev",
+            veth,
+            "--xdp-mode",
+            "generic",
+            "--duration",
+            "1.5",
+            "--maps",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    time.sleep(1.0)
+    _traffic()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"on_xdp -> xdp:{veth}:generic" in err
+    assert "hits" in out
+
+
+@pytest.fixture
+@probes.needs("cgroup2")
+def cgroup() -> Iterator[Path]:
+    """A fresh child cgroup of the cgroup v2 mount, removed at the end."""
+    root = probes.cgroup2_root()
+    assert root is not None
+    path = Path(root) / f"bpfkit-test-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        for _ in range(50):  # the last process may take a moment to leave
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                time.sleep(0.05)
+    assert not path.exists()
+
+
+CHILD = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+s.connect(s.getsockname())
+s.send(b"x")
+s.recv(8)
+open("/proc/sys/kernel/ostype").read()
+open("/dev/null").close()
+"""
+
+
+def _in_cgroup(path: Path) -> None:
+    """Run CHILD in a process moved into the cgroup ``path`` before it starts."""
+
+    def enter() -> None:
+        with open(path / "cgroup.procs", "w") as f:
+            f.write("0")
+
+    r = subprocess.run([sys.executable, "-c", CHILD], preexec_fn=enter, capture_output=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.requires("bpf", "clang19", "cgroup2")
+@pytest.mark.parametrize(
+    "program",
+    [
+        "on_cg_in",
+        "on_cg_out",
+        "on_sock_create",
+        "on_connect4",
+        "on_sysctl",
+        "on_getsockopt",
+        "on_dev",
+    ],
+)
+def test_cgroup_programs_run_for_a_process_in_the_cgroup(
+    obj: Path, cgroup: Path, program: str
+) -> None:
+    with Session(obj, program=program, trace=False, where=Where(cgroup=str(cgroup))) as s:
+        assert str(s.links[0].point) == f"cgroup:{cgroup}"
+        before = hits(s, program)
+        assert before == 0
+        _in_cgroup(cgroup)
+        assert hits(s, program) > 0
+
+
+@pytest.mark.requires("bpf", "clang19", "cgroup2")
+def test_cgroup_outside_v2_says_where_v2_is(obj: Path, tmp_path: Path) -> None:
+    with pytest.raises(KernelError, match="not a cgroup v2 directory") as e:
+        Session(obj, program="on_sock_create", trace=False, where=Where(cgroup=str(tmp_path)))
+    root = probes.cgroup2_root()
+    assert f"mounted at {root}" in str(e.value)
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_sections_that_need_a_place_say_which_option(obj: Path) -> None:
+    with pytest.raises(KernelError, match="--ifname IFNAME"):
+        Session(obj, program="on_xdp", trace=False)
+    with pytest.raises(KernelError, match="--cgroup PATH"):
+        Session(obj, program="on_connect4", trace=False)
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_perf_event_samples_the_cpu_clock(obj: Path) -> None:
+    with Session(obj, program="on_cpu_clock", trace=False, where=Where(freq=1000)) as s:
+        assert str(s.links[0].point) == "perf_event:1000"
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            pass
+        assert hits(s, "on_cpu_clock") > 0
+
+
+@pytest.mark.requires("bpf", "clang19", "kernel-btf")
+def test_tp_btf_runs_on_fork(obj: Path) -> None:
+    with Session(obj, program="on_fork", trace=False) as s:
+        assert str(s.links[0].point) == "tp_btf:sched_process_fork"
+        subprocess.run(["true"], check=True)
+        assert hits(s, "on_fork") > 0
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_raw_tp_runs_on_syscalls(obj: Path) -> None:
+    with Session(obj, program="on_raw_sys_enter", trace=False) as s:
+        os.getppid()
+        assert hits(s, "on_raw_sys_enter") > 0
+
+
+@pytest.mark.requires("bpf", "clang19", "kernel-btf")
+@pytest.mark.parametrize(
+    ("program", "kind"), [("on_fentry", "fentry"), ("on_fexit", "fexit"), ("on_lsm", "lsm")]
+)
+def test_trampoline_programs_attach_or_say_the_kernel_refuses(
+    obj: Path, program: str, kind: str
+) -> None:
+    try:
+        s = Session(obj, program=program, trace=False)
+    except KernelError as e:
+        # This kernel (6.18, locked down) refuses them: one message, what/why/what to do.
+        msg = str(e)
+        assert e.errno == 1
+        assert f"this kernel refuses {kind} programs" in msg
+        assert "trampolines" in msg and "instead" in msg
+        return
+    with s:  # a kernel that allows them: the program must run
+        time.sleep(0.01)  # clock_nanosleep -> do_nanosleep (fentry, fexit)
+        subprocess.run(["true"], check=True)  # opens files (lsm/file_open)
+        assert hits(s, program) > 0
