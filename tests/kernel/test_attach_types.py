@@ -284,3 +284,59 @@ def test_trampoline_programs_attach_or_say_the_kernel_refuses(
         time.sleep(0.01)  # clock_nanosleep -> do_nanosleep (fentry, fexit)
         subprocess.run(["true"], check=True)  # opens files (lsm/file_open)
         assert hits(s, program) > 0
+
+
+@pytest.fixture(scope="module")
+@probes.needs("clang19")
+def untyped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = SRC.parent / "untyped.c"
+    return clang_bpf(src, tmp_path_factory.mktemp("untyped") / "untyped.o")
+
+
+def _bpfkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bpfkit", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_type_option_in_test_run_and_vm(untyped: Path, tmp_path: Path) -> None:
+    packet = tmp_path / "packet"
+    packet.write_bytes(bytes(64))
+    refused = _bpfkit("test-run", str(untyped), "--packet", str(packet))
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "unknown program section name" in refused.stderr
+    assert "--type TYPE" in refused.stderr
+    kernel = _bpfkit("test-run", str(untyped), "--packet", str(packet), "--type", "xdp")
+    assert kernel.returncode == 0, kernel.stderr
+    vm = _bpfkit("vm", str(untyped), "--packet", str(packet), "--type", "xdp")
+    assert vm.returncode == 0, vm.stderr
+    # The kernel (BPF_PROG_TEST_RUN) and the VM agree: XDP_PASS.
+    assert "retval: 2 " in kernel.stdout and "retval: 2 " in vm.stdout
+    bad = _bpfkit("run", str(untyped), "--type", "nonsense")
+    assert bad.returncode == 2 and "unknown program type 'nonsense'" in bad.stderr
+
+
+@pytest.mark.requires("bpf", "clang19")
+def test_run_type_without_interface_says_which_option(untyped: Path) -> None:
+    r = _bpfkit("run", str(untyped), "--type", "xdp", "--count", "0")
+    assert r.returncode == 1
+    assert "--ifname IFNAME" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.requires("bpf", "clang19", "netns")
+def test_run_type_xdp_attaches_an_untyped_section(untyped: Path, veth: str) -> None:
+    from bpfkit.cli.options import typed_object
+    from bpfkit.uapi import ProgType
+
+    spec = typed_object(str(untyped), int(ProgType.XDP))
+    with Session(spec, trace=False, where=Where(veth, "generic")) as s:
+        assert str(s.links[0].point) == f"xdp:{veth}:generic"
+        _traffic()
+        (value,) = dict(s.maps["seen"].items()).values()
+        assert struct.unpack("<Q", value)[0] > 0

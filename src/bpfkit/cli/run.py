@@ -10,7 +10,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from bpfkit.cli.options import count, hertz, python_object, seconds
+from bpfkit.cli.options import add_type_argument, count, hertz, seconds, typed_object
 from bpfkit.errors import VerifierError
 
 
@@ -104,6 +104,7 @@ def register(sub: Any) -> None:
         help="show every bpf_trace_printk line, not only those matching the formats the "
         "object's programs print",
     )
+    add_type_argument(p)
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
     vm = _run_vm_module()
     if vm is not None and hasattr(vm, "add_vm_arguments"):
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             # --count 0 reads no lines: skip the trace instance (load, attach, detach).
             trace = args.count is None or args.count > 0
             session = Session(
-                python_object(args.object),
+                typed_object(args.object, args.type),
                 program=args.program,
                 attach=args.attach,
                 trace=trace,

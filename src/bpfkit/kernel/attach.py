@@ -206,6 +206,8 @@ def from_program(program: ProgramSpec, where: Where | None = None) -> AttachPoin
     """
     kind, rest = program.kind.removesuffix(".s").removesuffix(".w"), program.attach_target
     where = where or Where()
+    if not kind:  # typed by --type, not by its section: the type says what it can
+        kind = _BY_TYPE.get(program.prog_type, "")
     if kind == "socket":
         return AttachPoint("socket", where.ifname)
     if kind in ("xdp", "xdp.frags"):
@@ -243,6 +245,14 @@ def from_program(program: ProgramSpec, where: Where | None = None) -> AttachPoin
             return None
         return AttachPoint(kind, path, symbol)
     return None
+
+
+# What a program given only a type (--type) attaches as.
+_BY_TYPE = {
+    int(ProgType.SOCKET_FILTER): "socket",
+    int(ProgType.XDP): "xdp",
+    int(ProgType.PERF_EVENT): "perf_event",
+}
 
 
 def cgroup_hook(program: ProgramSpec) -> int | None:

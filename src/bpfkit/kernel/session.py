@@ -134,11 +134,12 @@ def plan_programs(
                     f"program {p.name}: section {p.section!r} attaches to a cgroup: give "
                     "its cgroup v2 directory with --cgroup PATH (e.g. /sys/fs/cgroup/NAME)"
                 )
-            if p.kind in _NEEDS:
+            need = p.kind or ("xdp" if p.prog_type == ProgType.XDP else "")
+            if need in _NEEDS:
                 raise KernelError(
-                    f"program {p.name}: section {p.section!r} attaches to {_NEEDS[p.kind]}"
+                    f"program {p.name}: section {p.section!r} attaches to {_NEEDS[need]}"
                 )
-            if p.kind not in _ATTACHABLE:
+            if p.kind not in _ATTACHABLE and (p.kind or not p.prog_type):
                 raise KernelError(
                     f"program {p.name}: bpfkit run attaches kprobe, tracepoint, raw "
                     "tracepoint, tp_btf, uprobe, socket filter, XDP, tc/tcx, cgroup and "
