@@ -340,3 +340,55 @@ def test_run_type_xdp_attaches_an_untyped_section(untyped: Path, veth: str) -> N
         _traffic()
         (value,) = dict(s.maps["seen"].items()).values()
         assert struct.unpack("<Q", value)[0] > 0
+
+
+@pytest.mark.requires("bpf", "netns")
+def test_lang_xdpcount_attaches_through_the_same_links(veth: str) -> None:
+    """examples/python/xdpcount.py (bpfkit.lang) attaches XDP by kernel.links too: the ICMP
+    port-unreachable replies to our UDP come back in as IP protocol 1."""
+    proc = subprocess.Popen(
+        [sys.executable, "examples/python/xdpcount.py", "--ifname", veth, "--duration", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    assert "Counting packets" in proc.stdout.readline()
+    _traffic(5)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "proto 1: " in out
+
+
+@pytest.mark.requires("bpf", "clang19", "netns")
+def test_ctrl_c_detaches_xdp(obj: Path, veth: str) -> None:
+    import signal
+
+    def xdp_on_link() -> bool:
+        out = subprocess.run(["ip", "link", "show", veth], capture_output=True, text=True)
+        return "xdpgeneric" in out.stdout
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bpfkit", "run", str(obj), "--program", "on_xdp"]
+        + ["--dev", veth, "--xdp-mode", "generic"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "attached" not in line:
+            line = proc.stderr.readline()
+            assert line, proc.stderr.read()
+        assert xdp_on_link()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert not xdp_on_link()
