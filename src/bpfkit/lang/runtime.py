@@ -215,17 +215,9 @@ __all__ = ["Loaded", "Program", "TypeCodec", "compile_file", "compile_module", "
 
 
 def log2_hist(counts: Mapping[int, int], label: str = "value") -> str:
-    """A log2 histogram as bcc's ``print_log2_hist`` draws it (bucket ``i`` holds values
-    from ``2**i`` to ``2**(i+1) - 1``, bucket 0 holds 0 and 1)."""
-    if not counts:
-        return f"{label:>24} : count     distribution\n"
-    top = max(counts)
-    peak = max(counts.values()) or 1
-    lines = [f"{label:>24} : count     distribution"]
-    for i in range(top + 1):
-        lo = 0 if i == 0 else 1 << i
-        hi = (1 << (i + 1)) - 1
-        n = counts.get(i, 0)
-        bar = "*" * (n * 40 // peak)
-        lines.append(f"{lo:>10} -> {hi:<10}: {n:<9} |{bar:<40}|")
-    return "\n".join(lines) + "\n"
+    """A log2 histogram as bcc's ``print_log2_hist`` draws it (:func:`bpfkit.text.log2_hist`,
+    the one histogram drawer); here bucket ``i`` holds values from ``2**i`` to
+    ``2**(i+1) - 1`` (bucket 0 holds 0 and 1), which is bcc's slot ``i + 1``."""
+    from bpfkit.text import log2_hist as draw
+
+    return draw({i + 1: n for i, n in counts.items()}, label)
