@@ -242,6 +242,12 @@ def main() -> int:
                     f"      (`python -c pass` alone is {res['python'][0] / ref:.1f}x bpftool "
                     f"by median, {python / ref_best:.1f}x by best)"
                 )
+                start = res["load"][0] / res["python"][0]
+                print(
+                    f"    start-up: bpfkit load OBJ is {start:.1f}x `python -c pass` by median "
+                    f"({res['load'][1] / python:.1f}x by best; issue 11's goal <= 3x: "
+                    f"{'met' if start <= 3 else 'not met'})"
+                )
             hello = objs["hello"]
             cold = without_bytecode_cache(hello, max(3, args.repeat // 5))
             print(f"  hello, bpfkit run --count 0 without a bytecode cache: {cold:.1f} ms")

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for pkg in llvm-19 clang-19 bpftool libbpf-dev; do
+for pkg in llvm-19 clang-19 bpftool libbpf-dev graphviz chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # Debian's python3 makes venvs only with python3-venv (ensurepip) installed.
@@ -22,4 +22,6 @@ if ! .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >"$log" 2
   exit 1
 fi
 rm -f "$log"
+# scapy: bpfkit.testing accepts its packets, and tests/testing compares packet bytes with it.
+.venv/bin/pip install -q --disable-pip-version-check -e '.[packets]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c 'import bpfkit' 

@@ -6,6 +6,8 @@ if [ -n "${CI:-}" ]; then
   # On CI's machine these capabilities exist: their absence is a failure, not a skip.
   export BPFKIT_REQUIRE="${BPFKIT_REQUIRE-bpf,tracefs,tracepoint,uprobes,llvm19,clang19,llc,llc19,bpftool,rustc,binutils,kernel-btf,kallsyms,dev-full,libbpf-headers,conformance,xdp-objects}"
 fi
+# The pictures' tools (bpfkit cfg, explain --format html) are on CI's machine too.
+[ -z "${CI:-}" ] || export BPFKIT_REQUIRE="$BPFKIT_REQUIRE,graphviz,chromium,scapy"
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy
 # In parallel, one worker per core: a test module runs on one worker (tests/conftest.py

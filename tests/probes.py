@@ -1,81 +1,27 @@
 """What this machine can do, for deciding test skips.
 
-A test may skip only when a probe here says the capability is absent.  Setting
+A test may skip only when a probe here says the capability is absent.  The generic probes
+(bpf, tracefs, kprobes, uprobes, rustc, tools on PATH) and BPFKIT_REQUIRE are those of
+bpfkit's pytest plugin (:mod:`bpfkit.testing.probes`); this file adds the suite's own.  Setting
 ``BPFKIT_REQUIRE=bpf,tracepoint,...`` turns those skips into failures (CI sets it for what
 its machine has).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from bpfkit.testing import probes as plugin_probes
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-@functools.cache
-def _bpf_syscall() -> str | None:
-    """None if bpf() works (a BPF_PROG_LOAD of 'r0 = 0; exit' succeeds), else the reason."""
-    if os.geteuid() != 0:
-        return "not root (bpf() needs CAP_BPF)"
-    import ctypes
-    import struct
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    nr = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
-    if nr is None:
-        return f"unknown bpf() syscall number for {os.uname().machine}"
-    insns = bytes.fromhex("b7000000000000009500000000000000")
-    ibuf = ctypes.create_string_buffer(insns)
-    lic = ctypes.create_string_buffer(b"GPL")
-    # union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, ...
-    attr = struct.pack("=IIQQ", 1, 2, ctypes.addressof(ibuf), ctypes.addressof(lic))
-    abuf = ctypes.create_string_buffer(attr + bytes(128))
-    fd = libc.syscall(nr, 5, abuf, len(attr) + 128)
-    if fd < 0:
-        return f"bpf(BPF_PROG_LOAD) failed: {os.strerror(ctypes.get_errno())}"
-    os.close(fd)
-    return None
-
-
-def _tracefs() -> str | None:
-    for p in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        if os.path.isdir(p):
-            return None
-    return "no tracefs directory"
-
-
-def _kprobes() -> str | None:
-    if os.path.isdir("/sys/bus/event_source/devices/kprobe"):
-        return None
-    for p in ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"):
-        if os.path.exists(p):
-            return None
-    return "kernel built without kprobes (no kprobe PMU, no kprobe_events)"
-
-
-def _uprobes() -> str | None:
-    if os.path.isdir("/sys/bus/event_source/devices/uprobe"):
-        return None
-    return "kernel built without uprobes (no uprobe PMU)"
-
-
-def _tool(*names: str) -> str | None:
-    for n in names:
-        if shutil.which(n):
-            return None
-    return f"{' / '.join(names)} not installed"
-
-
-def _rustc() -> str | None:
-    if not shutil.which("rustc"):
-        return "rustc not installed"
-    out = subprocess.run(["rustc", "--print", "target-list"], capture_output=True, text=True)
-    return None if "bpfel-unknown-none" in out.stdout else "rustc lacks the bpfel target"
+# bpfkit's pytest plugin owns the generic probes (docs/testing.md); this suite adds its own.
+_tool = plugin_probes.tool
 
 
 def _debian_archive() -> str | None:
@@ -159,6 +105,13 @@ def _xdp_objects() -> str | None:
     return _debian_archive()
 
 
+def _cgroup2() -> str | None:
+    with open("/proc/mounts") as f:
+        if any(line.split()[2] == "cgroup2" for line in f if len(line.split()) > 2):
+            return None
+    return "no cgroup v2 hierarchy is mounted"
+
+
 def _uapi_kernel() -> str | None:
     """None if the running kernel is the one bpfkit.uapi._generated was generated from."""
     from bpfkit.uapi import _generated
@@ -169,18 +122,15 @@ def _uapi_kernel() -> str | None:
 
 
 PROBES: dict[str, Callable[[], str | None]] = {
-    "bpf": _bpf_syscall,
-    "tracefs": _tracefs,
-    "tracepoint": _tracefs,
-    "kprobes": _kprobes,
-    "uprobes": _uprobes,
+    **plugin_probes.PROBES,  # root, bpf, tracefs, kprobes, clang, rustc, scapy, ...
     "llvm19": lambda: _tool("llvm-objdump-19") or _tool("llvm-mc-19"),
     "clang19": lambda: _tool("clang-19"),
     "llc": lambda: _tool("llc", "llc-19", "llc-14"),
     "llc19": lambda: _tool("llc-19"),
     "binutils": lambda: _tool("objdump"),
     "bpftool": lambda: _tool("bpftool"),
-    "rustc": _rustc,
+    "graphviz": lambda: _tool("dot"),
+    "chromium": lambda: _tool("chromium"),
     "debian-archive": _debian_archive,
     "xdp-objects": _xdp_objects,
     "kernel-btf": _path("/sys/kernel/btf/vmlinux", "kernel built without CONFIG_DEBUG_INFO_BTF"),
@@ -191,6 +141,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "libbpf-headers": _path("/usr/include/bpf/bpf_helper_defs.h", "libbpf-dev not installed"),
     "conformance": _conformance,
     "uapi-kernel": _uapi_kernel,
+    "cgroup2": _cgroup2,
 }
 
 
@@ -217,5 +168,5 @@ def missing(feature: str) -> str | None:
 
 
 def required() -> set[str]:
-    """Features that CI says must be present (BPFKIT_REQUIRE)."""
-    return {f for f in os.environ.get("BPFKIT_REQUIRE", "").split(",") if f}
+    """Features that CI says must be present (BPFKIT_REQUIRE, read by the plugin's probes)."""
+    return plugin_probes.required()

@@ -116,6 +116,9 @@ class KernelError(BpfkitError):
 class VerifierError(KernelError):
     """A program was rejected by the verifier; ``log`` holds the whole log."""
 
-    def __init__(self, message: str, log: str = "", errno: int | None = None) -> None:
+    def __init__(
+        self, message: str, log: str = "", errno: int | None = None, *, program: str = ""
+    ) -> None:
         super().__init__(message, errno)
         self.log = log
+        self.program = program  # the rejected program's name, when a loader knows it

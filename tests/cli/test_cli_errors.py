@@ -340,7 +340,8 @@ prog:
 def test_verifier_rejection(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The same on every command: the log's tail, then one error line with its summary.
+    # The same on every command: the explanation of the rejection (bpfkit.verify; -v adds
+    # the whole log before it), then one error line with its summary.
     from bpfkit.asm.assemble import assemble
 
     obj = tmp_path / "rejected.o"
@@ -348,7 +349,9 @@ def test_verifier_rejection(
     status, out, err = cli([*command.split(), str(obj)], capsys)
     assert_error(status, err, "verifier rejected", "R2 !read_ok")
     assert err.splitlines()[-1].startswith("bpfkit: error: loading program 'prog'")
-    assert "0: (bf) r0 = r2" in err  # the log came first
+    assert "at:       insn 0: r0 = r2" in err and "class:    uninit" in err  # explained first
+    status, out, err = cli([*command.split(), "-v", str(obj)], capsys)
+    assert "0: (bf) r0 = r2" in err  # -v: the whole log too
 
 
 @pytest.mark.requires("bpf")
@@ -544,3 +547,18 @@ def test_corrupt_object_readers(
 @given(data=st.data())
 def test_corrupt_object_load(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
     _no_traceback(["load", _corrupt(data, tmp_path_factory.mktemp("c"))])
+
+
+def test_test_run_says_a_packet_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before loading anything (no root needed to hear it): a packet program needs
+    --packet, and BPF_PROG_TEST_RUN refuses one shorter than an Ethernet header."""
+    obj = ROOT / "tests" / "corpus" / "obj" / "xdp_count_v3_g.o"
+    assert main(["test-run", str(obj)]) == 1
+    assert "--packet FILE" in capsys.readouterr().err
+    short = tmp_path / "short.bin"
+    short.write_bytes(b"12345")
+    assert main(["test-run", str(obj), "--packet", str(short)]) == 1
+    err = capsys.readouterr().err
+    assert "5 bytes" in err and "EINVAL" in err

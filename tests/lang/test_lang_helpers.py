@@ -13,7 +13,7 @@ from bpfkit.lang.compiler import compile_source
 from bpfkit.uapi.helpers import HELPERS, by_name
 
 # An argument of each kind: a map, the context, memory (a local array), a size, flags, an
-# integer, a callback (none: NULL).
+# integer, a callback (a BPF function of the file).
 ARG = {
     "map": "m",
     "ctx": "ctx",
@@ -21,7 +21,7 @@ ARG = {
     "size": "8",
     "flags": "0",
     "scalar": "1",
-    "func": "0",
+    "func": "cb",
 }
 CALL = 0x85
 
@@ -33,7 +33,8 @@ def _compile(src: str, name: str = "helpers.py") -> Any:
 
 
 def test_every_helper_compiles_to_its_call() -> None:
-    lines = ["from bpfkit.lang import *", "m = HashMap[u32, u64](max_entries=4)", ""]
+    lines = ["from bpfkit.lang import *", "m = HashMap[u32, u64](max_entries=4)", "",
+             "def cb(a: u64, b: u64) -> i64:", "    return 0", ""]  # fmt: skip
     helpers = [h for h in HELPERS if h.id != 0]
     for h in helpers:
         args = ", ".join(ARG[a.kind] for a in h.args)
@@ -43,9 +44,14 @@ def test_every_helper_compiles_to_its_call() -> None:
     calls = {
         p.name: [i.imm for i in p.insns if i.opcode == CALL and i.src == 0] for p in spec.programs
     }
-    assert len(calls) == len(helpers) == 211
+    assert len(calls) == len(helpers) + 1 == 212  # and the callback, in .text
     for h in helpers:
         assert calls[f"call_{h.id}"] == [h.id], h.name
+    with_callbacks = [h for h in helpers if any(a.kind == "func" for a in h.args)]
+    assert len(with_callbacks) == 5
+    for h in with_callbacks:  # the callback's address: lddw with a relocation to cb
+        prog = next(p for p in spec.programs if p.name == f"call_{h.id}")
+        assert any(r.symbol in ("cb", ".text") for r in prog.relocations), h.name
 
 
 def test_sizes_may_be_implied_by_the_memory_before_them() -> None:

@@ -148,3 +148,27 @@ def test_kernel_struct_access_through_core_reads_the_parent_pid() -> None:
             os.getppid()
         ppids = dict(live.maps["ppids"].items())
     assert ppids[os.getpid()] == os.getppid()
+
+
+@pytest.mark.requires("bpf")
+def test_bpf_functions_and_callbacks_agree_in_the_vm_and_the_kernel() -> None:
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.lang.compiler import compile_file
+    from bpfkit.vm import Vm
+    from helpers import TESTS
+
+    c = compile_file(str(TESTS / "data" / "lang" / "functions.py"))
+    subs = sorted(p.name for p in c.spec.programs if p.is_subprog)
+    assert subs == ["count", "log2", "square_plus"]  # in .text, called with `call`
+    packet = (1000).to_bytes(4, "little") + bytes(20)
+    main_prog = next(p for p in c.spec.programs if p.name == "prog")
+    vm = Vm(main_prog, obj=c.spec)
+    assert vm.run(packet=packet).r0 == 2
+    le = lambda b: int.from_bytes(b, "little")  # noqa: E731
+    vm_out = {le(k): le(v) for k, v in vm.maps["out"].items()}
+    with load_collection(c.spec) as coll:
+        assert coll.programs["prog"].test_run(packet).retval == 2
+        kernel_out = {le(k): le(v) for k, v in coll.maps["out"].items_raw()}
+        assert not coll.notes  # func_info/line_info of every function accepted
+    # log2(1000) = 9; 8*8 + 7; x + 1 kept in r6-r9 across calls; bpf_loop ran count 5 times
+    assert vm_out == kernel_out == {0: 9, 1: 71, 2: 1001, 3: 5}

@@ -29,8 +29,8 @@ def _vm_run(packets: list[bytes]) -> tuple[list[int], list[str], dict[bytes, byt
 
 
 def test_vm_runs_the_compiled_program() -> None:
-    rets, out, counts = _vm_run([IPV4, IPV6, IPV4, b"short"])
-    assert rets == [2, 1, 2, 2]  # XDP_PASS, XDP_DROP, XDP_PASS; too short: proto 0, PASS
+    rets, out, counts = _vm_run([IPV4, IPV6, IPV4, bytes(14)])
+    assert rets == [2, 1, 2, 2]  # XDP_PASS, XDP_DROP, XDP_PASS; proto 0: PASS
     assert out == ["ipv4 4", "ipv4 4"]  # u8 250 + 10 wraps to 4
     as_ints = {int.from_bytes(k, "little"): int.from_bytes(v, "little") for k, v in counts.items()}
     assert as_ints == {0x800: 2, 0x86DD: 1, 0: 1}
@@ -102,4 +102,4 @@ def test_llvm_objdump_shows_the_python_source(tmp_path: Path) -> None:
     obj.write_bytes(compile_file(PROG).obj)
     text = llvm_objdump_each([obj], "-S")[obj]
     # llvm-objdump reads the .BTF.ext line info bpfkit wrote: Python lines over the code.
-    assert "; counts[u32(proto)] += 1" in text and "; print(f\"ipv4 {x}\")" in text
+    assert "; counts[u32(proto)] += 1" in text and '; print(f"ipv4 {x}")' in text

@@ -44,7 +44,7 @@ def test_first_load_has_no_log_then_one_retry_when_it_fits() -> None:
     backend, calls = fake_verifier("0: (95) exit\nR0 !read_ok\nprocessed 1 insns\n", true_size=True)
     with use_backend(backend), pytest.raises(VerifierError) as ei:
         load_program(PROG, "socket_filter", name="p")
-    assert calls == [(0, 0), (1, LOG_MIN)]
+    assert calls == [(0, 0), (2, LOG_MIN)]  # the detailed log (bpfkit.verify explains it)
     assert str(ei.value).endswith("R0 !read_ok")
     assert ei.value.log.startswith("0: (95) exit")
 
@@ -54,7 +54,7 @@ def test_log_true_size_gives_the_exact_buffer() -> None:
     backend, calls = fake_verifier(log, true_size=True)
     with use_backend(backend), pytest.raises(VerifierError) as ei:
         load_program(PROG, "socket_filter")
-    assert calls == [(0, 0), (1, LOG_MIN), (1, len(log) + 1)]
+    assert calls == [(0, 0), (2, LOG_MIN), (2, len(log) + 1)]
     assert ei.value.log == log and "R3 !read_ok" in str(ei.value)
 
 
@@ -63,7 +63,7 @@ def test_without_log_true_size_the_buffer_quadruples() -> None:
     backend, calls = fake_verifier(log, true_size=False)
     with use_backend(backend), pytest.raises(VerifierError) as ei:
         load_program(PROG, "socket_filter")
-    assert calls == [(0, 0), (1, LOG_MIN), (1, 4 * LOG_MIN), (1, 16 * LOG_MIN)]
+    assert calls == [(0, 0), (2, LOG_MIN), (2, 4 * LOG_MIN), (2, 16 * LOG_MIN)]
     assert ei.value.log == log and str(ei.value).endswith("the reason")
 
 

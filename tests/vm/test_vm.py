@@ -12,6 +12,7 @@ from bpfkit.isa.semantics import compute
 from bpfkit.isa.table import BY_MNEMONIC, OPS, Kind
 from bpfkit.vm import Vm
 from bpfkit.vm.interp import handled_rows
+from helpers import TESTS
 
 
 def run(text: str, mem: bytes | None = None, **kw: object) -> int:
@@ -290,8 +291,18 @@ def test_xdp_context_points_at_the_packet() -> None:
         mov %r0, 0
         exit
     """
-    res = Vm(assemble_mnemonic(text), packet=b"\x01\x02\x03\x04rest", prog_type="xdp").run()
-    assert res.r0 == 0x04030201 and res.packet == b"DCBArest"
+    pkt = b"\x01\x02\x03\x04rest of the frame"
+    res = Vm(assemble_mnemonic(text), packet=pkt, prog_type="xdp").run()
+    assert res.r0 == 0x04030201 and res.packet == b"DCBA" + pkt[4:]
+
+
+@pytest.mark.parametrize("prog_type", ["xdp", "socket_filter", "sched_cls"])
+def test_packets_the_kernel_refuses_are_refused(prog_type: str) -> None:
+    """BPF_PROG_TEST_RUN answers EINVAL for a packet shorter than an Ethernet header."""
+    prog = assemble_mnemonic("mov %r0, 2\nexit")
+    with pytest.raises(VmError, match="at least 14 bytes"):
+        Vm(prog, packet=b"12345", prog_type=prog_type).run()
+    assert Vm(prog, packet=bytes(14), prog_type=prog_type).run().r0 == 2
 
 
 @pytest.mark.parametrize(
@@ -322,3 +333,26 @@ def test_may_goto_budget_per_invocation(monkeypatch: pytest.MonkeyPatch) -> None
     vm = Vm(prog)
     assert vm.run().r0 == 6  # five rounds fall through, the sixth jumps out
     assert vm.run().r0 == 6  # a new run, a new budget
+
+
+@pytest.mark.requires("bpf")
+def test_packet_sizes_refused_as_the_kernel_refuses_them() -> None:
+    """The kernel is the oracle: BPF_PROG_TEST_RUN refuses 13 bytes for XDP, takes 14."""
+    from bpfkit.errors import KernelError
+    from bpfkit.kernel.collection import load_collection
+    from bpfkit.obj import read_object
+
+    obj = read_object(str(TESTS / "corpus" / "obj" / "xdp_count_v3_g.o"))
+    prog = obj.programs[0]
+    with load_collection(obj) as coll:
+        kprog = coll.programs[prog.name]
+        for n in (0, 5, 13, 14, 60):
+            try:
+                kernel: object = kprog.test_run(bytes(n)).retval
+            except KernelError:
+                kernel = "refused"
+            try:
+                vm: object = Vm(prog, obj=obj, packet=bytes(n)).run().r0
+            except VmError:
+                vm = "refused"
+            assert vm == kernel, n

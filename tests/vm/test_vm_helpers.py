@@ -675,3 +675,11 @@ def test_tail_call_by_program_name_matches_the_kernel(tmp_path: Path) -> None:
         assert first.test_run(pkt).retval == 3
         coll.maps["jt"][1] = coll.programs["second"].fd
         assert first.test_run(pkt).retval == 105
+
+
+def test_vm_says_what_context_a_tracing_program_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    from bpfkit.cli.main import main
+
+    assert main(["vm", str(HELLO)]) == 0
+    err = capsys.readouterr().err
+    assert "struct pt_regs" in err and "--ctx FILE" in err

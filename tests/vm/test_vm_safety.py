@@ -29,6 +29,8 @@ def _check(vm: Vm) -> None:
         res = vm.run()
     except VmError as e:
         assert "internal error" not in str(e), str(e)
+        if "at least 14 bytes" in str(e):  # refused before running, as the kernel does
+            return
         assert e.pc is not None
         assert vm.interpreter.executed <= BUDGET
         return

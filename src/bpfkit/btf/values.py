@@ -170,3 +170,95 @@ class _Decoder:
         if signed and v >= 1 << (m.bitfield_size - 1):
             v -= 1 << m.bitfield_size
         return v
+
+
+def encode_value(btf: Btf, type_id: int, value: Any, *, big_endian: bool | None = None) -> bytes:
+    """The bytes of the Python ``value`` as type ``type_id``: the inverse of
+    :func:`decode_value` (ints, bools, enum names, lists, ``str``/``bytes`` for char arrays,
+    dicts for structs and unions, members left out being zero, or tuples of the members in
+    order).  ``bytes`` of the type's
+    exact size are taken as they are.  A value that does not fit is a :class:`BtfError`
+    naming the type and the value."""
+    big = btf.big_endian if big_endian is None else big_endian
+    size = btf.size_of(type_id)
+    if isinstance(value, (bytes, bytearray)) and len(value) == size:
+        return bytes(value)
+    out = bytearray(size)
+    _Encoder(btf, "big" if big else "little").put(type_id, value, out, 0, 0)
+    return bytes(out)
+
+
+class _Encoder:
+    def __init__(self, btf: Btf, order: Any) -> None:
+        self.btf = btf
+        self.order = order
+
+    def bad(self, type_id: int, value: Any, why: str) -> BtfError:
+        return BtfError(
+            f"{self.btf.what}: cannot store {value!r} as {self.btf.format(type_id)}: {why}"
+        )
+
+    def int_into(
+        self, type_id: int, v: int, size: int, signed: bool, out: bytearray, at: int
+    ) -> None:
+        lo = -(1 << (size * 8 - 1)) if signed else 0
+        hi = (1 << (size * 8)) - 1  # unsigned spellings of negative numbers are accepted too
+        if not lo <= v <= hi and not (signed and 0 <= v <= hi):
+            raise self.bad(type_id, v, f"out of range for {size} bytes")
+        out[at : at + size] = (v % (1 << (size * 8))).to_bytes(size, self.order)
+
+    def put(self, type_id: int, value: Any, out: bytearray, at: int, depth: int) -> None:
+        if depth > MAX_RESOLVE_DEPTH:
+            raise BtfError(f"{self.btf.what}: type {type_id} nests too deeply (a loop?)")
+        t = self.btf.resolve(type_id)
+        size = self.btf.size_of(type_id)
+        if isinstance(value, (bytes, bytearray)) and len(value) == size:
+            out[at : at + size] = value
+            return
+        if isinstance(t, (T.Int, T.Ptr)):
+            if not isinstance(value, int):
+                raise self.bad(type_id, value, "not an integer")
+            signed = isinstance(t, T.Int) and t.signed
+            self.int_into(type_id, int(value), size, signed, out, at)
+        elif isinstance(t, T.Enum):
+            if isinstance(value, str):
+                found = [e.value for e in t.values if e.name == value]
+                if not found:
+                    raise self.bad(type_id, value, "no such enumerator")
+                value = found[0]
+            if not isinstance(value, int):
+                raise self.bad(type_id, value, "not an enumerator or integer")
+            self.int_into(type_id, value, t.size, t.signed or value < 0, out, at)
+        elif isinstance(t, T.Array):
+            esize = self.btf.size_of(t.type)
+            if isinstance(value, str):
+                value = value.encode()
+            if isinstance(value, (bytes, bytearray)) and esize == 1:
+                if len(value) > t.nelems:
+                    raise self.bad(type_id, value, f"{len(value)} bytes, room for {t.nelems}")
+                out[at : at + len(value)] = value
+                return
+            items = list(value)
+            if len(items) > t.nelems:
+                raise self.bad(type_id, value, f"{len(items)} elements, room for {t.nelems}")
+            for i, item in enumerate(items):
+                self.put(t.type, item, out, at + i * esize, depth + 1)
+        elif isinstance(t, T.Struct):
+            if isinstance(value, tuple):  # members in order (hashable: map keys)
+                named = [m.name for m in t.members]
+                if len(value) > len(named):
+                    raise self.bad(type_id, value, f"{len(value)} values for {len(named)} members")
+                value = dict(zip(named[: len(value)], value, strict=True))
+            if not isinstance(value, dict):
+                raise self.bad(type_id, value, "give a dict (or tuple) of member values")
+            names = {m.name: m for m in t.members if m.name}
+            unknown = set(value) - set(names)
+            if unknown:
+                raise self.bad(type_id, value, f"no member {sorted(unknown)[0]!r}")
+            for name, v in value.items():
+                m = names[name]
+                if m.bitfield_size:
+                    raise self.bad(type_id, value, f"member {name!r} is a bitfield (give bytes)")
+                self.put(m.type, v, out, at + m.bit_offset // 8, depth + 1)
+        else:
+            raise self.bad(type_id, value, f"{t.kind.name} values are not supported")

@@ -27,7 +27,11 @@ def register(sub: Any) -> None:
         "--syntax", choices=SYNTAXES, default="llvm", help="instruction text (default: llvm)"
     )
     p.add_argument(
-        "--format", choices=FORMATS, default="terminal", help="output format (default: terminal)"
+        "--format",
+        choices=(*FORMATS, "html"),
+        default="terminal",
+        help="output format (default: terminal); html: one self-contained page with the "
+        "source, the instructions, control-flow graphs and maps",
     )
     p.add_argument(
         "--color",
@@ -42,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     """Explain ``args.object`` and print it."""
     obj = read_object(args.object)
     x = explain_object(obj, program=args.program, section=args.section)
-    if args.format == "md":
+    if args.format == "html":
+        from bpfkit.explain.html import render_html
+
+        text = render_html(x, obj, syntax=args.syntax)
+    elif args.format == "md":
         cmd = " ".join(["bpfkit explain", *_given(args), "--format md", args.object])
         text = render_markdown(x, syntax=args.syntax, command=cmd)
     else:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import VerifierError
+
+if TYPE_CHECKING:
+    from bpfkit.obj.spec import ObjectSpec
 
 LOG_TAIL = 20
 
@@ -33,16 +37,32 @@ def register(sub: Any) -> None:
         default=[],
         help="load program NAME as TYPE (e.g. on_clone=tracepoint)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log (before its explanation)")
     p.set_defaults(func=run)
 
 
-def print_verifier_log(e: VerifierError, verbose: bool) -> None:
-    """The verifier log (its tail unless ``verbose``) on stderr, before the error line."""
-    from bpfkit.kernel.render import log_tail
+def print_verifier_log(e: VerifierError, verbose: bool, obj: ObjectSpec | None = None) -> None:
+    """On stderr, before the error line: the whole verifier log if ``verbose``, then the
+    explanation of the rejection (bpfkit.verify); the log's tail if it cannot be explained."""
+    import os
 
-    if e.log:
-        print(e.log.rstrip("\n") if verbose else log_tail(e.log, LOG_TAIL), file=sys.stderr)
+    from bpfkit.kernel.render import log_tail
+    from bpfkit.verify import explain_rejection, render
+
+    if not e.log:
+        return
+    if verbose:
+        print(e.log.rstrip("\n"), file=sys.stderr)
+    judge = f"the kernel verifier (Linux {os.uname().release})"
+    # The loader says which program in its message: "loading program 'NAME': ...".
+    m = re.search(r"loading program '([^']*)'", str(e))
+    name = e.program or (m.group(1) if m else "")
+    expl = explain_rejection(obj, name, e.log, judge=judge)
+    if expl.accepted:
+        if not verbose:
+            print(log_tail(e.log, LOG_TAIL), file=sys.stderr)
+        return
+    print(render(expl), file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         coll = load_collection(obj, programs=args.program, prog_types=types)
     except VerifierError as e:
-        print_verifier_log(e, args.verbose)
+        print_verifier_log(e, args.verbose, obj)
         raise
     with coll:
         for note in coll.notes:

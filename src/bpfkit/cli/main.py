@@ -13,6 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from bpfkit import __version__
 from bpfkit.errors import BpfkitError
 
 # Command modules, in the order `bpfkit --help` lists them.  A module `x_y` registers the
@@ -21,14 +22,19 @@ COMMANDS: tuple[str, ...] = (
     "build",
     "asm",
     "explain",
+    "cfg",
     "dump",
     "run",
     "trace",
     "load",
     "prog",
+    "map",
+    "link",
+    "feature",
     "test_run",
     "vm",
     "btf",
+    "verify",
 )
 
 
@@ -43,6 +49,8 @@ def _wanted(argv: Sequence[str]) -> tuple[str, ...]:
             continue
         name = arg.replace("-", "_")
         return (name,) if name in COMMANDS else COMMANDS
+    if "--version" in argv or "-V" in argv:
+        return ()  # no command module is needed to say the version
     return COMMANDS
 
 
@@ -52,6 +60,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="bpfkit", description="Build, read, explain, run and load eBPF programs."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", "-V", action="version", version=f"bpfkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS if argv is None else _wanted(argv):
         module = importlib.import_module(f"bpfkit.cli.{name}")

@@ -1,35 +1,193 @@
-"""``bpfkit prog list``: the programs loaded in the kernel (like ``bpftool prog show``)."""
+"""``bpfkit prog show|list [id N | pinned PATH | name NAME]``, ``bpfkit prog pin``: the
+programs loaded in the kernel, as ``bpftool prog`` shows them (``--json``: bpftool's keys)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from bpfkit.cli.objref import USAGE
+from bpfkit.errors import KernelError
+
 
 def register(sub: Any) -> None:
     """Add the ``prog`` sub-command."""
-    p = sub.add_parser("prog", help="inspect programs loaded in the kernel")
+    p = sub.add_parser("prog", help="inspect programs loaded in the kernel (like bpftool prog)")
     psub = p.add_subparsers(dest="prog_command", metavar="SUBCOMMAND")
     lst = psub.add_parser(
-        "list",
-        aliases=["show"],
-        help="list loaded programs: id, type, name, tag, loaded at",
+        "show",
+        aliases=["list"],
+        help="show loaded programs: id, type, name, tag, loaded at",
     )
-    lst.add_argument("--json", action="store_true", help="JSON output")
+    lst.add_argument("ref", nargs="*", metavar=USAGE, help="which programs (default: all)")
+    lst.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
     lst.add_argument("--name", metavar="NAME", help="only programs called NAME")
-    lst.set_defaults(func=run_list)
-    p.set_defaults(func=run_list, json=False, name=None)
+    lst.set_defaults(func=run_show)
+    pin = psub.add_parser("pin", help="pin a loaded program: pin id N PATH")
+    pin.add_argument("ref", nargs="+", metavar="id N | pinned PATH | name NAME  PATH")
+    pin.set_defaults(func=run_pin)
+    dump = psub.add_parser(
+        "dump", help="the program as the kernel runs it: dump xlated id N [--llvm]"
+    )
+    dump.add_argument("what", choices=["xlated"], help="xlated: the verifier's translation")
+    dump.add_argument("ref", nargs="+", metavar=USAGE)
+    dump.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
+    dump.add_argument(
+        "--llvm", action="store_true", help="LLVM's syntax instead of the kernel's (bpftool's)"
+    )
+    dump.set_defaults(func=run_dump)
+    run = psub.add_parser(
+        "run",
+        help="BPF_PROG_TEST_RUN on a loaded program: "
+        "run PROG data_in FILE [data_out FILE] [ctx_in FILE] [repeat N]",
+    )
+    run.add_argument("ref", nargs="+", metavar=f"{USAGE} data_in FILE ...")
+    run.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
+    run.set_defaults(func=run_run)
+    p.set_defaults(func=run_show, json=False, name=None, ref=[])
 
 
-def run_list(args: argparse.Namespace) -> int:
-    """List the loaded programs."""
+def run_show(args: argparse.Namespace) -> int:
+    """Show the programs named (all of them by default)."""
+    from bpfkit.cli.objref import open_ref, split_ref
     from bpfkit.kernel.features import require_privileges
-    from bpfkit.kernel.info import list_programs
+    from bpfkit.kernel.info import list_programs, prog_info
     from bpfkit.kernel.render import render_programs
+    from bpfkit.kernel.show import prog_record
 
-    require_privileges("bpfkit prog list")
-    infos = list_programs()
+    require_privileges("bpfkit prog show")
+    ref, rest = split_ref(list(args.ref), "program")
+    if rest:
+        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
+    if ref:
+        fds = open_ref(ref, "program")
+        try:
+            records = [prog_record(fd.fd) for fd in fds]
+            infos = [prog_info(fd.fd) for fd in fds]
+        finally:
+            for fd in fds:
+                fd.close()
+    else:
+        infos = list_programs()
+        records = []
+        if args.json:
+            from bpfkit.kernel.info import prog_fd_by_id
+
+            for i in infos:
+                try:
+                    with prog_fd_by_id(i.id) as fd:
+                        records.append(prog_record(fd.fd))
+                except KernelError:
+                    continue  # unloaded since listed
     if args.name:
         infos = [i for i in infos if i.name == args.name]
-    print(render_programs(infos, as_json=args.json))
+        records = [r for r in records if r["name"] == args.name]
+    if args.json:
+        import json
+
+        out: Any = records[0] if ref and len(records) == 1 else records
+        print(json.dumps(out, indent=2))
+    else:
+        print(render_programs(infos))
+    return 0
+
+
+def run_pin(args: argparse.Namespace) -> int:
+    """Pin the program named at PATH."""
+    from bpfkit.cli.objref import pin_ref
+    from bpfkit.kernel.features import require_privileges
+
+    require_privileges("bpfkit prog pin")
+    path = pin_ref(list(args.ref), "program")
+    print(f"pinned at {path}")
+    return 0
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    """The translated instructions of one program."""
+    from bpfkit.cli.objref import open_one, split_ref
+    from bpfkit.kernel.features import require_privileges
+    from bpfkit.kernel.info import prog_code
+    from bpfkit.kernel.show import xlated
+
+    require_privileges("bpfkit prog dump")
+    ref, rest = split_ref(list(args.ref), "program")
+    if rest:
+        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
+    with open_one(ref, "program") as fd:
+        code = prog_code(fd.fd)
+    if not code:
+        raise KernelError("the kernel shows no translated instructions for this program")
+    lines = xlated(code, llvm=args.llvm)
+    if args.json:
+        import json
+
+        print(json.dumps([{"disasm": text} for _, text in lines], indent=2))
+    else:
+        for slot, text in lines:
+            print(f"{slot:4d}: {text}")
+    return 0
+
+
+_RUN_WORDS = ("data_in", "data_out", "ctx_in", "repeat")
+
+
+def _read_input(path: str, what: str) -> bytes:
+    import sys
+
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise KernelError(f"{what} {path}: {e.strerror}; give a readable file or -") from None
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """Run the program once (or ``repeat`` times) on the data given, as bpftool prog run."""
+    from bpfkit.cli.objref import open_one, split_ref
+    from bpfkit.kernel.features import require_privileges
+    from bpfkit.kernel.info import prog_info
+    from bpfkit.kernel.program import Program
+    from bpfkit.text import hexdump
+
+    require_privileges("bpfkit prog run")
+    ref, rest = split_ref(list(args.ref), "program")
+    opts: dict[str, str] = {}
+    while rest:
+        if rest[0] not in _RUN_WORDS or len(rest) < 2:
+            raise KernelError(
+                f"unexpected {rest[0]!r}; usage: prog run {USAGE} data_in FILE "
+                "[data_out FILE] [ctx_in FILE] [repeat N]"
+            )
+        opts[rest[0]] = rest[1]
+        rest = rest[2:]
+    if "data_in" not in opts and "ctx_in" not in opts:
+        raise KernelError("give the input: data_in FILE (a packet) or ctx_in FILE (a context)")
+    try:
+        repeat = int(opts.get("repeat", "1"))
+    except ValueError:
+        raise KernelError(f"repeat {opts['repeat']!r} is not a number") from None
+    if not 1 <= repeat < 2**32:
+        raise KernelError(f"repeat {repeat} is out of range; give 1 to {2**32 - 1}")
+    data = _read_input(opts["data_in"], "data_in") if "data_in" in opts else b""
+    ctx = _read_input(opts["ctx_in"], "ctx_in") if "ctx_in" in opts else None
+    fd = open_one(ref, "program")
+    info = prog_info(fd.fd)
+    with Program(fd, info.name, info.type) as prog:
+        result = prog.test_run(data, repeat=repeat, ctx=ctx)
+    out = opts.get("data_out")
+    if out and out != "-":
+        with open(out, "wb") as f:
+            f.write(result.data_out)
+    if args.json:
+        import json
+
+        print(json.dumps({"retval": result.retval, "duration": result.duration_ns}, indent=2))
+    else:
+        if out == "-":
+            print(hexdump(result.data_out))
+        avg = " (average)" if repeat > 1 else ""
+        print(f"Return value: {result.retval}, duration{avg}: {result.duration_ns}ns")
     return 0

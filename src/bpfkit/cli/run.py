@@ -139,8 +139,9 @@ def run(args: argparse.Namespace) -> int:
             )
         except VerifierError as e:
             from bpfkit.cli.load import print_verifier_log
+            from bpfkit.obj import read_object
 
-            print_verifier_log(e, args.verbose)
+            print_verifier_log(e, args.verbose, read_object(args.object))
             raise
         with session:
             try:

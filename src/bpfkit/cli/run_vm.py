@@ -80,6 +80,8 @@ def run_vm(args: argparse.Namespace) -> int:
     budget = getattr(args, "budget", None) or 1_000_000
     programs = _programs(obj, getattr(args, "program", None))
     for prog in programs:
+        if ctx is None and packet is None:
+            _note_missing_context(prog)
         vm = Vm(prog, obj=obj, ctx=ctx, packet=packet, budget=budget)
         outputs: list[str] = []
         result = None
@@ -92,3 +94,27 @@ def run_vm(args: argparse.Namespace) -> int:
         show_maps = bool(getattr(args, "maps", False))
         print(render_result(result, program=label, maps=show_maps, obj=obj))
     return 0
+
+
+def _note_missing_context(prog: ProgramSpec) -> None:
+    """Say on stderr what context a tracing program reads when none was given: it runs on
+    zero bytes, which is rarely what the user meant."""
+    from bpfkit.explain.sections import explain_program_section
+    from bpfkit.uapi import ProgType
+    from bpfkit.vm.vm import DEFAULT_CTX_SIZE
+
+    if prog.prog_type in (
+        0,
+        ProgType.XDP,
+        ProgType.SOCKET_FILTER,
+        ProgType.SCHED_CLS,
+        ProgType.SCHED_ACT,
+        ProgType.CGROUP_SKB,
+    ):
+        return
+    info = explain_program_section(prog)
+    print(
+        f"bpfkit vm: note: {prog.name} reads {info.context} as its context; none was given, so it "
+        f"runs on {DEFAULT_CTX_SIZE} zero bytes (--ctx FILE gives the bytes: raw, or hex text)",
+        file=sys.stderr,
+    )

@@ -9,6 +9,7 @@ from typing import Any
 
 from bpfkit.cli.options import add_type_argument
 from bpfkit.errors import BpfkitError, VerifierError
+from bpfkit.uapi import ProgType
 
 
 def register(sub: Any) -> None:
@@ -78,17 +79,103 @@ def run(args: argparse.Namespace) -> int:
                 "choose one with --program"
             )
         name = mains[0]
+    _check_packet(obj.program(name), data, args.packet)
     require_privileges("bpfkit test-run")
     try:
         coll = load_collection(obj, programs=[name])
     except VerifierError as e:
-        print_verifier_log(e, args.verbose)
+        print_verifier_log(e, args.verbose, obj)
         raise
-    with coll:
+    with coll, _printk_reader(obj) as trace:
         result = coll.programs[name].test_run(data, repeat=args.repeat)
+        for message in trace.messages():
+            print(message)
         print(render_test_run(result, program=name, repeat=args.repeat))
         if args.maps and coll.maps:
             from bpfkit.btf.mapview import object_map_types
 
             print(render_maps(coll.maps, types=object_map_types(obj)))
     return 0
+
+
+# Program types BPF_PROG_TEST_RUN runs on a packet (it refuses one shorter than ETH_HLEN).
+_PACKET_TYPES = {
+    ProgType.XDP,
+    ProgType.SOCKET_FILTER,
+    ProgType.SCHED_CLS,
+    ProgType.SCHED_ACT,
+    ProgType.CGROUP_SKB,
+    ProgType.LWT_IN,
+    ProgType.LWT_OUT,
+    ProgType.LWT_XMIT,
+    ProgType.LWT_SEG6LOCAL,
+}
+_ETH_HLEN = 14
+
+
+def _check_packet(prog: Any, data: bytes, given: str | None) -> None:
+    """Say what the kernel would refuse before loading: a packet program without a packet
+    (or with one shorter than an Ethernet header) gets EINVAL from BPF_PROG_TEST_RUN."""
+    if prog.prog_type not in _PACKET_TYPES:
+        return
+    kind = ProgType(prog.prog_type).name.lower()
+    if not given:
+        raise BpfkitError(
+            f"program {prog.name!r} ({kind}) runs on a packet: give one with --packet FILE "
+            "(raw bytes, or hex text with --hex; at least 14 bytes, an Ethernet header first)"
+        )
+    if len(data) < _ETH_HLEN:
+        raise BpfkitError(
+            f"{given}: the packet has {len(data)} bytes; BPF_PROG_TEST_RUN refuses {kind} "
+            f"packets shorter than an Ethernet header ({_ETH_HLEN} bytes) with EINVAL"
+        )
+
+
+_PRINTK_HELPERS = (6, 177)  # bpf_trace_printk, bpf_trace_vprintk
+
+
+class _Printk:
+    """The ``bpf_printk`` lines this process's test runs print, read from a private tracefs
+    instance (the VM prints them too: ``test-run`` and ``vm`` show the same)."""
+
+    def __init__(self, wanted: bool) -> None:
+        self.instance: Any = None
+        if wanted:
+            from bpfkit.kernel.tracefs import TraceInstance
+
+            self.instance = TraceInstance()
+
+    def messages(self) -> list[str]:
+        if self.instance is None:
+            return []
+        import threading
+
+        from bpfkit.events.trace_pipe import TraceLine, parse_line
+
+        me = threading.get_native_id()  # BPF_PROG_TEST_RUN runs in the caller's thread
+        out: list[str] = []
+        for _ in range(20):  # the event reaches the instance's buffer at once; read it all
+            got = list(self.instance.pipe.lines(0.05))
+            for raw in got:
+                line = parse_line(raw)
+                if isinstance(line, TraceLine) and line.pid == me:
+                    out.append(line.message.rstrip("\n"))
+            if not got:
+                break
+        return out
+
+    def __enter__(self) -> _Printk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.instance is not None:
+            self.instance.close()
+
+
+def _printk_reader(obj: Any) -> _Printk:
+    calls = any(
+        i.opcode == 0x85 and i.src == 0 and i.imm in _PRINTK_HELPERS
+        for p in obj.programs
+        for i in p.insns
+    )
+    return _Printk(calls)

@@ -7,7 +7,7 @@ terminal text, Markdown or JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bpfkit.disasm.kernel_syntax import format_kernel
 from bpfkit.disasm.llvm_text import format_insn
@@ -85,6 +85,13 @@ class Explanation:
     path: str
     license: str | None
     programs: tuple[ProgramExplanation, ...]
+    obj: ObjectSpec | None = field(default=None, repr=False, compare=False)  # what was explained
+
+    def _repr_html_(self) -> str:
+        """The explanation as HTML, for Jupyter (:func:`bpfkit.explain.html.render_html`)."""
+        from bpfkit.explain.html import render_html
+
+        return render_html(self, standalone=False)
 
 
 def explain_object(
@@ -103,7 +110,9 @@ def explain_object(
                 + (f" named {program!r}" if program else "")
                 + f" (program sections: {', '.join(sections) or 'none'})"
             )
-    return Explanation(obj.path, obj.license, tuple(explain_program(obj, p) for p in progs))
+    return Explanation(
+        obj.path, obj.license, tuple(explain_program(obj, p) for p in progs), obj
+    )
 
 
 def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
@@ -156,7 +165,7 @@ def _explain_insn(
         )
     call = None
     if op is not None and op.kind is Kind.CALL:
-        call = _call_info(insn, before, env, _callee(obj, insn, reloc))
+        call = _call_info(insn, before, env, callee(obj, insn, reloc))
     text = describe_insn(insn, op, slot, before, after, call, reloc, ctx_struct)
     if op is not None and (insn.dst > 10 or (insn.src > 10 and "src" in op.uses)):
         text += " There is no register above r10: the verifier rejects this instruction."
@@ -228,7 +237,7 @@ def _value_text(v: Value) -> str | None:
     return c_string(raw) if printable(raw.rstrip(b"\0") or b"\0") else None
 
 
-def _callee(obj: ObjectSpec, insn: Insn, reloc: object) -> str | None:
+def callee(obj: ObjectSpec, insn: Insn, reloc: object) -> str | None:
     """The function a relocated call goes to: a named symbol, or for a section symbol
     (``call 23`` against ``.text``) the function at byte (imm + 1) * 8 of that section."""
     sym = getattr(reloc, "symbol", None)

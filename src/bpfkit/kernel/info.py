@@ -8,6 +8,14 @@ API::
     prog_ids() -> Iterator[int]           # BPF_PROG_GET_NEXT_ID
     prog_fd_by_id(id) -> Fd               # BPF_PROG_GET_FD_BY_ID
     list_programs() -> list[ProgramInfo]  # every loaded program (what `bpfkit prog list` shows)
+    map_ids() -> Iterator[int]            # BPF_MAP_GET_NEXT_ID
+    map_fd_by_id(id) -> Fd                # BPF_MAP_GET_FD_BY_ID
+    list_maps() -> list[MapInfo]          # every map (what `bpfkit map list` shows)
+    btf_bytes(btf_id) -> bytes            # the raw BTF the kernel holds under that id
+    link_ids() -> Iterator[int]; link_fd_by_id(id) -> Fd
+    link_info(fd) -> LinkInfo             # id, type, program, and the type's own fields
+    link_detach(fd) -> None               # BPF_LINK_DETACH: the link stays, detached
+    fdinfo(fd) -> dict[str, str]          # /proc/self/fdinfo (memlock, frozen, ...)
 """
 
 from __future__ import annotations
@@ -22,13 +30,14 @@ from enum import IntEnum
 from bpfkit.errors import KernelError
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
-from bpfkit.uapi import MapType, ProgType
+from bpfkit.uapi import AttachType, LinkType, MapType, ProgType
 
 
 def type_name(enum: type[ProgType] | type[MapType], value: int) -> str:
-    """``kprobe`` for ProgType 2, ``hash`` for MapType 1, the number if unknown."""
+    """``kprobe`` for ProgType 2, ``hash`` for MapType 1, the number if unknown (bpftool's
+    names: the uapi's later ``_DEPRECATED`` suffix is left out)."""
     try:
-        return enum(value).name.lower()
+        return enum(value).name.lower().removesuffix("_deprecated")
     except ValueError:
         return str(value)
 
@@ -99,6 +108,8 @@ class MapInfo:
     max_entries: int
     flags: int
     btf_id: int
+    btf_key_type_id: int = 0
+    btf_value_type_id: int = 0
 
     @property
     def type_name(self) -> str:
@@ -171,6 +182,8 @@ def map_info(fd: int) -> MapInfo:
         max_entries=info.max_entries,
         flags=info.map_flags,
         btf_id=info.btf_id,
+        btf_key_type_id=info.btf_key_type_id,
+        btf_value_type_id=info.btf_value_type_id,
     )
 
 
@@ -190,6 +203,7 @@ def prog_ids() -> Iterator[int]:
 
 def prog_fd_by_id(prog_id: int) -> Fd:
     """An owned descriptor for the program with id ``prog_id``."""
+    _check_id(prog_id, "program")
     attr = attrs.GetIdAttr(start_id=prog_id)
     return Fd(bpf(Cmd.PROG_GET_FD_BY_ID, attr, f"opening program id {prog_id}"), "program")
 
@@ -207,3 +221,149 @@ def list_programs() -> list[ProgramInfo]:
         with Fd(fd, "program") as owned:
             out.append(prog_info(owned.fd))
     return out
+
+
+def _ids(cmd: Cmd, what: str) -> Iterator[int]:
+    current = 0
+    while True:
+        attr = attrs.GetIdAttr(start_id=current)
+        ret, err = bpf_errno(cmd, attr)
+        if ret < 0:
+            if err == errno.ENOENT:
+                return
+            raise error(cmd, err, f"listing {what}")
+        current = attr.next_id
+        yield current
+
+
+def map_ids() -> Iterator[int]:
+    """The id of every map in the kernel, ascending."""
+    return _ids(Cmd.MAP_GET_NEXT_ID, "maps")
+
+
+def _check_id(obj_id: int, what: str) -> None:
+    if not 0 < obj_id < 2**31:
+        raise KernelError(f"{what} id {obj_id} is out of range; ids are 1 to {2**31 - 1}")
+
+
+def map_fd_by_id(map_id: int) -> Fd:
+    """An owned descriptor for the map with id ``map_id``."""
+    _check_id(map_id, "map")
+    attr = attrs.GetIdAttr(start_id=map_id)
+    return Fd(bpf(Cmd.MAP_GET_FD_BY_ID, attr, f"opening map id {map_id}"), "map")
+
+
+def list_maps() -> list[MapInfo]:
+    """Info on every map (those freed while listing are skipped)."""
+    out = []
+    for mid in map_ids():
+        attr = attrs.GetIdAttr(start_id=mid)
+        fd, err = bpf_errno(Cmd.MAP_GET_FD_BY_ID, attr)
+        if fd < 0:
+            if err == errno.ENOENT:
+                continue
+            raise error(Cmd.MAP_GET_FD_BY_ID, err, f"opening map id {mid}")
+        with Fd(fd, "map") as owned:
+            out.append(map_info(owned.fd))
+    return out
+
+
+def btf_bytes(btf_id: int) -> bytes:
+    """The raw BTF (header, types, strings) the kernel holds under ``btf_id``."""
+    _check_id(btf_id, "BTF")
+    attr = attrs.GetIdAttr(start_id=btf_id)
+    with Fd(bpf(Cmd.BTF_GET_FD_BY_ID, attr, f"opening BTF id {btf_id}"), "BTF") as fd:
+        info = attrs.BtfInfo()
+        _get_info(fd.fd, info, "a BTF object")
+        n = info.btf_size
+        buf = ctypes.create_string_buffer(max(n, 1))
+        info2 = attrs.BtfInfo(btf=ctypes.addressof(buf), btf_size=n)
+        _get_info(fd.fd, info2, "a BTF object")
+        return buf.raw[:n]
+
+
+def fdinfo(fd: int) -> dict[str, str]:
+    """The ``key: value`` lines the kernel shows for ``fd`` in /proc/self/fdinfo."""
+    out = {}
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def link_ids() -> Iterator[int]:
+    """The id of every BPF link in the kernel, ascending."""
+    return _ids(Cmd.LINK_GET_NEXT_ID, "links")
+
+
+def link_fd_by_id(link_id: int) -> Fd:
+    """An owned descriptor for the link with id ``link_id``."""
+    _check_id(link_id, "link")
+    attr = attrs.GetIdAttr(start_id=link_id)
+    return Fd(bpf(Cmd.LINK_GET_FD_BY_ID, attr, f"opening link id {link_id}"), "link")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """A BPF link as the kernel reports it; ``fields``: what its type adds, by bpftool's
+    JSON names (``tp_name``, ``cgroup_id``, ``attach_type``, ``ifindex``...)."""
+
+    id: int
+    type: int
+    prog_id: int
+    fields: dict[str, int | str]
+
+    @property
+    def type_name(self) -> str:
+        """``raw_tracepoint``, ``perf_event``, ..."""
+        try:
+            return LinkType(self.type).name.lower()
+        except ValueError:
+            return str(self.type)
+
+
+def _u32(raw: bytes, off: int) -> int:
+    return int.from_bytes(raw[off : off + 4], "little")
+
+
+def _attach_name(value: int) -> str:
+    try:
+        return AttachType(value).name.lower()
+    except ValueError:
+        return str(value)
+
+
+def link_info(fd: int) -> LinkInfo:
+    """The kernel's info on the link behind ``fd``."""
+    info = attrs.LinkInfoHead()
+    _get_info(fd, info, "a link")
+    raw = bytes(info.raw)
+    fields: dict[str, int | str] = {}
+    if info.type == LinkType.RAW_TRACEPOINT:
+        n = _u32(raw, 8)
+        if n:
+            buf = ctypes.create_string_buffer(n)
+            again = attrs.LinkInfoHead()
+            again.raw[:12] = ctypes.addressof(buf).to_bytes(8, "little") + n.to_bytes(4, "little")
+            _get_info(fd, again, "a link")
+            fields["tp_name"] = buf.value.decode(errors="replace")
+    elif info.type == LinkType.TRACING:
+        fields["attach_type"] = _attach_name(_u32(raw, 0))
+        fields["target_obj_id"] = _u32(raw, 4)
+        fields["target_btf_id"] = _u32(raw, 8)
+    elif info.type == LinkType.CGROUP:
+        fields["cgroup_id"] = int.from_bytes(raw[0:8], "little")
+        fields["attach_type"] = _attach_name(_u32(raw, 8))
+    elif info.type == LinkType.NETNS:
+        fields["netns_ino"] = _u32(raw, 0)
+        fields["attach_type"] = _attach_name(_u32(raw, 4))
+    elif info.type == LinkType.XDP:
+        fields["ifindex"] = _u32(raw, 0)
+    return LinkInfo(id=info.id, type=info.type, prog_id=info.prog_id, fields=fields)
+
+
+def link_detach(fd: int) -> None:
+    """Detach the link behind ``fd`` from its hook (BPF_LINK_DETACH; 5.9+).  The program
+    stops running there; the link object lives on until its last holder closes it."""
+    bpf(Cmd.LINK_DETACH, attrs.LinkDetachAttr(link_fd=fd), "detaching the link")

@@ -15,7 +15,8 @@ API::
 ``prog_type`` is a number or a name (``"socket_filter"``, ``"BPF_PROG_TYPE_XDP"``, ``"xdp"``).
 
 The verifier log follows the protocol the mature loaders (libbpf, cilium/ebpf) agree on:
-load without a log (fast, no buffer); on failure load again with ``log_level`` 1 and a
+load without a log (fast, no buffer); on failure load again with ``log_level`` 2 (level 1
+when the detailed log would pass 64 MiB) and a
 buffer grown until the whole log fits (to ``log_true_size`` where the kernel reports it,
 Linux >= 6.4; else by quadrupling); raise :class:`~bpfkit.errors.VerifierError` carrying
 the **whole** log, whose message is its last meaningful line.
@@ -48,6 +49,7 @@ from bpfkit.uapi import AttachType, ProgType
 LOG_MIN = 64 * 1024  # first log buffer on failure; most rejections fit
 LOG_MAX = (1 << 30) - 1  # the kernel refuses log_size >= UINT_MAX >> 2
 LOG_LEVEL_STATS = 4  # BPF_LOG_STATS
+LOG_DETAILED_MAX = 64 << 20  # a level-2 log bigger than this is fetched at level 1 instead
 
 
 def prog_type_number(prog_type: int | str) -> int:
@@ -219,6 +221,7 @@ def load_program(
     attach_btf_id: int = 0,
     attach_prog_fd: int = 0,
     fd_array: Sequence[int] | None = None,
+    log_size_max: int = LOG_MAX,
 ) -> Program:
     """Load ``insns`` as a program of ``prog_type``; see the module docstring.
 
@@ -226,7 +229,9 @@ def load_program(
     when the kernel rejects the program with a log, or a
     :class:`~bpfkit.syscalls.BpfSyscallError` naming the likely cause otherwise.
     With ``log_level`` > 0 the log is requested from the first load (a program that loads
-    still has its log in ``Program.log``).
+    still has its log in ``Program.log``).  ``log_size_max`` caps the buffer: a longer log
+    keeps its end (the kernel's log rotates since Linux 6.4), and the message says it was
+    truncated.
     """
     ptype = prog_type_number(prog_type)
     code = _encode(insns)
@@ -286,15 +291,19 @@ def load_program(
         if err == errno.EPERM and not size:
             # A log does not explain missing privileges.
             raise error(Cmd.PROG_LOAD, err, what)
-        if not size:
-            # log_level 1 (the instructions the verifier walked), keeping a requested
-            # statistics bit.
-            size, level = LOG_MIN, 1 | (log_level & LOG_LEVEL_STATS)
+        if not size or not level & 3:
+            # log_level 2 (the state after every instruction, which bpfkit.verify explains),
+            # keeping a requested statistics bit; level 1 if that does not fit.
+            size, level = LOG_MIN, 2 | (log_level & LOG_LEVEL_STATS)
             continue
         truncated = err == errno.ENOSPC or (attr.log_true_size > size)
-        if truncated and size < LOG_MAX:
+        cap = min(LOG_MAX, max(log_size_max, LOG_MIN))
+        if truncated and size < cap:
             want = attr.log_true_size if attr.log_true_size > size else size * 4
-            size = min(want, LOG_MAX)
+            if level & 2 and want > min(LOG_DETAILED_MAX, cap) and not log_level & 2:
+                size, level = LOG_MIN, 1 | (log_level & LOG_LEVEL_STATS)
+                continue
+            size = min(want, cap)
             continue
         break
     summary = summarize_log(log)

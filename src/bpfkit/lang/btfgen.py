@@ -63,8 +63,8 @@ class BtfBuilder:
         proto = T.FuncProto(0, "", ret, tuple(T.Param(n, t) for n, t in params))
         return self.out.add(proto, share=False)
 
-    def func(self, name: str, proto: int) -> int:
-        return self.out.add(T.Func(0, name, proto, T.Linkage.GLOBAL), share=False)
+    def func(self, name: str, proto: int, linkage: int = T.Linkage.GLOBAL) -> int:
+        return self.out.add(T.Func(0, name, proto, linkage), share=False)
 
     def var(self, name: str, type_id: int) -> int:
         return self.out.add(T.Var(0, name, type_id, T.Linkage.GLOBAL), share=False)

@@ -142,6 +142,7 @@ def compile_source(source: str, namespace: dict[str, Any], file: str) -> Compile
             f"{file}: no BPF program: decorate a function with @tracepoint(...), @xdp, ...",
             file=file,
         )
+    subs = _functions(tree, namespace, funcs, g, file, lines)
     emitted: list[Emitted] = []
     for node, sec in funcs:
         ctx = context(sec.kind, sec.target)
@@ -163,6 +164,10 @@ def compile_source(source: str, namespace: dict[str, Any], file: str) -> Compile
         lw = Lowerer(node, node.name, sec.section, ctx, g, file, lines, ret)
         fn = lw.lower()
         emitted.append(emit_function(fn, f"{file}:{node.lineno}"))
+    programs = list(emitted)
+    for node in subs:
+        lw = Lowerer(node, node.name, ".text", context(""), g, file, lines, g.funcs[node.name][1])
+        emitted.append(emit_function(lw.lower(), f"{file}:{node.lineno}"))
     asm = _assembly(emitted, g, file, lines)
     try:
         obj = assemble(asm, f"{file} (generated assembly)")
@@ -174,11 +179,69 @@ def compile_source(source: str, namespace: dict[str, Any], file: str) -> Compile
         obj,
         asm,
         file,
-        {e.name: s for e, (_, s) in zip(emitted, funcs, strict=True)},
+        {e.name: s for e, (_, s) in zip(programs, funcs, strict=True)},
         dict(g.maps),
         dict(g.data),
         {e.name: e.stack for e in emitted},
     )
+
+
+def _functions(
+    tree: ast.Module,
+    ns: dict[str, Any],
+    progs: list[tuple[ast.FunctionDef, Section]],
+    g: Globals,
+    file: str,
+    lines: list[str],
+) -> list[ast.FunctionDef]:
+    """The module's plain functions the programs call (directly or not): BPF functions,
+    with integer parameters and result (``def log2(v: u64) -> u32``), put in ``.text``."""
+    defs = {
+        n.name: n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef) and section_of(ns.get(n.name)) is None
+    }
+    wanted: list[ast.FunctionDef] = []
+    todo = [node for node, _ in progs]
+    while todo:
+        body = todo.pop()
+        for sub in ast.walk(body):
+            if not isinstance(sub, ast.Name) or sub.id not in defs:
+                continue
+            node = defs.pop(sub.id)
+            where = {"file": file, "line": node.lineno, "column": node.col_offset + 1,
+                     "text": lines[node.lineno - 1]}  # fmt: skip
+            a = node.args
+            if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or len(a.args) > 5:
+                raise CompileError(
+                    f"BPF function {node.name}: up to 5 plain parameters",
+                    **where,  # type: ignore[arg-type]
+                )
+            ptypes: list[IntType] = []
+            for p in a.posonlyargs + a.args:
+                t = bpf_type(_eval(p.annotation, ns)) if p.annotation is not None else None
+                if not isinstance(t, IntType):
+                    raise CompileError(
+                        f"BPF function {node.name}: annotate parameter {p.arg} with an "
+                        "integer type (u8..u64, i8..i64)",
+                        **where,  # type: ignore[arg-type]
+                    )
+                ptypes.append(t)
+            ret = None
+            if node.returns is not None and not (
+                isinstance(node.returns, ast.Constant) and node.returns.value is None
+            ):
+                rt = bpf_type(_eval(node.returns, ns))
+                if not isinstance(rt, IntType):
+                    raise CompileError(
+                        f"BPF function {node.name} returns an integer type or None",
+                        **where,  # type: ignore[arg-type]
+                    )
+                ret = rt
+            g.funcs[node.name] = (ptypes, ret)
+            wanted.append(node)
+            todo.append(node)
+    return wanted
 
 
 def _eval(node: ast.expr, namespace: dict[str, Any]) -> Any:
@@ -298,8 +361,15 @@ def _assembly(funcs: list[Emitted], g: Globals, file: str, lines: list[str]) -> 
     for e in funcs:
         at = base.get(e.section, 0)
         base[e.section] = at + e.size
-        proto = btf.func_proto(int_t, [("ctx", void_ptr)])
-        fid = btf.func(e.name, proto)
+        if e.static:
+            ptypes, ret = g.funcs[e.name]
+            pnames = e.param_names or [f"a{i}" for i in range(len(ptypes))]
+            params = [(n, btf.of(t)) for n, t in zip(pnames, ptypes, strict=True)]
+            proto = btf.func_proto(btf.of(ret) if ret is not None else 0, params)
+            fid = btf.func(e.name, proto, linkage=0)
+        else:
+            proto = btf.func_proto(int_t, [("ctx", void_ptr)])
+            fid = btf.func(e.name, proto)
         func_info.setdefault(e.section, []).append((at, fid))
         rows = line_info.setdefault(e.section, [])
         for off, line, col in e.line_info:

@@ -16,6 +16,7 @@ from bpfkit.lang.ir import (
     Atomic,
     Br,
     Call,
+    CallLocal,
     CoreImm,
     DataRef,
     Ext,
@@ -66,6 +67,8 @@ class Emitted:
     line_info: list[tuple[int, int, int]] = field(default_factory=list)  # (offset, line, col)
     core: list[tuple[int, int, str, int]] = field(default_factory=list)  # (off, type, access, kind)
     stack: int = 0
+    static: bool = False  # a BPF function of .text (a local symbol), not a program
+    param_names: list[str] = field(default_factory=list)
 
 
 def layout(fn: Function, alloc: Allocation, where: str) -> int:
@@ -198,7 +201,15 @@ class Emitter:
         for insn in insns:
             self.emit(insn)
         return Emitted(
-            fn.name, fn.section, self.out, self.size, self.line_info, self.core, self.stack
+            fn.name,
+            fn.section,
+            self.out,
+            self.size,
+            self.line_info,
+            self.core,
+            self.stack,
+            static=fn.section == ".text",
+            param_names=[p.name for p in fn.params],
         )
 
     def emit(self, insn: object) -> None:  # noqa: C901 - one case per IR instruction
@@ -258,6 +269,12 @@ class Emitter:
             for i, arg in enumerate(insn.args):
                 self.load_arg(i + 1, arg)
             self.ins(f"call {insn.helper}")
+            if insn.dst is not None:
+                self.put(insn.dst, "r0")
+        elif isinstance(insn, CallLocal):
+            for i, arg in enumerate(insn.args):
+                self.load_arg(i + 1, arg)
+            self.ins(f"call {insn.name}")
             if insn.dst is not None:
                 self.put(insn.dst, "r0")
         elif isinstance(insn, Jmp):
@@ -327,7 +344,7 @@ def function_text(e: Emitted, sym_index: int) -> str:
     """The assembly of one function in its section, with its symbol."""
     head = [
         f'\t.section\t"{e.section}","ax",@progbits',
-        f"\t.globl\t{e.name}",
+        f"\t.{'local' if e.static else 'globl'}\t{e.name}",
         "\t.p2align\t3",
         f"\t.type\t{e.name},@function",
         f"{e.name}:",

@@ -151,6 +151,15 @@ class Call(Insn):
 
 
 @dataclass
+class CallLocal(Insn):
+    """A call of a BPF function of the object (``call name``, pc-relative)."""
+
+    dst: VReg | None
+    name: str
+    args: list[Operand]
+
+
+@dataclass
 class Label(Insn):
     name: str
 
@@ -223,7 +232,7 @@ def uses(insn: Insn) -> list[VReg]:
         vals = [insn.base, insn.src]
     elif isinstance(insn, Atomic):
         vals = [insn.base, insn.src]
-    elif isinstance(insn, Call):
+    elif isinstance(insn, (Call, CallLocal)):
         vals = list(insn.args)
     elif isinstance(insn, Br):
         vals = [insn.a, insn.b]

@@ -123,6 +123,7 @@ class Globals:
         default_factory=dict
     )  # name->(section, bytes, type)
     core: Any = None  # bpfkit.lang.core.Core, for kernel struct access
+    funcs: dict[str, tuple[list[IntType], IntType | None]] = field(default_factory=dict)
 
 
 class Lowerer:
@@ -137,7 +138,7 @@ class Lowerer:
         g: Globals,
         file: str,
         source_lines: list[str],
-        ret_type: IntType,
+        ret_type: IntType | None,
     ) -> None:
         self.node, self.ctxdesc, self.g = fn_node, ctx, g
         self.file, self.src = file, source_lines
@@ -153,6 +154,14 @@ class Lowerer:
         self.add(ir.Loc(fn_node.lineno, fn_node.col_offset + 1))
         args = fn_node.args
         params = args.posonlyargs + args.args
+        self.ctx_name = ""
+        if name in g.funcs:  # a BPF function: typed integer parameters, no context
+            self.fn.ctx = None
+            for p, t in zip(params, g.funcs[name][0], strict=True):
+                v = self.vreg(p.arg)
+                self.fn.params.append(v)
+                self.locals[p.arg] = Local(Int(v, t))
+            return
         if len(params) > 1 or args.vararg or args.kwarg or args.kwonlyargs:
             self.fail(fn_node, "a BPF program takes one parameter, its context: def prog(ctx)")
         self.ctx_name = params[0].arg if params else ""
@@ -265,7 +274,9 @@ class Lowerer:
             )
 
     def ret(self, s: ast.Return) -> None:
-        if s.value is None:
+        if s.value is None or self.ret_type is None:
+            if s.value is not None:
+                self.fail(s, "this function returns nothing (annotate its return type)")
             self.add(ir.Ret(0))
             return
         v = self.int_val(s.value, self.ret_type)
@@ -1212,6 +1223,12 @@ class Lowerer:
         return t
 
     def call(self, e: ast.Call) -> Val | None:
+        if (
+            isinstance(e.func, ast.Name)
+            and e.func.id in self.g.funcs
+            and e.func.id not in self.locals
+        ):
+            return self.call_function(e.func.id, e)
         if isinstance(e.func, ast.Attribute) and e.func.attr == "load":
             base = self.expr(e.func.value)
             if isinstance(base, Obj) and base.kind == "ctx":
@@ -1242,6 +1259,18 @@ class Lowerer:
                 out: Val | None = _BUILTINS[f.obj](self, e)
                 return out
         self.fail(e, f"{ast.unparse(e.func)} cannot be called in a BPF program")
+
+    def call_function(self, name: str, e: ast.Call) -> Int | None:
+        """A call of a BPF function of this file (``call name``; r6-r9 survive it)."""
+        ptypes, ret = self.g.funcs[name]
+        if e.keywords or len(e.args) != len(ptypes):
+            self.fail(e, f"{name}() takes {len(ptypes)} positional arguments")
+        if len(ptypes) > 5:
+            self.fail(e, f"{name}(): BPF functions take at most 5 arguments")
+        args: list[VReg | int] = [self.int_val(a, t).v for a, t in zip(e.args, ptypes, strict=True)]
+        dst = self.vreg() if ret is not None else None
+        self.add(ir.CallLocal(dst, name, args))
+        return Int(dst, ret) if dst is not None and ret is not None else None
 
     def convert(self, arg: ast.expr, t: IntType) -> Int:
         c = self.const_int(arg)
@@ -1317,6 +1346,10 @@ class Lowerer:
                     self.fail(e, f"{h.name}: give the {p.name} argument ({h.prototype})")
                 out.append(last_size)
                 continue
+            if isinstance(node, ast.Name) and node.id in self.g.funcs and p.kind == "func":
+                out.append(ir.FuncRef(node.id))
+                last_size = None
+                continue
             v = self.expr(node)
             last_size = None
             if p.kind == "map":
@@ -1331,6 +1364,8 @@ class Lowerer:
                         node,
                         f"{h.name}: argument {p.name} is the program's context ({h.prototype})",
                     )
+            elif p.kind == "func" and isinstance(node, ast.Name) and node.id in self.g.funcs:
+                out.append(ir.FuncRef(node.id))
             elif p.kind in ("ptr", "func"):
                 out.append(self.ptr_arg(v, node, h, p.name))
                 if isinstance(v, Mem) and not (isinstance(v.type, IntType) and "unsafe" in p.name):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from bpfkit.errors import ObjectError
 from bpfkit.isa.insn import Insn
@@ -313,14 +314,17 @@ def _insn_at(p: ProgramSpec, offset: int) -> Insn | None:
     return None
 
 
+_R = TypeVar("_R")
+
+
 def remap_ext_records(
     linked: Linked,
-    records: Mapping[str, Sequence[tuple[int, bytes]]],
-) -> list[tuple[int, bytes]]:
+    records: Mapping[str, Sequence[tuple[int, _R]]],
+) -> list[tuple[int, _R]]:
     """func_info/line_info records for ``linked``: ``records`` maps a section name to
     ``(byte offset in the section, rest of the record)``; the result gives instruction
     indices in the linked program, sorted, as BPF_PROG_LOAD wants them."""
-    out: list[tuple[int, bytes]] = []
+    out: list[tuple[int, _R]] = []
     for placed in linked.functions:
         spec = placed.spec
         lo, hi = spec.offset, spec.offset + spec.size

@@ -7,6 +7,7 @@ Offsets are byte offsets unless named ``*_index`` (8-byte instruction slots).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,16 @@ class RelocKind(Enum):
     KCONFIG = "kconfig"  # extern from .kconfig
     EXTERN = "extern"  # undefined symbol (kfunc/ksym)
     OTHER = "other"  # data relocations (R_BPF_64_ABS64/ABS32 in .BTF etc.) and the rest
+
+
+def _html(what: object) -> str:
+    """``what`` as HTML for Jupyter, by :func:`bpfkit.explain.html.spec_html`.
+
+    Looked up when a notebook asks (``_repr_html_``), not imported: the object model
+    depends on nothing above it, the drawing layer knows the object model (docs/design.md).
+    """
+    display: Any = importlib.import_module("bpfkit.explain.html")
+    return str(display.spec_html(what))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,9 @@ class ProgramSpec:
         """Size in bytes."""
         return sum(8 * i.width for i in self.insns)
 
+    def _repr_html_(self) -> str:
+        return _html(self)
+
 
 @dataclass(frozen=True, slots=True)
 class MapSpec:
@@ -128,6 +142,9 @@ class MapSpec:
     extra: dict[str, int] = field(default_factory=dict)  # other BTF map attributes
     # BTF maps with `values` (map-in-map, prog array): (slot, symbol) from `.rel.maps`
     init_values: tuple[tuple[int, str], ...] = ()
+
+    def _repr_html_(self) -> str:
+        return _html(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +203,9 @@ class ObjectSpec:
             )
         got: BtfExt = self.parsed["btf_ext"]
         return got
+
+    def _repr_html_(self) -> str:
+        return _html(self)
 
     def program(self, name: str) -> ProgramSpec:
         """The program (or sub-program) called ``name``."""

@@ -148,6 +148,12 @@ _CAUSES: dict[tuple[int | None, int], str] = {
     (Cmd.MAP_FREEZE, E.EBUSY): "the map is already frozen or mapped writable",
     (Cmd.PROG_GET_NEXT_ID, E.ENOENT): "no more programs",
     (Cmd.PROG_GET_FD_BY_ID, E.ENOENT): "no program with that id (it was unloaded)",
+    (Cmd.MAP_GET_FD_BY_ID, E.ENOENT): "no map with that id (it was freed)",
+    (Cmd.BTF_GET_FD_BY_ID, E.ENOENT): "no BTF object with that id",
+    (Cmd.LINK_GET_FD_BY_ID, E.ENOENT): "no link with that id (it was detached)",
+    (Cmd.LINK_DETACH, E.EOPNOTSUPP): (
+        "this type of link cannot be detached; close its holders (or remove its pin) instead"
+    ),
     (Cmd.OBJ_GET, E.ENOENT): "nothing is pinned at that path",
     (Cmd.OBJ_PIN, E.EEXIST): "the pin path already exists: remove it or choose another",
     (Cmd.OBJ_PIN, E.ENOENT): "the directory of the pin path does not exist",

@@ -243,6 +243,12 @@ class Vm:
         pkt = self.packet_bytes
         if pkt is None and (kind == "xdp" or kind in SKB_TYPES):
             pkt = b""  # packet programs always have one, if empty
+        elif pkt is not None and len(pkt) < ETH_HLEN and (kind == "xdp" or kind in SKB_TYPES):
+            # BPF_PROG_TEST_RUN refuses these with EINVAL: the VM answers as the kernel does.
+            raise VmError(
+                f"a {kind} program needs a packet of at least {ETH_HLEN} bytes (an Ethernet "
+                f"header), not {len(pkt)}: the kernel's BPF_PROG_TEST_RUN refuses it (EINVAL)"
+            )
         if pkt is not None:
             s.packet = mem.add("packet", bytearray(pkt), slot=0, base=PACKET_BASE)
         ctx = bytearray(self.ctx_bytes) if self.ctx_bytes is not None else None

@@ -1,0 +1,38 @@
+"""``bpfkit feature probe [kernel]``: what this kernel supports (program types, map types,
+the helpers of each program type), found by asking it, listed as ``bpftool feature probe``
+lists it (``--json``: bpftool's keys)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add the ``feature`` sub-command."""
+    p = sub.add_parser("feature", help="what this kernel supports (like bpftool feature)")
+    fsub = p.add_subparsers(dest="feature_command", metavar="SUBCOMMAND")
+    pr = fsub.add_parser("probe", help="probe program types, map types and helpers")
+    pr.add_argument("target", nargs="?", choices=["kernel"], default="kernel")
+    pr.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
+    pr.add_argument(
+        "--no-helpers", action="store_true", help="skip the helpers of each program type"
+    )
+    pr.set_defaults(func=run_probe)
+    p.set_defaults(func=run_probe, json=False, no_helpers=False, target="kernel")
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    """Probe and print."""
+    from bpfkit.kernel.features import require_privileges
+    from bpfkit.kernel.probe import probe, probe_text
+
+    require_privileges("bpfkit feature probe")
+    result = probe(helpers=not args.no_helpers)
+    if args.json:
+        import json
+
+        print(json.dumps(result, indent=2))
+    else:
+        print(probe_text(result))
+    return 0
