@@ -65,14 +65,6 @@ def cgroup2_root() -> str | None:
     return None
 
 
-def _cgroup2() -> str | None:
-    if os.geteuid() != 0:
-        return "not root (creating a cgroup needs CAP_SYS_ADMIN)"
-    if cgroup2_root() is None:
-        return "cgroup v2 is not mounted"
-    return None
-
-
 def _path(path: str, why: str) -> Callable[[], str | None]:
     return lambda: None if os.path.exists(path) else f"no {path}: {why}"
 
@@ -135,7 +127,6 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "xdp-objects": _xdp_objects,
     "kernel-btf": _path("/sys/kernel/btf/vmlinux", "kernel built without CONFIG_DEBUG_INFO_BTF"),
     "netns": _netns,
-    "cgroup2": _cgroup2,
     "kallsyms": _path("/proc/kallsyms", "no kernel symbol table"),
     "dev-full": _path("/dev/full", "no full device to provoke a write error"),
     "libbpf-headers": _path("/usr/include/bpf/bpf_helper_defs.h", "libbpf-dev not installed"),
