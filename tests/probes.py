@@ -45,6 +45,27 @@ def _debian_archive() -> str | None:
     return None
 
 
+def _netns() -> str | None:
+    """None if the tests can make a network namespace with a veth pair (root + iproute2)."""
+    if os.geteuid() != 0:
+        return "not root (network namespaces and veth pairs need CAP_NET_ADMIN)"
+    if not shutil.which("ip"):
+        return "iproute2 (ip) not installed"
+    if not os.path.exists("/sys/module/veth") and not os.path.isdir("/sys/class/net"):
+        return "no network devices in sysfs"
+    return None
+
+
+def cgroup2_root() -> str | None:
+    """Where cgroup v2 is mounted, or None."""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "cgroup2":
+                return fields[1]
+    return None
+
+
 def _path(path: str, why: str) -> Callable[[], str | None]:
     return lambda: None if os.path.exists(path) else f"no {path}: {why}"
 
@@ -112,6 +133,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "debian-archive": _debian_archive,
     "xdp-objects": _xdp_objects,
     "kernel-btf": _path("/sys/kernel/btf/vmlinux", "kernel built without CONFIG_DEBUG_INFO_BTF"),
+    "netns": _netns,
     "kallsyms": _path("/proc/kallsyms", "no kernel symbol table"),
     "dev-full": _path("/dev/full", "no full device to provoke a write error"),
     "libbpf-headers": _path("/usr/include/bpf/bpf_helper_defs.h", "libbpf-dev not installed"),

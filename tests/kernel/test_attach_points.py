@@ -12,7 +12,7 @@ import pytest
 import probes
 from bpfkit.errors import KernelError
 from bpfkit.kernel import symbols
-from bpfkit.kernel.attach import AttachPoint, from_program, parse_spec, plan
+from bpfkit.kernel.attach import AttachPoint, Where, from_program, parse_spec, plan
 from bpfkit.obj.sections import typed
 from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi import ProgType
@@ -84,11 +84,66 @@ def test_parse_spec_errors_list_the_forms(spec: str, why: str) -> None:
         ("uprobe", None),
         ("tracepoint/syscalls", None),
         ("xdp", None),
-        ("fentry/do_exit", None),
+        ("fentry/do_exit", AttachPoint("fentry", "do_exit")),
+        ("tp_btf/sched_switch", AttachPoint("tp_btf", "sched_switch")),
+        ("perf_event", AttachPoint("perf_event", offset=99)),
+        ("cgroup_skb/ingress", None),
     ],
 )
 def test_from_program(section: str, point: AttachPoint | None) -> None:
     assert from_program(typed(ProgramSpec("f", section, 1, 0, (), (), False))) == point
+
+
+@pytest.mark.parametrize(
+    ("section", "point"),
+    [
+        ("xdp", AttachPoint("xdp", "eth0", "native")),
+        ("tcx/ingress", AttachPoint("tcx", "eth0", "ingress")),
+        ("tc/egress", AttachPoint("tcx", "eth0", "egress")),
+        ("socket", AttachPoint("socket", "eth0")),
+        ("cgroup_skb/ingress", AttachPoint("cgroup", "/cg", attach_type=0)),
+        ("cgroup/connect4", AttachPoint("cgroup", "/cg", attach_type=10)),
+        ("cgroup/sysctl", AttachPoint("cgroup", "/cg", attach_type=18)),
+        ("cgroup/skb", None),  # names no direction
+        ("perf_event", AttachPoint("perf_event", offset=1000)),
+    ],
+)
+def test_from_program_where(section: str, point: AttachPoint | None) -> None:
+    where = Where("eth0", "native", "/cg", 1000)
+    assert from_program(typed(ProgramSpec("f", section, 1, 0, (), (), False)), where) == point
+
+
+@pytest.mark.parametrize(
+    ("spec", "point"),
+    [
+        ("xdp:eth0", AttachPoint("xdp", "eth0")),
+        ("xdp:eth0:generic", AttachPoint("xdp", "eth0", "generic")),
+        ("xdp:eth0:skb", AttachPoint("xdp", "eth0", "generic")),
+        ("tcx:veth0:egress", AttachPoint("tcx", "veth0", "egress")),
+        ("cgroup:/sys/fs/cgroup/x", AttachPoint("cgroup", "/sys/fs/cgroup/x")),
+        ("perf_event", AttachPoint("perf_event", offset=99)),
+        ("perf_event:4000", AttachPoint("perf_event", offset=4000)),
+    ],
+)
+def test_parse_new_specs(spec: str, point: AttachPoint) -> None:
+    assert parse_spec(spec) == point
+    assert parse_spec(str(point)).kind == point.kind
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("xdp", "XDP needs an interface"),
+        ("xdp:eth0:fast", "XDP mode 'fast'"),
+        ("tcx:eth0", "ingress or IFNAME:egress"),
+        ("cgroup", "cgroup v2 directory"),
+        ("perf_event:0", "outside 1..100000"),
+        ("perf_event:x", "not a number"),
+    ],
+)
+def test_bad_new_specs(spec: str, why: str) -> None:
+    with pytest.raises(KernelError, match=re.escape(why)):
+        parse_spec(spec)
 
 
 def test_syscall_names() -> None:
@@ -207,8 +262,19 @@ def test_run_plans_say_what_cannot_attach() -> None:
 
     with pytest.raises(KernelError, match="names no attach point; say where with --attach"):
         plan_programs([prog("f", "kprobe")])
-    with pytest.raises(KernelError, match="section 'xdp' is none of them"):
+    with pytest.raises(KernelError, match="section 'sk_lookup' is none of them"):
+        plan_programs([prog("f", "sk_lookup")])
+    with pytest.raises(KernelError, match="section 'xdp' attaches to an interface: --ifname"):
         plan_programs([prog("f", "xdp")])
+    with pytest.raises(KernelError, match="attaches to a cgroup: .* --cgroup PATH"):
+        plan_programs([prog("f", "cgroup/connect4")])
+    with pytest.raises(KernelError, match="names no cgroup hook"):
+        from bpfkit.kernel.links import attach as link_attach
+
+        link_attach(0, AttachPoint("cgroup", "/x"))
+    cg = plan_programs([prog("f", "cgroup/connect4")], "cgroup:/cg")
+    assert cg[0].plan.point == AttachPoint("cgroup", "/cg", attach_type=10)
+    assert cg[0].plan.prog_type == ProgType.CGROUP_SOCK_ADDR
     planned = plan_programs([prog("f", "xdp")], "socket:lo")
     assert planned[0].plan.point == AttachPoint("socket", "lo")
     assert planned[0].plan.prog_type == ProgType.SOCKET_FILTER

@@ -10,7 +10,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from bpfkit.cli.options import count, python_object, seconds
+from bpfkit.cli.options import add_type_argument, count, hertz, seconds, typed_object
 from bpfkit.errors import VerifierError
 
 
@@ -18,6 +18,7 @@ class Terminated(BaseException):
     """Raised by the SIGTERM handler so ``with`` blocks detach and close on the way out."""
 
 
+DEFAULT_PERF_FREQ = 99  # bpfkit.kernel.attach.DEFAULT_PERF_FREQ (not imported for --help)
 QUIET_HINT_AFTER = 3.0  # seconds without output before the hint below
 
 
@@ -59,7 +60,35 @@ def register(sub: Any) -> None:
         "--attach",
         metavar="SPEC",
         help="attach point: kprobe:FUNC, kretprobe:FUNC, tracepoint:CATEGORY:NAME, "
-        "raw_tracepoint:NAME, uprobe:PATH:SYMBOL, uretprobe:PATH:SYMBOL, socket[:IFNAME]",
+        "raw_tracepoint:NAME, uprobe:PATH:SYMBOL, uretprobe:PATH:SYMBOL, socket[:IFNAME], "
+        "xdp:IFNAME[:generic|native], tcx:IFNAME:ingress|egress, cgroup:PATH, perf_event[:HZ]",
+    )
+    p.add_argument(
+        "--ifname",
+        "--dev",
+        metavar="IFNAME",
+        default="",
+        help="network interface for XDP, tc/tcx and socket filter programs",
+    )
+    p.add_argument(
+        "--xdp-mode",
+        choices=("generic", "native"),
+        default="",
+        help="XDP in the generic (skb) path or the driver (native); default: the kernel's choice",
+    )
+    p.add_argument(
+        "--cgroup",
+        metavar="PATH",
+        default="",
+        help="cgroup v2 directory for cgroup programs (cgroup_skb/*, cgroup/sock_create, "
+        "cgroup/connect4, cgroup/sysctl, cgroup/getsockopt, cgroup/dev, ...)",
+    )
+    p.add_argument(
+        "--freq",
+        type=hertz,
+        default=DEFAULT_PERF_FREQ,
+        metavar="HZ",
+        help=f"sampling frequency of perf_event programs (CPU clock; default {DEFAULT_PERF_FREQ})",
     )
     p.add_argument(
         "--count",
@@ -75,6 +104,7 @@ def register(sub: Any) -> None:
         help="show every bpf_trace_printk line, not only those matching the formats the "
         "object's programs print",
     )
+    add_type_argument(p)
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
     vm = _run_vm_module()
     if vm is not None and hasattr(vm, "add_vm_arguments"):
@@ -90,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             print("bpfkit: error: --vm is not available in this build", file=sys.stderr)
             return 1
         return int(vm.run_vm(args))
+    from bpfkit.kernel.attach import Where
     from bpfkit.kernel.session import Session, render_maps
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -98,12 +129,13 @@ def run(args: argparse.Namespace) -> int:
             # --count 0 reads no lines: skip the trace instance (load, attach, detach).
             trace = args.count is None or args.count > 0
             session = Session(
-                python_object(args.object),
+                typed_object(args.object, args.type),
                 program=args.program,
                 attach=args.attach,
                 trace=trace,
                 buffers=trace,
                 all_lines=args.all_lines,
+                where=Where(args.ifname, args.xdp_mode, args.cgroup, args.freq),
             )
         except VerifierError as e:
             from bpfkit.cli.load import print_verifier_log

@@ -21,6 +21,10 @@ def add_vm_arguments(parser: argparse.ArgumentParser, *, with_flag: bool = True)
         parser.add_argument(
             "--vm", action="store_true", help="run in bpfkit's userspace VM, not the kernel"
         )
+    if not with_flag:  # `bpfkit run` has its own --type (for both engines)
+        from bpfkit.cli.options import add_type_argument
+
+        add_type_argument(parser)
     parser.add_argument("--ctx", metavar="HEXFILE", help="(VM) the context: a file of hex bytes")
     parser.add_argument("--packet", metavar="FILE", help="(VM) packet data: a file of raw bytes")
     parser.add_argument(
@@ -60,12 +64,12 @@ def run_vm(args: argparse.Namespace) -> int:
     """Run the program(s) of ``args.object`` in the VM; print output, retval (and maps)."""
     # Imported here: `bpfkit run` (the kernel runner) adds the VM options through this
     # module and should not pay for importing the VM.
-    from bpfkit.cli.options import python_object
+    from bpfkit.cli.options import typed_object
     from bpfkit.obj.reader import read_object
     from bpfkit.vm import Vm
     from bpfkit.vm.render import render_result
 
-    source = python_object(args.object)
+    source = typed_object(args.object, getattr(args, "type", None))
     obj = source if not isinstance(source, str) else read_object(source)
     ctx = _read(args.ctx, "context", True) if getattr(args, "ctx", None) else None
     packet = _read(args.packet, "packet", False) if getattr(args, "packet", None) else None

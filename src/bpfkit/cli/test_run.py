@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from bpfkit.cli.options import add_type_argument
 from bpfkit.errors import BpfkitError, VerifierError
 from bpfkit.uapi import ProgType
 
@@ -29,6 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("--hex", action="store_true", help="FILE holds hex text, not raw bytes")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="run N times (timing)")
     p.add_argument("--maps", action="store_true", help="print the object's maps after the run")
+    add_type_argument(p)
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")
     p.set_defaults(func=run)
 
@@ -63,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise BpfkitError(f"--repeat {args.repeat}: must be at least 1")
     obj = read_object(args.object)
+    if args.type is not None:
+        from bpfkit.obj.sections import retype
+
+        obj = retype(obj, args.type)
     data = _packet(args)
     mains = [p.name for p in obj.programs if not p.is_subprog]
     name = args.program

@@ -34,6 +34,10 @@ KINDS = (
     "uprobe",
     "uretprobe",
     "socket",
+    "xdp",
+    "tcx",
+    "cgroup",
+    "perf_event",
 )
 SPEC_FORMS = (
     "kprobe:FUNC[+OFF]",
@@ -43,6 +47,10 @@ SPEC_FORMS = (
     "uprobe:PATH:SYMBOL[+OFF]",
     "uretprobe:PATH:SYMBOL",
     "socket[:IFNAME]",
+    "xdp:IFNAME[:generic|native]",
+    "tcx:IFNAME:ingress|egress",
+    "cgroup:PATH (the attach type from the section or --type)",
+    "perf_event[:FREQ] (CPU clock sampling, FREQ Hz)",
 )
 PROG_TYPE = {
     "kprobe": ProgType.KPROBE,
@@ -52,23 +60,43 @@ PROG_TYPE = {
     "tracepoint": ProgType.TRACEPOINT,
     "raw_tracepoint": ProgType.RAW_TRACEPOINT,
     "socket": ProgType.SOCKET_FILTER,
+    "xdp": ProgType.XDP,
+    "tcx": ProgType.SCHED_CLS,
+    "cgroup": ProgType.CGROUP_SKB,
+    "perf_event": ProgType.PERF_EVENT,
+    "tp_btf": ProgType.TRACING,
+    "fentry": ProgType.TRACING,
+    "fexit": ProgType.TRACING,
+    "lsm": ProgType.LSM,
 }
+# Where the program's own section row gives the type and attach type (cgroup programs,
+# tcx, fentry...), the loaded program keeps them; PROG_TYPE is the type for --attach alone.
+XDP_MODES = {"": 0, "generic": 1 << 1, "native": 1 << 2}  # XDP_FLAGS_SKB_MODE / DRV_MODE
+TCX_DIRECTIONS = ("ingress", "egress")
+DEFAULT_PERF_FREQ = 99  # Hz, as bcc's profile samples
+TRACING_KINDS = ("tp_btf", "fentry", "fexit", "lsm")
 
 
 @dataclass(frozen=True, slots=True)
 class AttachPoint:
     """Where to attach.  ``target`` is the function, ``CATEGORY:NAME``, raw tracepoint
-    name, binary path or interface; ``symbol`` the uprobe symbol; ``offset`` a kprobe
-    offset inside the function."""
+    name, binary path, interface or cgroup directory; ``symbol`` the uprobe symbol, the
+    XDP mode (``generic``/``native``; "" lets the kernel choose) or the tcx direction
+    (``ingress``/``egress``); ``offset`` a kprobe offset inside the function or a
+    perf_event sampling frequency (Hz); ``attach_type`` a cgroup point's ``enum
+    bpf_attach_type`` (None: the program's own)."""
 
     kind: str
     target: str = ""
     symbol: str = ""
     offset: int = 0
+    attach_type: int | None = None
 
     def __str__(self) -> str:
-        if self.kind in ("uprobe", "uretprobe"):
+        if self.kind in ("uprobe", "uretprobe", "tcx") or (self.kind == "xdp" and self.symbol):
             return f"{self.kind}:{self.target}:{self.symbol}"
+        if self.kind == "perf_event":
+            return f"perf_event:{self.offset}"
         target = self.target + (f"+{self.offset}" if self.offset else "")
         return f"{self.kind}:{target}" if target else self.kind
 
@@ -115,10 +143,58 @@ def parse_spec(spec: str) -> AttachPoint:
         if not path or not symbol:
             raise _bad_spec(spec, "a uprobe needs PATH:SYMBOL")
         return AttachPoint(kind, path, symbol)
+    if kind == "xdp":
+        ifname, _, mode = rest.partition(":")
+        if not ifname:
+            raise _bad_spec(spec, "XDP needs an interface (xdp:IFNAME)")
+        return xdp_point(ifname, mode, spec)
+    if kind == "tcx":
+        ifname, _, direction = rest.partition(":")
+        if not ifname or direction not in TCX_DIRECTIONS:
+            raise _bad_spec(spec, "tcx needs IFNAME:ingress or IFNAME:egress")
+        return AttachPoint("tcx", ifname, direction)
+    if kind == "cgroup":
+        if not rest:
+            raise _bad_spec(spec, "a cgroup point needs the cgroup v2 directory")
+        return AttachPoint("cgroup", rest)
+    if kind == "perf_event":
+        return AttachPoint("perf_event", offset=perf_freq(rest or str(DEFAULT_PERF_FREQ), spec))
     return AttachPoint("socket", rest)
 
 
-def from_program(program: ProgramSpec) -> AttachPoint | None:
+def xdp_point(ifname: str, mode: str = "", spec: str = "") -> AttachPoint:
+    """An XDP point on ``ifname``; ``mode`` is ``generic``, ``native`` or "" (kernel's choice)."""
+    mode = {"skb": "generic", "drv": "native"}.get(mode, mode)
+    if mode not in XDP_MODES:
+        raise _bad_spec(
+            spec or f"xdp:{ifname}:{mode}", f"XDP mode {mode!r} is not generic or native"
+        )
+    return AttachPoint("xdp", ifname, mode)
+
+
+def perf_freq(text: str, spec: str = "") -> int:
+    """A sampling frequency in Hz (1 .. 100000)."""
+    try:
+        freq = int(text, 0)
+    except ValueError:
+        raise _bad_spec(spec or text, f"frequency {text!r} is not a number") from None
+    if not 1 <= freq <= 100_000:
+        raise _bad_spec(spec or text, f"frequency {freq} Hz is outside 1..100000")
+    return freq
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """What ``run`` was told about places a section name cannot say: the interface
+    (``--ifname``) and XDP mode, the cgroup (``--cgroup``), the sampling frequency."""
+
+    ifname: str = ""
+    xdp_mode: str = ""
+    cgroup: str = ""
+    freq: int = DEFAULT_PERF_FREQ
+
+
+def from_program(program: ProgramSpec, where: Where | None = None) -> AttachPoint | None:
     """The attach point a program's section names, or None if it names none.
 
     Read from what the object reader resolved (``kind`` and ``attach_target``, from
@@ -129,8 +205,24 @@ def from_program(program: ProgramSpec) -> AttachPoint | None:
     filter (``socket``, ``socket/1``, ``socket1``).
     """
     kind, rest = program.kind.removesuffix(".s").removesuffix(".w"), program.attach_target
+    where = where or Where()
+    if not kind:  # typed by --type, not by its section: the type says what it can
+        kind = _BY_TYPE.get(program.prog_type, "")
     if kind == "socket":
-        return AttachPoint("socket")
+        return AttachPoint("socket", where.ifname)
+    if kind in ("xdp", "xdp.frags"):
+        return xdp_point(where.ifname, where.xdp_mode) if where.ifname else None
+    if kind in ("tc/ingress", "tc/egress", "tcx/ingress", "tcx/egress"):
+        direction = kind.partition("/")[2]
+        return AttachPoint("tcx", where.ifname, direction) if where.ifname else None
+    if cgroup_hook(program) is not None:
+        if not where.cgroup:
+            return None
+        return AttachPoint("cgroup", where.cgroup, attach_type=program.expected_attach_type)
+    if kind == "perf_event":
+        return AttachPoint("perf_event", offset=where.freq)
+    if kind in TRACING_KINDS:
+        return AttachPoint(kind, rest) if rest else None
     if not rest:
         return None
     if kind in ("kprobe", "kretprobe"):
@@ -153,6 +245,23 @@ def from_program(program: ProgramSpec) -> AttachPoint | None:
             return None
         return AttachPoint(kind, path, symbol)
     return None
+
+
+# What a program given only a type (--type) attaches as.
+_BY_TYPE = {
+    int(ProgType.SOCKET_FILTER): "socket",
+    int(ProgType.XDP): "xdp",
+    int(ProgType.PERF_EVENT): "perf_event",
+}
+
+
+def cgroup_hook(program: ProgramSpec) -> int | None:
+    """The cgroup attach type a program's section names (``cgroup_skb/ingress`` ->
+    ``BPF_CGROUP_INET_INGRESS``), or None for a section naming no cgroup hook."""
+    kind = program.kind
+    if kind == "cgroup/skb" or not kind.startswith(("cgroup/", "cgroup_skb/", "sockops")):
+        return None
+    return program.expected_attach_type
 
 
 def pmu_type(name: str) -> int | None:

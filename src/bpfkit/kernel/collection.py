@@ -24,6 +24,7 @@ loaded.  On any error everything created so far is closed.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
@@ -39,6 +40,7 @@ from bpfkit.obj.prepare import PreparedObject, PreparedProgram, prepare
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.syscalls import Fd
 from bpfkit.syscalls.fd import Closing
+from bpfkit.uapi import AttachType, ProgType
 
 
 @dataclass
@@ -130,6 +132,13 @@ class _Loader:
                 raise
             why = "; ".join(failures)
             raise VerifierError(f"{e}: a CO-RE relocation failed ({why})", e.log, e.errno) from None
+        except KernelError as e:
+            if e.errno != errno.EPERM:
+                raise
+            refused = trampoline_refused(prog.name, prog.prog_type, prog.expected_attach_type)
+            if refused is None:
+                raise
+            raise KernelError(refused, e.errno) from None
 
     def _load_program(self, prog: PreparedProgram) -> Program:
         insns = prog.bind(self.fds)
@@ -161,6 +170,32 @@ class _Loader:
             except KernelError as e:
                 self.coll.notes.append(f"program {prog.name!r}: {e}; loading without BTF info")
         return load_program(insns, prog.prog_type, **common)  # type: ignore[arg-type]
+
+
+# Programs the kernel runs through a BPF trampoline, and what to use instead.
+_TRAMPOLINED: dict[tuple[int, int], tuple[str, str]] = {
+    (ProgType.TRACING, AttachType.TRACE_FENTRY): ("fentry", 'SEC("kprobe/FUNC")'),
+    (ProgType.TRACING, AttachType.TRACE_FEXIT): ("fexit", 'SEC("kretprobe/FUNC")'),
+    (ProgType.TRACING, AttachType.MODIFY_RETURN): ("fmod_ret", 'SEC("kretprobe/FUNC")'),
+    (ProgType.LSM, AttachType.LSM_MAC): ("lsm", 'a tracepoint or SEC("kprobe/security_HOOK")'),
+    (ProgType.LSM, AttachType.LSM_CGROUP): ("lsm_cgroup", "a cgroup program (cgroup/...)"),
+}
+
+
+def trampoline_refused(name: str, prog_type: int, attach_type: int) -> str | None:
+    """The message for a trampoline program (fentry, fexit, fmod_ret, lsm) the kernel
+    refused with EPERM although bpfkit is privileged, or None for other programs."""
+    found = _TRAMPOLINED.get((prog_type, attach_type))
+    if found is None:
+        return None
+    kind, instead = found
+    return (
+        f"loading program {name!r}: this kernel refuses {kind} programs (BPF_PROG_LOAD: "
+        "EPERM although running as root): they run through BPF trampolines, which this "
+        "kernel does not allow here (kernel lockdown, see dmesg 'locked down', or a "
+        f"security module); attach the same code as {instead} instead, or run on a "
+        "kernel that allows trampolines"
+    )
 
 
 def load_collection(

@@ -11,6 +11,16 @@ How each kind attaches:
 - on those perf events, a BPF link (``BPF_LINK_CREATE``, attach type ``BPF_PERF_EVENT``,
   5.15+) where the kernel offers it, else ``PERF_EVENT_IOC_SET_BPF`` + ``ENABLE``;
 - raw tracepoint: ``BPF_RAW_TRACEPOINT_OPEN`` (4.17+);
+- XDP on an interface: ``BPF_LINK_CREATE`` (``BPF_XDP``, the interface index, flags
+  ``XDP_FLAGS_SKB_MODE`` for generic or ``XDP_FLAGS_DRV_MODE`` for native; none lets the
+  kernel choose);
+- tcx ingress/egress: ``BPF_LINK_CREATE`` (``BPF_TCX_INGRESS``/``EGRESS``, 6.6+);
+- cgroup programs: ``BPF_LINK_CREATE`` on the cgroup v2 directory's fd, with the
+  program's attach type (``BPF_CGROUP_INET_INGRESS``, ``..._SOCK_CREATE``, ...);
+- perf_event: one CPU-clock sampling event per online CPU (``PERF_TYPE_SOFTWARE``,
+  ``PERF_COUNT_SW_CPU_CLOCK``, ``freq``) with a perf link on each;
+- tp_btf, fentry, fexit, lsm: ``BPF_LINK_CREATE`` on the program alone (its target was
+  fixed at load by its BTF id);
 - socket filter: ``SO_ATTACH_BPF`` on a socket you give, or on a raw ``AF_PACKET`` socket
   bound to an interface (the link owns that socket).
 
@@ -56,7 +66,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import symbols, tracefs
-from bpfkit.kernel.attach import AttachPoint, pmu_type, retprobe_bit
+from bpfkit.kernel.attach import XDP_MODES, AttachPoint, pmu_type, retprobe_bit
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
 from bpfkit.syscalls import perf as perfsys
 from bpfkit.syscalls.fd import Closing
@@ -69,6 +79,13 @@ SO_ATTACH_BPF = 50  # asm-generic/socket.h
 SO_DETACH_BPF = 27  # == SO_DETACH_FILTER
 ETH_P_ALL = 0x0003
 ENOTSUPP = 524
+
+TRACING_ATTACH = {
+    "tp_btf": AttachType.TRACE_RAW_TP,
+    "fentry": AttachType.TRACE_FENTRY,
+    "fexit": AttachType.TRACE_FEXIT,
+    "lsm": AttachType.LSM_MAC,
+}
 
 # Whether BPF_LINK_CREATE works on perf events here (None: not tried yet).
 _perf_link_supported: bool | None = None
@@ -168,6 +185,14 @@ def attach(prog: ProgRef, point: AttachPoint, *, sock: socket.socket | None = No
             link = _attach_socket(prog_fd, point, sock, resources)
         elif point.kind == "raw_tracepoint":
             link = _attach_raw_tracepoint(prog_fd, point, resources)
+        elif point.kind in ("xdp", "tcx"):
+            link = _attach_interface(prog_fd, point, resources)
+        elif point.kind == "cgroup":
+            link = _attach_cgroup(prog_fd, point, resources)
+        elif point.kind == "perf_event":
+            link = _attach_cpu_clock(prog_fd, point, resources)
+        elif point.kind in TRACING_ATTACH:
+            link = _attach_tracing(prog_fd, point, resources)
         else:
             perf_fd = _open_perf_event(point, resources)
             link = _attach_perf_event(prog_fd, perf_fd, point, resources)
@@ -305,3 +330,110 @@ def _attach_socket(
     link = Link(point, resources, "socket")
     link.socket = sock
     return link
+
+
+def _link_create(
+    attr: attrs.LinkCreateAttr, point: AttachPoint, resources: list[object], how: str
+) -> Link:
+    fd, err = bpf_errno(Cmd.LINK_CREATE, attr)
+    if fd < 0:
+        raise KernelError(
+            f"attaching to {point} failed (BPF_LINK_CREATE): {_link_cause(err, point)}", err
+        )
+    resources.append(Fd(fd, f"{point.kind} link"))
+    return Link(point, resources, how)
+
+
+def _ifindex(ifname: str, point: AttachPoint) -> int:
+    import socket
+
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        raise KernelError(
+            f"cannot attach to {point}: no network interface {ifname!r} (list them with: ip link)",
+            _errno.ENODEV,
+        ) from None
+
+
+def _attach_interface(prog_fd: int, point: AttachPoint, resources: list[object]) -> Link:
+    ifindex = _ifindex(point.target, point)
+    if point.kind == "xdp":
+        attach_type, flags = AttachType.XDP, XDP_MODES[point.symbol]
+    else:
+        attach_type = AttachType.TCX_INGRESS if point.symbol == "ingress" else AttachType.TCX_EGRESS
+        flags = 0
+    attr = attrs.LinkCreateAttr(
+        prog_fd=prog_fd, target_fd=ifindex, attach_type=attach_type, flags=flags
+    )
+    return _link_create(attr, point, resources, "bpf_link")
+
+
+def _attach_cgroup(prog_fd: int, point: AttachPoint, resources: list[object]) -> Link:
+    if point.attach_type is None:
+        raise KernelError(
+            f"cannot attach to {point}: the program's section names no cgroup hook; use a "
+            "section that does (cgroup_skb/ingress, cgroup_skb/egress, cgroup/sock_create, "
+            "cgroup/connect4, cgroup/sysctl, cgroup/getsockopt, cgroup/dev, ...)"
+        )
+    try:
+        cg = Fd(os.open(point.target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), "cgroup")
+    except OSError as e:
+        raise KernelError(
+            f"cannot attach to {point}: cannot open cgroup directory {point.target!r}: "
+            f"{e.strerror} (give a cgroup v2 directory, e.g. /sys/fs/cgroup/NAME)",
+            e.errno,
+        ) from None
+    resources.append(cg)
+    attr = attrs.LinkCreateAttr(prog_fd=prog_fd, target_fd=cg.fd, attach_type=point.attach_type)
+    fd, err = bpf_errno(Cmd.LINK_CREATE, attr)
+    if fd < 0:
+        cause = _link_cause(err, point)
+        if err == _errno.EBADF:
+            root = cgroup2_root()
+            cause = f"{point.target} is not a cgroup v2 directory; " + (
+                f"cgroup v2 is mounted at {root}: give a directory under it"
+                if root
+                else "mount cgroup v2 first (mount -t cgroup2 none /sys/fs/cgroup/unified)"
+            )
+        raise KernelError(f"attaching to {point} failed (BPF_LINK_CREATE): {cause}", err)
+    resources.append(Fd(fd, "cgroup link"))
+    return Link(point, resources, "bpf_link")
+
+
+def cgroup2_root() -> str | None:
+    """Where cgroup v2 is mounted (``/sys/fs/cgroup`` or, on a hybrid system,
+    ``/sys/fs/cgroup/unified``), or None."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return fields[1]
+    except OSError:
+        pass
+    return None
+
+
+def _attach_cpu_clock(prog_fd: int, point: AttachPoint, resources: list[object]) -> Link:
+    for cpu in sorted(os.sched_getaffinity(0)):
+        attr = perfsys.cpu_clock_attr(point.offset)
+        fd = Fd(perfsys.perf_event_open(attr, cpu=cpu, what=f"CPU clock on CPU {cpu}"), "perf")
+        resources.append(fd)
+        link = attrs.LinkCreateAttr(
+            prog_fd=prog_fd, target_fd=fd.fd, attach_type=AttachType.PERF_EVENT
+        )
+        lfd, err = bpf_errno(Cmd.LINK_CREATE, link)
+        if lfd < 0:
+            raise KernelError(
+                f"attaching to {point} on CPU {cpu} failed (BPF_LINK_CREATE): "
+                f"{_link_cause(err, point)}",
+                err,
+            )
+        resources.append(Fd(lfd, "perf link"))
+    return Link(point, resources, "bpf_link")
+
+
+def _attach_tracing(prog_fd: int, point: AttachPoint, resources: list[object]) -> Link:
+    attr = attrs.LinkCreateAttr(prog_fd=prog_fd, attach_type=TRACING_ATTACH[point.kind])
+    return _link_create(attr, point, resources, "bpf_link")

@@ -83,35 +83,82 @@ def choose_programs(spec: ObjectSpec, program: str | None = None) -> list[Progra
 # Section-table rows (ProgramSpec.kind) whose programs `run` can attach (given a target).
 _ATTACHABLE = frozenset(
     "kprobe kretprobe ksyscall kretsyscall uprobe uretprobe uprobe.s uretprobe.s tracepoint "
-    "tp raw_tracepoint raw_tp raw_tracepoint.w raw_tp.w socket".split()
+    "tp raw_tracepoint raw_tp raw_tracepoint.w raw_tp.w socket xdp xdp.frags tc/ingress "
+    "tc/egress tcx/ingress tcx/egress perf_event tp_btf fentry fexit lsm".split()
+)
+# What a program needs from the command line when its section cannot say where.
+_NEEDS = {
+    "xdp": "an interface: --ifname IFNAME (and --xdp-mode generic|native)",
+    "xdp.frags": "an interface: --ifname IFNAME",
+    "tc/ingress": "an interface: --ifname IFNAME",
+    "tc/egress": "an interface: --ifname IFNAME",
+    "tcx/ingress": "an interface: --ifname IFNAME",
+    "tcx/egress": "an interface: --ifname IFNAME",
+}
+
+
+def _is_cgroup(p: ProgramSpec) -> bool:
+    return p.prog_type in _CGROUP_TYPES
+
+
+_CGROUP_TYPES = frozenset(
+    int(t)
+    for t in (
+        ProgType.CGROUP_SKB,
+        ProgType.CGROUP_SOCK,
+        ProgType.CGROUP_SOCK_ADDR,
+        ProgType.CGROUP_SOCKOPT,
+        ProgType.CGROUP_SYSCTL,
+        ProgType.CGROUP_DEVICE,
+        ProgType.SOCK_OPS,
+    )
 )
 
 
 def plan_programs(
-    programs: list[ProgramSpec], attach: str | None = None, *, kprobes: bool | None = None
+    programs: list[ProgramSpec],
+    attach: str | None = None,
+    *,
+    kprobes: bool | None = None,
+    where: attach_mod.Where | None = None,
 ) -> list[Planned]:
-    """Where each program attaches on this kernel (``attach`` applies to all of them)."""
+    """Where each program attaches on this kernel (``attach`` applies to all of them;
+    ``where`` gives the interface, cgroup and sampling frequency sections cannot name)."""
     explicit = attach_mod.parse_spec(attach) if attach else None
     planned = []
     for p in programs:
-        point = explicit or attach_mod.from_program(p)
+        point = explicit or attach_mod.from_program(p, where)
         if point is None:
-            if p.kind not in _ATTACHABLE:
+            if _is_cgroup(p):
+                raise KernelError(
+                    f"program {p.name}: section {p.section!r} attaches to a cgroup: give "
+                    "its cgroup v2 directory with --cgroup PATH (e.g. /sys/fs/cgroup/NAME)"
+                )
+            need = p.kind or ("xdp" if p.prog_type == ProgType.XDP else "")
+            if need in _NEEDS:
+                raise KernelError(
+                    f"program {p.name}: section {p.section!r} attaches to {_NEEDS[need]}"
+                )
+            if p.kind not in _ATTACHABLE and (p.kind or not p.prog_type):
                 raise KernelError(
                     f"program {p.name}: bpfkit run attaches kprobe, tracepoint, raw "
-                    f"tracepoint, uprobe and socket filter programs; section {p.section!r} "
-                    f"is none of them (load it without attaching: bpfkit load)"
+                    "tracepoint, tp_btf, uprobe, socket filter, XDP, tc/tcx, cgroup and "
+                    f"perf_event programs; section {p.section!r} is none of them (load it "
+                    "without attaching: bpfkit load; or say its type: --type TYPE)"
                 )
             raise KernelError(
                 f"program {p.name}: section {p.section!r} names no attach point; "
                 f"say where with --attach ({', '.join(attach_mod.SPEC_FORMS)})"
             )
-        where = attach_mod.plan(point, kprobes=kprobes)
-        if explicit is None and where.point.kind == point.kind and p.prog_type:
+        if point.kind == "cgroup" and point.attach_type is None:
+            point = replace(point, attach_type=attach_mod.cgroup_hook(p))
+        where_ = attach_mod.plan(point, kprobes=kprobes)
+        own = explicit is None and where_.point.kind == point.kind
+        if p.prog_type and (own or (point.kind == "cgroup" and _is_cgroup(p))):
             # The section's own point, unchanged: load the type the section says
             # (raw_tp.w is RAW_TRACEPOINT_WRITABLE, attached as a raw tracepoint).
-            where = replace(where, prog_type=ProgType(p.prog_type))
-        planned.append(Planned(p, where))
+            where_ = replace(where_, prog_type=ProgType(p.prog_type))
+        planned.append(Planned(p, where_))
     return planned
 
 
@@ -123,7 +170,9 @@ class Session(Closing):
     instance; ``buffers=True`` also opens a reader on each ring buffer and perf event
     array map, whose records :meth:`events` yields.  Trace lines are only those the
     programs can print (their printk formats, see :mod:`bpfkit.events.printk`) unless
-    ``all_lines=True`` or the formats cannot be known.  ``close()`` (or leaving the
+    ``all_lines=True`` or the formats cannot be known.  ``where`` gives the interface,
+    XDP mode, cgroup and sampling frequency for programs whose section cannot (XDP, tcx,
+    cgroup, perf_event).  ``close()`` (or leaving the
     ``with`` block) detaches and closes everything.
     """
 
@@ -136,6 +185,7 @@ class Session(Closing):
         trace: bool = True,
         buffers: bool = False,
         all_lines: bool = False,
+        where: attach_mod.Where | None = None,
     ) -> None:
         from bpfkit.kernel.collection import load_collection
         from bpfkit.obj.reader import read_object
@@ -145,7 +195,7 @@ class Session(Closing):
                 "loading BPF programs needs root or CAP_BPF: run bpfkit as root (sudo)"
             )
         self.spec = obj if isinstance(obj, ObjectSpec) else read_object(os.fspath(obj))
-        self.planned = plan_programs(choose_programs(self.spec, program), attach)
+        self.planned = plan_programs(choose_programs(self.spec, program), attach, where=where)
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
         self.matcher = None
         self.formats: list[str] | None = None  # what the programs can print (None: unknown)

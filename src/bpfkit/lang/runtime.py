@@ -16,7 +16,6 @@ Tracepoint, raw tracepoint, kprobe and uprobe programs attach through
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any
@@ -27,8 +26,7 @@ from bpfkit.lang.compiler import Compiled, compile_file, compile_module
 from bpfkit.lang.decl import MapDecl
 from bpfkit.lang.types import Type, pack, unpack
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
-from bpfkit.syscalls import Cmd, Fd, attrs, bpf
-from bpfkit.uapi import AttachType, MapType
+from bpfkit.uapi import MapType
 
 ATTACHED_KINDS = {"tracepoint", "raw_tracepoint", "kprobe", "kretprobe", "uprobe", "uretprobe"}
 
@@ -105,19 +103,6 @@ class Program:
         return Loaded(self, **kwargs)
 
 
-class _XdpLink:
-    def __init__(self, prog_fd: int, ifname: str) -> None:
-        try:
-            ifindex = socket.if_nametoindex(ifname)
-        except OSError:
-            raise KernelError(f"no network interface {ifname!r} (ip link lists them)") from None
-        attr = attrs.LinkCreateAttr(prog_fd=prog_fd, target_fd=ifindex, attach_type=AttachType.XDP)
-        self.fd = Fd(bpf(Cmd.LINK_CREATE, attr, f"attaching XDP to {ifname}"), "xdp link")
-
-    def close(self) -> None:
-        self.fd.close()
-
-
 class Loaded:
     """A loaded (and attached) Python BPF program; close() detaches and frees everything."""
 
@@ -135,7 +120,7 @@ class Loaded:
         self.program = program
         self.session: Session | None = None
         self.collection: Any = None
-        self._links: list[_XdpLink] = []
+        self._links: list[Any] = []  # bpfkit.kernel.links.Link
         kinds = {s.kind for s in program.compiled.programs.values()}
         if kinds <= ATTACHED_KINDS:
             # all_lines when not tracing: no printk-format analysis to pay for.
@@ -147,10 +132,13 @@ class Loaded:
             self.collection = load_collection(program.spec)
             try:
                 if ifname is not None:
+                    from bpfkit.kernel.attach import xdp_point
+                    from bpfkit.kernel.links import attach as attach_link
+
                     for name, sec in program.compiled.programs.items():
                         if sec.kind == "xdp":
                             prog = self.collection.programs[name]
-                            self._links.append(_XdpLink(prog.fd, ifname))
+                            self._links.append(attach_link(prog, xdp_point(ifname)))
             except BaseException:
                 self.close()
                 raise

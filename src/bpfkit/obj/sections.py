@@ -13,8 +13,8 @@ seed still use are accepted too, in two more passes when the strict pass finds n
 
 ``?socket`` (libbpf 1.0) is ``socket`` not loaded unless asked for by name.
 ``kprobe/SyS_clone`` needs nothing special here (``kprobe+``); resolving ``SyS_`` to this
-kernel's symbol is the attach layer's job.  An unknown name raises ObjectError listing the
-supported ones.
+kernel's symbol is the attach layer's job.  An unknown name raises ObjectError saying how to
+give the type with ``--type`` instead.
 
 This module is the one owner of section names: the object reader stores what a name means
 on each :class:`~bpfkit.obj.spec.ProgramSpec` (:func:`typed`: ``prog_type``,
@@ -28,7 +28,7 @@ import functools
 from dataclasses import dataclass, replace
 
 from bpfkit.errors import ObjectError
-from bpfkit.obj.spec import ProgramSpec
+from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.uapi import AttachType as A
 from bpfkit.uapi import ProgType as P
 
@@ -250,10 +250,19 @@ def section_type(name: str) -> SectionType:
 
 
 def unknown_section(name: str) -> ObjectError:
-    """The error for a section name no row matches, listing the supported ones."""
+    """The error for a section name no row matches: how to give the type instead."""
     return ObjectError(
-        f"section {name!r}: unknown program section name; supported: {supported_names()}"
+        f"section {name!r}: unknown program section name, so its program type is unknown; "
+        "give the type with --type TYPE (xdp, kprobe, tracepoint, socket_filter, sched_cls, "
+        "cgroup_skb, ...; bpfkit explain OBJ shows what a section means), or rename the "
+        'section as libbpf names them (SEC("xdp"), SEC("kprobe/FUNC"), '
+        'SEC("tracepoint/CAT/NAME"), ...)'
     )
+
+
+def retype(obj: ObjectSpec, prog_type: int) -> ObjectSpec:
+    """``obj`` with every program typed as ``prog_type`` (``--type``; see :func:`typed`)."""
+    return replace(obj, programs=tuple(typed(p, prog_type) for p in obj.programs))
 
 
 def definition(kind: str) -> SectionDef | None:

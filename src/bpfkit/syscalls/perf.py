@@ -180,6 +180,22 @@ def probe_pmu_attr(
     return attr
 
 
+PERF_COUNT_SW_CPU_CLOCK = 0
+PERF_ATTR_FLAG_FREQ = 1 << 10  # perf_event_attr.freq: sample_period is sample_freq
+
+
+def cpu_clock_attr(freq: int) -> PerfEventAttr:
+    """Attributes of CPU-clock sampling at ``freq`` Hz (a ``perf_event`` program's event)."""
+    if not 1 <= freq <= 100_000:
+        raise KernelError(f"sampling frequency {freq} Hz is outside 1..100000")
+    attr = PerfEventAttr()
+    attr.type = PERF_TYPE_SOFTWARE
+    attr.config = PERF_COUNT_SW_CPU_CLOCK
+    attr.sample_period = freq
+    attr.flags = PERF_ATTR_FLAG_FREQ
+    return attr
+
+
 def bpf_output_attr(wakeup_events: int = 1) -> PerfEventAttr:
     """Attributes of a ``PERF_COUNT_SW_BPF_OUTPUT`` event (one per CPU of a perf buffer)."""
     attr = PerfEventAttr()

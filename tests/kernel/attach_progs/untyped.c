@@ -1,0 +1,22 @@
+// A program in a section libbpf does not name: bpfkit needs --type to load it.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} seen SEC(".maps");
+
+SEC("my_custom_place")
+int untyped(struct xdp_md *ctx)
+{
+	__u32 key = 0;
+	__u64 *v = bpf_map_lookup_elem(&seen, &key);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
