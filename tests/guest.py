@@ -144,7 +144,8 @@ for d in proc sys dev tmp run; do /bin/busybox mkdir -p $d; done
 /bin/busybox mount -t devtmpfs dev dev
 /bin/busybox mkdir -p dev/pts dev/shm
 /bin/busybox mount -t devpts devpts dev/pts
-/bin/busybox mount -t tmpfs tmp tmp
+# /tmp stays the host's (read through the overlay, writes in its tmpfs): a checkout under
+# /tmp must be visible in the guest.
 /bin/busybox mount -t tmpfs tmp dev/shm
 /bin/busybox mount -t tmpfs run run
 /bin/busybox mount -t tracefs tracefs sys/kernel/tracing

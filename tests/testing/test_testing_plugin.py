@@ -242,16 +242,17 @@ def test_the_leak_check_catches_a_planted_leak(pytester: pytest.Pytester) -> Non
     )
     # Pins, trace instances and probe events are machine-wide: another process's may show
     # up in a checked test too, so what is asserted is where /dev/null descriptors show up.
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rE")
+    # -rN: no short summary, whose lines carry the message only when they fit the width.
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rN")
     out = r.stdout.str()
-    assert "ERROR test_suite.py::test_leaks_an_fd" in out
+    assert "ERROR at teardown of test_leaks_an_fd" in out
     r.stdout.fnmatch_lines(
         ["*test left kernel objects behind:", "*file descriptor: fd * -> /dev/null"]
     )
     assert out.count("-> /dev/null") == 1  # not the clean test, not the unchecked one
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rE", "--bpf-leak-check")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rN", "--bpf-leak-check")
     out = r.stdout.str()
-    assert "ERROR test_suite.py::test_unchecked_leak" in out and out.count("-> /dev/null") == 2
+    assert "ERROR at teardown of test_unchecked_leak" in out and out.count("-> /dev/null") == 2
 
 
 @pytest.mark.requires("clang19", "bpf")
