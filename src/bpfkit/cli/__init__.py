@@ -19,6 +19,11 @@ def entry() -> None:
         status = main()
     except KeyboardInterrupt:
         status = 130
+    except RuntimeError as e:
+        # A Ctrl-C inside class creation arrives wrapped ("Error calling __set_name__").
+        if not isinstance(e.__cause__, KeyboardInterrupt):
+            raise
+        status = 130
     try:
         # Exiting runs finalizers that release kernel resources: no Ctrl-C cuts them short.
         import signal
