@@ -191,3 +191,25 @@ def verifier_log(insns: bytes, prog_type: int = 1) -> str:
     if fd >= 0:
         os.close(fd)
     return log.value.decode()
+
+
+USDT_DATA = TESTS / "data" / "usdt"
+
+
+def sdt_binary(out: Path, *flags: str) -> Path:
+    """Build tests/data/usdt's probe binary (probes.c + tick.c, sys/sdt.h probes) with gcc
+    and ``flags`` (``-O2``, ``-O0 -no-pie``, ...) at ``out``."""
+    subprocess.run(
+        [
+            "gcc",
+            *flags,
+            "-g",
+            "-o",
+            str(out),
+            str(USDT_DATA / "probes.c"),
+            str(USDT_DATA / "tick.c"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out

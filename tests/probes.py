@@ -66,6 +66,9 @@ def cgroup2_root() -> str | None:
     return None
 
 
+SDT_INCLUDE_DIRS = ("/usr/include", f"/usr/include/{os.uname().machine}-linux-gnu")
+
+
 def _path(path: str, why: str) -> Callable[[], str | None]:
     return lambda: None if os.path.exists(path) else f"no {path}: {why}"
 
@@ -136,6 +139,12 @@ PROBES: dict[str, Callable[[], str | None]] = {
     "netns": _netns,
     "kallsyms": _path("/proc/kallsyms", "no kernel symbol table"),
     "dev-full": _path("/dev/full", "no full device to provoke a write error"),
+    "gcc": lambda: _tool("gcc"),
+    "sdt-header": lambda: (
+        None
+        if any(os.path.exists(f"{d}/sys/sdt.h") for d in SDT_INCLUDE_DIRS)
+        else "no sys/sdt.h (Debian package systemtap-sdt-dev)"
+    ),
     "libbpf-headers": _path("/usr/include/bpf/bpf_helper_defs.h", "libbpf-dev not installed"),
     "conformance": _conformance,
     "uapi-kernel": _uapi_kernel,

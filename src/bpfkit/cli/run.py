@@ -60,8 +60,9 @@ def register(sub: Any) -> None:
         "--attach",
         metavar="SPEC",
         help="attach point: kprobe:FUNC, kretprobe:FUNC, tracepoint:CATEGORY:NAME, "
-        "raw_tracepoint:NAME, uprobe:PATH:SYMBOL, uretprobe:PATH:SYMBOL, socket[:IFNAME], "
-        "xdp:IFNAME[:generic|native], tcx:IFNAME:ingress|egress, cgroup:PATH, perf_event[:HZ]",
+        "raw_tracepoint:NAME, uprobe:PATH:SYMBOL, uretprobe:PATH:SYMBOL, "
+        "usdt:PATH:PROVIDER:NAME, socket[:IFNAME], xdp:IFNAME[:generic|native], "
+        "tcx:IFNAME:ingress|egress, cgroup:PATH, perf_event[:HZ]",
     )
     p.add_argument(
         "--ifname",

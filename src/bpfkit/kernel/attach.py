@@ -2,7 +2,7 @@
 
 An :class:`AttachPoint` says where (``kprobe:FUNC``, ``kretprobe:FUNC``,
 ``tracepoint:CATEGORY:NAME``, ``raw_tracepoint:NAME``, ``uprobe:PATH:SYMBOL``,
-``uretprobe:PATH:SYMBOL``, ``socket[:IFNAME]``); it comes from ``--attach`` text
+``uretprobe:PATH:SYMBOL``, ``usdt:PATH:PROVIDER:NAME``, ``socket[:IFNAME]``, ...); it comes from ``--attach`` text
 (:func:`parse_spec`) or from a program's libbpf section name (:func:`from_program`).
 
 :func:`plan` adapts a point to the running kernel *before* the program is loaded, since
@@ -33,6 +33,7 @@ KINDS = (
     "raw_tracepoint",
     "uprobe",
     "uretprobe",
+    "usdt",
     "socket",
     "xdp",
     "tcx",
@@ -46,6 +47,7 @@ SPEC_FORMS = (
     "raw_tracepoint:NAME",
     "uprobe:PATH:SYMBOL[+OFF]",
     "uretprobe:PATH:SYMBOL",
+    "usdt:PATH:PROVIDER:NAME",
     "socket[:IFNAME]",
     "xdp:IFNAME[:generic|native]",
     "tcx:IFNAME:ingress|egress",
@@ -57,6 +59,7 @@ PROG_TYPE = {
     "kretprobe": ProgType.KPROBE,
     "uprobe": ProgType.KPROBE,
     "uretprobe": ProgType.KPROBE,
+    "usdt": ProgType.KPROBE,
     "tracepoint": ProgType.TRACEPOINT,
     "raw_tracepoint": ProgType.RAW_TRACEPOINT,
     "socket": ProgType.SOCKET_FILTER,
@@ -80,7 +83,8 @@ TRACING_KINDS = ("tp_btf", "fentry", "fexit", "lsm")
 @dataclass(frozen=True, slots=True)
 class AttachPoint:
     """Where to attach.  ``target`` is the function, ``CATEGORY:NAME``, raw tracepoint
-    name, binary path, interface or cgroup directory; ``symbol`` the uprobe symbol, the
+    name, binary path, interface or cgroup directory; ``symbol`` the uprobe symbol or the
+    USDT probe's ``PROVIDER:NAME``, the
     XDP mode (``generic``/``native``; "" lets the kernel choose) or the tcx direction
     (``ingress``/``egress``); ``offset`` a kprobe offset inside the function or a
     perf_event sampling frequency (Hz); ``attach_type`` a cgroup point's ``enum
@@ -93,7 +97,9 @@ class AttachPoint:
     attach_type: int | None = None
 
     def __str__(self) -> str:
-        if self.kind in ("uprobe", "uretprobe", "tcx") or (self.kind == "xdp" and self.symbol):
+        if self.kind in ("uprobe", "uretprobe", "usdt", "tcx") or (
+            self.kind == "xdp" and self.symbol
+        ):
             return f"{self.kind}:{self.target}:{self.symbol}"
         if self.kind == "perf_event":
             return f"perf_event:{self.offset}"
@@ -143,6 +149,8 @@ def parse_spec(spec: str) -> AttachPoint:
         if not path or not symbol:
             raise _bad_spec(spec, "a uprobe needs PATH:SYMBOL")
         return AttachPoint(kind, path, symbol)
+    if kind == "usdt":
+        return usdt_point(rest, spec)
     if kind == "xdp":
         ifname, _, mode = rest.partition(":")
         if not ifname:
@@ -160,6 +168,25 @@ def parse_spec(spec: str) -> AttachPoint:
     if kind == "perf_event":
         return AttachPoint("perf_event", offset=perf_freq(rest or str(DEFAULT_PERF_FREQ), spec))
     return AttachPoint("socket", rest)
+
+
+def usdt_point(text: str, spec: str = "") -> AttachPoint:
+    """A USDT point from ``PATH:PROVIDER:NAME``."""
+    try:
+        path, provider, name = split_target(text)
+    except ValueError:
+        raise _bad_spec(spec or f"usdt:{text}", "a USDT probe needs PATH:PROVIDER:NAME") from None
+    return AttachPoint("usdt", path, f"{provider}:{name}")
+
+
+def split_target(text: str) -> tuple[str, str, str]:
+    """``PATH:PROVIDER:NAME`` -> (path, provider, name); ValueError if a part is missing
+    (the path has no ``:``, as in libbpf's ``usdt/PATH:PROVIDER:NAME``)."""
+    path, _, rest = text.partition(":")
+    provider, _, name = rest.partition(":")
+    if not path or not provider or not name or ":" in name:
+        raise ValueError(text)
+    return path, provider, name
 
 
 def xdp_point(ifname: str, mode: str = "", spec: str = "") -> AttachPoint:
@@ -201,7 +228,8 @@ def from_program(program: ProgramSpec, where: Where | None = None) -> AttachPoin
     libbpf's table in :mod:`bpfkit.obj.sections`): ``kprobe/FUNC[+OFF]``,
     ``kretprobe/FUNC``, ``ksyscall/NAME``, ``kretsyscall/NAME``, ``tracepoint/CAT/NAME``
     and ``tp/CAT/NAME``, ``raw_tracepoint/NAME`` and ``raw_tp/NAME`` (and ``.w``),
-    ``uprobe/PATH:SYMBOL`` and ``uretprobe/PATH:SYMBOL`` (and ``.s``), and any socket
+    ``uprobe/PATH:SYMBOL`` and ``uretprobe/PATH:SYMBOL`` (and ``.s``),
+    ``usdt/PATH:PROVIDER:NAME`` (and ``.s``), and any socket
     filter (``socket``, ``socket/1``, ``socket1``).
     """
     kind, rest = program.kind.removesuffix(".s").removesuffix(".w"), program.attach_target
@@ -244,6 +272,12 @@ def from_program(program: ProgramSpec, where: Where | None = None) -> AttachPoin
         if not path or not symbol:
             return None
         return AttachPoint(kind, path, symbol)
+    if kind == "usdt":
+        try:
+            path, provider, name = split_target(rest)
+        except ValueError:
+            return None
+        return AttachPoint("usdt", path, f"{provider}:{name}")
     return None
 
 

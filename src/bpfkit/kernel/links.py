@@ -8,6 +8,9 @@ How each kind attaches:
   else a tracefs ``kprobe_events`` entry (removed on close) opened as a tracepoint;
 - uprobe/uretprobe: the uprobe PMU with the binary's path and the symbol's file offset,
   else a tracefs ``uprobe_events`` entry;
+- usdt: a uprobe at each site of the probe (:mod:`bpfkit.kernel.usdt` finds them and
+  writes the argument specs into the program's usdt.bpf.h maps), with the semaphore's
+  file offset as ``ref_ctr_offset`` and a link per site whose BPF cookie is the spec id;
 - on those perf events, a BPF link (``BPF_LINK_CREATE``, attach type ``BPF_PERF_EVENT``,
   5.15+) where the kernel offers it, else ``PERF_EVENT_IOC_SET_BPF`` + ``ENABLE``;
 - raw tracepoint: ``BPF_RAW_TRACEPOINT_OPEN`` (4.17+);
@@ -62,7 +65,8 @@ import ctypes
 import errno as _errno
 import os
 import weakref
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import symbols, tracefs
@@ -171,12 +175,22 @@ class Link(Closing):
         return f"Link({self.point}, {state})"
 
 
-def attach(prog: ProgRef, point: AttachPoint, *, sock: socket.socket | None = None) -> Link:
+def attach(
+    prog: ProgRef,
+    point: AttachPoint,
+    *,
+    sock: socket.socket | None = None,
+    maps: Mapping[str, Any] | None = None,
+    obj: Any = None,
+) -> Link:
     """Attach ``prog`` (a program fd or object with ``.fd``) at ``point``.
 
     For ``socket`` points, ``sock`` is the socket to filter; without it a raw packet
     socket is opened on the interface ``point.target`` (``lo`` if empty) and kept in
-    ``link.socket``.  Raises :class:`~bpfkit.errors.KernelError` saying what failed.
+    ``link.socket``.  For ``usdt`` points, ``maps`` are the program's maps (a
+    Collection's ``maps``: usdt.bpf.h's are filled) and ``obj`` its ObjectSpec (whose
+    BTF gives their layout); without them the program reads no USDT arguments.
+    Raises :class:`~bpfkit.errors.KernelError` saying what failed.
     """
     prog_fd = _prog_fd(prog)
     resources: list[object] = []
@@ -193,6 +207,8 @@ def attach(prog: ProgRef, point: AttachPoint, *, sock: socket.socket | None = No
             link = _attach_cpu_clock(prog_fd, point, resources)
         elif point.kind in TRACING_ATTACH:
             link = _attach_tracing(prog_fd, point, resources)
+        elif point.kind == "usdt":
+            link = _attach_usdt(prog_fd, point, maps, obj, resources)
         else:
             perf_fd = _open_perf_event(point, resources)
             link = _attach_perf_event(prog_fd, perf_fd, point, resources)
@@ -222,19 +238,10 @@ def _open_perf_event(point: AttachPoint, resources: list[object]) -> Fd:
             resources.append(entry)
             attr = perfsys.tracepoint_attr(entry.event_id)
     elif point.kind in ("uprobe", "uretprobe"):
-        retprobe = point.kind == "uretprobe"
         path = os.path.abspath(point.target)
         located = symbols.resolve_user_symbol(path, point.symbol)
-        pmu = pmu_type("uprobe")
-        if pmu is not None:
-            attr = perfsys.probe_pmu_attr(
-                pmu, name=path.encode(), offset=located.offset, retprobe=False, keep=keep
-            )
-            attr.config |= retprobe_bit("uprobe") if retprobe else 0
-        else:
-            entry = tracefs.ProbeEntry("uprobe", f"{path}:{located.offset:#x}", retprobe=retprobe)
-            resources.append(entry)
-            attr = perfsys.tracepoint_attr(entry.event_id)
+        retprobe = point.kind == "uretprobe"
+        return _open_uprobe(path, located.offset, str(point), resources, retprobe=retprobe)
     else:
         raise KernelError(f"cannot attach to {point}: not a perf event attach point")
     fd = Fd(perfsys.perf_event_open(attr, what=str(point)), "perf event")
@@ -243,20 +250,82 @@ def _open_perf_event(point: AttachPoint, resources: list[object]) -> Fd:
     return fd
 
 
+def _open_uprobe(
+    path: str,
+    offset: int,
+    what: str,
+    resources: list[object],
+    *,
+    retprobe: bool = False,
+    ref_ctr_offset: int = 0,
+) -> Fd:
+    """A uprobe perf event at file ``offset`` of ``path`` (owned by ``resources``);
+    ``ref_ctr_offset``: the file offset of a USDT semaphore the kernel counts (0: none)."""
+    keep: list[object] = []
+    pmu = pmu_type("uprobe")
+    if pmu is not None:
+        attr = perfsys.probe_pmu_attr(
+            pmu, name=path.encode(), offset=offset, retprobe=False, keep=keep
+        )
+        flags = retprobe_bit("uprobe") if retprobe else 0
+        attr.config = flags | ref_ctr_offset << perfsys.REF_CTR_OFFSET_SHIFT
+    else:
+        where = f"{path}:{offset:#x}" + (f"({ref_ctr_offset:#x})" if ref_ctr_offset else "")
+        entry = tracefs.ProbeEntry("uprobe", where, retprobe=retprobe)
+        resources.append(entry)
+        attr = perfsys.tracepoint_attr(entry.event_id)
+    fd = Fd(perfsys.perf_event_open(attr, what=what), "perf event")
+    del keep  # the name buffer had to live until perf_event_open returned
+    resources.append(fd)
+    return fd
+
+
+def _attach_usdt(
+    prog_fd: int,
+    point: AttachPoint,
+    maps: Mapping[str, Any] | None,
+    obj: Any,
+    resources: list[object],
+) -> Link:
+    from bpfkit.kernel import usdt
+
+    path = os.path.abspath(point.target)
+    provider, _, name = point.symbol.partition(":")
+    probes, specs = usdt.place(path, provider, name, maps, obj=obj)
+    resources.append(specs)
+    how = "bpf_link"
+    for probe in probes:
+        what = f"{point} at {probe.address:#x}"
+        perf_fd = _open_uprobe(
+            path, probe.offset, what, resources, ref_ctr_offset=probe.ref_ctr_offset
+        )
+        how = _perf_link(prog_fd, perf_fd, point, resources, cookie=probe.cookie)
+    return Link(point, resources, how)
+
+
 def _attach_perf_event(
     prog_fd: int, perf_fd: Fd, point: AttachPoint, resources: list[object]
 ) -> Link:
+    return Link(point, resources, _perf_link(prog_fd, perf_fd, point, resources))
+
+
+def _perf_link(
+    prog_fd: int, perf_fd: Fd, point: AttachPoint, resources: list[object], cookie: int = 0
+) -> str:
+    """Run the program on the perf event: a BPF link (with ``cookie``) where the kernel
+    has them, else the ioctl (no cookie).  Returns how."""
     global _perf_link_supported
     probing = False
     if _perf_link_supported is not False:
         attr = attrs.LinkCreateAttr(
             prog_fd=prog_fd, target_fd=perf_fd.fd, attach_type=AttachType.PERF_EVENT
         )
+        attr.extra.bpf_cookie = cookie
         fd, err = bpf_errno(Cmd.LINK_CREATE, attr)
         if fd >= 0:
             _perf_link_supported = True
             resources.append(Fd(fd, "bpf link"))
-            return Link(point, resources, "bpf_link")
+            return "bpf_link"
         if err not in (_errno.EINVAL, _errno.EOPNOTSUPP, ENOTSUPP) or _perf_link_supported:
             raise KernelError(
                 f"attaching to {point} failed (BPF_LINK_CREATE): {_link_cause(err, point)}",
@@ -271,7 +340,7 @@ def _attach_perf_event(
     perfsys.enable(perf_fd.fd)
     if probing:
         _perf_link_supported = False
-    return Link(point, resources, "perf_ioctl")
+    return "perf_ioctl"
 
 
 def _link_cause(err: int, point: AttachPoint) -> str:

@@ -82,7 +82,8 @@ def choose_programs(spec: ObjectSpec, program: str | None = None) -> list[Progra
 
 # Section-table rows (ProgramSpec.kind) whose programs `run` can attach (given a target).
 _ATTACHABLE = frozenset(
-    "kprobe kretprobe ksyscall kretsyscall uprobe uretprobe uprobe.s uretprobe.s tracepoint "
+    "kprobe kretprobe ksyscall kretsyscall uprobe uretprobe uprobe.s uretprobe.s usdt usdt.s "
+    "tracepoint "
     "tp raw_tracepoint raw_tp raw_tracepoint.w raw_tp.w socket xdp xdp.frags tc/ingress "
     "tc/egress tcx/ingress tcx/egress perf_event tp_btf fentry fexit lsm".split()
 )
@@ -142,7 +143,7 @@ def plan_programs(
             if p.kind not in _ATTACHABLE and (p.kind or not p.prog_type):
                 raise KernelError(
                     f"program {p.name}: bpfkit run attaches kprobe, tracepoint, raw "
-                    "tracepoint, tp_btf, uprobe, socket filter, XDP, tc/tcx, cgroup and "
+                    "tracepoint, tp_btf, uprobe, USDT, socket filter, XDP, tc/tcx, cgroup and "
                     f"perf_event programs; section {p.section!r} is none of them (load it "
                     "without attaching: bpfkit load; or say its type: --type TYPE)"
                 )
@@ -240,7 +241,9 @@ class Session(Closing):
             self._open_readers()
         for p in self.planned:
             prog = self.collection.programs[p.program.name]
-            self.links.append(links.attach(prog, p.plan.point))
+            self.links.append(
+                links.attach(prog, p.plan.point, maps=self.collection.maps, obj=self.spec)
+            )
 
     @property
     def maps(self) -> Mapping[str, Any]:

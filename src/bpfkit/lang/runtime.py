@@ -9,7 +9,7 @@
         for event in live.events():           # ring/perf buffer records as struct instances
             ...
 
-Tracepoint, raw tracepoint, kprobe and uprobe programs attach through
+Tracepoint, raw tracepoint, kprobe, uprobe and USDT programs attach through
 :class:`bpfkit.kernel.session.Session`; XDP programs attach to an interface
 (``load(..., ifname="lo")``) with a BPF link; others are loaded and not attached.
 """
@@ -28,7 +28,15 @@ from bpfkit.lang.types import Type, pack, unpack
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.uapi import MapType
 
-ATTACHED_KINDS = {"tracepoint", "raw_tracepoint", "kprobe", "kretprobe", "uprobe", "uretprobe"}
+ATTACHED_KINDS = {
+    "tracepoint",
+    "raw_tracepoint",
+    "kprobe",
+    "kretprobe",
+    "uprobe",
+    "uretprobe",
+    "usdt",
+}
 
 
 class TypeCodec(Codec):

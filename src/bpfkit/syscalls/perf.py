@@ -45,6 +45,9 @@ PERF_EVENT_IOC_SET_BPF = 0x40042408
 # The kprobe/uprobe PMUs put "this is a return probe" in bit 0 of config
 # (/sys/bus/event_source/devices/*/format/retprobe says "config:0").
 PROBE_RETPROBE_BIT = 1 << 0
+REF_CTR_OFFSET_SHIFT = (
+    32  # uprobe PMU: config bits 32-63 hold a USDT semaphore's file offset (4.20+)
+)
 
 
 class PerfEventAttr(Checked):
