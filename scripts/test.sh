@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${CI:-}" ]; then
   # On CI's machine these capabilities exist: their absence is a failure, not a skip.
-  export BPFKIT_REQUIRE="${BPFKIT_REQUIRE-bpf,tracefs,tracepoint,uprobes,llvm19,clang19,llc,llc19,bpftool,rustc,binutils,kernel-btf,kallsyms,dev-full,libbpf-headers,sdt-header,gcc,conformance,xdp-objects,llvmlite}"
+  export BPFKIT_REQUIRE="${BPFKIT_REQUIRE-bpf,tracefs,tracepoint,uprobes,llvm19,clang19,llc,llc19,bpftool,rustc,binutils,kernel-btf,kallsyms,dev-full,libbpf-headers,sdt-header,gcc,python-dtrace,conformance,xdp-objects,llvmlite}"
 fi
 # The pictures' tools (bpfkit cfg, explain --format html) are on CI's machine too.
 [ -z "${CI:-}" ] || export BPFKIT_REQUIRE="$BPFKIT_REQUIRE,graphviz,chromium,scapy"

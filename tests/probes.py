@@ -69,6 +69,21 @@ def cgroup2_root() -> str | None:
 SDT_INCLUDE_DIRS = ("/usr/include", f"/usr/include/{os.uname().machine}-linux-gnu")
 
 
+PYTHON_DTRACE = "/usr/bin/python3.11"
+
+
+def _python_dtrace() -> str | None:
+    """None if Debian's CPython (built --with-dtrace) has its USDT probes."""
+    try:
+        from bpfkit.obj.usdt import read_notes
+
+        if any(n.name == "function__entry" for n in read_notes(PYTHON_DTRACE)):
+            return None
+    except Exception as e:  # not there, not ELF
+        return f"{PYTHON_DTRACE}: {e}"
+    return f"{PYTHON_DTRACE} has no python:function__entry probe (built without --with-dtrace)"
+
+
 def _path(path: str, why: str) -> Callable[[], str | None]:
     return lambda: None if os.path.exists(path) else f"no {path}: {why}"
 
@@ -145,6 +160,7 @@ PROBES: dict[str, Callable[[], str | None]] = {
         if any(os.path.exists(f"{d}/sys/sdt.h") for d in SDT_INCLUDE_DIRS)
         else "no sys/sdt.h (Debian package systemtap-sdt-dev)"
     ),
+    "python-dtrace": _python_dtrace,
     "libbpf-headers": _path("/usr/include/bpf/bpf_helper_defs.h", "libbpf-dev not installed"),
     "conformance": _conformance,
     "uapi-kernel": _uapi_kernel,

@@ -148,3 +148,36 @@ def test_python_usdt_program_counts_through_the_same_attach(built: tuple[Path, P
     with Program(compile_source(src, ns, "tick.py")).load() as live:
         run_binary(binary, 4)
         assert live.maps["ticks"][0] == 4  # the semaphore was counted: tick fired
+
+
+PY_SCRIPT = """
+import gc, sys
+gc.disable()
+for _ in range(5):
+    gc.collect(1)
+sys.path.insert(0, sys.argv[1])
+import bpfkit_usdt_marker_module
+"""
+
+
+@pytest.mark.requires("bpf", "uprobes", "python-dtrace")
+def test_cpython_probes(tmp_path: Path) -> None:
+    """Debian's CPython (--with-dtrace): gc__start's generation (read from the stack) and
+    import__find__load__start's module name (a pointer), both behind semaphores."""
+    obj = clang_bpf(
+        USDT_DATA / "python_probes.bpf.c",
+        tmp_path / "py.o",
+        "-D__TARGET_ARCH_x86",
+        f'-DPY="{probes.PYTHON_DTRACE}"',
+    )
+    (tmp_path / "bpfkit_usdt_marker_module.py").write_text("")
+    with Session(obj, trace=False) as s:
+        subprocess.run([probes.PYTHON_DTRACE, "-S", "-c", PY_SCRIPT, str(tmp_path)], check=True)
+        collections = [struct.unpack("<Q", v)[0] for v in s.maps["collections"].typed().values()]
+        imports = {
+            k.rstrip(b"\0"): struct.unpack("<Q", v)[0]
+            for k, v in s.maps["imports"].typed().items_raw()
+        }
+    # Start-up and shut-down collect generations 0 and 2; only the script collects 1.
+    assert collections[1] == 5
+    assert imports[b"bpfkit_usdt_marker_module"] == 1
