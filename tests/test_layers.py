@@ -43,8 +43,9 @@ OS_ALLOWED = {name for name, row in TABLE.items() if row[1]}
 PORTABLE = {name for name, row in TABLE.items() if row[2]}
 # Single modules of "anywhere" packages allowed ctypes, and why (docs/design.md): the VM's
 # compiling engine calls the native code llvmlite made through ctypes -- no syscall, no
-# kernel, and the VM runs without it (engine="auto" falls back to the interpreter).
-CTYPES_ALLOWED = {"vm/jit.py"}
+# kernel, and the VM runs without it (engine="auto" falls back to the interpreter); the x86
+# disassembler calls LLVM's C disassembler library, as bpftool does, never the kernel.
+CTYPES_ALLOWED = {"vm/jit.py", "disasm/x86.py"}
 
 
 def _part(path: Path) -> str:

@@ -1,5 +1,6 @@
-"""``bpfkit prog show|list [id N | pinned PATH | name NAME]``, ``bpfkit prog pin``: the
-programs loaded in the kernel, as ``bpftool prog`` shows them (``--json``: bpftool's keys)."""
+"""``bpfkit prog show|list [id N | pinned PATH | name NAME]``, ``bpfkit prog pin``,
+``prog dump xlated|jited``, ``prog run``: the programs loaded in the kernel, as ``bpftool
+prog`` shows them (``--json``: bpftool's keys)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,17 @@ def register(sub: Any) -> None:
     pin.add_argument("ref", nargs="+", metavar="id N | pinned PATH | name NAME  PATH")
     pin.set_defaults(func=run_pin)
     dump = psub.add_parser(
-        "dump", help="the program as the kernel runs it: dump xlated id N [--llvm]"
+        "dump",
+        help="the program as the kernel runs it: dump xlated id N [--llvm], "
+        "dump jited id N [opcodes] [linum] [file FILE]",
     )
-    dump.add_argument("what", choices=["xlated"], help="xlated: the verifier's translation")
+    dump.add_argument(
+        "what",
+        choices=["xlated", "jited"],
+        help="xlated: the verifier's translation; jited: the x86-64 machine code the JIT made "
+        "(disassembled by LLVM as bpftool does; opcodes: each instruction's bytes too, "
+        "linum: source file, line and column; file FILE: the raw image into FILE)",
+    )
     dump.add_argument("ref", nargs="+", metavar=USAGE)
     dump.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
     dump.add_argument(
@@ -112,6 +121,8 @@ def run_dump(args: argparse.Namespace) -> int:
 
     require_privileges("bpfkit prog dump")
     ref, rest = split_ref(list(args.ref), "program")
+    if args.what == "jited":
+        return _dump_jited(args, ref, rest)
     if rest:
         raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
     with open_one(ref, "program") as fd:
@@ -126,6 +137,43 @@ def run_dump(args: argparse.Namespace) -> int:
     else:
         for slot, text in lines:
             print(f"{slot:4d}: {text}")
+    return 0
+
+
+def _dump_jited(args: argparse.Namespace, ref: list[str], rest: list[str]) -> int:
+    """``prog dump jited PROG [opcodes] [linum] [file FILE]``."""
+    from bpfkit.cli.objref import open_one
+    from bpfkit.kernel.info import prog_jited
+    from bpfkit.kernel.jited import listing, records
+
+    opts = {"opcodes": False, "linum": False}
+    out_file = None
+    while rest:
+        word = rest.pop(0)
+        if word == "file" and rest:
+            out_file = rest.pop(0)
+        elif word in opts:
+            opts[word] = True
+        else:
+            raise KernelError(
+                f"unexpected {word!r}; usage: prog dump jited {USAGE} "
+                "[opcodes] [linum] | file FILE"
+            )
+    with open_one(ref, "program") as fd:
+        image = prog_jited(fd.fd)
+    if out_file is not None:
+        try:
+            with open(out_file, "wb") as f:
+                f.write(image.image)
+        except OSError as e:
+            raise KernelError(f"cannot write {out_file}: {e.strerror}") from None
+        return 0
+    if args.json:
+        import json
+
+        print(json.dumps(records(image, **opts), indent=2))
+    else:
+        print(listing(image, **opts), end="")
     return 0
 
 

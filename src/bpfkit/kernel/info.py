@@ -4,6 +4,7 @@ API::
 
     prog_info(fd) -> ProgramInfo          # BPF_OBJ_GET_INFO_BY_FD on a program
     prog_code(fd, jited=False) -> bytes   # the translated (or JIT-compiled) code
+    prog_jited(fd) -> JitImage            # the JIT image with its functions and line info
     map_info(fd) -> MapInfo
     prog_ids() -> Iterator[int]           # BPF_PROG_GET_NEXT_ID
     prog_fd_by_id(id) -> Fd               # BPF_PROG_GET_FD_BY_ID
@@ -167,6 +168,96 @@ def prog_code(fd: int, jited: bool = False) -> bytes:
         info2 = attrs.ProgInfo(xlated_prog_len=n, xlated_prog_insns=ctypes.addressof(buf))
     _get_info(fd, info2, "a program")
     return buf.raw[:n]
+
+
+@dataclass(frozen=True, slots=True)
+class JitImage:
+    """A program's machine code as the kernel reports it: the image (all functions, one
+    after the other), each function's kernel address and length, the BTF function records
+    (xlated insn offset, BTF type id), the line records (insn offset, file name offset,
+    line text offset, line << 10 | column) with the kernel address of each, and the BTF
+    id those offsets are in."""
+
+    id: int
+    name: str
+    image: bytes
+    ksyms: tuple[int, ...]
+    func_lens: tuple[int, ...]
+    func_info: tuple[tuple[int, int], ...]
+    line_info: tuple[tuple[int, int, int, int], ...]
+    jited_lines: tuple[int, ...]
+    btf_id: int
+
+
+def _array(ctype: type[ctypes._SimpleCData], n: int) -> ctypes.Array:  # type: ignore[type-arg]
+    return (ctype * max(n, 1))()
+
+
+def prog_jited(fd: int) -> JitImage:
+    """The JIT image of the program behind ``fd`` (BPF_OBJ_GET_INFO_BY_FD with every
+    array bpftool asks for).  KernelError when it has none, or when the kernel does not
+    show it to this process (``bpf_dump_raw_ok``: kernel.kptr_restrict, lockdown)."""
+    info = attrs.ProgInfo()
+    _get_info(fd, info, "a program")
+    name = info.name.decode(errors="replace")
+    what = f"program {info.id} ({name})"
+    if not info.jited_prog_len:
+        raise KernelError(
+            f"{what} has no JIT image: the kernel runs it in its interpreter "
+            "(net.core.bpf_jit_enable is 0, or the JIT is not built); see its "
+            "translation with: prog dump xlated id " + str(info.id)
+        )
+    image = _array(ctypes.c_uint8, info.jited_prog_len)
+    ksyms = _array(ctypes.c_uint64, info.nr_jited_ksyms)
+    lens = _array(ctypes.c_uint32, info.nr_jited_func_lens)
+    finfo = ctypes.create_string_buffer(max(info.nr_func_info * info.func_info_rec_size, 1))
+    linfo = ctypes.create_string_buffer(max(info.nr_line_info * info.line_info_rec_size, 1))
+    jlines = _array(ctypes.c_uint64, info.nr_jited_line_info)
+    info2 = attrs.ProgInfo(
+        jited_prog_len=info.jited_prog_len,
+        jited_prog_insns=ctypes.addressof(image),
+        nr_jited_ksyms=info.nr_jited_ksyms,
+        jited_ksyms=ctypes.addressof(ksyms),
+        nr_jited_func_lens=info.nr_jited_func_lens,
+        jited_func_lens=ctypes.addressof(lens),
+        nr_func_info=info.nr_func_info,
+        func_info_rec_size=info.func_info_rec_size,
+        func_info=ctypes.addressof(finfo),
+        nr_line_info=info.nr_line_info,
+        line_info_rec_size=info.line_info_rec_size,
+        line_info=ctypes.addressof(linfo),
+        nr_jited_line_info=info.nr_jited_line_info,
+        jited_line_info_rec_size=info.jited_line_info_rec_size,
+        jited_line_info=ctypes.addressof(jlines),
+    )
+    _get_info(fd, info2, "a program")
+    if not info2.jited_prog_insns:
+        raise KernelError(
+            f"the kernel does not show {what}'s JIT image to this process (it hides raw "
+            "kernel addresses and code: kernel.kptr_restrict, lockdown); run as root with "
+            "kernel.kptr_restrict=0 and no lockdown"
+        )
+    n_len = min(info.jited_prog_len, info2.jited_prog_len)
+    frec, lrec = info.func_info_rec_size, info.line_info_rec_size
+    n_funcs = min(info.nr_func_info, info2.nr_func_info) if info2.func_info else 0
+    n_lines = min(info.nr_line_info, info2.nr_line_info) if info2.line_info else 0
+    n_jl = min(info.nr_jited_line_info, info2.nr_jited_line_info) if info2.jited_line_info else 0
+    return JitImage(
+        id=info.id,
+        name=name,
+        image=bytes(image[:n_len]),
+        ksyms=tuple(ksyms[: info2.nr_jited_ksyms]) if info2.jited_ksyms else (),
+        func_lens=tuple(lens[: info2.nr_jited_func_lens]) if info2.jited_func_lens else (),
+        func_info=tuple(
+            (_u32(finfo.raw, i * frec), _u32(finfo.raw, i * frec + 4)) for i in range(n_funcs)
+        ),
+        line_info=tuple(
+            tuple(_u32(linfo.raw, i * lrec + 4 * k) for k in range(4))  # type: ignore[misc]
+            for i in range(n_lines)
+        ),
+        jited_lines=tuple(jlines[:n_jl]),
+        btf_id=info.btf_id,
+    )
 
 
 def map_info(fd: int) -> MapInfo:

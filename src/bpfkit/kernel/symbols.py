@@ -86,6 +86,24 @@ def kallsyms() -> Kallsyms:
     return _parse_kallsyms(_kallsyms_text())
 
 
+def bpf_symbols() -> dict[int, str]:
+    """The kernel's BPF symbols now (``bpf_prog_TAG_NAME`` of JIT-compiled programs, from
+    the ``[bpf]`` lines of ``/proc/kallsyms``) by address; read anew each call, since they
+    come and go with programs; empty when the file hides addresses."""
+    out: dict[int, str] = {}
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                if not line.rstrip().endswith("[bpf]"):
+                    continue
+                parts = line.split()
+                if len(parts) >= 3 and int(parts[0], 16):
+                    out.setdefault(int(parts[0], 16), parts[2])
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
 def kernel_has_symbol(name: str) -> bool:
     """True if ``/proc/kallsyms`` lists the function ``name``."""
     return name in kallsyms().functions
