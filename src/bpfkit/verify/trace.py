@@ -17,18 +17,19 @@ from dataclasses import dataclass, field, replace
 from bpfkit.verify import scalar as sc
 from bpfkit.verify.scalar import Scalar
 from bpfkit.verify.source import ProgramView
-from bpfkit.verify.static import LIMIT, NONE, Reg, Result, Slot, Verifier, map_infos
+from bpfkit.verify.static import LIMIT, Reg, Result, Slot, Verifier, map_infos
 
 
 @dataclass(frozen=True, slots=True)
 class Mixed:
-    """A register (or stack slot) that holds different kinds of value on different paths."""
+    """A register (or stack slot) that holds different kinds of value on different paths:
+    one joined value per kind (``?`` for paths where it was never written)."""
 
-    kinds: tuple[str, ...]  # the kinds, sorted: ("ctx", "scalar")
+    values: tuple[Reg, ...]  # one per kind, in the order first seen
 
     def text(self) -> str:
-        """``scalar|ctx()``: the kinds, in the verifier's names."""
-        return "|".join(self.kinds)
+        """``?|2048``, ``scalar(...)|ctx()``: each kind's value, in the verifier's notation."""
+        return "|".join(v.text() for v in self.values)
 
 
 def join_scalar(a: Scalar, b: Scalar) -> Scalar:
@@ -53,14 +54,21 @@ def join_scalar(a: Scalar, b: Scalar) -> Scalar:
 Value = Reg | Mixed  # a register over several paths
 
 
-def _mixed(*vals: Value) -> Mixed:
-    kinds: set[str] = set()
-    for v in vals:
-        if isinstance(v, Mixed):
-            kinds.update(v.kinds)
+def _kind(v: Reg) -> tuple[str, bool]:
+    return (v.t, v.null)
+
+
+def _mixed(a: Value, b: Value) -> Value:
+    vals = list(a.values if isinstance(a, Mixed) else (a,))
+    for v in b.values if isinstance(b, Mixed) else (b,):
+        for i, old in enumerate(vals):
+            if _kind(old) == _kind(v):
+                j = join_reg(old, v)
+                vals[i] = j if isinstance(j, Reg) else old
+                break
         else:
-            kinds.add("scalar" if v.t == "scalar" else f"{v.name()}()")
-    return Mixed(tuple(sorted(kinds)))
+            vals.append(v)
+    return vals[0] if len(vals) == 1 else Mixed(tuple(vals))
 
 
 def join_reg(a: Value, b: Value) -> Value:
@@ -70,7 +78,7 @@ def join_reg(a: Value, b: Value) -> Value:
     if isinstance(a, Mixed) or isinstance(b, Mixed):
         return _mixed(a, b)
     if a.t == "none" or b.t == "none":
-        return NONE  # unreadable on some path
+        return _mixed(a, b)  # unreadable on some path: "?|..."
     if a.t != b.t:
         # NULL on one path, a pointer that may be NULL on the other: *_or_null
         for p, n in ((a, b), (b, a)):
@@ -79,7 +87,7 @@ def join_reg(a: Value, b: Value) -> Value:
         return _mixed(a, b)
     if a.t == "scalar":
         return Reg("scalar", join_scalar(a.s, b.s))
-    if (a.mp, a.frame) != (b.mp, b.frame):
+    if (a.mp, a.frame, a.null) != (b.mp, b.frame, b.null) and not (a.id and a.id == b.id):
         return _mixed(a, b)
     off = a.off if a.off == b.off else 0
     s = join_scalar(_shift(a.s, a.off - off), _shift(b.s, b.off - off))
