@@ -339,7 +339,7 @@ def test_explain_ranges_agree_with_the_kernel_log(capsys: pytest.CaptureFixture[
             prog.close()
             view = view_of(_patch(insns, 1))
             v = Verifier(view, "xdp", {1: MapInfo(1, 4, 8, 16, "counts")})
-            trace = v.trace = Trace()
+            trace = v.trace = Trace(v.insns, v.prune_points)
             res = v.run()
             assert res.accepted, res.log.reason
             k_after, k_before = kernel_states(log)
@@ -352,7 +352,7 @@ def test_explain_ranges_agree_with_the_kernel_log(capsys: pytest.CaptureFixture[
                     figures.compare(f"{name}:{idx}", ours, st)
             for idx, states in k_before.items():
                 seen = trace.before[idx]
-                ours = {f"R{n}": v.text() for n, v in enumerate(seen.regs)}
+                ours = {f"R{n}": v.text() for n, v in seen.regs.items()}
                 for st in states:
                     figures.compare(f"{name}:{idx}(before)", ours, st)
             programs += 1
@@ -408,11 +408,11 @@ def test_states_are_joined_over_paths() -> None:
     from bpfkit.verify.trace import Trace
 
     v = Verifier(view_of(insns), "xdp", maps)
-    trace = v.trace = Trace()
+    trace = v.trace = Trace(v.insns, v.prune_points)
     assert v.run().accepted
     out = trace.before[15]  # "out:": reached from the NULL side and the other
     assert out.regs[6].text() == "map_value_or_null(id=1,map=counts,ks=4,vs=8)"
-    assert trace.after[7].regs[6].text() == "map_value(id=1,map=counts,ks=4,vs=8)"
+    assert trace.after[7].regs[0].text() == "map_value(id=1,map=counts,ks=4,vs=8)"
 
 
 def test_explain_shows_ranges_in_every_format() -> None:

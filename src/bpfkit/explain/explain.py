@@ -169,7 +169,7 @@ def _with_states(
     state = vlog.registers(op, insn, after) if before is not None else ()
     regs = []
     for reg, value, text in e.registers:
-        v = after.regs[int(reg[1:])] if after is not None and int(reg[1:]) <= 10 else None
+        v = after.reg(int(reg[1:])) if after is not None else None
         if value == "unknown scalar" and isinstance(v, Reg) and v.t == "scalar":
             value = describe_range(v.s)
         elif value.startswith("packet") and isinstance(v, Reg) and v.t == "pkt" and v.rng:

@@ -16,9 +16,10 @@ from bpfkit.errors import BpfkitError
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.verify.trace import Seen
 
-# Paths walked for an explanation at most (the kernel's limit is 1,000,000): enough for the
-# real objects the tests read (xdp-tools' largest: ~71,000), and explain stays quick.
-EXPLAIN_LIMIT = 200_000
+# Instructions walked for an explanation at most (the kernel's limit is 1,000,000): enough
+# for the real objects the tests read (xdp-tools' largest: ~71,000), and explain stays
+# within seconds; past it the states are those of the paths walked (the verdict says so).
+EXPLAIN_LIMIT = 100_000
 
 
 @dataclass(frozen=True)

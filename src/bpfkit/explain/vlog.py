@@ -15,7 +15,7 @@ from __future__ import annotations
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import Kind, Op
 from bpfkit.verify.static import Reg, Slot
-from bpfkit.verify.trace import Seen, Value
+from bpfkit.verify.trace import Seen, Value, scratched
 
 
 def notation(v: Value) -> str:
@@ -35,27 +35,13 @@ def slot_notation(s: Slot | None) -> str:
     return s[::-1]
 
 
-def scratched(op: Op, insn: Insn) -> list[int]:
-    """The registers the verifier prints after ``insn``: those it reads or writes."""
-    regs = set()
-    if op.kind is Kind.CALL or op.kind is Kind.CALLX or op.kind in (Kind.LD_ABS, Kind.LD_IND):
-        regs.add(0)
-    if op.kind in (Kind.LD_ABS, Kind.LD_IND):
-        regs.add(6)  # legacy packet loads read the skb from r6
-    if op.key == "cmpxchg":
-        regs.add(0)
-    if "dst" in op.uses:
-        regs.add(insn.dst)
-    if "src" in op.uses and op.kind is not Kind.LDDW:
-        regs.add(insn.src)
-    return sorted(r for r in regs if r <= 10)
-
-
 def registers(op: Op | None, insn: Insn, after: Seen | None) -> tuple[tuple[str, str], ...]:
     """``(register, state)`` of the registers ``insn`` touched, after it."""
     if op is None or after is None or op.kind in (Kind.EXIT, Kind.JA, Kind.MAY_GOTO):
         return ()
-    return tuple((f"R{r}", notation(after.regs[r])) for r in scratched(op, insn))
+    return tuple(
+        (f"R{r}", notation(v)) for r in scratched(op, insn) if (v := after.reg(r)) is not None
+    )
 
 
 def state_line(op: Op | None, insn: Insn, before: Seen | None, after: Seen | None) -> str:
@@ -68,10 +54,10 @@ def state_line(op: Op | None, insn: Insn, before: Seen | None, after: Seen | Non
         return ""
     mem: Value | None = None
     if op.kind in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL, Kind.ATOMIC):
-        mem = before.regs[insn.dst] if insn.dst <= 10 else None
+        mem = before.reg(insn.dst)
     elif op.kind in (Kind.LOAD, Kind.LOAD_SX, Kind.LOAD_ACQ):
-        mem = before.regs[insn.src] if insn.src <= 10 else None
-    fp = before.regs[10]
+        mem = before.reg(insn.src)
+    fp = before.reg(10)
     frame = fp.frame if isinstance(fp, Reg) and fp.t == "fp" else -1  # the running function's
     if isinstance(mem, Reg) and mem.t == "fp" and not mem.s.mask and mem.frame == frame:
         at = mem.off + insn.off
