@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError, ObjectError
-from bpfkit.events.printk import TagFilter, printk_sites, site_formats, site_name
+from bpfkit.events.printk import TagFilter, line_matcher, printk_sites, site_formats, site_name
 from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
@@ -212,6 +212,7 @@ class Session(Closing):
         self.printk = PrintkTagging(self.tag, tuple(sites))
         self.filter = TagFilter(self.tag, sites, all_lines=all_lines)
         self.formats: list[str] | None = site_formats(sites)  # None: one is unknown
+        self._all_lines = all_lines
         untagged = self.printk.untaggable
         if untagged:
             first = untagged[0]
@@ -244,9 +245,18 @@ class Session(Closing):
         names = [p.program.name for p in self.planned]
         types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
         printk = self.printk if self.printk.taggable else None
-        self.collection = load_collection(
-            self.spec, programs=names, prog_types=types, printk=printk
-        )
+        try:
+            self.collection = load_collection(
+                self.spec, programs=names, prog_types=types, printk=printk
+            )
+        except KernelError as e:  # VerifierError too
+            if printk is None:
+                raise
+            # A kernel that refuses the stubs (bpf-to-bpf calls) gets the programs as
+            # they are (if they fail too, that error is raised); their lines are untagged.
+            self.collection = load_collection(self.spec, programs=names, prog_types=types)
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self._untag(f"this kernel refused the tagged calls ({why})")
         self.notes += list(getattr(self.collection, "notes", []))
         # Readers before attaching, so nothing the programs send is missed.
         if trace:
@@ -256,6 +266,17 @@ class Session(Closing):
         for p in self.planned:
             prog = self.collection.programs[p.program.name]
             self.links.append(links.attach(prog, p.plan.point))
+
+    def _untag(self, why: str) -> None:
+        """The programs were loaded without tagged calls: show untagged lines as before."""
+        sites = [replace(site, format=None, why=why) for site in self.printk.sites]
+        self.printk = PrintkTagging(self.tag, tuple(sites))
+        self.filter = TagFilter(self.tag, sites, all_lines=self._all_lines)
+        self.filter.matcher = None if self._all_lines else line_matcher(self.formats)
+        self.notes.append(
+            f"bpf_trace_printk lines are not tagged: {why}; lines of other programs "
+            "(another run of this object too) that look like its lines show here too"
+        )
 
     @property
     def maps(self) -> Mapping[str, Any]:
