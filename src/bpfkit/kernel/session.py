@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError, ObjectError
-from bpfkit.events.printk import TagFilter, line_matcher, printk_sites, site_formats, site_name
+from bpfkit.events.printk import TagFilter, printk_sites, site_formats, site_name
 from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
@@ -269,10 +269,11 @@ class Session(Closing):
 
     def _untag(self, why: str) -> None:
         """The programs were loaded without tagged calls: show untagged lines as before."""
-        sites = [replace(site, format=None, why=why) for site in self.printk.sites]
-        self.printk = PrintkTagging(self.tag, tuple(sites))
-        self.filter = TagFilter(self.tag, sites, all_lines=self._all_lines)
-        self.filter.matcher = None if self._all_lines else line_matcher(self.formats)
+        sites = self.printk.sites
+        self.filter = TagFilter(self.tag, sites, all_lines=self._all_lines, tagged=False)
+        self.printk = PrintkTagging(
+            self.tag, tuple(replace(site, format=None, why=why) for site in sites)
+        )
         self.notes.append(
             f"bpf_trace_printk lines are not tagged: {why}; lines of other programs "
             "(another run of this object too) that look like its lines show here too"
