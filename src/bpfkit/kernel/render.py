@@ -122,14 +122,7 @@ def render_test_run(
 
 def map_entries(m: Map) -> list[tuple[bytes, bytes | list[bytes]]]:
     """A live map's entries as the one map renderer takes them (per-CPU values split)."""
-    out: list[tuple[bytes, bytes | list[bytes]]] = []
-    for k, v in m.items_raw():
-        if m.percpu:
-            slot = (m.value_size + 7) & ~7
-            out.append((k, [v[i : i + m.value_size] for i in range(0, len(v), slot)]))
-        else:
-            out.append((k, v))
-    return out
+    return list(m.raw_entries())
 
 
 def render_maps(
