@@ -161,3 +161,23 @@ def test_run_shows_buffer_records_decoded(tmp_path: Path) -> None:
         re.fullmatch(rf'perf\[cpu \d+\]: {{tgid: {os.getpid()}, tag: "PERF"}}', line)
         for line in seen["perf"]
     )
+
+
+def test_test_run_and_vm_print_the_same_maps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bpfkit.cli.main import main
+
+    obj = clang_bpf(ROOT / "examples/flows/flows.c", tmp_path / "flows.o")
+    pkt = tmp_path / "pkt.bin"
+    pkt.write_bytes(bytes(64))
+    blocks = []
+    for command in ("vm", "test-run"):
+        assert main([command, "--maps", "--packet", str(pkt), str(obj)]) == 0
+        out = capsys.readouterr().out
+        assert "retval: 2 (XDP_PASS)\n" in out
+        blocks.append({b.split(" ", 1)[0]: b for b in out.split("\nmap ")[1:]})
+    vm, kernel = blocks
+    for name in ("flows", "modes", "events"):
+        assert vm[name] == kernel[name], name
+    assert vm["events"].startswith("events (ringbuf): 1 records\n  {pid: 42, st: STOPPED")

@@ -134,6 +134,18 @@ def render_maps(
 
     out = []
     for name, m in maps.items():
+        if m.type == MapType.RINGBUF:
+            # The records not consumed yet (a Session's reader takes them as they come):
+            # read, and so consumed, as `bpfkit vm --maps` shows the VM's.
+            try:
+                with m.open_records() as reader:
+                    records = reader.read()
+            except KernelError as e:
+                out.append(f"map {name} ({m.type_name}): {e}")
+                continue
+            entries = [(i.to_bytes(4, "little"), r) for i, r in enumerate(records)]
+            out.append(render_map(name, m.type, entries, (types or {}).get(name), limit=limit))
+            continue
         if m.type in _OPAQUE:
             out.append(f"map {name} ({m.type_name}): not readable as entries")
             continue
