@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bpfkit import MapValueError, TypedMap, Vm, open_perf_buffer, open_ring_buffer
 from bpfkit.btf.values import EnumName, Record
@@ -228,3 +230,30 @@ def test_vm_maps_prints_the_records_decoded(
         '  {addr: 16777343, port: 80, proto: 6, pad: 0}: {packets: 1, st: IDLE, name: "first", delta: [-1, 2, -3]}'
         in out
     )
+
+
+_VALUES = st.fixed_dictionaries(
+    {
+        "packets": st.integers(0, 2**64 - 1),
+        "st": st.sampled_from(["IDLE", "RUNNING", "STOPPED"]),
+        "name": st.text(alphabet=[chr(c) for c in range(32, 127)], max_size=12),
+        "delta": st.lists(st.integers(-(2**15), 2**15 - 1), min_size=3, max_size=3),
+    }
+)
+_KEYS = st.fixed_dictionaries(
+    {
+        "addr": st.integers(0, 2**32 - 1),
+        "port": st.integers(0, 2**16 - 1),
+        "proto": st.integers(0, 255),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=_KEYS, value=_VALUES)
+def test_written_values_read_back(
+    obj: ObjectSpec, key: dict[str, int], value: dict[str, Any]
+) -> None:
+    flows = Vm(obj.program("count_flows"), obj=obj)["flows"]
+    flows[key] = value
+    assert flows[key] == value and dict(next(iter(flows))) == {**key, "pad": 0}
