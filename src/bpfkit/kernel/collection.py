@@ -3,7 +3,7 @@
 API::
 
     load_collection(obj, *, programs=None, prog_types=None, pin_maps_dir=None,
-                    log_level=0) -> Collection
+                    log_level=0, printk=None) -> Collection
     Collection: .programs[name] -> Program, .maps[name] -> Map (global data maps are
                 named by section: ".data", ".rodata", ".bss"), .btf_fd, .notes (what
                 was adapted on the way, one line each), .close(), with-block,
@@ -46,6 +46,7 @@ from bpfkit.uapi import AttachType, ProgType
 if TYPE_CHECKING:
     from bpfkit.btf.mapview import MapTypes
     from bpfkit.btf.typedmap import TypedMap
+    from bpfkit.obj.printk_tags import PrintkTagging
 
 
 @dataclass
@@ -226,14 +227,18 @@ def load_collection(
     prog_types: Mapping[str, int | str] | None = None,
     pin_maps_dir: str | None = None,
     log_level: int = 0,
+    printk: PrintkTagging | None = None,
 ) -> Collection:
     """Load ``obj`` (see the module docstring); ``programs`` limits which programs load
-    (their maps and data still all load), ``prog_types`` overrides program types by name."""
+    (their maps and data still all load), ``prog_types`` overrides program types by name,
+    ``printk`` tags printk calls (``bpfkit run``; :mod:`bpfkit.obj.printk_tags`)."""
     from bpfkit.kernel.program import prog_type_number
     from bpfkit.kernel.target import running_kernel
 
     overrides = {k: prog_type_number(v) for k, v in (prog_types or {}).items()}
-    prepared = prepare(obj, running_kernel(), programs=programs, prog_types=overrides)
+    prepared = prepare(
+        obj, running_kernel(), programs=programs, prog_types=overrides, printk=printk
+    )
     coll = Collection(obj)
     coll.notes += prepared.notes
     with ExitStack() as stack:
