@@ -46,7 +46,7 @@ from bpfkit.isa import semantics
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.semantics import Expr
 from bpfkit.isa.table import Kind, Op, lookup
-from bpfkit.vm.cpu import ProgramExit
+from bpfkit.vm.cpu import ProgramExit, writes_r10
 from bpfkit.vm.handlers import ZERO_STACK
 from bpfkit.vm.memory import (
     CODE_BASE,
@@ -433,7 +433,7 @@ def translate(code: Code, m: Interpreter, optimize: bool = False) -> tuple[str, 
     index_of = {pc: i for i, pc in enumerate(order)}
     e = _Emitter()
     e.inline = optimize
-    e.r10_fixed = not any(_writes_r10(op, insn) for pc, insn in slots if (op := ops[pc]))
+    e.r10_fixed = not any(writes_r10(op, insn) for pc, insn in slots if (op := ops[pc]))
 
     def block(pc: int) -> str:
         """The label a jump to ``pc`` goes to (a stub for a bad target)."""
@@ -622,17 +622,6 @@ bad:
   ret i64 0
 }}
 """
-
-
-def _writes_r10(op: Op, insn: Insn) -> bool:
-    """Whether ``insn`` may change r10 (stores, jumps and calls do not; helpers cannot)."""
-    if op.kind in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL, Kind.JA, Kind.JCOND):
-        return False
-    if op.kind in (Kind.CALL, Kind.EXIT):
-        return False  # a frame's r10 is restored by its exit
-    if op.kind is Kind.ATOMIC:
-        return insn.src == 10
-    return insn.dst == 10
 
 
 _TREES: dict[Op, tuple[int, Expr, bool, bool]] = {}
