@@ -173,7 +173,8 @@ def translate(code: Code, m: Cpu) -> Callable[..., tuple[int, ...]] | None:
             assert last_insn is not None
             lines.append(f"pc = {body[-1] + last_insn.width}")
             lines.append("continue")
-        blocks.append((start, _self_loop(lines, start)))
+        blocks.append((start, lines))
+    blocks = [(start, _self_loop(_merged(lines, dict(blocks)), start)) for start, lines in blocks]
 
     out = [
         "def run(left, r1, r2, r10):",
@@ -253,6 +254,18 @@ def _folds(op: Op, insn: Insn, nxt: Op, later: Insn) -> bool:
     )
 
 
+def _merged(lines: list[str], blocks: dict[int, list[str]]) -> list[str]:
+    """A block that ends by going to a short block: that block's lines copied in its place
+    (budget check and all), so that a loop of two blocks (a test at its head, a body that
+    jumps back) becomes one block that jumps back to itself."""
+    if len(lines) < 2 or lines[-1] != "continue" or not lines[-2].startswith("pc = "):
+        return lines
+    nxt = blocks.get(int(lines[-2][len("pc = ") :]))
+    if nxt is None or nxt is lines or len(nxt) > 12:
+        return lines
+    return lines[:-2] + nxt
+
+
 _JUMP_BACK = re.compile(r"if (.*): pc = (\d+)$")
 
 
@@ -264,11 +277,17 @@ def _self_loop(lines: list[str], start: int) -> list[str]:
     if len(lines) < 3 or lines[-1] != "continue" or not lines[-2].startswith("else: pc = "):
         return lines
     got = _JUMP_BACK.match(lines[-3])
-    if got is None or int(got.group(2)) != start:
+    if got is None:
         return lines
+    cond, taken, other = got.group(1), int(got.group(2)), int(lines[-2][len("else: pc = ") :])
     out = ["while True:", *("    " + x for x in lines[:-3])]
-    out += [f"    if {got.group(1)}: continue", f"    pc = {lines[-2][len('else: pc = ') :]}"]
-    return [*out, "    break", "continue"]
+    if taken == start:
+        out += [f"    if {cond}: continue", f"    pc = {other}", "    break"]
+    elif other == start:
+        out += [f"    if {cond}:", f"        pc = {taken}", "        break"]
+    else:
+        return lines
+    return [*out, "continue"]
 
 
 def _insn(
