@@ -15,10 +15,13 @@ reports (``user_properties``), so the controller counts what the workers ran.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +34,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 # each xdist worker and each subprocess compiles everything again (seconds per run).
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# bpfkit.lang's compile cache (bpfkit.lang.cache): a private one for the run (workers and
+# subprocesses inherit it), not the user's ~/.cache/bpfkit.
+if "BPFKIT_CACHE_DIR" not in os.environ:
+    os.environ["BPFKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="bpfkit-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["BPFKIT_CACHE_DIR"], ignore_errors=True)
 
 import probes  # noqa: E402
 from bpfkit.btf import Btf, load_vmlinux  # noqa: E402
