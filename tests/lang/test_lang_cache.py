@@ -214,8 +214,9 @@ def test_a_cached_program_does_not_import_the_code_generator(tmp_path: Path) -> 
         "from bpfkit.lang import xdp, u32\n\n@xdp\ndef prog(ctx) -> u32:\n    return 2\n"
     )
     check = (
-        "import sys; from bpfkit.lang.compiler import compile_file; compile_file(sys.argv[1]); "
-        "print(sorted(m for m in sys.modules if m.startswith(('bpfkit.lang.', 'bpfkit.asm'))))"
+        "import sys; from bpfkit.lang.compiler import compile_file; "
+        "assert compile_file(sys.argv[1]).spec.programs; "
+        "print(sorted(m for m in sys.modules if m.startswith(('bpfkit.', 'elftools'))))"
     )
     env = {**os.environ, "BPFKIT_CACHE_DIR": str(tmp_path / "c"), "PYTHONPATH": str(ROOT / "src")}
     env.pop("BPFKIT_NO_CACHE", None)
@@ -224,10 +225,22 @@ def test_a_cached_program_does_not_import_the_code_generator(tmp_path: Path) -> 
     assert "bpfkit.lang.lower" in first and "bpfkit.asm.assemble" in first
     second = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
     loaded = eval(second)  # noqa: S307 - our own printed list
+    # Nor the ELF reader and pyelftools: the object comes back as bpfkit read it.
     for module in (
         "bpfkit.lang.lower",
         "bpfkit.lang.emit",
         "bpfkit.lang.btfgen",
         "bpfkit.asm.assemble",
+        "bpfkit.isa.table",
+        "bpfkit.obj.reader",
+        "elftools",
     ):
         assert module not in loaded
+
+
+def test_a_damaged_object_model_is_read_again() -> None:
+    assert cache.load_spec(b"not a pickle") is None
+    assert cache.load_spec(None) is None
+    import pickle
+
+    assert cache.load_spec(pickle.dumps({"not": "a spec"})) is None

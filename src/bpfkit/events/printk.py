@@ -24,7 +24,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from bpfkit.isa.table import lookup
 from bpfkit.obj.spec import DataSpec, ObjectSpec, ProgramSpec
 
 if TYPE_CHECKING:
@@ -50,6 +49,7 @@ def _c_string(data: bytes, start: int, limit: int | None = None) -> str:
 def _formats(obj: ObjectSpec, prog: ProgramSpec, data: dict[str, DataSpec]) -> list[str]:
     """Formats of the printk calls in one program (raises _Unknown if one is not known)."""
     from bpfkit.explain.analysis import analyze_program  # loaded when formats are asked for
+    from bpfkit.isa.table import lookup
 
     analysis, _env = analyze_program(obj, prog)
     found = []

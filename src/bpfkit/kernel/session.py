@@ -188,13 +188,17 @@ class Session(Closing):
         where: attach_mod.Where | None = None,
     ) -> None:
         from bpfkit.kernel.collection import load_collection
-        from bpfkit.obj.reader import read_object
 
         if not privileged():
             raise KernelError(
                 "loading BPF programs needs root or CAP_BPF: run bpfkit as root (sudo)"
             )
-        self.spec = obj if isinstance(obj, ObjectSpec) else read_object(os.fspath(obj))
+        if isinstance(obj, ObjectSpec):
+            self.spec = obj
+        else:
+            from bpfkit.obj.reader import read_object
+
+            self.spec = read_object(os.fspath(obj))
         self.planned = plan_programs(choose_programs(self.spec, program), attach, where=where)
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
         self.matcher = None

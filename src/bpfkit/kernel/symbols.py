@@ -16,12 +16,12 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from typing import TYPE_CHECKING
 
 from bpfkit.errors import KernelError
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 # Prefixes a syscall function has had across kernel versions and architectures.
 _SYSCALL_PREFIXES = (
@@ -122,6 +122,10 @@ class UserSymbol:
 
 def resolve_user_symbol(path: str, symbol: str) -> UserSymbol:
     """Locate ``SYMBOL[+OFF]`` (or a raw ``0xADDR``) in the ELF binary at ``path``."""
+    # pyelftools is imported here: attaching anything but a uprobe does not need it.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     name, plus, extra_text = symbol.partition("+")
     try:
         extra = int(extra_text, 0) if plus else 0
@@ -150,6 +154,8 @@ def resolve_user_symbol(path: str, symbol: str) -> UserSymbol:
 
 
 def _symbol_address(elf: ELFFile, path: str, name: str) -> int:
+    from elftools.elf.sections import SymbolTableSection
+
     undefined = False
     for section_name in (".symtab", ".dynsym"):
         section = elf.get_section_by_name(section_name)

@@ -16,8 +16,10 @@ Where: ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/b
 writable by others is used (bpfkit often runs as root: it must not load a program somebody
 else could have written).  ``BPFKIT_NO_CACHE=1`` turns the cache off.
 
-Stored with :mod:`marshal` (plain values only, no code): no import costs here, which is the
-point of the cache.
+Stored with :mod:`marshal`, which costs no import (the point of the cache), except the
+object as bpfkit reads it (its ObjectSpec, with the BTF parsed), which is pickled: loading
+it back skips the ELF reader and the BTF parser.  Unpickling runs no code but the classes'
+own; the ownership check above is what makes the file trustworthy, as for ``.pyc`` files.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import marshal
 import os
 import sys
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfkit import __version__
+
+if TYPE_CHECKING:
+    from bpfkit.obj.spec import ObjectSpec
 
 MAGIC = b"bpfkit-lang-cache 1\n"
 VMLINUX = "/sys/kernel/btf/vmlinux"
@@ -186,3 +191,30 @@ def store(k: bytes, entry: dict[str, Any]) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def dump_spec(spec: ObjectSpec) -> bytes | None:
+    """``spec`` (with its BTF parsed) as bytes for an entry; None if it cannot be."""
+    import pickle
+
+    try:
+        spec.parsed_btf()
+        spec.parsed_btf_ext()
+        return pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - the entry is still good without it
+        return None
+
+
+def load_spec(data: object) -> ObjectSpec | None:
+    """The ObjectSpec :func:`dump_spec` stored, or None (then the object is read again)."""
+    if not isinstance(data, bytes):
+        return None
+    import pickle
+
+    from bpfkit.obj.spec import ObjectSpec
+
+    try:
+        spec = pickle.loads(data)  # noqa: S301 - our own entry, in a directory only we write
+    except Exception:  # noqa: BLE001 - damaged: read the object instead
+        return None
+    return spec if isinstance(spec, ObjectSpec) else None

@@ -130,6 +130,7 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
             "programs": list(compiled.programs),
             "data": [(name, const) for name, (_, _, const) in compiled.data.items()],
             "stack": dict(compiled.stack),
+            "spec": cache.dump_spec(compiled.spec),
         },
     )
     return compiled
@@ -138,6 +139,8 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
 def _from_entry(entry: dict[str, Any], ns: dict[str, Any], file: str) -> Compiled | None:
     """The Compiled a cache entry stands for, its declarations taken from ``ns`` (None if
     they no longer match it)."""
+    from bpfkit.lang import cache
+
     try:
         programs = {name: section_of(ns.get(name)) for name in entry["programs"]}
         annotations = ns.get("__annotations__", {})
@@ -157,7 +160,8 @@ def _from_entry(entry: dict[str, Any], ns: dict[str, Any], file: str) -> Compile
         return None
     maps = {name: obj for name, obj in ns.items() if isinstance(obj, MapDecl)}
     sections = {name: s for name, s in programs.items() if s is not None}
-    return Compiled(entry["obj"], entry["asm"], file, sections, maps, data, stack)
+    spec = cache.load_spec(entry.get("spec"))
+    return Compiled(entry["obj"], entry["asm"], file, sections, maps, data, stack, spec)
 
 
 def compile_source(source: str, namespace: dict[str, Any], file: str) -> Compiled:
