@@ -12,7 +12,7 @@ entry catches a damaged file.  Anything unreadable, damaged or stale is a miss (
 program is compiled again and the entry rewritten), never an error.
 
 Where: ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``
-(entries under ``lang/``).  Only a directory owned by the user running bpfkit and not
+(entries under ``lang/``, one per program file: a new entry replaces the file's old one).  Only a directory owned by the user running bpfkit and not
 writable by others is used (bpfkit often runs as root: it must not load a program somebody
 else could have written).  ``BPFKIT_NO_CACHE=1`` turns the cache off.
 
@@ -129,8 +129,13 @@ def key(source: str, namespace: dict[str, Any], file: str) -> bytes:
     return marshal.dumps((repr(parts), source))
 
 
-def _path(directory: str, k: bytes) -> str:
-    return os.path.join(directory, f"{zlib.crc32(k):08x}-{len(k):x}.bpfc")
+def _prefix(file: str) -> str:
+    """Entries of one program file start with this (a new one replaces the old)."""
+    return f"{zlib.crc32(os.path.abspath(file).encode()):08x}-"
+
+
+def _path(directory: str, k: bytes, file: str) -> str:
+    return os.path.join(directory, f"{_prefix(file)}{zlib.crc32(k):08x}.bpfc")
 
 
 def _trusted(path: str) -> bool:
@@ -139,13 +144,14 @@ def _trusted(path: str) -> bool:
     return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
-def load(k: bytes) -> dict[str, Any] | None:
-    """The entry stored for key ``k``, or None (no cache, no entry, damaged, stale)."""
+def load(k: bytes, file: str) -> dict[str, Any] | None:
+    """The entry stored for key ``k`` of program ``file``, or None (no cache, no entry,
+    damaged, stale)."""
     directory = cache_dir()
     if directory is None:
         return None
     try:
-        path = _path(directory, k)
+        path = _path(directory, k, file)
         if not (_trusted(directory) and _trusted(path)):
             return None
         with open(path, "rb") as f:
@@ -165,8 +171,9 @@ def load(k: bytes) -> dict[str, Any] | None:
         return None
 
 
-def store(k: bytes, entry: dict[str, Any]) -> None:
-    """Write ``entry`` for key ``k`` (atomically; silently nothing if it cannot)."""
+def store(k: bytes, file: str, entry: dict[str, Any]) -> None:
+    """Write ``entry`` for key ``k`` of program ``file`` (atomically; silently nothing if
+    it cannot), replacing the file's older entries."""
     directory = cache_dir()
     if directory is None:
         return
@@ -176,13 +183,18 @@ def store(k: bytes, entry: dict[str, Any]) -> None:
         if not _trusted(directory):
             return
         body = marshal.dumps((k, entry))
-        path = _path(directory, k)
+        path = _path(directory, k, file)
         tmp = f"{path}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + f"{zlib.crc32(body):08x}".encode() + body)
         os.replace(tmp, path)
         tmp = ""
+        prefix = _prefix(file)
+        with os.scandir(directory) as it:
+            old = [e.path for e in it if e.name.startswith(prefix) and e.path != path]
+        for stale in old:
+            os.unlink(stale)
     except (OSError, ValueError):
         pass  # a read-only home, a full disk: compiling again next time is the cost
     finally:

@@ -116,7 +116,7 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
     from bpfkit.lang import cache
 
     key = cache.key(source, namespace, file)
-    entry = cache.load(key)
+    entry = cache.load(key, file)
     if entry is not None:
         hit = _from_entry(entry, namespace, file)
         if hit is not None:
@@ -124,6 +124,7 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
     compiled = compile_source(source, namespace, file)
     cache.store(
         key,
+        file,
         {
             "obj": compiled.obj,
             "asm": compiled.asm,
