@@ -12,9 +12,10 @@ entry catches a damaged file.  Anything unreadable, damaged or stale is a miss (
 program is compiled again and the entry rewritten), never an error.
 
 Where: ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``
-(entries under ``lang/``, one per program file: a new entry replaces the file's old one).  Only a directory owned by the user running bpfkit and not
-writable by others is used (bpfkit often runs as root: it must not load a program somebody
-else could have written).  ``BPFKIT_NO_CACHE=1`` turns the cache off.
+(entries under ``lang/``, one per program file: a new entry replaces the file's old
+one).  Only a directory owned by the user running bpfkit and not writable by others is
+used (bpfkit often runs as root: it must not load a program somebody else could have
+written).  ``BPFKIT_NO_CACHE=1`` turns the cache off.
 
 Stored with :mod:`marshal`, which costs no import (the point of the cache), except the
 object as bpfkit reads it (its ObjectSpec, with the BTF parsed), which is pickled: loading
