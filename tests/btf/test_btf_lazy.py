@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,38 @@ def test_malformed_records_are_refused_as_the_decoder_refuses_them(
         parse_btf(data)
     with pytest.raises(BtfError, match=message):
         LazyBtf(data)
+
+
+def _walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import bpfkit.btf.lazy as lazy
+
+    walked: list[int] = []
+    real = lazy.iter_records
+
+    def spy(*args: object, **kwargs: object) -> object:
+        walked.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lazy, "iter_records", spy)
+    return walked
+
+
+def test_the_index_is_cached_and_a_damaged_one_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("BPFKIT_NO_CACHE", raising=False)
+    records = struct.pack("<IIII", 1, 1 << 24, 4, (1 << 24) | 32) + struct.pack(
+        "<III", 0, 2 << 24, 1
+    )
+    data = _tiny(records)
+    walked = _walks(monkeypatch)
+    first = list(LazyBtf(data))
+    assert walked == [1]
+    assert list(LazyBtf(data)) == first and walked == [1]  # read back, not walked
+    (entry,) = (tmp_path / "btf").iterdir()
+    entry.write_bytes(entry.read_bytes()[:-3] + b"bad")
+    assert list(LazyBtf(data)) == first and walked == [1, 1]  # damaged: walked again
+    other = _tiny(records, b"\0b\0")  # other bytes: their own index
+    assert LazyBtf(other).find("b").id == 1 and walked == [1, 1, 1]
+    assert len(list((tmp_path / "btf").iterdir())) == 1  # one kernel's index is kept

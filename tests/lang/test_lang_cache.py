@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bpfkit import cachedir
 from bpfkit.lang import cache, compiler
 from helpers import ROOT
 
@@ -156,7 +157,7 @@ def test_a_damaged_entry_is_ignored(prog: Path, damage: str) -> None:
         import zlib
 
         body = marshal.dumps((b"another key", {"obj": b"x", "asm": ""}))
-        entry.write_bytes(cache.MAGIC + f"{zlib.crc32(body):08x}".encode() + body)
+        entry.write_bytes(cachedir.MAGIC + f"{zlib.crc32(body):08x}".encode() + body)
     again = compiler.compile_file(str(prog))
     assert again.obj == first.obj
     assert entry.read_bytes() == data  # rewritten

@@ -7,21 +7,29 @@ noting where each record starts and which name it has (no types built), and deco
 type the first time its id is asked for, with :func:`bpfkit.btf.parse.parse_types`, the one
 decoder.  Looking types up by name searches the string section and the names noted.
 Iterating over all types decodes them all at once, as :func:`~bpfkit.btf.parse_btf` would.
+
+The walk's result (two arrays of 4-byte numbers) is kept in bpfkit's cache directory
+(:mod:`bpfkit.cachedir`, ``btf/``), found by the size and checksum of the BTF bytes, so
+that a later process only reads it back.
 """
 
 from __future__ import annotations
 
 import array
+import marshal
 import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import overload
 
+from bpfkit import cachedir
 from bpfkit.btf import types as T
 from bpfkit.btf.btf import Btf, _kinds
 from bpfkit.btf.parse import Header, Strings, iter_records, parse_header, parse_types
 from bpfkit.errors import BtfError
 
 _LAST_KIND = T.Kind.ENUM64.value
+CACHE_KIND = "btf"  # entries under this directory of bpfkit.cachedir
 
 
 class LazyTypes(Sequence[T.Type]):
@@ -78,25 +86,7 @@ class LazyBtf(Btf):
         hdr = parse_header(data, what)
         s0 = hdr.hdr_len + hdr.str_off
         strings = Strings(data[s0 : s0 + hdr.str_len], None, what)
-        t0 = hdr.hdr_len + hdr.type_off
-        offsets: array.array[int] = array.array("I")
-        names: array.array[int] = array.array("I")
-        stop = t0
-        records = iter_records(data, t0, hdr.type_len, big_endian=hdr.big_endian)
-        for pos, size, name_off, info in records:
-            kind = (info >> 24) & 0x1F
-            if not 0 < kind <= _LAST_KIND:
-                # The decoder's own message (unknown kind, or void where only id 0 may be).
-                parse_types(data, hdr._replace(type_off=pos - hdr.hdr_len, type_len=size),
-                            strings, len(offsets) + 1, what)  # fmt: skip
-            offsets.append(pos)
-            names.append(name_off)
-            stop = pos + size
-        if stop != t0 + hdr.type_len:  # the last record runs past the end, or a piece is left
-            last = offsets.pop() if stop > t0 + hdr.type_len else stop
-            rest = hdr._replace(type_off=last - hdr.hdr_len, type_len=t0 + hdr.type_len - last)
-            parse_types(data, rest, strings, len(offsets) + 1, what)  # raises the decoder's error
-            raise BtfError(f"{what}: the type section ends inside type {len(offsets) + 1}")
+        offsets, names = _index(data, hdr, strings, what)
         super().__init__(LazyTypes(data, hdr, strings, offsets, what), strings, hdr, None, what)
         self._names = names.tobytes()  # name_off of type id i + 1 at bytes 4i..4i+4
 
@@ -134,6 +124,50 @@ class LazyBtf(Btf):
         want = _kinds(kind)
         found = [self.types[i] for n, i in self.named_like(name) if n == name]
         return [t for t in found if want is None or t.kind in want]
+
+
+def _index(
+    data: bytes, hdr: Header, strings: Strings, what: str
+) -> tuple[array.array[int], array.array[int]]:
+    """Where each type record starts and its name's offset, by type id - 1: from bpfkit's
+    cache when it holds the index of these very bytes (the kernel's BTF changes only with
+    the kernel), else by walking the type section (and then stored there)."""
+    key = (len(data), zlib.crc32(data))
+    name = f"index-{key[1]:08x}-{key[0]:x}"
+    offsets: array.array[int] = array.array("I")
+    names: array.array[int] = array.array("I")
+    cached = cachedir.read(CACHE_KIND, name)
+    if cached is not None:
+        try:
+            stored, raw_offsets, raw_names = marshal.loads(cached)
+            if stored == key and len(raw_offsets) == len(raw_names):
+                offsets.frombytes(raw_offsets)
+                names.frombytes(raw_names)
+                return offsets, names
+        except Exception:  # noqa: BLE001 - a damaged entry: walk again
+            pass
+        del offsets[:], names[:]
+    t0 = hdr.hdr_len + hdr.type_off
+    stop = t0
+    for pos, size, name_off, info in iter_records(
+        data, t0, hdr.type_len, big_endian=hdr.big_endian
+    ):
+        kind = (info >> 24) & 0x1F
+        if not 0 < kind <= _LAST_KIND:
+            # The decoder's own message (unknown kind, or void where only id 0 may be).
+            one = hdr._replace(type_off=pos - hdr.hdr_len, type_len=size)
+            parse_types(data, one, strings, len(offsets) + 1, what)
+        offsets.append(pos)
+        names.append(name_off)
+        stop = pos + size
+    if stop != t0 + hdr.type_len:  # the last record runs past the end, or a piece is left
+        last = offsets.pop() if stop > t0 + hdr.type_len else stop
+        rest = hdr._replace(type_off=last - hdr.hdr_len, type_len=t0 + hdr.type_len - last)
+        parse_types(data, rest, strings, len(offsets) + 1, what)  # raises the decoder's error
+        raise BtfError(f"{what}: the type section ends inside type {len(offsets) + 1}")
+    body = marshal.dumps((key, offsets.tobytes(), names.tobytes()))
+    cachedir.write(CACHE_KIND, name, body, replaces="index-")  # one kernel's: the last read
+    return offsets, names
 
 
 __all__ = ["LazyBtf", "LazyTypes"]

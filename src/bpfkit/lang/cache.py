@@ -11,11 +11,9 @@ compared, so the file name's short hash may collide without harm; a checksum ove
 entry catches a damaged file.  Anything unreadable, damaged or stale is a miss (the
 program is compiled again and the entry rewritten), never an error.
 
-Where: ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``
-(entries under ``lang/``, one per program file: a new entry replaces the file's old
-one).  Only a directory owned by the user running bpfkit and not writable by others is
-used (bpfkit often runs as root: it must not load a program somebody else could have
-written).  ``BPFKIT_NO_CACHE=1`` turns the cache off.
+Where and how entries are kept (``lang/`` of bpfkit's cache directory, owned by the user
+and writable by nobody else, ``BPFKIT_NO_CACHE=1`` to turn it off): :mod:`bpfkit.cachedir`.
+One entry per program file: a new one replaces the file's old one.
 
 Stored with :mod:`marshal`, which costs no import (the point of the cache), except the
 object as bpfkit reads it (its ObjectSpec, with the BTF parsed), which is pickled: loading
@@ -31,24 +29,18 @@ import sys
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from bpfkit import __version__
+from bpfkit import __version__, cachedir
 
 if TYPE_CHECKING:
     from bpfkit.obj.spec import ObjectSpec
 
-MAGIC = b"bpfkit-lang-cache 1\n"
+KIND = "lang"
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
 
 def cache_dir() -> str | None:
     """The directory of entries, or None when caching is off."""
-    if os.environ.get("BPFKIT_NO_CACHE"):
-        return None
-    base = os.environ.get("BPFKIT_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "bpfkit")
-    return os.path.join(base, "lang")
+    return cachedir.cache_dir(KIND)
 
 
 def _code_stamp() -> list[tuple[str, int, int]]:
@@ -135,75 +127,35 @@ def _prefix(file: str) -> str:
     return f"{zlib.crc32(os.path.abspath(file).encode()):08x}-"
 
 
-def _path(directory: str, k: bytes, file: str) -> str:
-    return os.path.join(directory, f"{_prefix(file)}{zlib.crc32(k):08x}.bpfc")
-
-
-def _trusted(path: str) -> bool:
-    """A file or directory of ours that nobody else can write."""
-    st = os.stat(path)
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+def _name(k: bytes, file: str) -> str:
+    return f"{_prefix(file)}{zlib.crc32(k):08x}.bpfc"
 
 
 def load(k: bytes, file: str) -> dict[str, Any] | None:
     """The entry stored for key ``k`` of program ``file``, or None (no cache, no entry,
     damaged, stale)."""
-    directory = cache_dir()
-    if directory is None:
+    body = cachedir.read(KIND, _name(k, file))
+    if body is None:
         return None
     try:
-        path = _path(directory, k, file)
-        if not (_trusted(directory) and _trusted(path)):
-            return None
-        with open(path, "rb") as f:
-            data = f.read()
-        if not data.startswith(MAGIC):
-            return None
-        crc, body = data[len(MAGIC) : len(MAGIC) + 8], data[len(MAGIC) + 8 :]
-        if crc != f"{zlib.crc32(body):08x}".encode():
-            return None
         stored_key, entry = marshal.loads(body)
-        if stored_key != k or not isinstance(entry, dict):
-            return None
-        if not isinstance(entry.get("obj"), bytes) or not isinstance(entry.get("asm"), str):
-            return None
-        return entry
-    except Exception:  # noqa: BLE001 - a damaged or unreadable entry is a miss
+    except Exception:  # noqa: BLE001 - a damaged entry is a miss
         return None
+    if stored_key != k or not isinstance(entry, dict):
+        return None
+    if not isinstance(entry.get("obj"), bytes) or not isinstance(entry.get("asm"), str):
+        return None
+    return entry
 
 
 def store(k: bytes, file: str, entry: dict[str, Any]) -> None:
     """Write ``entry`` for key ``k`` of program ``file`` (atomically; silently nothing if
     it cannot), replacing the file's older entries."""
-    directory = cache_dir()
-    if directory is None:
-        return
-    tmp = ""
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not _trusted(directory):
-            return
         body = marshal.dumps((k, entry))
-        path = _path(directory, k, file)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + f"{zlib.crc32(body):08x}".encode() + body)
-        os.replace(tmp, path)
-        tmp = ""
-        prefix = _prefix(file)
-        with os.scandir(directory) as it:
-            old = [e.path for e in it if e.name.startswith(prefix) and e.path != path]
-        for stale in old:
-            os.unlink(stale)
-    except (OSError, ValueError):
-        pass  # a read-only home, a full disk: compiling again next time is the cost
-    finally:
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    except ValueError:  # not a plain value: nothing to store
+        return
+    cachedir.write(KIND, _name(k, file), body, replaces=_prefix(file))
 
 
 def dump_spec(spec: ObjectSpec) -> bytes | None:
