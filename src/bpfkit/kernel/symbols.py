@@ -156,6 +156,20 @@ def resolve_user_symbol(path: str, symbol: str) -> UserSymbol:
 def _symbol_address(elf: ELFFile, path: str, name: str) -> int:
     from elftools.elf.sections import SymbolTableSection
 
+    if elf.get_section_by_name(".symtab") is None:
+        # Stripped (libraries): .dynsym, looked up through .gnu.hash, which decodes a few
+        # symbols, not thousands.  Its answer is the first defined symbol of that name
+        # in table order, which the scan below would also take if it is a function.
+        from elftools.elf.hash import GNUHashSection
+
+        table = elf.get_section_by_name(".gnu.hash")
+        sym = table.get_symbol(name) if isinstance(table, GNUHashSection) else None
+        if (
+            sym is not None
+            and sym["st_shndx"] != "SHN_UNDEF"
+            and sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
+        ):
+            return int(sym["st_value"])
     undefined = False
     for section_name in (".symtab", ".dynsym"):
         section = elf.get_section_by_name(section_name)
