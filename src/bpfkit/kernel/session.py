@@ -270,13 +270,14 @@ class Session(Closing):
         return self.matcher is None or self.matcher(line.message)
 
     def _open_readers(self) -> None:
-        from bpfkit.events.perf import PerfBufferReader
-        from bpfkit.events.ringbuf import RingBufReader
-
         for name, m in self.collection.maps.items():
             if m.type == MapType.RINGBUF:
+                from bpfkit.events.ringbuf import RingBufReader
+
                 self.readers.append((name, RingBufReader(m.fd, m.max_entries)))
             elif m.type == MapType.PERF_EVENT_ARRAY:
+                from bpfkit.events.perf import PerfBufferReader  # not imported for ring buffers
+
                 self.readers.append((name, PerfBufferReader(m.fd)))
 
     def events(
