@@ -10,11 +10,13 @@ API::
     llvm_objdump_each(paths, *flags) -> {Path: text}    # the same with any options
     readobj_relocations(path) -> {section: [(offset, type, symbol)]}  # llvm-readobj-19 -r
     verifier_log(insns, prog_type=1) -> str             # the kernel verifier's log_level 2 log
+    realworld_objects() -> [Path]    # xdp-tools' BPF objects (apt-get download; probe "xdp-objects")
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import gc
 import os
 import re
@@ -191,3 +193,41 @@ def verifier_log(insns: bytes, prog_type: int = 1) -> str:
     if fd >= 0:
         os.close(fd)
     return log.value.decode()
+
+
+_EM_BPF = 247
+
+
+def _is_bpf_elf(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(20)
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return False
+    machine = int.from_bytes(head[18:20], "big" if head[5] == 2 else "little")
+    return machine == _EM_BPF
+
+
+def realworld_objects() -> list[Path]:
+    """The BPF objects of Debian's xdp-tools, libxdp1 and xdp-tests, downloaded once
+    (``apt-get download``, only when probe "xdp-objects" said the archive is reachable)
+    into probes.realworld_cache() and unpacked with ``dpkg-deb -x``."""
+    cache = Path(probes.realworld_cache())
+    cache.mkdir(parents=True, exist_ok=True)
+    # Several test runs may share the cache: one fetches and unpacks at a time.
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = [p for p in probes.REALWORLD_PACKAGES if not list(cache.glob(f"{p}_*.deb"))]
+        if missing:
+            subprocess.run(
+                ["apt-get", "download", *missing], cwd=cache, check=True, capture_output=True
+            )
+        tree = cache / "ex"
+        for deb in sorted(cache.glob("*.deb")):
+            stamp = tree / f".{deb.name}.done"
+            if not stamp.exists():
+                tree.mkdir(exist_ok=True)
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+                stamp.touch()
+    found = sorted(p for p in tree.rglob("*.o") if p.is_file() and _is_bpf_elf(p))
+    assert len(found) >= 10, f"expected the xdp-tools BPF objects under {tree}"
+    return found

@@ -17,7 +17,6 @@ Nothing is tuned to these objects: a newer package version is checked the same w
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
@@ -34,51 +33,16 @@ from bpfkit.btf import Btf
 from bpfkit.cli.main import main
 from bpfkit.disasm.objdump import dump
 from bpfkit.obj import read_object
-from helpers import clang_bpf, llvm_objdump
+from helpers import clang_bpf, llvm_objdump, realworld_objects
 
 pytestmark = pytest.mark.requires("llvm19")
-
-PACKAGES = probes.REALWORLD_PACKAGES
-_EM_BPF = 247
-
-
-def _is_bpf_elf(path: Path) -> bool:
-    with path.open("rb") as f:
-        head = f.read(20)
-    if len(head) < 20 or head[:4] != b"\x7fELF":
-        return False
-    machine = int.from_bytes(head[18:20], "big" if head[5] == 2 else "little")
-    return machine == _EM_BPF
 
 
 @pytest.fixture(scope="module")
 @probes.needs("xdp-objects")
 def objects() -> list[Path]:
     """The BPF objects of the packages, downloaded once and kept in the cache."""
-    cache = Path(probes.realworld_cache())
-    cache.mkdir(parents=True, exist_ok=True)
-    # Several test runs may share the cache: one fetches and unpacks at a time.
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _fetch(cache)
-
-
-def _fetch(cache: Path) -> list[Path]:
-    missing = [p for p in PACKAGES if not list(cache.glob(f"{p}_*.deb"))]
-    if missing:  # probe "xdp-objects" found the archive reachable
-        subprocess.run(
-            ["apt-get", "download", *missing], cwd=cache, check=True, capture_output=True
-        )
-    tree = cache / "ex"
-    for deb in sorted(cache.glob("*.deb")):
-        stamp = tree / f".{deb.name}.done"
-        if not stamp.exists():
-            tree.mkdir(exist_ok=True)
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
-            stamp.touch()
-    found = sorted(p for p in tree.rglob("*.o") if p.is_file() and _is_bpf_elf(p))
-    assert len(found) >= 10, f"expected the xdp-tools BPF objects under {tree}"
-    return found
+    return realworld_objects()
 
 
 # --- dump ---------------------------------------------------------------------------

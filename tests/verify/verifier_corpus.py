@@ -239,6 +239,33 @@ for n in (1, 4, 8, 14, 20, 34):
         PKT + f"mov %r4, %r2\nadd %r4, {n}\njle %r4, %r3, out\nldxb %r0, [%r2+0]\n"
         "out:\nmov %r0, 2\nexit",
     )
+# Strict comparisons prove one byte more (pkt + n < end: byte n is in the packet).
+for n in (4, 14):
+    for k in (n, n + 1):
+        verdict = OK if k <= n else FAIL("invalid access to packet")
+        case(
+            f"pkt_lt_strict_{n}_{k}",
+            "xdp",
+            verdict,
+            PKT + f"mov %r4, %r2\nadd %r4, {n}\njlt %r4, %r3, use\nmov %r0, 2\nexit\nuse:\n"
+            f"ldxb %r0, [%r2+{k}]\nmov %r0, 1\nexit",
+        )
+        case(
+            f"pkt_ge_strict_{n}_{k}",
+            "xdp",
+            verdict,
+            PKT + f"mov %r4, %r2\nadd %r4, {n}\njge %r4, %r3, out\nldxb %r0, [%r2+{k}]\n"
+            "out:\nmov %r0, 1\nexit",
+        )
+# A packet pointer with a bounded variable offset, checked against data_end itself.
+for n, k in ((8, 7), (8, 8), (20, 19), (20, 20)):
+    case(
+        f"pkt_var_off_{n}_{k}",
+        "xdp",
+        OK if k < n else FAIL("invalid access to packet"),
+        PKT + "ldxw %r5, [%r1+12]\nand %r5, 15\nmov %r4, %r2\nadd %r4, %r5\nmov %r6, %r4\n"
+        f"add %r6, {n}\njgt %r6, %r3, out\nldxb %r0, [%r4+{k}]\nout:\nmov %r0, 1\nexit",
+    )
 for k in (0, 12, 13):
     case(
         f"pkt_unchecked_{k}",
@@ -522,3 +549,53 @@ case(
 case("helper_unknown", "xdp", FAIL("invalid func unknown#100000"), "call 100000\nmov %r0, 0\nexit")
 for hid in (5, 7, 8, 14):
     case(f"helper_ok_{hid}", "xdp", OK, f"call {hid}\nmov %r0, 0\nexit")
+
+# -- return: hooks that act on the number returned (cgroup, sock_ops: 0 or 1) -----------------
+RET_RANGE = "should have been in [0, 1]"
+for ptype in ("cgroup_skb", "cgroup_sock", "cgroup_sysctl", "cgroup_device", "sock_ops"):
+    for v in (0, 1):
+        case(f"ret_{ptype}_{v}", ptype, OK, f"mov %r0, {v}\nexit")
+    for v in (2, -1):
+        case(
+            f"ret_{ptype}_{'minus1' if v < 0 else v}",
+            ptype,
+            FAIL(f"At program exit the register R0 has smin={v} smax={v} {RET_RANGE}"),
+            f"mov %r0, {v}\nexit",
+        )
+    case(
+        f"ret_{ptype}_pointer",
+        ptype,
+        FAIL("At program exit the register R0 is not a known value (ctx)"),
+        "mov %r0, %r1\nexit",
+    )
+    case(
+        f"ret_{ptype}_unknown",
+        ptype,
+        FAIL(f"At program exit the register R0 has unknown scalar value {RET_RANGE}"),
+        "call 7\nexit",
+    )
+for mask, ok in ((1, True), (2, False), (3, False)):
+    case(
+        f"ret_skb_len_and_{mask}",
+        "cgroup_skb",
+        OK if ok else FAIL(f"R0 has smin=0 smax={mask} {RET_RANGE}"),
+        f"ldxw %r0, [%r1+0]\nand %r0, {mask}\nexit",
+    )
+case(
+    "ret_skb_len_unmasked",
+    "cgroup_skb",
+    FAIL(f"R0 has smin=0 smax=4294967295 {RET_RANGE}"),
+    "ldxw %r0, [%r1+0]\nexit",
+)
+case(
+    "ret_skb_len_checked",
+    "cgroup_skb",
+    OK,
+    "ldxw %r0, [%r1+0]\njle %r0, 1, out\nmov %r0, 0\nout:\nexit",
+)
+case(
+    "ret_skb_len_wrong_check",
+    "cgroup_skb",
+    FAIL(f"R0 has smin=0 smax=4294967295 {RET_RANGE}"),
+    "ldxw %r0, [%r1+0]\njle %r0, 1, out\nmov %r0, 0\nexit\nout:\nldxw %r0, [%r1+0]\nexit",
+)

@@ -90,7 +90,7 @@ def _static(obj: Any, names: list[str], types: dict[str, int | str], verbose: bo
     """bpfkit's own verifier on each program; exit status 1 if any is rejected."""
     from bpfkit.verify import explain_log, program_view, render
     from bpfkit.verify.rules import KERNEL_RULES
-    from bpfkit.verify.static import prog_type_name, verify_program
+    from bpfkit.verify.static import attach_type_name, prog_type_name, verify_program
 
     judge = f"bpfkit verify (Linux {KERNEL_RULES} rules, privileged loader)"
     rejected = 0
@@ -102,7 +102,7 @@ def _static(obj: Any, names: list[str], types: dict[str, int | str], verbose: bo
             t = ProgType(t).name.lower()
         ptype = str(t).lower().removeprefix("bpf_prog_type_") if t else prog_type_name(obj, name)
         view = program_view(obj, name)
-        res = verify_program(view, ptype)
+        res = verify_program(view, ptype, attach_type="" if t else attach_type_name(obj, name))
         expl = explain_log(res.log, view, program=name, judge=judge)
         if verbose and not res.accepted:
             for step in res.log.steps:

@@ -112,3 +112,32 @@ def helper_allowed(name: str, prog_type: str) -> bool:
 def ctx_rules(prog_type: str) -> CtxRules:
     """The context rules of ``prog_type`` (permissive if not modelled)."""
     return CTX.get(prog_type, CtxRules(None))
+
+
+# Program types whose return value the kernel checks at program exit (check_return_code,
+# Linux 6.18), as [min, max]; other types are not checked (or not modelled).
+_RETURN: dict[str, tuple[int, int]] = dict.fromkeys(
+    (
+        "cgroup_skb",
+        "cgroup_sock",
+        "cgroup_sock_addr",
+        "sock_ops",
+        "cgroup_device",
+        "cgroup_sysctl",
+        "cgroup_sockopt",
+        "sk_lookup",
+        "netfilter",
+    ),
+    (0, 1),
+)
+
+
+def return_range(prog_type: str, attach_type: str = "") -> tuple[int, int] | None:
+    """The values a ``prog_type`` program loaded with expected attach type ``attach_type``
+    (``"cgroup_inet_egress"``, lower case; ``""`` for none) may return, or None if the
+    kernel does not check."""
+    if prog_type == "cgroup_skb" and attach_type == "cgroup_inet_egress":
+        return (0, 3)  # egress programs may also ask for congestion notification
+    if prog_type == "cgroup_sock_addr" and attach_type.endswith(("getpeername", "getsockname")):
+        return (1, 1)
+    return _RETURN.get(prog_type)

@@ -51,22 +51,53 @@ class Scalar:
         return self.value if self.mask == 0 else None
 
     def text(self) -> str:
-        """The verifier's notation: ``17`` or ``scalar(umin=..,umax=..)``."""
+        """The kernel verifier's notation (Linux 6.18, print_reg_state): ``17``,
+        ``0x186a0``, or ``scalar(smin=smin32=0,smax=umax=smax32=umax32=255,
+        var_off=(0x0; 0xff))`` (bounds that say nothing are left out; equal ones share
+        one value)."""
         if self.mask == 0:
-            s = _s(self.value, 64)
-            return str(s) if -(1 << 31) <= s < (1 << 31) else hex(self.value)
-        parts = []
-        if self.smin != S64_MIN:
-            parts.append(f"smin={self.smin}")
-        if self.smax != S64_MAX:
-            parts.append(f"smax={self.smax}")
-        if self.umin:
-            parts.append(f"umin={self.umin}")
-        if self.umax != M64:
-            parts.append(f"umax={self.umax}")
+            return _snum(_s(self.value, 64))
+        parts = ranges_text(self)
         if self.mask != M64:
             parts.append(f"var_off=({self.value:#x}; {self.mask:#x})")
         return "scalar(" + ",".join(parts) + ")"
+
+
+def _decimal(v: int) -> bool:
+    return -32768 <= v <= 32767  # the kernel prints numbers past s16 in hex
+
+
+def _snum(v: int) -> str:
+    return str(v) if _decimal(v) else hex(v & M64)
+
+
+def ranges_text(s: Scalar) -> list[str]:
+    """The bounds of ``s`` as the kernel prints them (print_scalar_ranges): ``smin=...``
+    items, one per distinct value, names of equal bounds joined (``smax=umax=255``)."""
+    s32min = s.s32min if _decimal(s.s32min) else s.s32min & M32
+    s32max = s.s32max if _decimal(s.s32max) else s.s32max & M32
+    names = ("smin", "smax", "umin", "umax", "smin32", "smax32", "umin32", "umax32")
+    vals = [s.smin & M64, s.smax & M64, s.umin, s.umax, s32min & M64, s32max & M64]
+    vals += [s.u32min, s.u32max]
+    omit = [s.smin == S64_MIN, s.smax == S64_MAX, s.umin == 0, s.umax == M64]
+    omit += [s.s32min == S32_MIN, s.s32max == S32_MAX, s.u32min == 0, s.u32max == M32]
+    out = []
+    for i, name in enumerate(names):
+        if omit[i]:
+            continue
+        neg = name[0] == "s" and vals[i] >> 63 == 1
+        joined = [name]
+        for j in range(i + 2, len(names), 2):
+            if omit[j] or vals[j] != vals[i]:
+                continue
+            if (names[j][0] == "s" and vals[j] >> 63 == 1) != neg:
+                continue  # the kernel does not mix negatives with positives
+            omit[j] = True
+            joined.append(names[j])
+        v = vals[i]
+        num = _snum(_s(v, 64)) if name[0] == "s" else (str(v) if v <= 32767 else hex(v))
+        out.append("=".join(joined) + "=" + num)
+    return out
 
 
 UNKNOWN = Scalar(0, M64, 0, M64, S64_MIN, S64_MAX, 0, M32, S32_MIN, S32_MAX)

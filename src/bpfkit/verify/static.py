@@ -22,6 +22,7 @@ privileged loader (CAP_BPF + CAP_PERFMON: reading uninitialised stack is allowed
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from bpfkit.errors import BpfkitError
 from bpfkit.isa.insn import Insn
@@ -30,8 +31,9 @@ from bpfkit.isa.table import Kind, Op, lookup
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.uapi.helpers import by_id
 from bpfkit.verify import scalar as sc
+from bpfkit.verify.liveness import live_registers
 from bpfkit.verify.log import Step, VerifierLog
-from bpfkit.verify.rules import ctx_rules, helper_allowed
+from bpfkit.verify.rules import ctx_rules, helper_allowed, return_range
 from bpfkit.verify.scalar import Empty, Scalar
 from bpfkit.verify.source import ProgramView, program_view
 
@@ -83,22 +85,34 @@ class Reg:
         return n + ("_or_null" if self.null else "")
 
     def text(self) -> str:
-        """The verifier's notation."""
+        """The kernel verifier's notation (Linux 6.18, print_reg_state): ``17``,
+        ``scalar(smin=0,...)``, ``fp-16``, ``pkt(r=14)``, ``map_value_or_null(id=1,
+        map=counts,ks=4,vs=8)``; ``?`` for a register never written."""
         if self.t == "scalar":
             return self.s.text()
         if self.t == "none":
             return "?"
-        if self.t == "fp":
-            return f"fp{self.off}" if self.off else "fp0"
+        if self.t == "fp" and not self.s.mask:
+            return f"fp{self.off + _s64(self.s.value)}" if self.off or self.s.value else "fp0"
         bits = []
         if self.id:
             bits.append(f"id={self.id}")
+        if self.ref:
+            bits.append(f"ref_obj_id={self.ref}")
+        if self.mp is not None and self.t in ("map_ptr", "map_value"):
+            bits.append(f"map={self.mp.name},ks={self.mp.key_size},vs={self.mp.value_size}")
         if self.off:
             bits.append(f"off={self.off}")
-        if self.t == "pkt":
+        if self.t in ("pkt", "pkt_meta"):
             bits.append(f"r={self.rng}")
-        if self.mp is not None:
-            bits.append(f"map={self.mp.name},ks={self.mp.key_size},vs={self.mp.value_size}")
+        if self.t == "mem":
+            bits.append(f"sz={self.size}")
+        if self.s.mask:
+            bits += sc.ranges_text(self.s)
+            if self.s.mask != sc.M64:
+                bits.append(f"var_off=({self.s.value:#x}; {self.s.mask:#x})")
+        elif self.s.value:
+            bits.append(f"imm={self.s.value:x}")
         return f"{self.name()}({','.join(bits)})"
 
 
@@ -186,12 +200,23 @@ class Result:
     accepted: bool
 
 
+class Recorder(Protocol):
+    """What the walk tells a recorder (:class:`bpfkit.verify.trace.Trace`): the running
+    function's registers and stack before and after each instruction, once per path."""
+
+    def record(self, after: bool, pc: int, regs: list[Reg], stack: dict[int, Slot]) -> None:
+        """Join one path's state before (``after`` False) or after instruction ``pc``."""
+
+
 class Verifier:
     """Verify one linked program (see the module docstring)."""
 
-    def __init__(self, view: ProgramView, prog_type: str, maps: dict[int, MapInfo]) -> None:
+    def __init__(
+        self, view: ProgramView, prog_type: str, maps: dict[int, MapInfo], attach_type: str = ""
+    ) -> None:
         self.view = view
         self.prog_type = prog_type
+        self.attach_type = attach_type
         self.ctx = ctx_rules(prog_type)
         self.maps = maps
         self.insns = view.insns
@@ -204,6 +229,9 @@ class Verifier:
         self.loop_seen: dict[int, tuple[tuple[int, ...], int, tuple[int, ...]]] = {}
         self.prune_points: set[int] = set()
         self.func_starts = {s for s, _ in view.functions}
+        self.live = live_registers(self.insns, self.ops)
+        self.limit = LIMIT
+        self.trace: Recorder | None = None  # set to record the states (bpfkit.verify.trace)
 
     # -- entry ---------------------------------------------------------------------------
 
@@ -320,16 +348,23 @@ class Verifier:
                     self.finish(entry)
                     return
             self.processed += 1
-            if self.processed > LIMIT:
-                raise _Fail(f"BPF program is too large. Processed {LIMIT + 1} insn", node)
+            if self.processed > self.limit:
+                raise _Fail(f"BPF program is too large. Processed {self.limit + 1} insn", node)
             insn = self.insns[pc]
             op = self.ops[pc]
             assert op is not None
             node_here = _Node(pc, node)
+            trace = self.trace
+            if trace is not None:
+                trace.record(False, pc, st.cur.regs, st.cur.stack)
             try:
                 res = self.step(pc, insn, op, st, node_here)
             except Reject as e:
                 raise _Fail(str(e), node_here) from None
+            if trace is not None and res is not None and op.kind is not Kind.EXIT:
+                trace.record(True, pc, st.cur.regs, st.cur.stack)
+                if res[1] is not None:
+                    trace.record(True, pc, res[1][1].cur.regs, res[1][1].cur.stack)
             r = _touched(op, insn)
             if r >= 0 and st.frames:
                 node_here.reg, node_here.rval = r, st.cur.regs[r]
@@ -367,7 +402,7 @@ class Verifier:
             raise _Fail(f"infinite loop detected at insn {pc}", node)
         lst = self.visited.setdefault(pc, [])
         for old in lst:
-            if old.branches <= 0 and _covers(old.state, st):
+            if old.branches <= 0 and _covers(old.state, st, self.live.get(pc)):
                 return True, entry
         new = _Entry(st.copy(), key, entry)
         lst.append(new)
@@ -628,9 +663,7 @@ class Verifier:
                 what = "map value, value_size" if t == "map_value" else "memory, mem_size"
                 raise Reject(f"invalid access to {what}={p.size} off={bad} size={size}")
             if how == "write" and p.mp is not None and p.mp.readonly:
-                raise Reject(
-                    f"write into map forbidden, value_size={p.size} off={lo} size={size}"
-                )
+                raise Reject(f"write into map forbidden, value_size={p.size} off={lo} size={size}")
             return self.loaded(size, signed)
         if t == "pkt" or t == "pkt_meta":
             lo = p.off + off
@@ -913,9 +946,14 @@ class Verifier:
             good, strict = taken, True
         elif rel == "jle":
             good = taken
-        if good is None or pkt.off < 0 or pkt.s.mask:
+        # find_good_pkt_pointers: the fixed offset is proven (one more byte when the
+        # comparison is strict), for every pointer of the same id; a variable part is
+        # allowed if it is at most MAX_PACKET_OFF.
+        if good is None or pkt.off < 0 or (pkt.off == 0 and strict):
             return
-        rng = pkt.off + (1 if strict else 0) if False else pkt.off
+        if pkt.s.umax > 0xFFFF or pkt.s.umax + pkt.off > 0xFFFF:
+            return
+        rng = pkt.off + (1 if strict else 0)
         for fr in good.frames:
             for i, r in enumerate(fr.regs):
                 if r.t == "pkt" and r.id == pkt.id and r.rng < rng:
@@ -1107,8 +1145,24 @@ class Verifier:
         if st.refs:
             rid, at = next(iter(st.refs.items()))
             raise Reject(f"Unreleased reference id={rid} alloc_insn={at}")
-        if f.regs[0].t != "scalar":
-            pass  # privileged: a pointer return is only refused by some hooks
+        rng = return_range(self.prog_type, self.attach_type)
+        r0 = f.regs[0]
+        if rng is not None:  # check_return_code: hooks that act on the number returned
+            if r0.t != "scalar":
+                raise Reject(f"At program exit the register R0 is not a known value ({_tname(r0)})")
+            if r0.s.smin < rng[0] or r0.s.smax > rng[1]:
+                has = "".join(
+                    f" {k}={v}"
+                    for k, v, edge in (
+                        ("smin", r0.s.smin, sc.S64_MIN),
+                        ("smax", r0.s.smax, sc.S64_MAX),
+                    )
+                    if v != edge
+                )
+                raise Reject(
+                    f"At program exit the register R0 has{has or ' unknown scalar value'} "
+                    f"should have been in [{rng[0]}, {rng[1]}]"
+                )
         return None
 
 
@@ -1215,7 +1269,7 @@ def _scalar_covers(o: Scalar, n: Scalar) -> bool:
 
 
 def _reg_covers(o: Reg, n: Reg) -> bool:
-    if o.t == "none":
+    if o.t == "none" or o is n:
         return True
     if o.t != n.t:
         return False
@@ -1237,19 +1291,26 @@ def _reg_covers(o: Reg, n: Reg) -> bool:
     return _scalar_covers(o.s, n.s)
 
 
-def _covers(old: State, new: State) -> bool:
+def _covers(old: State, new: State, live: frozenset[int] | None = None) -> bool:
     """True if every path from ``new`` is safe because ``old``'s were (range containment;
-    a register or stack byte ``old`` never had is never read on those paths)."""
+    a register or stack byte ``old`` never had is never read on those paths; registers of
+    the current function not in ``live`` are never read again)."""
     if len(old.frames) != len(new.frames) or set(old.refs) != set(new.refs):
         return False
     for fo, fn in zip(old.frames, new.frames, strict=True):
         if fo.callsite != fn.callsite:
             return False
-        for ro, rn in zip(fo.regs, fn.regs, strict=True):
-            if not _reg_covers(ro, rn):
+        ro_regs, rn_regs = fo.regs, fn.regs
+        for n in live if live is not None and fo is old.frames[-1] else range(11):
+            ro, rn = ro_regs[n], rn_regs[n]
+            if ro is rn or ro.t == "none":
+                continue
+            if ro.t != rn.t or not _reg_covers(ro, rn):
                 return False
         for o, so in fo.stack.items():
             sn = fn.stack.get(o)
+            if so is sn or so == sn:
+                continue
             if isinstance(so, Reg):
                 if not isinstance(sn, Reg) or not _reg_covers(so, sn):
                     if so.t == "scalar" and so.s.mask == sc.M64 and sn is not None:
@@ -1300,10 +1361,15 @@ def map_infos(view: ProgramView) -> dict[int, MapInfo]:
 
 
 def verify_program(
-    view: ProgramView, prog_type: str, maps: dict[int, MapInfo] | None = None
+    view: ProgramView,
+    prog_type: str,
+    maps: dict[int, MapInfo] | None = None,
+    attach_type: str = "",
 ) -> Result:
-    """Verify ``view`` as a ``prog_type`` program (``"xdp"``, ``"socket_filter"``, ...)."""
-    v = Verifier(view, prog_type, map_infos(view) if maps is None else maps)
+    """Verify ``view`` as a ``prog_type`` program (``"xdp"``, ``"socket_filter"``, ...)
+    loaded with expected attach type ``attach_type`` (``"cgroup_inet_egress"``; ``""``:
+    none)."""
+    v = Verifier(view, prog_type, map_infos(view) if maps is None else maps, attach_type)
     return v.run()
 
 
@@ -1334,4 +1400,22 @@ def prog_type_name(obj: ObjectSpec, name: str) -> str:
 def verify_object_program(obj: ObjectSpec, name: str, prog_type: str | None = None) -> Result:
     """Verify program ``name`` of ``obj`` (linked with its sub-programs)."""
     view = program_view(obj, name)
-    return verify_program(view, prog_type or prog_type_name(obj, name))
+    attach = ""
+    if prog_type is None:  # the section's type, and its expected attach type
+        prog_type = prog_type_name(obj, name)
+        attach = attach_type_name(obj, name)
+    return verify_program(view, prog_type, attach_type=attach)
+
+
+def attach_type_name(obj: ObjectSpec, name: str) -> str:
+    """The expected attach type the section of ``name`` gives (``cgroup_inet_egress``),
+    or ``""`` if none."""
+    from bpfkit.uapi import AttachType
+
+    at = obj.program(name).expected_attach_type
+    if not at:
+        return ""  # 0 is also cgroup_inet_ingress: the kernel's default either way
+    try:
+        return AttachType(at).name.lower()
+    except ValueError:
+        return ""
