@@ -54,10 +54,10 @@ class LazyTypes(Sequence[T.Type]):
     def __getitem__(self, i: slice) -> list[T.Type]: ...
 
     def __getitem__(self, i: int | slice) -> T.Type | list[T.Type]:
+        if isinstance(i, slice):  # many types (a dump of all of them): decode them all at once
+            return list(self)[i]
         if self._all is not None:
             return self._all[i]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
         n = len(self)
         if i < 0:
             i += n
