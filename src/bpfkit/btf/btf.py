@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from bpfkit.btf import types as T
 from bpfkit.btf.parse import Header, Strings, parse_header, parse_types
@@ -24,7 +24,7 @@ class Btf:
 
     def __init__(
         self,
-        types: list[T.Type],
+        types: Sequence[T.Type],
         strings: Strings,
         header: Header,
         base: Btf | None = None,
