@@ -220,6 +220,7 @@ class Session(Closing):
         self.printk = PrintkTagging(self.tag, tuple(sites))
         self.filter = TagFilter(self.tag, sites, all_lines=all_lines)
         self.formats: list[str] | None = site_formats(sites)  # None: one is unknown
+        self._all_lines = all_lines
         untagged = self.printk.untaggable
         if untagged:
             first = untagged[0]
@@ -252,9 +253,18 @@ class Session(Closing):
         names = [p.program.name for p in self.planned]
         types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
         printk = self.printk if self.printk.taggable else None
-        self.collection = load_collection(
-            self.spec, programs=names, prog_types=types, printk=printk
-        )
+        try:
+            self.collection = load_collection(
+                self.spec, programs=names, prog_types=types, printk=printk
+            )
+        except KernelError as e:  # VerifierError too
+            if printk is None:
+                raise
+            # A kernel that refuses the stubs (bpf-to-bpf calls) gets the programs as
+            # they are (if they fail too, that error is raised); their lines are untagged.
+            self.collection = load_collection(self.spec, programs=names, prog_types=types)
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self._untag(f"this kernel refused the tagged calls ({why})")
         self.notes += list(getattr(self.collection, "notes", []))
         # Readers before attaching, so nothing the programs send is missed.
         if trace:
@@ -264,6 +274,18 @@ class Session(Closing):
         for p in self.planned:
             prog = self.collection.programs[p.program.name]
             self.links.append(links.attach(prog, p.plan.point))
+
+    def _untag(self, why: str) -> None:
+        """The programs were loaded without tagged calls: show untagged lines as before."""
+        sites = self.printk.sites
+        self.filter = TagFilter(self.tag, sites, all_lines=self._all_lines, tagged=False)
+        self.printk = PrintkTagging(
+            self.tag, tuple(replace(site, format=None, why=why) for site in sites)
+        )
+        self.notes.append(
+            f"bpf_trace_printk lines are not tagged: {why}; lines of other programs "
+            "(another run of this object too) that look like its lines show here too"
+        )
 
     @property
     def maps(self) -> Mapping[str, Any]:
