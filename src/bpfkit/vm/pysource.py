@@ -145,8 +145,7 @@ def translate(code: Code, m: Cpu) -> Callable[..., tuple[int, ...]] | None:
             pc += got.width
         k = len(body)
         lines = [
-            f"left -= {k}",
-            f"if left < 0: raise Budget({body}[left + {k}])",
+            f"if (left := left - {k}) < 0: raise Budget({body}[left + {k}])",
         ]
         ended = False
         block = _Block(fixed)
