@@ -396,12 +396,12 @@ def _access(
     if base == 10 and block.fixed and -STACK_SIZE <= off <= -n:
         return [f"{head}stk, {off + STACK_SIZE}{tail}"]
     ro = " or not g.writable" if write else ""
+    a = f"r{base}" if off == 0 else "a"
     checked = [
-        f"a = r{base} + {off}",
-        "g = get(a >> 32)",
-        f"if g is None or not 0 <= a - g.base <= g.size - {n}{ro}: "
-        f"mem_fault(m, {pc}, a, {n}, {write})",
-        f"{head}g.buf, a - g.base{tail}",
+        f"g = get({a} >> 32)" if off == 0 else f"g = get((a := r{base} + {off}) >> 32)",
+        f"if g is None or not 0 <= (o := {a} - g.base) <= g.size - {n}{ro}: "
+        f"mem_fault(m, {pc}, {a}, {n}, {write})",
+        f"{head}g.buf, o{tail}",
     ]
     if base not in block.stackish:
         return checked
