@@ -2,10 +2,13 @@
 
 :func:`explain_object` turns an :class:`~bpfkit.obj.spec.ObjectSpec` into plain data
 (:class:`Explanation`: per instruction the bytes, both instruction syntaxes, the decoded
-fields, sentences, the registers and stack after it, the call it makes); the render
-functions turn that into terminal text, Markdown or JSON.  The abstract interpreter
-underneath (:mod:`bpfkit.explain.values`: :func:`analyze`, :class:`Value`,
-:class:`State`) is meant to be shared with the verifier.
+fields, sentences, the registers and stack after it, the call it makes, and the state
+bpfkit's verifier proves there: value ranges and pointer kinds in the kernel log's
+notation); the render functions turn that into terminal text, Markdown or JSON.  Ranges
+and pointer kinds come from the verifier (:mod:`bpfkit.explain.states`); the small
+interpreter of :mod:`bpfkit.explain.values` (:func:`analyze`, :class:`Value`,
+:class:`State`) keeps what the verifier does not: the bytes of stack strings and
+read-only data.
 """
 
 from __future__ import annotations

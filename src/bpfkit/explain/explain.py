@@ -17,12 +17,16 @@ from bpfkit.explain.analysis import analyze_program
 from bpfkit.explain.calls import CallArg, CallInfo
 from bpfkit.explain.fields import Field, decode_fields
 from bpfkit.explain.sections import SectionInfo, explain_program_section
+from bpfkit.explain.states import Cache, verifier_states
 from bpfkit.explain.text import c_string, describe_insn, printable
 from bpfkit.explain.values import Env, State, Value
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import Kind, lookup
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.uapi.helpers import by_id
+from bpfkit.verify.scalar import Scalar
+from bpfkit.verify.static import Reg
+from bpfkit.verify.trace import Seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,10 @@ class InsnExplanation:
     call: CallInfo | None
     reached: bool  # False: no path from the entry reaches it
     unknown: str = ""  # what could not be decoded, if anything
-    verifier: str = ""  # the state after it in verifier-log notation: "R1=fp-32"
+    # bpfkit's verifier's state after it, joined over the paths reaching it, in the kernel
+    # log's notation: the registers it touched and stack slots ("R1=fp-32 R10=fp0 fp-8=..")
+    verifier: str = ""
+    state: tuple[tuple[str, str], ...] = ()  # the same registers: ("R6", "scalar(...)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,7 @@ class ProgramExplanation:
     is_subprog: bool
     instructions: tuple[InsnExplanation, ...]
     summary: tuple[str, ...]  # what the program does, in sentences
+    verdict: str = ""  # bpfkit's verifier on the program, whose states are shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +118,30 @@ def explain_object(
                 + (f" named {program!r}" if program else "")
                 + f" (program sections: {', '.join(sections) or 'none'})"
             )
+    cache: Cache = {}
     return Explanation(
-        obj.path, obj.license, tuple(explain_program(obj, p) for p in progs), obj
+        obj.path, obj.license, tuple(explain_program(obj, p, cache) for p in progs), obj
     )
 
 
-def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
-    """Explain one program of ``obj``."""
+def explain_program(
+    obj: ObjectSpec, prog: ProgramSpec, cache: Cache | None = None
+) -> ProgramExplanation:
+    """Explain one program of ``obj`` (``cache``: the verifier's walks of the object's
+    programs, shared between the programs of one explanation)."""
     info = explain_program_section(prog)
     insns = tuple(prog.insns)
     analysis, env = analyze_program(obj, prog)
+    vstates = verifier_states(obj, prog, cache)
     relocs = {r.offset // 8: r for r in prog.relocations}
     out = []
     for i, insn in enumerate(insns):
         slot = analysis.slots[i]
         before, after = analysis.before[i], analysis.after[i]
-        out.append(
-            _explain_insn(obj, insn, slot, before, after, relocs.get(slot), env, info.ctx_struct)
-        )
+        e = _explain_insn(obj, insn, slot, before, after, relocs.get(slot), env, info.ctx_struct)
+        if vstates is not None:
+            e = _with_states(e, insn, vstates.before.get(slot), vstates.after.get(slot))
+        out.append(e)
     for i, why in purpose.purposes(insns, analysis.slots).items():
         out[i] = replace(out[i], text=out[i].text + " " + " ".join(why))
     exits = [
@@ -136,7 +150,36 @@ def explain_program(obj: ObjectSpec, prog: ProgramSpec) -> ProgramExplanation:
         if st is not None and insn.opcode == 0x95
     ]
     return ProgramExplanation(
-        prog.name, prog.section, info, prog.is_subprog, tuple(out), _summary(out, info, exits)
+        prog.name,
+        prog.section,
+        info,
+        prog.is_subprog,
+        tuple(out),
+        _summary(out, info, exits),
+        "" if vstates is None else vstates.verdict,
+    )
+
+
+def _with_states(
+    e: InsnExplanation, insn: Insn, before: Seen | None, after: Seen | None
+) -> InsnExplanation:
+    """``e`` with the verifier's state after it; a register the value tracker knows only
+    as an unknown number is described by the verifier's range."""
+    op = lookup(insn)
+    state = vlog.registers(op, insn, after) if before is not None else ()
+    regs = []
+    for reg, value, text in e.registers:
+        v = after.reg(int(reg[1:])) if after is not None else None
+        if value == "unknown scalar" and isinstance(v, Reg) and v.t == "scalar":
+            value = describe_range(v.s)
+        elif value.startswith("packet") and isinstance(v, Reg) and v.t == "pkt" and v.rng:
+            value += f" ({v.rng} bytes from the packet start proven below data_end)"
+        regs.append((reg, value, text))
+    return replace(
+        e,
+        registers=tuple(regs),
+        verifier=vlog.state_line(op, insn, before, after),
+        state=state,
     )
 
 
@@ -215,8 +258,27 @@ def _explain_insn(
         call,
         before is not None,
         unknown,
-        vlog.state_line(op, insn, before, after),
     )
+
+
+def describe_range(s: Scalar) -> str:
+    """A number the verifier knows a range of, in words: ``a number in 0..255 (the low 8
+    bits vary)``."""
+    if s.const is not None:
+        v = s.const - (1 << 64) if s.const >> 63 else s.const
+        return str(v) if -10 <= v <= 9 else f"{v} ({s.const:#x})"
+    if s.smin >= 0 and s.umax < 1 << 63:
+        bounds = (s.umin, s.umax)
+    elif s.smin > -(1 << 63) or s.smax < (1 << 63) - 1:
+        bounds = (s.smin, s.smax)
+    else:
+        return "unknown scalar"
+    text = f"a number in {bounds[0]}..{bounds[1]}"
+    if s.mask != (1 << 64) - 1:
+        bits = s.mask.bit_length()
+        if s.value == 0 and s.mask == (1 << bits) - 1:
+            text += f" (only the low {bits} bits may be set)"
+    return text
 
 
 def _writes(op: object, insn: Insn, n: int) -> bool:

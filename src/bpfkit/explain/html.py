@@ -88,6 +88,8 @@ def _values(e: InsnExplanation) -> str:
             end = run.start + run.length - 1
             shown = run.text or run.hex
             parts.append(f"<span>stack fp{run.start}..fp{end}: {_e(shown)}</span>")
+    if e.verifier:
+        parts.append(f'<span class="vstate">verifier: <code>{_e(e.verifier)}</code></span>')
     return f'<div class="values">{"".join(parts)}</div>' if parts else ""
 
 
@@ -116,7 +118,8 @@ def _program(p: ProgramExplanation, obj: ObjectSpec | None, syntax: str, graph: 
         facts.append("a BPF function (called by programs, not loaded alone)")
     if facts:
         out.append(f"<p>{'; '.join(facts)}.</p>")
-    out.append('<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in p.summary) + "</ul>")
+    summary = [*p.summary, p.verdict] if p.verdict else list(p.summary)
+    out.append('<ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in summary) + "</ul>")
     lines = {}
     if obj is not None:
         spec = obj.program(p.name)

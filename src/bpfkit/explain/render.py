@@ -70,6 +70,7 @@ def insn_dict(e: InsnExplanation) -> dict[str, Any]:
             ],
         },
         "verifier": e.verifier,
+        "state": {r: v for r, v in e.state},
         "reached": e.reached,
         "unknown": e.unknown or None,
     }
@@ -89,6 +90,7 @@ def to_dict(x: Explanation) -> dict[str, Any]:
                 "context": p.section_info.context or None,
                 "is_subprog": p.is_subprog,
                 "summary": list(p.summary),
+                "verdict": p.verdict or None,
                 "instructions": [insn_dict(e) for e in p.instructions],
             }
             for p in x.programs
@@ -144,6 +146,8 @@ def render_markdown(x: Explanation, *, syntax: str = "llvm", command: str = "") 
 def _md_program(p: ProgramExplanation, syntax: str) -> list[str]:
     out = [f"## Program `{p.name}` (section `{p.section}`)", ""]
     out += [f"- {line}" for line in p.summary]
+    if p.verdict:
+        out.append(f"- {p.verdict}")
     out.append("")
     for e in p.instructions:
         slots = (
@@ -200,7 +204,7 @@ def render_terminal(
     for p in x.programs:
         title = f"── {p.name}  [{p.section}] "
         lines += [("", ""), (title + "─" * max(0, width - len(title)), "bold cyan")]
-        for line in p.summary:
+        for line in [*p.summary, p.verdict] if p.verdict else p.summary:
             lines += [(chunk, "") for chunk in _wrap(line, width, "  ")]
         for e in p.instructions:
             lines.append(("", ""))
@@ -248,6 +252,8 @@ def _term_insn(e: InsnExplanation, syntax: str, width: int) -> list[tuple[str, s
         lines += [
             (chunk, "magenta") for chunk in _wrap("→ " + a.replace("`", ""), width, pad, pad + "  ")
         ]
+    if e.verifier and syntax != "kernel":  # the kernel syntax has it on the first line
+        lines += [(chunk, "blue") for chunk in _wrap("; " + e.verifier, width, pad, pad + "  ")]
     return lines
 
 

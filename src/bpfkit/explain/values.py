@@ -1,6 +1,9 @@
 """Abstract values over registers and the stack: what explain says a program does.
 
-A small abstract interpreter, meant to be shared with the verifier: each register holds a
+A small abstract interpreter for what explain says in words and what bpfkit's verifier
+does not track: known bytes (stack strings, read-only data, printk formats, helper
+arguments).  Ranges and pointer kinds per instruction come from the verifier itself
+(:mod:`bpfkit.explain.states`).  Each register holds a
 :class:`Value` -- uninitialized, a scalar (a known 64-bit constant or unknown), or a
 pointer with a *base* (``stack``, ``ctx``, ``map``, ``map value``, ``packet``, ...) and an
 offset from it (known or not).  The 512-byte stack is tracked byte by byte, so a string

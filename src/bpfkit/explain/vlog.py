@@ -1,96 +1,66 @@
-"""Tracked state in the kernel verifier's log notation, for reading explain side by side
-with a verifier log (``log_level`` 2): ``; R1=fp-32 R10=fp0 fp-24=0xa74737572206d6f``.
+"""The verifier's state in its log notation, per instruction, for explain and for reading
+explain side by side with a kernel verifier log (``log_level`` 2):
+``; R1=ctx() R2=pkt(r=14) R6=scalar(smin=smin32=0,smax=umax=smax32=umax32=255,var_off=(0x0;
+0xff)) R10=fp0 fp-8=0000????``.
 
-After each instruction the verifier prints the registers the instruction read or wrote
-("scratched") and the stack slots it touched.  This module prints bpfkit's abstract values
-the same way.  It is an approximation of the notation, not of the verifier: bpfkit tracks
-constants and pointer bases, not ranges, so an unknown scalar is always ``scalar()``.
+After each instruction the kernel prints the registers the instruction read or wrote
+("scratched") and the stack slots it touched, as they are after it (after a conditional
+jump: on the fall-through edge).  This module prints bpfkit's verifier's states
+(:mod:`bpfkit.explain.states`) the same way; they are joined over every path the verifier
+walked to the instruction, where the kernel prints one line per path.
 """
 
 from __future__ import annotations
 
-from bpfkit.explain.values import State, Value
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import Kind, Op
-
-_PTR_KIND = {
-    "ctx": "ctx",
-    "map": "map_ptr",
-    "map value": "map_value",
-    "data": "map_value",
-    "packet": "pkt",
-    "packet end": "pkt_end",
-    "packet meta": "pkt_meta",
-    "ringbuf sample": "mem",
-    "func": "func",
-}
+from bpfkit.verify.static import Reg, Slot
+from bpfkit.verify.trace import Seen, Value, scratched
 
 
 def notation(v: Value) -> str:
-    """A value as the verifier writes it: ``17``, ``0xa74737572206d6f``, ``fp-32``,
-    ``scalar()``, ``ctx()``, ``map_value_or_null()``; ``?`` for uninitialized."""
-    if v.kind == "uninit":
-        return "?"
-    if v.kind == "scalar":
-        s = v.signed
-        if s is None or v.const is None:
-            return "scalar()"
-        return str(s) if -(2**31) <= s < 2**31 else f"{v.const:#x}"
-    if v.base == "stack":
-        if v.const is None:
-            return "fp(var_off)"
-        return f"fp{v.const:+d}" if v.const else "fp0"
-    kind = _PTR_KIND.get(v.base, "ptr") + ("_or_null" if v.maybe_null else "")
-    inner = "var_off" if v.const is None else (f"off={v.const}" if v.const else "")
-    return f"{kind}({inner})"
+    """A register as the verifier writes it: ``17``, ``0xa74737572206d6f``, ``fp-32``,
+    ``scalar(smin=0,...)``, ``ctx()``, ``map_value_or_null(id=1,map=m,ks=4,vs=8)``;
+    ``?`` for uninitialized; ``scalar|ctx()`` for different kinds on different paths."""
+    return v.text()
 
 
-def _slot(state: State, slot: int) -> str:
-    """An 8-byte stack slot: a spilled value, or one character per byte from the highest
+def slot_notation(s: Slot | None) -> str:
+    """An 8-byte stack slot: a spilled register, or one mark per byte from the highest
     address down (``?`` never written, ``0`` a known zero, ``m`` anything else)."""
-    if slot in state.spills:
-        return notation(state.spills[slot])
-    raw = state.stack_bytes(slot, 8)
-    if raw is not None:
-        return notation(Value.scalar(int.from_bytes(raw, "little")))
-    # The verifier marks bytes zero (``0``) only when the whole write was a zero; bpfkit
-    # keeps bytes, not writes, so a slot's written bytes are ``0`` only if all are zero.
-    written = [state.stack[off] for off in range(slot, slot + 8) if off in state.stack]
-    mark = "0" if written and all(b == 0 for b in written) else "m"
-    return "".join("?" if off not in state.stack else mark for off in range(slot + 7, slot - 1, -1))
+    if s is None:
+        return "????????"
+    if isinstance(s, Reg):
+        return s.text()
+    return s[::-1]
 
 
-def _scratched(op: Op, insn: Insn) -> list[int]:
-    regs = set()
-    if op.kind is Kind.CALL or op.kind is Kind.CALLX or op.kind in (Kind.LD_ABS, Kind.LD_IND):
-        regs.add(0)
-    if op.kind in (Kind.LD_ABS, Kind.LD_IND):
-        regs.add(6)  # legacy packet loads read the skb from r6
-    if op.key == "cmpxchg":
-        regs.add(0)
-    if "dst" in op.uses:
-        regs.add(insn.dst)
-    if "src" in op.uses and op.kind is not Kind.LDDW:
-        regs.add(insn.src)
-    return sorted(r for r in regs if r <= 10)
+def registers(op: Op | None, insn: Insn, after: Seen | None) -> tuple[tuple[str, str], ...]:
+    """``(register, state)`` of the registers ``insn`` touched, after it."""
+    if op is None or after is None or op.kind in (Kind.EXIT, Kind.JA, Kind.MAY_GOTO):
+        return ()
+    return tuple(
+        (f"R{r}", notation(v)) for r in scratched(op, insn) if (v := after.reg(r)) is not None
+    )
 
 
-def state_line(op: Op | None, insn: Insn, before: State | None, after: State | None) -> str:
-    """The registers and stack slots ``insn`` touched, after it, in verifier notation."""
-    if op is None or before is None or after is None or op.kind in (Kind.EXIT, Kind.JA):
+def state_line(op: Op | None, insn: Insn, before: Seen | None, after: Seen | None) -> str:
+    """The registers and stack slots ``insn`` touched, after it, in verifier notation
+    (empty where the verifier prints nothing or did not get past the instruction)."""
+    if op is None or before is None or after is None:
         return ""
-    if op.kind is Kind.MAY_GOTO:
+    parts = [f"{r}={v}" for r, v in registers(op, insn, after)]
+    if not parts:
         return ""
-    if op.kind is Kind.JCOND:  # the registers compared, as they were
-        return " ".join(f"R{r}={notation(before.reg(r))}" for r in _scratched(op, insn))
-    parts = [f"R{r}={notation(after.reg(r))}" for r in _scratched(op, insn)]
-    mem = None
+    mem: Value | None = None
     if op.kind in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL, Kind.ATOMIC):
         mem = before.reg(insn.dst)
     elif op.kind in (Kind.LOAD, Kind.LOAD_SX, Kind.LOAD_ACQ):
         mem = before.reg(insn.src)
-    if mem is not None and mem.kind == "ptr" and mem.base == "stack" and mem.const is not None:
-        at = mem.const + insn.off
+    fp = before.reg(10)
+    frame = fp.frame if isinstance(fp, Reg) and fp.t == "fp" else -1  # the running function's
+    if isinstance(mem, Reg) and mem.t == "fp" and not mem.s.mask and mem.frame == frame:
+        at = mem.off + insn.off
         for slot in sorted({(at // 8) * 8, ((at + op.size - 1) // 8) * 8}):
-            parts.append(f"fp{slot:+d}={_slot(after, slot)}")
+            parts.append(f"fp{slot}={slot_notation(after.stack.get(slot))}")
     return " ".join(parts)

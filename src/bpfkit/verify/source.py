@@ -34,6 +34,7 @@ class ProgramView:
     maps: dict[int, MapSpec] = field(default_factory=dict)  # pseudo fd in lddw -> map
     data: dict[int, str] = field(default_factory=dict)  # pseudo fd -> global data section
     data_sizes: dict[str, int] = field(default_factory=dict)  # section -> bytes
+    global_funcs: set[int] = field(default_factory=set)  # first slots of global sub-programs
 
     def function_of(self, idx: int) -> str:
         """The name of the function instruction ``idx`` belongs to."""
@@ -103,11 +104,17 @@ def program_view(obj: ObjectSpec, name: str) -> ProgramView:
     if obj.btf and obj.btf_ext:
         try:
             from bpfkit.btf import parse_btf, parse_btf_ext
+            from bpfkit.btf.types import Func
 
             btf = parse_btf(obj.btf, big_endian=obj.big_endian)
             ext = parse_btf_ext(obj.btf_ext, big_endian=obj.big_endian, btf=btf)
         except BpfkitError:
             return view  # no usable line info: functions and instructions only
+        # Sub-programs of global linkage: the kernel verifies them apart from their callers.
+        for start, fname in funcs:
+            found = [t for t in btf.find_all(fname) if isinstance(t, Func)]
+            if start and found and found[0].linkage == 1:
+                view.global_funcs.add(start)
         recs = {
             sec: [(r.insn_off, Source(r.source.strip(), r.file_name, r.line)) for r in rs]
             for sec, rs in ext.line_info.items()

@@ -231,6 +231,7 @@ class Verifier:
         self.func_starts = {s for s, _ in view.functions}
         self.live = live_registers(self.insns, self.ops)
         self.limit = LIMIT
+        self.global_calls: set[int] = set()  # call instructions that call a global function
         self.trace: Recorder | None = None  # set to record the states (bpfkit.verify.trace)
 
     # -- entry ---------------------------------------------------------------------------
@@ -342,6 +343,9 @@ class Verifier:
     ) -> None:
         """Follow one path from ``pc`` until it exits, is pruned or fails."""
         while True:
+            if self.trace is not None and pc in self.prune_points:
+                # a path pruned here reached it too: its state counts in the join
+                self.trace.record(False, pc, st.cur.regs, st.cur.stack)
             if pc in self.prune_points:
                 pruned, entry = self.prune(pc, st, node, entry)
                 if pruned:
@@ -355,7 +359,7 @@ class Verifier:
             assert op is not None
             node_here = _Node(pc, node)
             trace = self.trace
-            if trace is not None:
+            if trace is not None and pc not in self.prune_points:
                 trace.record(False, pc, st.cur.regs, st.cur.stack)
             try:
                 res = self.step(pc, insn, op, st, node_here)
@@ -363,7 +367,9 @@ class Verifier:
                 raise _Fail(str(e), node_here) from None
             if trace is not None and res is not None and op.kind is not Kind.EXIT:
                 trace.record(True, pc, st.cur.regs, st.cur.stack)
-                if res[1] is not None:
+                if res[1] is not None and op.kind is not Kind.JCOND:
+                    # after a conditional jump: the fall-through edge's state, as the kernel
+                    # prints it (the other edge's is the state before the jump's target)
                     trace.record(True, pc, res[1][1].cur.regs, res[1][1].cur.stack)
             r = _touched(op, insn)
             if r >= 0 and st.frames:
@@ -462,7 +468,7 @@ class Verifier:
                 self.read_reg(f, insn.src)
             for r in range(1, 6):
                 f.regs[r] = NONE
-            f.regs[0] = _scalar(sc.urange(0, (1 << (8 * op.size)) - 1))
+            f.regs[0] = UNKNOWN  # the kernel keeps no range of a legacy packet load
             return nxt, None
         if k is Kind.JA:
             return pc + 1 + (insn.imm if op.width == 32 else insn.off), None
@@ -540,6 +546,8 @@ class Verifier:
             and b.const & _m(w) >= w
         ):
             raise Reject(f"invalid shift {insn.imm}")
+        if key in ("div", "mod", "sdiv", "smod"):
+            return sc.UNKNOWN  # the kernel tracks no range through a division (Linux 6.18)
         if a.const is not None and b.const is not None:
             r = compute(op, a.const & _m(w), b.const & _m(w))
             return sc.const(r)
@@ -975,6 +983,8 @@ class Verifier:
                 regs[r] = f.regs[r]
             regs[10] = Reg("fp", frame=len(st.frames))
             st.frames.append(Frame(regs, {}, callsite=pc + 1))
+            if target in self.view.global_funcs:
+                self.global_calls.add(pc)
             depth = sum(max(fr.depth, 0) for fr in st.frames)
             if depth > MAX_STACK:
                 raise Reject(f"combined stack size of {len(st.frames)} calls is {depth}. Too large")
@@ -1140,7 +1150,9 @@ class Verifier:
             caller = st.cur
             for r in range(1, 6):
                 caller.regs[r] = NONE
-            caller.regs[0] = r0
+            # A global function is verified on its own by the kernel: its caller learns
+            # only that it returns a number (btf_check_subprog_call, Linux 5.6+).
+            caller.regs[0] = UNKNOWN if callsite - 1 in self.global_calls else r0
             return callsite, None
         if st.refs:
             rid, at = next(iter(st.refs.items()))

@@ -12,23 +12,26 @@ a second analysis.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
+from bpfkit.isa.insn import Insn
+from bpfkit.isa.table import Kind, Op, lookup
 from bpfkit.verify import scalar as sc
 from bpfkit.verify.scalar import Scalar
 from bpfkit.verify.source import ProgramView
-from bpfkit.verify.static import LIMIT, NONE, Reg, Result, Slot, Verifier, map_infos
+from bpfkit.verify.static import LIMIT, Reg, Result, Slot, Verifier, map_infos
 
 
 @dataclass(frozen=True, slots=True)
 class Mixed:
-    """A register (or stack slot) that holds different kinds of value on different paths."""
+    """A register (or stack slot) that holds different kinds of value on different paths:
+    one joined value per kind (``?`` for paths where it was never written)."""
 
-    kinds: tuple[str, ...]  # the kinds, sorted: ("ctx", "scalar")
+    values: tuple[Reg, ...]  # one per kind, in the order first seen
 
     def text(self) -> str:
-        """``scalar|ctx()``: the kinds, in the verifier's names."""
-        return "|".join(self.kinds)
+        """``?|2048``, ``scalar(...)|ctx()``: each kind's value, in the verifier's notation."""
+        return "|".join(v.text() for v in self.values)
 
 
 def join_scalar(a: Scalar, b: Scalar) -> Scalar:
@@ -53,14 +56,23 @@ def join_scalar(a: Scalar, b: Scalar) -> Scalar:
 Value = Reg | Mixed  # a register over several paths
 
 
-def _mixed(*vals: Value) -> Mixed:
-    kinds: set[str] = set()
-    for v in vals:
-        if isinstance(v, Mixed):
-            kinds.update(v.kinds)
+def _kind(v: Reg) -> tuple[object, ...]:
+    return (v.t, v.null, v.mp, v.frame)  # values join_reg joins into one Reg
+
+
+def _mixed(a: Value, b: Value) -> Value:
+    if isinstance(a, Mixed) and b in a.values:
+        return a  # the common case: a path like one already seen
+    vals = list(a.values if isinstance(a, Mixed) else (a,))
+    for v in b.values if isinstance(b, Mixed) else (b,):
+        for i, old in enumerate(vals):
+            if _kind(old) == _kind(v):
+                j = join_reg(old, v)
+                vals[i] = j if isinstance(j, Reg) else old
+                break
         else:
-            kinds.add("scalar" if v.t == "scalar" else f"{v.name()}()")
-    return Mixed(tuple(sorted(kinds)))
+            vals.append(v)
+    return vals[0] if len(vals) == 1 else Mixed(tuple(vals))
 
 
 def join_reg(a: Value, b: Value) -> Value:
@@ -70,7 +82,7 @@ def join_reg(a: Value, b: Value) -> Value:
     if isinstance(a, Mixed) or isinstance(b, Mixed):
         return _mixed(a, b)
     if a.t == "none" or b.t == "none":
-        return NONE  # unreadable on some path
+        return _mixed(a, b)  # unreadable on some path: "?|..."
     if a.t != b.t:
         # NULL on one path, a pointer that may be NULL on the other: *_or_null
         for p, n in ((a, b), (b, a)):
@@ -79,7 +91,7 @@ def join_reg(a: Value, b: Value) -> Value:
         return _mixed(a, b)
     if a.t == "scalar":
         return Reg("scalar", join_scalar(a.s, b.s))
-    if (a.mp, a.frame) != (b.mp, b.frame):
+    if (a.mp, a.frame) != (b.mp, b.frame) or (a.null != b.null and not (a.id and a.id == b.id)):
         return _mixed(a, b)
     off = a.off if a.off == b.off else 0
     s = join_scalar(_shift(a.s, a.off - off), _shift(b.s, b.off - off))
@@ -98,12 +110,17 @@ def join_reg(a: Value, b: Value) -> Value:
 
 
 def _shift(s: Scalar, by: int) -> Scalar:
+    """``s + by`` for a pointer's variable offset (cheap: the 32-bit bounds are dropped)."""
     if by == 0:
         return s
-    try:
-        return sc.alu("add", s, sc.const(by), 64)
-    except sc.Empty:
+    if s.mask == 0:
+        return sc.const(s.value + by)
+    lo, hi = s.smin + by, s.smax + by
+    if s.smin == sc.S64_MIN or s.smax == sc.S64_MAX or lo < sc.S64_MIN or hi > sc.S64_MAX:
         return sc.UNKNOWN
+    value, mask = sc.t_add((s.value, s.mask), (by & sc.M64, 0), 64)
+    ulo, uhi = (lo, hi) if lo >= 0 else (0, sc.M64)
+    return Scalar(value, mask, ulo, uhi, lo, hi, 0, sc.M32, sc.S32_MIN, sc.S32_MAX)
 
 
 def join_slot(a: Slot, b: Slot) -> Slot:
@@ -122,34 +139,90 @@ def join_slot(a: Slot, b: Slot) -> Slot:
 
 @dataclass
 class Seen:
-    """The joined registers and stack slots of one function at one instruction."""
+    """The joined registers and stack slots of one function at one instruction (only the
+    registers shown there: those the instruction reads or writes, r10, and at jump
+    targets all)."""
 
-    regs: list[Value]  # r0-r10
+    regs: dict[int, Value]  # register number -> value
     stack: dict[int, Slot]  # 8-byte aligned offset -> spilled register or byte marks
     visits: int = 1
 
-    def add(self, regs: list[Reg], stack: dict[int, Slot]) -> None:
+    def reg(self, n: int) -> Value | None:
+        """Register ``n``'s joined value, if recorded here."""
+        return self.regs.get(n)
+
+    def add(self, regs: dict[int, Value], stack: dict[int, Slot] | None) -> None:
         self.visits += 1
-        self.regs = [join_reg(x, y) for x, y in zip(self.regs, regs, strict=True)]
-        for o in set(self.stack) | set(stack):
-            self.stack[o] = join_slot(self.stack.get(o, "????????"), stack.get(o, "????????"))
+        mine = self.regs
+        for n, v in regs.items():
+            old = mine.get(n)
+            mine[n] = v if old is None else join_reg(old, v)
+        if stack is not None:
+            for o in set(self.stack) | set(stack):
+                self.stack[o] = join_slot(self.stack.get(o, "????????"), stack.get(o, "????????"))
 
 
-@dataclass
+_MEMORY = frozenset(
+    (Kind.LOAD, Kind.LOAD_SX, Kind.LOAD_ACQ, Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL)
+) | {Kind.ATOMIC}
+
+
+def scratched(op: Op, insn: Insn) -> list[int]:
+    """The registers the kernel prints after ``insn`` (log level 2): those it reads or
+    writes."""
+    regs = set()
+    if op.kind is Kind.CALL or op.kind is Kind.CALLX or op.kind in (Kind.LD_ABS, Kind.LD_IND):
+        regs.add(0)
+    if op.kind in (Kind.LD_ABS, Kind.LD_IND):
+        regs.add(6)  # legacy packet loads read the skb from r6
+    if op.key == "cmpxchg":
+        regs.add(0)
+    if "dst" in op.uses:
+        regs.add(insn.dst)
+    if "src" in op.uses and op.kind is not Kind.LDDW:
+        regs.add(insn.src)
+    return sorted(r for r in regs if r <= 10)
+
+
 class Trace:
-    """Per instruction (slot index of the linked program): the state before and after it."""
+    """Per instruction (slot index of the linked program): the state before and after it.
 
-    before: dict[int, Seen] = field(default_factory=dict)
-    after: dict[int, Seen] = field(default_factory=dict)
+    ``insns`` tells which registers each instruction shows (the rest are not joined: that
+    is most of the cost); at the instructions in ``full`` (jump targets) the whole state
+    before is kept."""
+
+    def __init__(self, insns: dict[int, Insn] | None = None, full: set[int] | None = None):
+        self.before: dict[int, Seen] = {}
+        self.after: dict[int, Seen] = {}
+        self.insns = insns
+        self.full = full if full is not None else set()
+        self._shown: dict[int, tuple[tuple[int, ...], bool]] = {}
+
+    def _which(self, pc: int) -> tuple[tuple[int, ...], bool]:
+        got = self._shown.get(pc)
+        if got is None:
+            insn = self.insns.get(pc) if self.insns is not None else None
+            op = lookup(insn) if insn is not None else None
+            if insn is None or op is None:
+                got = (tuple(range(11)), True)
+            else:
+                regs = set(scratched(op, insn)) | {10}
+                got = (tuple(sorted(regs)), op.kind in _MEMORY)
+            self._shown[pc] = got
+        return got
 
     def record(self, after: bool, pc: int, regs: list[Reg], stack: dict[int, Slot]) -> None:
         """Join one path's registers and stack before (or ``after``) instruction ``pc``."""
         where = self.after if after else self.before
+        which, mem = self._which(pc)
+        if not after and pc in self.full:
+            which, mem = tuple(range(11)), True
+        shown: dict[int, Value] = {n: regs[n] for n in which}
         seen = where.get(pc)
         if seen is None:
-            where[pc] = Seen(list[Value](regs), dict(stack))
+            where[pc] = Seen(shown, dict(stack) if mem else {})
         else:
-            seen.add(regs, stack)
+            seen.add(shown, stack if mem else None)
 
 
 def trace_program(
@@ -164,5 +237,5 @@ def trace_program(
     those of the paths walked so far and the result says the program is too large)."""
     v = Verifier(view, prog_type, map_infos(view), attach_type)
     v.limit = limit
-    trace = v.trace = Trace()
+    trace = v.trace = Trace(view.insns, v.prune_points)
     return trace, v.run()

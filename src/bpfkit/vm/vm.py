@@ -47,6 +47,8 @@ from bpfkit.vm.memory import (
 )
 
 if TYPE_CHECKING:
+    from bpfkit.btf.mapview import MapTypes
+    from bpfkit.btf.typedmap import TypedMap
     from bpfkit.vm.jit import Jit
 
 ETH_HLEN = 14
@@ -154,6 +156,7 @@ class Vm:
         self.interpreter.resolve_lddw = self._resolve_lddw
         self.interpreter.load_program = self._load_target
         self.maps: dict[str, VmMap] = {}
+        self._types: dict[str, MapTypes] | None = None
         self._fd_maps: dict[int, VmMap] = {}
         given = dict(maps or {})
         if obj is not None:
@@ -183,6 +186,20 @@ class Vm:
         self.engine = self._engine(engine)
         self.ctx_bytes = ctx
         self.packet_bytes = packet
+
+    def __getitem__(self, name: str) -> TypedMap:
+        """The map ``name`` as Python values typed by the object's BTF (``vm["counts"]``,
+        the view kernel maps have too: :mod:`bpfkit.btf.typedmap`); ``.maps[name]`` is
+        the VM's map itself."""
+        from bpfkit.btf.mapview import object_map_types
+        from bpfkit.btf.typedmap import TypedMap
+
+        vmap = self.maps.get(name)
+        if vmap is None:
+            raise VmError(f"no map named {name!r} (maps: {', '.join(self.maps) or 'none'})")
+        if self._types is None:
+            self._types = object_map_types(self.obj) if self.obj is not None else {}
+        return TypedMap(vmap, self._types.get(name))
 
     # --- compiling -----------------------------------------------------------------------
 
