@@ -69,7 +69,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bpfkit.errors import KernelError
-from bpfkit.kernel import symbols, tracefs
+from bpfkit.kernel import tracefs
 from bpfkit.kernel.attach import XDP_MODES, AttachPoint, pmu_type, retprobe_bit
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
 from bpfkit.syscalls import perf as perfsys
@@ -239,6 +239,8 @@ def _open_perf_event(point: AttachPoint, resources: list[object]) -> Fd:
             attr = perfsys.tracepoint_attr(entry.event_id)
     elif point.kind in ("uprobe", "uretprobe"):
         path = os.path.abspath(point.target)
+        from bpfkit.kernel import symbols  # ELF symbols: for uprobes only
+
         located = symbols.resolve_user_symbol(path, point.symbol)
         retprobe = point.kind == "uretprobe"
         return _open_uprobe(path, located.offset, str(point), resources, retprobe=retprobe)
