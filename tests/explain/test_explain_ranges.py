@@ -433,6 +433,9 @@ def test_explain_shows_ranges_in_every_format() -> None:
     ):
         assert pkt in text and byte in text
         assert "accepts xdp_count" in text
+        # the value tracker's "unknown scalar" gives way to the verifier's range
+        assert "returns r0 = a number in 1..2" in text
+        assert "r3 is now a number in 0..255" in text.replace("\n      ", " ")
     e = {i.index: i for i in x.programs[0].instructions}[6]
     assert dict(e.state)["R3"].startswith("scalar(smin=smin32=0,")
     assert registers(lookup(obj.programs[0].insns[6]), obj.programs[0].insns[6], None) == ()
