@@ -439,3 +439,14 @@ def test_explain_shows_ranges_in_every_format() -> None:
     e = {i.index: i for i in x.programs[0].instructions}[6]
     assert dict(e.state)["R3"].startswith("scalar(smin=smin32=0,")
     assert registers(lookup(obj.programs[0].insns[6]), obj.programs[0].insns[6], None) == ()
+
+
+def test_a_walk_cut_short_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bpfkit.explain.states as states
+
+    monkeypatch.setattr(states, "EXPLAIN_LIMIT", 5)
+    obj = read_object(str(ROOT / "tests/corpus/obj/xdp_count_v1_g.o"))
+    got = verifier_states(obj, obj.programs[0])
+    assert got is not None and not got.accepted
+    assert "walked 5 instructions of xdp_count without a verdict" in got.verdict
+    assert 0 < len(got.after) <= 5
