@@ -7,7 +7,9 @@ Sources (pinned: their identity is written into the generated module's header):
   (helper ids and names), ``bpf_prog_type``, ``bpf_map_type``, ``bpf_attach_type``,
   ``bpf_link_type`` and ``bpf_cmd``;
 * libbpf's ``/usr/include/bpf/bpf_helper_defs.h``: each helper's C prototype
-  (``static long (*bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (void *) 6;``).
+  (``static long (*bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (void *) 6;``);
+* the uapi header ``/usr/include/linux/pkt_cls.h``: tc's verdicts (``#define TC_ACT_OK 0``),
+  which are macros and so not in the kernel's BTF.
 
 Usage::
 
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "bpfkit" / "uapi" / "_generated.py"
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
 HELPER_DEFS = Path("/usr/include/bpf/bpf_helper_defs.h")
+PKT_CLS = Path("/usr/include/linux/pkt_cls.h")
 
 # Bytes of kind-specific data after each 12-byte btf_type record, per BTF kind:
 # fixed part and per-member part (times vlen).  See the kernel's Documentation/bpf/btf.rst.
@@ -66,7 +69,14 @@ _ENUM_CLASSES = {
     "bpf_attach_type": ("AttachType", "BPF_"),
     "bpf_link_type": ("LinkType", "BPF_LINK_TYPE_"),
     "bpf_cmd": ("Cmd", "BPF_"),
+    # Return values and flags keep their uapi names: they are printed as users write them.
+    "xdp_action": ("XdpAction", ""),
+    "sk_action": ("SkAction", ""),
+    "bpf_ret_code": ("RetCode", ""),
+    "bpf_update_flags": ("UpdateFlag", ""),
 }
+# Anonymous enums, named here by one of their members.
+_ANON_ENUMS = {"BPF_NOEXIST": "bpf_update_flags"}
 
 # Program context structs: explain names the fields programs load from r1.
 CTX_STRUCTS = (
@@ -90,6 +100,10 @@ ENUMS = (
     "bpf_attach_type",
     "bpf_link_type",
     "bpf_cmd",
+    "xdp_action",
+    "sk_action",
+    "bpf_ret_code",
+    "bpf_update_flags",
 )
 
 
@@ -137,14 +151,25 @@ def btf_enums(types: Types, wanted: set[str]) -> dict[str, list[tuple[str, int]]
     """Enumerators of the named enums."""
     found: dict[str, list[tuple[str, int]]] = {}
     for kind, name, _st, info, extra in types:
-        if kind == 6 and name in wanted:
+        if kind == 6 and (name in wanted or not name):
             kflag = info >> 31
             vals = []
             for i in range(info & 0xFFFF):
                 n_off, val = struct.unpack_from("<Ii" if not kflag else "<II", extra, 8 * i)
                 vals.append((_str(n_off), val))
-            found[name] = vals
+            if not name:
+                name = next((_ANON_ENUMS[n] for n, _ in vals if n in _ANON_ENUMS), "")
+            if name in wanted:
+                found[name] = vals
     return found
+
+
+_TC_ACT = re.compile(r"^#define (TC_ACT_[A-Z]+)\s+\(?(-?\d+)\)?", re.M)
+
+
+def tc_actions(header: str) -> list[tuple[str, int]]:
+    """tc's verdicts from pkt_cls.h (the plain numbers; not the extended opcodes)."""
+    return [(m[1], int(m[2])) for m in _TC_ACT.finditer(header)]
 
 
 def _size(types: Types, tid: int) -> int:
@@ -255,13 +280,33 @@ def render(
     for enum, (cls, prefix) in _ENUM_CLASSES.items():
         lines.append("")
         lines.append(f"class {cls}(IntEnum):")
-        lines.append(f'    """enum {enum}: members are the uapi names without ``{prefix}``."""')
+        if enum in _ANON_ENUMS.values():
+            lines.append(
+                f'    """The uapi\'s unnamed enum of {enum.removeprefix("bpf_").replace("_", " ")}."""'
+            )
+        elif prefix:
+            lines.append(f'    """enum {enum}: members are the uapi names without ``{prefix}``."""')
+        else:
+            lines.append(f'    """enum {enum}: members keep their uapi names."""')
         lines.append("")
         for n, v in enums[enum]:
             if n.startswith("__MAX") or not n.startswith(prefix):
                 continue  # the "number of values" sentinel is not a value
             lines.append(f"    {n.removeprefix(prefix)} = {v}")
         lines.append("")
+        if not prefix:  # the members by their uapi names too: `from bpfkit.uapi import XDP_PASS`
+            lines.append("")
+            lines += [f"{n} = {cls}.{n}" for n, _ in enums[enum] if not n.startswith("__")]
+            lines.append("")
+    lines.append("")
+    lines.append("class TcAction(IntEnum):")
+    lines.append('    """tc verdicts (linux/pkt_cls.h ``TC_ACT_*``): sched_cls and sched_act."""')
+    lines.append("")
+    lines += [f"    {n} = {v}" for n, v in enums["tc_act"]]
+    lines.append("")
+    lines.append("")
+    lines += [f"{n} = TcAction.{n}" for n, _ in enums["tc_act"]]
+    lines.append("")
     lines.append("")
     lines.append("# Context structs: struct name -> ((field, byte offset, size), ...).")
     lines.append("# fmt: off")
@@ -321,6 +366,7 @@ def main() -> int:
     p.add_argument("--check", action="store_true", help="compare with the committed file")
     p.add_argument("--btf", type=Path, default=VMLINUX)
     p.add_argument("--helper-defs", type=Path, default=HELPER_DEFS)
+    p.add_argument("--pkt-cls", type=Path, default=PKT_CLS)
     ns = p.parse_args()
     btf = ns.btf.read_bytes()
     defs = ns.helper_defs.read_text()
@@ -330,11 +376,16 @@ def main() -> int:
     missing = set(ENUMS) - set(enums)
     if missing:
         raise SystemExit(f"enums not in {ns.btf}: {sorted(missing)}")
+    pkt_cls = ns.pkt_cls.read_text()
+    enums["tc_act"] = tc_actions(pkt_cls)
+    if not enums["tc_act"]:
+        raise SystemExit(f"no TC_ACT_* values in {ns.pkt_cls}")
     libbpf = re.search(r"LIBBPF_\w+", defs)
     pins = [
         f"{ns.btf} of Linux {os.uname().release} (sha256 {hashlib.sha256(btf).hexdigest()[:16]})",
         f"{ns.helper_defs} (sha256 {hashlib.sha256(defs.encode()).hexdigest()[:16]})"
         + (f" {libbpf[0]}" if libbpf else ""),
+        f"{ns.pkt_cls} (sha256 {hashlib.sha256(pkt_cls.encode()).hexdigest()[:16]})",
     ]
     text = _ruff_format(render(enums, helper_protos(defs), pins, structs))
     if ns.check:

@@ -8,17 +8,23 @@ ends with a line saying how many ran and how many skipped, with the reasons.
 
 The suite runs in parallel (``pytest -n auto --dist loadgroup``, see scripts/test.sh):
 every test module is one xdist group (module fixtures are set up once, by one worker),
-except modules that name their own ``xdist_group`` (tests sharing kernel-global state
-that the process id does not tell apart).  The kernel test count travels with the test
-reports (``user_properties``), so the controller counts what the workers ran.
+except tests that name their own ``xdist_group`` (tests sharing kernel-global state that
+the process id does not tell apart, or the long tests of one module split so that they
+run side by side).  A group is one serial chain: groups holding a test marked ``long``
+(tens of seconds) are sent to the workers first, so that the run does not end waiting
+for one of them.  The kernel test count travels with the test reports
+(``user_properties``), so the controller counts what the workers ran.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +37,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 # each xdist worker and each subprocess compiles everything again (seconds per run).
 sys.dont_write_bytecode = False
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# bpfkit.lang's compile cache (bpfkit.lang.cache): a private one for the run (workers and
+# subprocesses inherit it), not the user's ~/.cache/bpfkit.
+if "BPFKIT_CACHE_DIR" not in os.environ:
+    os.environ["BPFKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="bpfkit-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["BPFKIT_CACHE_DIR"], ignore_errors=True)
 
 import probes  # noqa: E402
 from bpfkit.btf import Btf, load_vmlinux  # noqa: E402
@@ -59,6 +70,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered by pytest-xdist too; here so that the suite also runs with -p no:xdist.
     config.addinivalue_line("markers", "xdist_group(name): tests that run on one worker")
     config.addinivalue_line("markers", "guest: also run on the second kernel (tests/guest.py)")
+    config.addinivalue_line("markers", "long: runs for tens of seconds; its group starts first")
+    # xdist sends groups in the order collected (long groups first, see below), not by
+    # their number of tests (its default), which sends the few-test long groups last.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def features(item: pytest.Item) -> list[str]:
@@ -87,6 +103,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.user_properties.append((_KERNEL, True))
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(Path(item.nodeid.split("::")[0]).stem))
+    long = {_group(item) for item in items if item.get_closest_marker("long")}
+    items.sort(key=lambda item: _group(item) not in long)  # stable: else in collected order
+
+
+def _group(item: pytest.Item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0] if mark and mark.args else mark.kwargs.get("name", "") if mark else "")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

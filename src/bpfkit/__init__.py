@@ -20,6 +20,8 @@ Collection         what load_collection returns: ``.programs``, ``.maps``, ``clo
 attach             attach a loaded program at an AttachPoint; returns a Link
 AttachPoint        where to attach: ``kprobe:FUNC``, ``tracepoint:CAT:NAME``, ...
 Session            load, attach and read trace lines/events in one ``with`` block
+XdpAction ...      return values and flags by their uapi names (bpfkit.uapi):
+                   ``XdpAction``, ``TcAction``, ``SkAction``, ``RetCode``, ``UpdateFlag``
 BpfkitError ...    the errors (bpfkit.errors): ``except KernelError`` also catches a
                    verifier rejection (VerifierError)
 =================  ================================================================
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from bpfkit.kernel.session import Session
     from bpfkit.obj.reader import read_object
     from bpfkit.toolchain import build
+    from bpfkit.uapi import RetCode, SkAction, TcAction, UpdateFlag, XdpAction
     from bpfkit.vm.vm import Vm
 
 __version__ = "0.1.0"
@@ -71,6 +74,11 @@ _LAZY = {
     "attach": "bpfkit.kernel.links",
     "AttachPoint": "bpfkit.kernel.attach",
     "Session": "bpfkit.kernel.session",
+    "XdpAction": "bpfkit.uapi",
+    "TcAction": "bpfkit.uapi",
+    "SkAction": "bpfkit.uapi",
+    "RetCode": "bpfkit.uapi",
+    "UpdateFlag": "bpfkit.uapi",
 }
 
 __all__ = [
@@ -83,10 +91,15 @@ __all__ = [
     "IsaError",
     "KernelError",
     "ObjectError",
+    "RetCode",
     "Session",
+    "SkAction",
+    "TcAction",
+    "UpdateFlag",
     "VerifierError",
     "Vm",
     "VmError",
+    "XdpAction",
     "__version__",
     "assemble",
     "attach",

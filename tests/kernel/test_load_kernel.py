@@ -342,7 +342,7 @@ def test_cli_test_run(
         == 0
     )
     out = capsys.readouterr().out
-    assert "retval: 2 (0x2)" in out and "duration:" in out and "data_out: 60 bytes" in out
+    assert "retval: 2 (XDP_PASS)" in out and "duration:" in out and "data_out: 60 bytes" in out
     assert "0000  00 01 02 03" in out
     assert (
         main(["test-run", built["globals"], "--program", "globals", "--packet", str(pkt), "--maps"])

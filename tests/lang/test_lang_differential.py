@@ -191,6 +191,7 @@ def test_reference_semantics_match_c() -> None:
     assert ref_binop("//", -(2**31), -1, i32) == -(2**31)
 
 
+@pytest.mark.long
 def test_generated_programs_agree_in_the_vm() -> None:
     from bpfkit.vm import Vm
 

@@ -80,3 +80,15 @@ def test_eperm_is_not_retried_with_a_log() -> None:
     with use_backend(backend), pytest.raises(KernelError, match="EPERM"):
         load_program(PROG, "socket_filter")
     assert calls == [(0, 0)]
+
+
+def test_a_too_long_detailed_log_is_fetched_once_at_level_1() -> None:
+    # A program that walks the 1M-instruction limit: each attempt verifies it again
+    # (seconds), so after the level-2 log proves too long, level 1 (a subset of its
+    # lines) is asked for once, in a buffer as large as allowed.
+    log = "".join(f"{i}: (07) r0 += 1\n" for i in range(20000)) + "BPF program is too large\n"
+    backend, calls = fake_verifier(log, true_size=True, err=errno.E2BIG)
+    with use_backend(backend), pytest.raises(VerifierError) as ei:
+        load_program(PROG, "xdp", log_size_max=2 * LOG_MIN)
+    assert calls == [(0, 0), (2, LOG_MIN), (1, 2 * LOG_MIN)]
+    assert "(log truncated)" in str(ei.value)

@@ -20,6 +20,7 @@ from bpfkit.testing.runner import BpfRunner, Disagreement, RunResult, diff_resul
 from helpers import ROOT, TESTS
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.long  # many pytest runs in subprocesses
 
 DATA = TESTS / "data" / "testing"
 XDP_PASS = 2

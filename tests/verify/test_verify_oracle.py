@@ -100,7 +100,10 @@ CODE_CASES = [  # malformed code, as instructions (the assembler refuses to writ
 ]
 
 
+# The two long tests run side by side (each in its own group: they share no kernel state).
 @pytest.mark.requires("bpf")
+@pytest.mark.long
+@pytest.mark.xdist_group("test_verify_oracle_annotated")
 def test_annotated_corpus_agrees_with_the_kernel(capsys: pytest.CaptureFixture[str]) -> None:
     from bpfkit.kernel.maps import create_map
 
@@ -185,6 +188,8 @@ RANDOM_COUNT = int(os.environ.get("BPFKIT_VERIFY_RANDOM", "300"))
 
 
 @pytest.mark.requires("bpf")
+@pytest.mark.long
+@pytest.mark.xdist_group("test_verify_oracle_random")
 def test_random_programs_agree_with_the_kernel(capsys: pytest.CaptureFixture[str]) -> None:
     from bpfkit.kernel.maps import create_map
 

@@ -474,7 +474,7 @@ def test_cli_packet_ctx_and_repeat(tmp_path: Path, capsys: pytest.CaptureFixture
     pkt.write_bytes(PACKETS[0])
     assert main(["vm", str(obj), "--packet", str(pkt), "--repeat", "3", "--maps"]) == 0
     out = capsys.readouterr().out
-    assert "retval: 2 (0x2)" in out
+    assert "retval: 2 (XDP_PASS)" in out
     assert "data_out: 34 bytes" in out
     assert "map counts (array): 256 slots" in out
     assert "  [17]: 3\n" in out  # proto 17 counted three times

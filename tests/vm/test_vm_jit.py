@@ -60,11 +60,21 @@ def _outcome(vm: Vm) -> tuple[object, ...]:
     return ("ok", res.r0, res.packet, res.ctx, res.insns_executed)
 
 
+def _optimized(vm: Vm) -> Vm:
+    """``vm`` running the JIT's optimizing tier (inline checks, region guesses) from the start."""
+    assert vm._jit is not None
+    vm._jit.prepare(vm.code, optimize=True)
+    return vm
+
+
 def _both(insns: list[Insn], **kw: object) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """The interpreter's outcome and the JIT's, the same in both of its tiers."""
     a = Vm(insns, engine="interp", **kw)  # type: ignore[arg-type]
     b = Vm(insns, engine="jit", **kw)  # type: ignore[arg-type]
     assert b.engine == "jit"
-    return _outcome(a), _outcome(b)
+    fast = _outcome(b)
+    assert _outcome(_optimized(Vm(insns, engine="jit", **kw))) == fast  # type: ignore[arg-type]
+    return _outcome(a), fast
 
 
 ADVERSARIAL = {
@@ -82,6 +92,20 @@ ADVERSARIAL = {
     "null": "mov %r2, 0\nldxw %r0, [%r2]\nexit",
     "code address": "lddw %r2, 0xfffff00000000000\nldxw %r0, [%r2]\nexit",
     "fall off the end": "mov %r0, 1",
+    # r10 written: r10-relative accesses are no longer proven in bounds
+    "r10 moved": "mov %r10, %r1\nstdw [%r10-8], 1\nldxdw %r0, [%r10-8]\nexit",
+    "r10 moved up": "add %r10, 8\nstdw [%r10-8], 1\nmov %r0, 0\nexit",
+    # a stack pointer in a register: the stack guess misses, the table lookup decides
+    "stack pointer past the top": "mov %r2, %r10\nadd %r2, -4\nstxdw [%r2+0], %r1\nexit",
+    "stack pointer below": "mov %r2, %r10\nadd %r2, -520\nldxb %r0, [%r2+0]\nexit",
+    "stack pointer to the context": (
+        "mov %r2, %r10\nsub %r2, %r10\nadd %r2, %r1\nldxdw %r0, [%r2+56]\nexit"
+    ),
+    "callee's stack through a pointer": (
+        "call local f\nexit\nf:\nmov %r2, %r10\nadd %r2, -16\nstxdw [%r2+8], %r10\n"
+        "ldxdw %r0, [%r2+8]\nldxdw %r0, [%r2+9]\nexit"
+    ),
+    "read-only region": "lddw %r2, 0xfffff00000000000\nstw [%r2], 1\nexit",
 }
 
 
@@ -90,7 +114,8 @@ def test_adversarial_programs_fault_the_same_way(name: str) -> None:
     insns = assemble_mnemonic(ADVERSARIAL[name])
     a, b = _both(insns, ctx=bytes(range(64)), budget=10_000, strict=False)
     assert a == b
-    assert a[0] == "error" or name in ("forged pointer", "frame pointer of the caller"), a
+    works = ("forged pointer", "frame pointer of the caller", "stack pointer to the context")
+    assert a[0] == "error" or name in works, a
 
 
 def _insn(op: Op, dst: int, src: int, off: int, imm: int) -> Insn:
@@ -219,3 +244,45 @@ def test_run_many_raises_the_faulting_runs_error() -> None:
             Vm(insns, prog_type="xdp", engine=engine).run_many(packets)
         errors.append(str(e.value))
     assert errors[0] == errors[1] and "out of bounds" in errors[0]
+
+
+XDP_PROGRAMS = {
+    "read in bounds": "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 8\n"
+    "jgt %r4, %r3, out\nldxdw %r0, [%r2+0]\nexit\nout:\nmov %r0, 1\nexit",
+    "read past data_end": "ldxw %r2, [%r1+0]\nldxh %r0, [%r2+13]\nexit",
+    "read before data": "ldxw %r2, [%r1+0]\nldxb %r0, [%r2-1]\nexit",
+    "write and read back": "ldxw %r2, [%r1+0]\nstw [%r2+2], 0x1234\nldxw %r0, [%r2+2]\nexit",
+    "context through the packet guess": "mov %r2, %r1\nldxw %r0, [%r2+12]\nexit",
+}
+
+
+@pytest.mark.parametrize("name", sorted(XDP_PROGRAMS))
+@pytest.mark.parametrize("size", [14, 21, 64])
+def test_packet_accesses_agree_in_both_tiers(name: str, size: int) -> None:
+    insns = assemble_mnemonic(XDP_PROGRAMS[name])
+    packet = bytes(range(size))
+    a, b = _both(insns, prog_type="xdp", packet=packet)
+    assert a == b
+    runs = [bytes(range(n)) for n in (14, 15, 20, 64)]
+    want = [_outcome(Vm(insns, prog_type="xdp", packet=p)) for p in runs]
+    vm = _optimized(Vm(insns, prog_type="xdp", engine="jit"))
+    assert [_outcome(Vm(insns, prog_type="xdp", packet=p, engine="jit")) for p in runs] == want
+    if all(w[0] == "ok" for w in want):  # a batch in the optimizing tier: the same r0s
+        assert vm.run_many(runs) == [w[1] for w in want]
+
+
+def test_repeat_runs_natively_and_stops_at_a_fault() -> None:
+    from bpfkit.vm.jit import repeat
+
+    insns = assemble_mnemonic("ldxdw %r0, [%r10-8]\nadd %r0, 1\nstxdw [%r10-8], %r0\nexit")
+    vm = _optimized(Vm(insns, engine="jit"))
+    assert vm._jit is not None
+    s = vm._setup()
+    assert repeat(vm._jit, vm.code, s.r1, s.r2, 1000) == (1, 1000)  # the stack starts zeroed
+    assert vm.interpreter.executed == 4
+    bad = _optimized(Vm(assemble_mnemonic("ldxdw %r0, [%r1+8]\nexit"), ctx=bytes(8), engine="jit"))
+    assert bad._jit is not None
+    s = bad._setup()
+    assert repeat(bad._jit, bad.code, s.r1, s.r2, 5)[1] == 0
+    with pytest.raises(VmError, match="out of bounds"):
+        bad.run()

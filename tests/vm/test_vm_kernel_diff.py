@@ -323,6 +323,7 @@ def _vm_run(
 
 
 @pytest.mark.requires("bpf")
+@pytest.mark.long
 def test_vm_agrees_with_the_kernel_on_random_programs(capsys: pytest.CaptureFixture[str]) -> None:
     from bpfkit.kernel.maps import create_map
     from bpfkit.kernel.program import load_program

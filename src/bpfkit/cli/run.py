@@ -101,8 +101,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--all-lines",
         action="store_true",
-        help="show every bpf_trace_printk line, not only those matching the formats the "
-        "object's programs print",
+        help="show every bpf_trace_printk line, not only this run's own (its programs' "
+        "lines carry a [bpfkit PID] tag, stripped here, so runs of one object at once "
+        "each show their own lines)",
     )
     add_type_argument(p)
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log")

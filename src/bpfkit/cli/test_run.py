@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         result = coll.programs[name].test_run(data, repeat=args.repeat)
         for message in trace.messages():
             print(message)
-        print(render_test_run(result, program=name, repeat=args.repeat))
+        prog_type = coll.programs[name].type
+        print(render_test_run(result, program=name, repeat=args.repeat, prog_type=prog_type))
         if args.maps and coll.maps:
             from bpfkit.btf.mapview import object_map_types
 

@@ -13,9 +13,13 @@ call:
   Rust hello does): the format is the stack bytes the analysis knows there, ``r2`` its
   length.
 
-:func:`line_matcher` turns the formats into one predicate on messages (``%d`` and the
-other conversions match anything).  When a call's format cannot be followed, there is no
-matcher (None): every line is kept rather than ours dropped.
+:func:`printk_sites` lists the calls (:class:`bpfkit.obj.printk_tags.PrintkSite`): ``bpfkit
+run`` makes each call whose format is known print a copy tagged with the run
+(:mod:`bpfkit.obj.printk_tags`), and :class:`TagFilter` shows a run its own lines only.
+For the calls that stay untagged, :func:`line_matcher` turns their formats into one
+predicate on messages (``%d`` and the other conversions match anything).  When a call's
+format cannot be followed, there is no matcher (None): every untagged line is kept rather
+than ours dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from bpfkit.isa.table import lookup
+from bpfkit.obj.printk_tags import PrintkSite
 from bpfkit.obj.spec import DataSpec, ObjectSpec, ProgramSpec
 
 if TYPE_CHECKING:
@@ -38,47 +43,83 @@ class _Unknown(Exception):
     """A printk call whose format could not be followed."""
 
 
-def _c_string(data: bytes, start: int, limit: int | None = None) -> str:
+def _c_string(data: bytes, start: int, limit: int | None = None) -> tuple[bytes, bool]:
+    """The C string at ``start`` (at most ``limit`` bytes) and whether its NUL is there."""
     end = data.find(b"\0", start)
+    ended = end >= 0
     if end < 0:
         end = len(data)
-    if limit is not None:
-        end = min(end, start + limit)
-    return data[start:end].decode("utf-8", "replace")
+    if limit is not None and end >= start + limit:
+        end, ended = start + limit, False
+    return data[start:end], ended
 
 
-def _formats(obj: ObjectSpec, prog: ProgramSpec, data: dict[str, DataSpec]) -> list[str]:
-    """Formats of the printk calls in one program (raises _Unknown if one is not known)."""
+def _sites(obj: ObjectSpec, prog: ProgramSpec, data: dict[str, DataSpec]) -> list[PrintkSite]:
+    """The printk calls of one function, with their formats where the analysis knows them."""
     from bpfkit.explain.analysis import analyze_program  # loaded when formats are asked for
 
     analysis, _env = analyze_program(obj, prog)
     found = []
+    slot = 0
     for insn, state in zip(analysis.insns, analysis.before, strict=True):
         op = lookup(insn)
+        here, slot = slot, slot + insn.width
         if state is None or op is None or op.key != "helper" or insn.imm not in PRINTK_HELPERS:
             continue  # not a printk call, or one no path reaches
-        found.append(_format(state, data))
+        fmt, why = None, ""
+        try:
+            fmt = _format(state, data)
+        except _Unknown as e:
+            why = str(e)
+        found.append(PrintkSite(prog.section, prog.offset, here, insn.imm, fmt, why))
     return found
 
 
-def _format(state: State, data: dict[str, DataSpec]) -> str:
+def _format(state: State, data: dict[str, DataSpec]) -> bytes:
     fmt, length = state.reg(1), state.reg(2)
     size = length.const if length.is_const else None
     if fmt.kind != "ptr" or fmt.const is None:
-        raise _Unknown
+        raise _Unknown("its format (r1) is not a known address before loading")
     if fmt.base == "stack":
         raw = bytearray()
         for off in range(fmt.const, fmt.const + min(size or 512, 512)):  # the stack's size
             b = state.stack.get(off)
             if b is None:
-                raise _Unknown
+                raise _Unknown("its format is built on the stack from values not known statically")
             if b == 0:
-                break
+                return bytes(raw)
             raw.append(b)
-        return raw.decode("utf-8", "replace")
+        raise _Unknown("its format has no NUL within its length (r2)")
     if fmt.base == "data" and fmt.region in data:
-        return _c_string(data[fmt.region].data, fmt.const, size)
-    raise _Unknown
+        text, ended = _c_string(data[fmt.region].data, fmt.const, size)
+        if not ended:
+            raise _Unknown("its format has no NUL within its length (r2)")
+        return text
+    raise _Unknown(f"its format is in {fmt.region or fmt.base}, whose bytes are not known")
+
+
+def _programs(spec: ObjectSpec, programs: Iterable[ProgramSpec] | None) -> list[ProgramSpec]:
+    progs = list(programs) if programs is not None else list(spec.programs)
+    return progs + [p for p in spec.programs if p.is_subprog and p not in progs]
+
+
+def printk_sites(
+    spec: ObjectSpec, programs: Iterable[ProgramSpec] | None = None
+) -> list[PrintkSite]:
+    """Every printk call of the programs (and of every sub-program of the object), with
+    its format when explain's value analysis knows it before loading."""
+    data = {d.name: d for d in spec.data}
+    return [s for p in _programs(spec, programs) for s in _sites(spec, p, data)]
+
+
+def site_formats(sites: Iterable[PrintkSite]) -> list[str] | None:
+    """The formats of ``sites`` as text, or None if one of them is not known."""
+    out = []
+    for s in sites:
+        if s.format is None:
+            return None
+        out.append(s.format.decode("utf-8", "replace"))
+    return out
 
 
 def printk_formats(
@@ -86,16 +127,44 @@ def printk_formats(
 ) -> list[str] | None:
     """The formats the programs (and every sub-program of the object) pass to printk
     helpers, or None if one of them cannot be followed."""
-    data = {d.name: d for d in spec.data}
-    progs = list(programs) if programs is not None else list(spec.programs)
-    progs += [p for p in spec.programs if p.is_subprog and p not in progs]
-    found: list[str] = []
-    try:
-        for p in progs:
-            found += _formats(spec, p, data)
-    except _Unknown:
+    return site_formats(printk_sites(spec, programs))
+
+
+def site_name(spec: ObjectSpec, site: PrintkSite) -> str:
+    """``function+slot`` of a printk call, for messages."""
+    name = next(
+        (p.name for p in spec.programs if (p.section, p.offset) == (site.section, site.function)),
+        site.section,
+    )
+    return f"{name}+{site.slot}"
+
+
+_TAG = re.compile(r"\[bpfkit \d+(?:\.\d+)?\] ")
+
+
+class TagFilter:
+    """Which trace messages a run shows, and as what: its own tagged lines (tag stripped);
+    no other run's tagged lines; untagged lines only if some of its calls print untagged
+    (:mod:`bpfkit.obj.printk_tags`), and then those matching their formats (all of them
+    when a format is unknown).  ``all_lines`` shows every line (only the tag stripped)."""
+
+    def __init__(self, tag: str, sites: Iterable[PrintkSite], *, all_lines: bool = False) -> None:
+        self.tag = tag
+        self.all_lines = all_lines
+        untagged = [s for s in sites if s.format is None]
+        self.untagged = bool(untagged)
+        self.matcher = None if all_lines else line_matcher(site_formats(untagged))
+
+    def message(self, message: str) -> str | None:
+        """``message`` as shown (its tag stripped), or None if it is not shown."""
+        m = _TAG.match(message)
+        if m is not None:
+            if m.group() == self.tag:
+                return message[m.end() :]
+            return message if self.all_lines else None
+        if self.all_lines or (self.untagged and (self.matcher is None or self.matcher(message))):
+            return message
         return None
-    return found
 
 
 def format_regex(fmt: str) -> re.Pattern[str]:

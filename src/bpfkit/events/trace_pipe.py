@@ -107,13 +107,15 @@ def stream(
     count: int | None = None,
     duration: float | None = None,
     keep: Callable[[TraceLine], bool] | None = None,
+    select: Callable[[TraceLine], TraceLine | None] | None = None,
     stats: TraceStats | None = None,
     poll_interval: float = 0.2,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[TraceLine]:
     """Parsed lines from ``source`` until ``count`` lines were yielded or ``duration`` passed.
 
-    ``keep`` filters lines (only kept lines count); ``stats`` collects lost-event counts.
+    ``keep`` filters lines (only kept lines count); ``select`` filters and rewrites them
+    (None: not shown; a session strips its tag so); ``stats`` collects lost-event counts.
     ``count=0`` yields nothing; ``None`` means no limit.  Ctrl-C raises
     KeyboardInterrupt out of the iteration, so a ``with`` block around it cleans up.
     """
@@ -141,6 +143,12 @@ def stream(
             if keep is not None and not keep(parsed):
                 stats.skipped += 1
                 continue
+            if select is not None:
+                chosen = select(parsed)
+                if chosen is None:
+                    stats.skipped += 1
+                    continue
+                parsed = chosen
             stats.shown += 1
             yield parsed
             if count is not None and stats.shown >= count:

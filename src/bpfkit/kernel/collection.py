@@ -3,7 +3,7 @@
 API::
 
     load_collection(obj, *, programs=None, prog_types=None, pin_maps_dir=None,
-                    log_level=0) -> Collection
+                    log_level=0, printk=None) -> Collection
     Collection: .programs[name] -> Program, .maps[name] -> Map (global data maps are
                 named by section: ".data", ".rodata", ".bss"), .btf_fd, .notes (what
                 was adapted on the way, one line each), .close(), with-block,
@@ -29,6 +29,7 @@ import os
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bpfkit.errors import KernelError, VerifierError
 from bpfkit.kernel import pins
@@ -41,6 +42,9 @@ from bpfkit.obj.spec import ObjectSpec
 from bpfkit.syscalls import Fd
 from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import AttachType, ProgType
+
+if TYPE_CHECKING:
+    from bpfkit.obj.printk_tags import PrintkTagging
 
 
 @dataclass
@@ -205,14 +209,18 @@ def load_collection(
     prog_types: Mapping[str, int | str] | None = None,
     pin_maps_dir: str | None = None,
     log_level: int = 0,
+    printk: PrintkTagging | None = None,
 ) -> Collection:
     """Load ``obj`` (see the module docstring); ``programs`` limits which programs load
-    (their maps and data still all load), ``prog_types`` overrides program types by name."""
+    (their maps and data still all load), ``prog_types`` overrides program types by name,
+    ``printk`` tags printk calls (``bpfkit run``; :mod:`bpfkit.obj.printk_tags`)."""
     from bpfkit.kernel.program import prog_type_number
     from bpfkit.kernel.target import running_kernel
 
     overrides = {k: prog_type_number(v) for k, v in (prog_types or {}).items()}
-    prepared = prepare(obj, running_kernel(), programs=programs, prog_types=overrides)
+    prepared = prepare(
+        obj, running_kernel(), programs=programs, prog_types=overrides, printk=printk
+    )
     coll = Collection(obj)
     coll.notes += prepared.notes
     with ExitStack() as stack:

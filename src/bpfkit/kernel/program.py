@@ -301,7 +301,11 @@ def load_program(
         if truncated and size < cap:
             want = attr.log_true_size if attr.log_true_size > size else size * 4
             if level & 2 and want > min(LOG_DETAILED_MAX, cap) and not log_level & 2:
-                size, level = LOG_MIN, 1 | (log_level & LOG_LEVEL_STATS)
+                # Level 1 prints a subset of level 2's lines, so the level-2 size is enough:
+                # ask for it at once (each attempt verifies again: a program that hits the
+                # 1M-instruction limit costs seconds per attempt).
+                size = min(want, cap, LOG_DETAILED_MAX)
+                level = 1 | (log_level & LOG_LEVEL_STATS)
                 continue
             size = min(want, cap)
             continue

@@ -101,11 +101,16 @@ def render_programs(infos: Sequence[ProgramInfo], *, as_json: bool = False) -> s
     return "\n".join("  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4] for r in rows)
 
 
-def render_test_run(result: TestRunResult, *, program: str = "", repeat: int = 1) -> str:
-    """retval, duration and the output packet."""
+def render_test_run(
+    result: TestRunResult, *, program: str = "", repeat: int = 1, prog_type: int | None = None
+) -> str:
+    """retval (named when it is a verdict of ``prog_type``: ``2 (XDP_PASS)``), duration
+    and the output packet."""
+    from bpfkit.uapi.verdicts import retval_text
+
     head = f"program: {program}\n" if program else ""
     lines = [
-        f"{head}retval: {result.retval} ({result.retval:#x})",
+        f"{head}retval: {retval_text(prog_type, result.retval)}",
         f"duration: {result.duration_ns} ns"
         + (f" (average of {repeat} runs)" if repeat > 1 else ""),
         f"data_out: {len(result.data_out)} bytes",

@@ -20,6 +20,7 @@ tracepoint program.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -28,10 +29,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError, ObjectError
-from bpfkit.events.printk import line_matcher, printk_formats
+from bpfkit.events.printk import TagFilter, printk_sites, site_formats, site_name
 from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
+from bpfkit.obj.printk_tags import TAG_SECTION, PrintkTagging, run_tag
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls.causes import privileged
 from bpfkit.syscalls.fd import Closing, HeldSignals
@@ -40,6 +42,9 @@ from bpfkit.uapi import MapType, ProgType
 if TYPE_CHECKING:  # the readers are imported when a session opens one (buffers=True)
     from bpfkit.events.perf import PerfBufferReader
     from bpfkit.events.ringbuf import RingBufReader
+
+
+_SERIAL = itertools.count()  # a process's sessions: its first is tagged by pid alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +174,12 @@ class Session(Closing):
     ``attach`` overrides where (``--attach`` syntax); ``trace=False`` skips the tracefs
     instance; ``buffers=True`` also opens a reader on each ring buffer and perf event
     array map, whose records :meth:`events` yields.  Trace lines are only those the
-    programs can print (their printk formats, see :mod:`bpfkit.events.printk`) unless
-    ``all_lines=True`` or the formats cannot be known.  ``where`` gives the interface,
+    programs print: each printk call whose format is known before loading prints it
+    tagged with this session (``[bpfkit PID] ``, :attr:`tag`; see
+    :mod:`bpfkit.obj.printk_tags`), and only lines with this tag are shown, the tag
+    stripped; a call whose format is not known prints untagged lines, and then untagged
+    lines matching the formats (all of them, if one is unknown) are shown too, with a note.
+    ``all_lines=True`` shows every line.  ``where`` gives the interface,
     XDP mode, cgroup and sampling frequency for programs whose section cannot (XDP, tcx,
     cgroup, perf_event).  ``close()`` (or leaving the
     ``with`` block) detaches and closes everything.
@@ -197,11 +206,21 @@ class Session(Closing):
         self.spec = obj if isinstance(obj, ObjectSpec) else read_object(os.fspath(obj))
         self.planned = plan_programs(choose_programs(self.spec, program), attach, where=where)
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
-        self.matcher = None
-        self.formats: list[str] | None = None  # what the programs can print (None: unknown)
-        if not all_lines:
-            self.formats = printk_formats(self.spec, [p.program for p in self.planned])
-            self.matcher = line_matcher(self.formats)
+        # The printk calls (and their formats) of what runs: each known one prints tagged.
+        self.tag = run_tag(os.getpid(), next(_SERIAL))
+        sites = printk_sites(self.spec, [p.program for p in self.planned]) if trace else []
+        self.printk = PrintkTagging(self.tag, tuple(sites))
+        self.filter = TagFilter(self.tag, sites, all_lines=all_lines)
+        self.formats: list[str] | None = site_formats(sites)  # None: one is unknown
+        untagged = self.printk.untaggable
+        if untagged:
+            first = untagged[0]
+            more = f" (and {len(untagged) - 1} more)" if len(untagged) > 1 else ""
+            self.notes.append(
+                f"the bpf_trace_printk call at {site_name(self.spec, first)}{more} prints "
+                f"untagged lines: {first.why}; lines of other programs that look like "
+                "its lines show here too"
+            )
         self.links: list[links.Link] = []
         self.instance: tracefs.TraceInstance | None = None
         self.readers: list[tuple[str, RingBufReader | PerfBufferReader]] = []
@@ -224,18 +243,14 @@ class Session(Closing):
     def _open(self, load_collection: Any, trace: bool, buffers: bool) -> None:
         names = [p.program.name for p in self.planned]
         types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
-        self.collection = load_collection(self.spec, programs=names, prog_types=types)
+        printk = self.printk if self.printk.taggable else None
+        self.collection = load_collection(
+            self.spec, programs=names, prog_types=types, printk=printk
+        )
         self.notes += list(getattr(self.collection, "notes", []))
         # Readers before attaching, so nothing the programs send is missed.
         if trace:
             self.instance = tracefs.TraceInstance()
-            others = tracefs.other_tracers()
-            if others:
-                self.notes.append(
-                    f"another bpfkit run is tracing (pid {', '.join(map(str, others))}): "
-                    "bpf_trace_printk lines do not say which program printed them, so lines "
-                    "of its programs that look like ours show here too"
-                )
         if buffers:
             self._open_readers()
         for p in self.planned:
@@ -244,8 +259,11 @@ class Session(Closing):
 
     @property
     def maps(self) -> Mapping[str, Any]:
-        """The object's maps by name (each a MutableMapping)."""
-        return dict(self.collection.maps) if self.collection is not None else {}
+        """The object's maps by name (each a MutableMapping); not the map of tagged
+        printk formats bpfkit adds."""
+        if self.collection is None:
+            return {}
+        return {k: v for k, v in self.collection.maps.items() if k != TAG_SECTION}
 
     @property
     def programs(self) -> Mapping[str, Any]:
@@ -259,11 +277,18 @@ class Session(Closing):
         if self.instance is None:
             raise KernelError("this session was opened with trace=False")
         return stream(
-            self.instance.pipe, count=count, duration=duration, stats=self.stats, keep=self._keep
+            self.instance.pipe,
+            count=count,
+            duration=duration,
+            stats=self.stats,
+            select=self._select,
         )
 
-    def _keep(self, line: TraceLine) -> bool:
-        return self.matcher is None or self.matcher(line.message)
+    def _select(self, line: TraceLine) -> TraceLine | None:
+        message = self.filter.message(line.message)
+        if message is None:
+            return None
+        return line if message is line.message else replace(line, message=message)
 
     def _open_readers(self) -> None:
         from bpfkit.events.perf import PerfBufferReader
@@ -296,7 +321,7 @@ class Session(Closing):
             batch: list[TraceLine | MapEvent] = []
             if self.instance is not None:
                 batch += stream(
-                    self.instance.pipe, duration=wait, stats=self.stats, keep=self._keep
+                    self.instance.pipe, duration=wait, stats=self.stats, select=self._select
                 )
             elif not self.readers:
                 time.sleep(wait)

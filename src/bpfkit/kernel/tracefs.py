@@ -337,16 +337,6 @@ def main_pipe() -> TracePipe:
     return TracePipe(root() / "trace_pipe")
 
 
-def other_tracers() -> list[int]:
-    """Pids of other live bpfkit processes that have a trace instance."""
-    pids = set()
-    for name in instances():
-        m = _INSTANCE.match(name)
-        if m and int(m.group(1)) != os.getpid() and Path(f"/proc/{m.group(1)}").exists():
-            pids.add(int(m.group(1)))
-    return sorted(pids)
-
-
 def instances() -> list[str]:
     """Names of bpfkit's tracefs instances that exist now."""
     base = root() / "instances"

@@ -23,18 +23,17 @@ import os
 import sys
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bpfkit.asm.assemble import assemble
 from bpfkit.errors import AsmError, CompileError
-from bpfkit.lang import btfgen
-from bpfkit.lang.ctx import context
 from bpfkit.lang.decl import MapDecl, Section, section_of
-from bpfkit.lang.emit import Emitted, emit_function, function_text
-from bpfkit.lang.lower import Globals, Lowerer
 from bpfkit.lang.types import ArrayType, IntType, StructType, Type, bpf_type, i32, pack
-from bpfkit.obj.spec import ObjectSpec
 from bpfkit.uapi import MapType
+
+if TYPE_CHECKING:
+    from bpfkit.lang.emit import Emitted
+    from bpfkit.lang.lower import Globals
+    from bpfkit.obj.spec import ObjectSpec
 
 LICENSE = "GPL"
 # Map types described by key_size/value_size rather than key/value types (as libbpf does).
@@ -108,11 +107,68 @@ def compile_module(module: ModuleType | str) -> Compiled:
         source = inspect.getsource(module)
     except (OSError, TypeError):
         raise CompileError(f"{file}: cannot read the module's source", file=file) from None
-    return compile_source(source, vars(module), file)
+    return compile_cached(source, vars(module), file)
+
+
+def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compiled:
+    """:func:`compile_source` through the on-disk cache (:mod:`bpfkit.lang.cache`): the
+    same source, values, bpfkit and kernel give the stored object without compiling."""
+    from bpfkit.lang import cache
+
+    key = cache.key(source, namespace, file)
+    entry = cache.load(key)
+    if entry is not None:
+        hit = _from_entry(entry, namespace, file)
+        if hit is not None:
+            return hit
+    compiled = compile_source(source, namespace, file)
+    cache.store(
+        key,
+        {
+            "obj": compiled.obj,
+            "asm": compiled.asm,
+            "programs": list(compiled.programs),
+            "data": [(name, const) for name, (_, _, const) in compiled.data.items()],
+            "stack": dict(compiled.stack),
+        },
+    )
+    return compiled
+
+
+def _from_entry(entry: dict[str, Any], ns: dict[str, Any], file: str) -> Compiled | None:
+    """The Compiled a cache entry stands for, its declarations taken from ``ns`` (None if
+    they no longer match it)."""
+    try:
+        programs = {name: section_of(ns.get(name)) for name in entry["programs"]}
+        annotations = ns.get("__annotations__", {})
+        data: dict[str, tuple[str, Type, bool]] = {}
+        for name, const in entry["data"]:
+            ann = annotations[name]
+            if isinstance(ann, str):
+                ann = eval(ann, dict(ns))  # noqa: S307 - the user's own annotation
+            t = bpf_type(ann[1] if const else ann)
+            if t is None:
+                return None
+            data[name] = (name, t, const)
+        stack = {str(k): int(v) for k, v in entry["stack"].items()}
+    except Exception:  # noqa: BLE001 - an entry that does not fit: compile instead
+        return None
+    if any(s is None for s in programs.values()):
+        return None
+    maps = {name: obj for name, obj in ns.items() if isinstance(obj, MapDecl)}
+    sections = {name: s for name, s in programs.items() if s is not None}
+    return Compiled(entry["obj"], entry["asm"], file, sections, maps, data, stack)
 
 
 def compile_source(source: str, namespace: dict[str, Any], file: str) -> Compiled:
     """Compile ``source`` whose module-level objects are ``namespace``."""
+    # The code generator is imported here, not above: a program found in the cache
+    # (compile_module) runs without it.
+    from bpfkit.asm.assemble import assemble
+    from bpfkit.lang.ctx import context
+    from bpfkit.lang.emit import emit_function
+    from bpfkit.lang.lower import Globals, Lowerer
+
     tree = ast.parse(source, file)
     lines = source.splitlines()
     g = Globals(namespace=namespace)
@@ -283,6 +339,9 @@ def _globals(tree: ast.Module, ns: dict[str, Any], g: Globals, file: str, lines:
 
 
 def _assembly(funcs: list[Emitted], g: Globals, file: str, lines: list[str]) -> str:
+    from bpfkit.lang import btfgen
+    from bpfkit.lang.emit import function_text
+
     out: list[str] = [f'\t.file\t"{os.path.basename(file)}"']
     for i, e in enumerate(funcs):
         out.append(function_text(e, i))
@@ -388,5 +447,12 @@ def _assembly(funcs: list[Emitted], g: Globals, file: str, lines: list[str]) -> 
     return "\n".join(out) + "\n"
 
 
-__all__ = ["Compiled", "compile_file", "compile_module", "compile_source", "import_file"]
+__all__ = [
+    "Compiled",
+    "compile_cached",
+    "compile_file",
+    "compile_module",
+    "compile_source",
+    "import_file",
+]
 _ = (ArrayType, StructType)

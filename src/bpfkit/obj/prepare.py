@@ -2,7 +2,7 @@
 
 API::
 
-    prepare(obj, kernel, *, programs=None, prog_types=None) -> PreparedObject
+    prepare(obj, kernel, *, programs=None, prog_types=None, printk=None) -> PreparedObject
     PreparedObject: .spec (CO-RE applied), .btf (what BPF_BTF_LOAD gets, or None),
         .btf_fallback (every newer kind replaced, for a kernel that refuses .btf, or None),
         .data (global data sections and the .kconfig section: one array map each),
@@ -13,7 +13,7 @@ API::
     KernelView        what is known of the target kernel (a Protocol): its BTF, BTF ids
                       by name, config, symbol addresses, version, machine
     RecordedKernel(btf, ...)   a KernelView from data (the tests' recorded kernel)
-    btf_for_kernel(obj, btf, *, layouts=None, unsupported=()) -> bytes
+    btf_for_kernel(obj, btf, *, layouts=None, unsupported=(), extra=()) -> bytes
 
 This is libbpf's ``bpf_object__load`` without the syscalls: the object's ``.BTF`` is fixed
 up (DATASEC sizes and offsets from the ELF, extern linkage; :mod:`bpfkit.btf.fixup`) and
@@ -26,7 +26,11 @@ from the section name) or ``prog_types``; BTF attach targets and struct_ops meth
 looked up in the kernel's BTF;
 programs are linked with their sub-programs (:mod:`bpfkit.obj.relocate`) with map
 descriptors left as placeholders (``map_refs``), and their ``.BTF.ext`` func_info and
-line_info records are moved to the linked instruction indices.  The kernel layer
+line_info records are moved to the linked instruction indices; with ``printk`` (a
+:class:`bpfkit.obj.printk_tags.PrintkTagging`, what ``bpfkit run`` passes) the printk calls
+whose format is known print a tagged copy of it (:mod:`bpfkit.obj.printk_tags`: one more
+read-only data section, stubs appended to each program, their FUNC added to the BTF).
+The kernel layer
 (:mod:`bpfkit.kernel.collection`) only creates the maps, binds their descriptors and
 loads.  Everything is decided here, so it is tested without root against a recorded
 kernel (tests/obj/test_prepare.py).
@@ -47,9 +51,11 @@ from bpfkit.obj.sections import definition, typed, unknown_section
 from bpfkit.obj.spec import DataSpec, ObjectSpec, ProgramSpec
 
 if TYPE_CHECKING:  # bpfkit.btf is imported only for objects that have BTF
+    from bpfkit.btf import types as T
     from bpfkit.btf.btf import Btf
     from bpfkit.btf.ext import BtfExt
     from bpfkit.btf.types import Kind
+    from bpfkit.obj.printk_tags import PrintkTagging
 
 KCONFIG = ".kconfig"
 # libbpf's LINUX_VERSION_CODE placeholder in the `version` section: "the running kernel".
@@ -164,9 +170,11 @@ def btf_for_kernel(
     *,
     layouts: Mapping[str, tuple[int, Mapping[str, int]]] | None = None,
     unsupported: Collection[Kind] = (),
+    extra: Iterable[T.Type] = (),
 ) -> bytes:
     """``btf`` (the object's parsed ``.BTF``) fixed up with the object's ELF sections and
-    symbols, the kinds in ``unsupported`` replaced, and encoded."""
+    symbols, the kinds in ``unsupported`` replaced, ``extra`` types appended (their ids
+    follow the object's), and encoded."""
     from bpfkit.btf.encode import encode_btf
     from bpfkit.btf.fixup import fixup_types, sanitize_types
 
@@ -193,6 +201,7 @@ def btf_for_kernel(
     )
     if unsupported:
         types = sanitize_types(types, unsupported)
+    types += extra
     return encode_btf(types, big_endian=btf.big_endian, strings=btf.strings.data)
 
 
@@ -237,9 +246,14 @@ def select_programs(
 
 
 class _Preparer:
-    def __init__(self, obj: ObjectSpec, kernel: KernelView) -> None:
+    def __init__(
+        self, obj: ObjectSpec, kernel: KernelView, printk: PrintkTagging | None = None
+    ) -> None:
         self.obj = obj
         self.kernel = kernel
+        self.printk = printk
+        self.stub_types: list[T.Type] = []  # appended to the BTF for the printk stubs
+        self.stub_func_id: int | None = None
         self.btf: Btf | None = None
         self.ext: BtfExt | None = None
         self.notes: list[str] = []
@@ -279,7 +293,12 @@ class _Preparer:
             offsets = {n: off for n, (off, _) in self.kconfig.items()}
             layouts[KCONFIG] = (self.kconfig_size, offsets)
         lacking = unsupported_kinds(self.kernel.version)
-        raw = btf_for_kernel(self.obj, self.btf, layouts=layouts, unsupported=lacking)
+        if self.printk is not None and self.printk.taggable:
+            from bpfkit.obj.printk_tags import stub_types
+
+            self.stub_types, self.stub_func_id = stub_types(len(self.btf.types))
+        extra = self.stub_types
+        raw = btf_for_kernel(self.obj, self.btf, layouts=layouts, unsupported=lacking, extra=extra)
         if lacking:
             self.notes.append(
                 f"{self.obj.path}: BTF kinds newer than Linux "
@@ -289,7 +308,9 @@ class _Preparer:
         present = {t.kind for t in self.btf.types}
         if not (present & set(NEWER_KINDS)) - lacking:
             return raw, None
-        return raw, btf_for_kernel(self.obj, self.btf, layouts=layouts, unsupported=NEWER_KINDS)
+        return raw, btf_for_kernel(
+            self.obj, self.btf, layouts=layouts, unsupported=NEWER_KINDS, extra=extra
+        )
 
     def apply_core(self, wanted: Iterable[str]) -> None:
         """CO-RE: rewrite field offsets etc. for the kernel's types."""
@@ -459,6 +480,14 @@ class _Preparer:
             externs=self.externs,
         )
         func, line = self._ext_records(linked)
+        insns, refs = linked.insns, linked.map_refs
+        if self.printk is not None and self.printk.taggable:
+            from bpfkit.obj.printk_tags import tag_program
+
+            placed = [(f.spec.section, f.spec.offset, f.start) for f in linked.functions]
+            tagged = tag_program(insns, placed, refs, func, line, self.printk, self.stub_func_id)
+            insns, refs = tagged.insns, tagged.map_refs
+            func, line = tagged.func_info, tagged.line_info
         return PreparedProgram(
             name=spec.name,
             section=spec.section,
@@ -466,8 +495,8 @@ class _Preparer:
             expected_attach_type=spec.expected_attach_type,
             prog_flags=spec.prog_flags,
             attach_btf_id=btf_id,
-            insns=linked.insns,
-            map_refs=linked.map_refs,
+            insns=insns,
+            map_refs=refs,
             func_info=func,
             line_info=line,
             license=obj.license or "",
@@ -481,18 +510,23 @@ def prepare(
     *,
     programs: Iterable[str] | None = None,
     prog_types: Mapping[str, int] | None = None,
+    printk: PrintkTagging | None = None,
 ) -> PreparedObject:
     """``obj`` made ready for ``kernel`` (see the module docstring): ``programs`` limits
     which programs are prepared (their maps and data all are), ``prog_types`` overrides
-    program types (numbers) by name.  Raises ObjectError (or KernelError for what the
+    program types (numbers) by name, ``printk`` tags the lines of the printk calls it
+    lists.  Raises ObjectError (or KernelError for what the
     kernel lacks) before anything would be created."""
     overrides = dict(prog_types or {})
     chosen = select_programs(obj, programs, overrides)
-    p = _Preparer(obj, kernel)
+    p = _Preparer(obj, kernel, printk)
     p.parse_btf()
     btf, fallback = p.kernel_btf()
     p.apply_core([s.name for s in chosen])
     p.resolve_externs()
+    tags = printk.data() if printk is not None else None
+    if tags is not None:
+        p.data.append(tags)
     progs = tuple(p.program(s, overrides.get(s.name)) for s in chosen)
     return PreparedObject(
         spec=replace(p.obj, data=tuple(p.data)),

@@ -17,6 +17,7 @@ import ctypes
 
 from bpfkit.errors import KernelError
 from bpfkit.uapi import Cmd as Cmd  # re-exported: commands are uapi data
+from bpfkit.uapi import UpdateFlag
 
 u8 = ctypes.c_uint8
 u32 = ctypes.c_uint32
@@ -27,11 +28,11 @@ OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN
 TAG_SIZE = 8  # BPF_TAG_SIZE
 
 
-# Flags of MAP_UPDATE_ELEM.
-ANY = 0
-NOEXIST = 1
-EXIST = 2
-F_LOCK = 4
+# Flags of MAP_UPDATE_ELEM (the uapi's enum, short names).
+ANY = UpdateFlag.BPF_ANY
+NOEXIST = UpdateFlag.BPF_NOEXIST
+EXIST = UpdateFlag.BPF_EXIST
+F_LOCK = UpdateFlag.BPF_F_LOCK
 
 # MAP_CREATE map_flags (subset).
 F_NO_PREALLOC = 1 << 0

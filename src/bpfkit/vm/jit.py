@@ -12,7 +12,12 @@ What it keeps from the interpreter (:mod:`bpfkit.vm.interp`), which stays the re
 - **the same memory**: every load, store and atomic is checked against the VM's regions
   (a native table of ``host pointer, base, size, writable`` per address slot, rebuilt
   whenever :class:`~bpfkit.vm.memory.Memory` maps or unmaps a region), so the program reads
-  and writes the very bytearrays the interpreter and the helpers use;
+  and writes the very bytearrays the interpreter and the helpers use.  One check is
+  dropped where it is proven: ``r10 + constant`` inside the stack, when no instruction
+  writes r10 (r10 is then the top of the current frame's stack).  The optimizing tier
+  first tries one region whose bounds it holds in registers (the current frame's stack
+  for addresses derived from r10 in the block, else the packet) and looks the slot up in
+  the table when that misses, so that LLVM can hoist the bounds out of loops;
 - **the same budget**, counted per basic block: a block that would pass the budget does not
   start, and the error names the instruction where the interpreter stops;
 - **local calls** with a frame stack (r6-r10 and the return pc) of the interpreter's depth
@@ -130,12 +135,26 @@ def _c(v: int, w: int) -> str:
 
 
 class _Emitter:
-    """Builds one function's IR text."""
+    """Builds one function's IR text.
+
+    Registers live in allocas (SROA turns them into SSA values); inside a block each is
+    loaded at most once and stored once, when the block branches away (:meth:`flush`).
+    Faults and budget exits branch to one shared block each, whose phis say where.
+    """
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.n = 0
         self.after_call: Callable[[], None] = lambda: None  # what follows a helper call
+        self.cur: dict[int, str] = {}  # register -> its SSA value in this block
+        self.dirty: set[int] = set()  # registers set in this block, not yet stored
+        self.stackish: set[int] = {10}  # registers known to point into this frame's stack
+        self.label = "entry"  # the block being written (phi edges name it)
+        # incoming edges of the shared exits: (label, values...)
+        self.mem_faults: list[tuple[str, int, str, int]] = []
+        self.budget_outs: list[tuple[str, str, int]] = []
+        self.r10_fixed = False  # no instruction writes r10 (set by translate)
+        self.inline = False  # region table lookups inline (the optimizing tier)
 
     def tmp(self) -> str:
         self.n += 1
@@ -149,8 +168,52 @@ class _Emitter:
     def raw(self, text: str) -> None:
         self.lines.append(text)
 
+    def start(self, label: str) -> None:
+        """A new IR block (inside the same BPF block: register values stay valid)."""
+        self.lines.append(f"{label}:")
+        self.label = label
+
+    def begin(self, label: str) -> None:
+        """A new BPF basic block: nothing is known about registers on entry."""
+        self.start(label)
+        self.cur.clear()
+        self.dirty.clear()
+        self.stackish = {10}
+
+    # registers
+
+    def reg(self, i: int) -> str:
+        v = self.cur.get(i)
+        if v is None:
+            v = self.cur[i] = self.emit(f"load i64, ptr %r{i}")
+        return v
+
+    def setreg(self, i: int, v: str, stackish: bool = False) -> None:
+        self.cur[i] = v
+        self.dirty.add(i)
+        if stackish:
+            self.stackish.add(i)
+        else:
+            self.stackish.discard(i)
+
+    def flush(self) -> None:
+        """Store the registers this block set (before it branches away)."""
+        for i in sorted(self.dirty):
+            self.raw(f"  store i64 {self.cur[i]}, ptr %r{i}")
+        self.dirty.clear()
+
+    def br(self, label: str) -> None:
+        self.flush()
+        self.raw(f"  br label {label}")
+
+    # the native state
+
     def field(self, index: int) -> str:
-        return self.emit(f"getelementptr inbounds i64, ptr %env, i64 {index}")
+        return (
+            f"%f{index}"
+            if index < _F_FRAMES
+            else self.emit(f"getelementptr inbounds i64, ptr %env, i64 {index}")
+        )
 
     def load_field(self, index: int) -> str:
         return self.emit(f"load i64, ptr {self.field(index)}")
@@ -200,6 +263,113 @@ class _Emitter:
             return self.emit(f"{name} {t} {x}, {safe}")
         return self.emit(f"{_BINOP[name]} {t} {x}, {y}")
 
+    # memory
+
+    def table_entry(self, slot: str) -> str:
+        tab = self.emit(f"inttoptr i64 {self.emit('load i64, ptr %tablep')} to ptr")
+        return self.emit(f"getelementptr inbounds [4 x i64], ptr {tab}, i64 {slot}")
+
+    def mem(self, pc: int, base: int, off: int, size: int, write: bool) -> str:
+        """A checked host pointer for ``size`` bytes at register ``base`` + ``off``.
+
+        ``r10 + off`` inside the stack needs no check when the program never writes r10
+        (:attr:`r10_fixed`): r10 is then always the top of the current frame's stack.
+        Other accesses first try one region whose bounds are in registers (a compare or
+        two): addresses derived from r10 in this block the current frame's stack, the others
+        the packet.  When that guess misses, the address's slot is looked up in the region
+        table (bounds and, for writes, permission): inline in the optimizing tier, by a
+        call to ``@mem`` in the fast one (less code to compile).
+        """
+        addr = self.emit(f"add i64 {self.reg(base)}, {off}")
+        if base == 10 and self.r10_fixed and -STACK_SIZE <= off <= -size:
+            delta = self.emit("load i64, ptr %stkdelta")
+            return self.emit(f"inttoptr i64 {self.emit(f'add i64 {addr}, {delta}')} to ptr")
+        flags = size | (256 if write else 0)
+        if not self.inline:  # the fast tier: least code, a call to the table lookup
+            nslots = self.emit("load i64, ptr %nslotsp")
+            tab = self.emit(f"inttoptr i64 {self.emit('load i64, ptr %tablep')} to ptr")
+            hs = self.emit(
+                f"call i64 @mem(ptr {tab}, i64 {nslots}, i64 {addr}, i64 {size}, i1 {int(write)})"
+            )
+            good = self.tmp()[1:]
+            self.mem_faults.append((self.label, pc, addr, flags))
+            self.raw(f"  br i1 {self.emit(f'icmp ne i64 {hs}, 0')}, label %{good}, label %memfault")
+            self.start(good)
+            return self.emit(f"inttoptr i64 {hs} to ptr")
+        if base in self.stackish:
+            lo = self.emit("load i64, ptr %stklo")
+            o = self.emit(f"sub i64 {addr}, {lo}")
+            inside = self.emit(f"icmp ule i64 {o}, {STACK_SIZE - size}")
+            delta = "%stkdelta"
+        else:
+            lo = self.emit("load i64, ptr %pklo")
+            limit = self.emit("load i64, ptr %pksize")
+            o = self.emit(f"sub i64 {addr}, {lo}")
+            c1 = self.emit(f"icmp ule i64 {o}, {limit}")
+            c2 = self.emit(f"icmp ule i64 {self.emit(f'add i64 {o}, {size}')}, {limit}")
+            inside = self.emit(f"and i1 {c1}, {c2}")
+            if write:
+                w = self.emit(f"icmp ne i64 {self.emit('load i64, ptr %pkw')}, 0")
+                inside = self.emit(f"and i1 {inside}, {w}")
+            delta = "%pkdelta"
+        fast, slow, join = self.tmp()[1:], self.tmp()[1:], self.tmp()[1:]
+        self.raw(f"  br i1 {inside}, label %{fast}, label %{slow}, !prof !0")
+        self.start(fast)
+        hf = self.emit(f"add i64 {addr}, {self.emit(f'load i64, ptr {delta}')}")
+        self.raw(f"  br label %{join}")
+        self.start(slow)
+        nslots = self.emit("load i64, ptr %nslotsp")
+        slot = self.emit(f"lshr i64 {addr}, 32")
+        inb = self.emit(f"icmp ult i64 {slot}, {nslots}")
+        look = self.tmp()[1:]
+        self.mem_faults.append((self.label, pc, addr, flags))
+        self.raw(f"  br i1 {inb}, label %{look}, label %memfault, !prof !0")
+        self.start(look)
+        ent = self.table_entry(slot)
+        vals = []
+        for j in (1, 2) + ((3,) if write else ()):
+            p = self.emit(f"getelementptr inbounds i64, ptr {ent}, i64 {j}")
+            vals.append(self.emit(f"load i64, ptr {p}, !invariant.load !1"))
+        o = self.emit(f"sub i64 {addr}, {vals[0]}")
+        end = self.emit(f"add i64 {o}, {size}")
+        c1 = self.emit(f"icmp ule i64 {o}, {vals[1]}")
+        c2 = self.emit(f"icmp ule i64 {end}, {vals[1]}")
+        ok = self.emit(f"and i1 {c1}, {c2}")
+        if write:
+            wr = self.emit(f"icmp ne i64 {vals[2]}, 0")
+            ok = self.emit(f"and i1 {ok}, {wr}")
+        host = self.emit(f"load i64, ptr {ent}, !invariant.load !1")
+        hs = self.emit(f"add i64 {host}, {o}")
+        good = self.tmp()[1:]
+        self.mem_faults.append((self.label, pc, addr, flags))
+        self.raw(f"  br i1 {ok}, label %{good}, label %memfault, !prof !0")
+        self.start(good)
+        self.raw(f"  br label %{join}")
+        self.start(join)
+        h = self.emit(f"phi i64 [ {hf}, %{fast} ], [ {hs}, %{good} ]")
+        return self.emit(f"inttoptr i64 {h} to ptr")
+
+    def load_regions(self) -> None:
+        """Read the region table's place and the packet's bounds (at entry, after helpers)."""
+        self.raw(f"  store i64 {self.load_field(_F_TABLE)}, ptr %tablep")
+        self.raw(f"  store i64 {self.load_field(_F_NSLOTS)}, ptr %nslotsp")
+        ent = self.table_entry("0")  # slot 0: the packet (all zeros when there is none)
+        vals = []
+        for j in range(4):
+            p = self.emit(f"getelementptr inbounds i64, ptr {ent}, i64 {j}")
+            vals.append(self.emit(f"load i64, ptr {p}"))
+        self.raw(f"  store i64 {vals[1]}, ptr %pklo")
+        self.raw(f"  store i64 {vals[2]}, ptr %pksize")
+        self.raw(f"  store i64 {vals[3]}, ptr %pkw")
+        self.raw(f"  store i64 {self.emit(f'sub i64 {vals[0]}, {vals[1]}')}, ptr %pkdelta")
+
+    def set_stack(self, slot: str) -> None:
+        """The frame whose stack is in ``slot`` is now the current one."""
+        lo = self.emit(f"shl i64 {slot}, 32")
+        host = self.emit(f"load i64, ptr {self.table_entry(slot)}")
+        self.raw(f"  store i64 {lo}, ptr %stklo")
+        self.raw(f"  store i64 {self.emit(f'sub i64 {host}, {lo}')}, ptr %stkdelta")
+
 
 _ICMP = {"eq": "eq", "ne": "ne", "ult": "ult", "ule": "ule", "ugt": "ugt", "uge": "uge"}
 _ICMP |= {"slt": "slt", "sle": "sle", "sgt": "sgt", "sge": "sge"}
@@ -229,8 +399,9 @@ def check_program(code: Code, m: Interpreter) -> None:
             raise JitUnsupportedError(f"{op.mnemonic} is run by the interpreter", pc=pc)
 
 
-def translate(code: Code, m: Interpreter) -> tuple[str, list[int]]:
-    """The LLVM IR of ``code`` and the pc of each instruction index (for budget errors)."""
+def translate(code: Code, m: Interpreter, optimize: bool = False) -> tuple[str, list[int]]:
+    """The LLVM IR of ``code`` and the pc of each instruction index (for budget errors);
+    ``optimize``: for the optimizing tier (region lookups inline)."""
     check_program(code, m)
     slots = _slots(code)
     n = len(code.insns[: code.length])
@@ -270,13 +441,8 @@ def translate(code: Code, m: Interpreter) -> tuple[str, list[int]]:
     order = [pc for pc, _ in slots]
     index_of = {pc: i for i, pc in enumerate(order)}
     e = _Emitter()
-    r = [f"%r{i}" for i in range(11)]
-
-    def reg(i: int) -> str:
-        return e.emit(f"load i64, ptr {r[i]}")
-
-    def setreg(i: int, v: str) -> None:
-        e.raw(f"  store i64 {v}, ptr {r[i]}")
+    e.inline = optimize
+    e.r10_fixed = not any(_writes_r10(op, insn) for pc, insn in slots if (op := ops[pc]))
 
     def block(pc: int) -> str:
         """The label a jump to ``pc`` goes to (a stub for a bad target)."""
@@ -297,11 +463,9 @@ def translate(code: Code, m: Interpreter) -> tuple[str, list[int]]:
         stubs.append((label[1:], idx))
         return label
 
-    def fault_exit(status: int, pc: int, addr: str = "0", size: int = 0) -> None:
+    def fault_exit(status: int, pc: int) -> None:
         e.store_field(_F_STATUS, str(status))
         e.store_field(_F_PC, str(pc))
-        e.store_field(_F_ADDR, addr)
-        e.store_field(_F_SIZE, str(size))
         # No registers and no budget: no fault's message needs them (a callx that needs
         # its registers stores them before asking Python), and saving them here would
         # make every fault edge keep every register alive.
@@ -312,38 +476,27 @@ def translate(code: Code, m: Interpreter) -> tuple[str, list[int]]:
 
     def reload_table() -> None:
         """The region table may have moved (a helper mapped memory): read it again."""
-        e.raw(f"  store i64 {e.load_field(_F_TABLE)}, ptr %tablep")
-        e.raw(f"  store i64 {e.load_field(_F_NSLOTS)}, ptr %nslotsp")
-
-    def table() -> tuple[str, str]:
-        t = e.emit(f"inttoptr i64 {e.emit('load i64, ptr %tablep')} to ptr")
-        return t, e.emit("load i64, ptr %nslotsp")
-
-    def mem(pc: int, addr: str, size: int, write: bool) -> str:
-        """A checked host pointer for ``size`` bytes at VM address ``addr`` (@mem checks)."""
-        tab, nslots = table()
-        host = e.emit(
-            f"call i64 @mem(ptr {tab}, i64 {nslots}, i64 {addr}, i64 {size}, i1 {int(write)})"
-        )
-        ok = e.emit(f"icmp ne i64 {host}, 0")
-        good, bad = e.tmp()[1:], e.tmp()[1:]
-        e.raw(f"  br i1 {ok}, label %{good}, label %{bad}, !prof !0")
-        e.raw(f"{bad}:")
-        fault_exit(S_MEM, pc, addr, size | (256 if write else 0))
-        e.raw(f"{good}:")
-        return e.emit(f"inttoptr i64 {host} to ptr")
+        e.load_regions()
+        e.set_stack(e.emit(f"lshr i64 {e.emit('load i64, ptr %stklo')}, 32"))
 
     e.after_call = reload_table
     e.raw("define i64 @prog(ptr %env, ptr %helper) {")
     e.raw("entry:")
     for i in range(11):
         e.raw(f"  %r{i} = alloca i64")
-    e.raw("  %left = alloca i64")
-    for i in range(11):
-        setreg(i, e.load_field(_F_REGS + i))
+    for name in ("left", "retpc", "tablep", "nslotsp", "stklo", "stkdelta", "pklo", "pksize",
+                 "pkw", "pkdelta"):  # fmt: skip
+        e.raw(f"  %{name} = alloca i64")
+    for i in range(_F_FRAMES):
+        e.raw(f"  %f{i} = getelementptr inbounds i64, ptr %env, i64 {i}")
+    for i in range(10):
+        e.setreg(i, e.load_field(_F_REGS + i))
+    # Every run starts in frame 0, whose stack top r10 is: say so (LLVM folds stack addresses).
+    e.setreg(10, _c((STACK_SLOT << 32) + STACK_SIZE, 64))
     e.raw(f"  store i64 {e.load_field(_F_LEFT)}, ptr %left")
-    reload_table()
-    e.raw(f"  br label {target(0, 0) if n else '%fell'}")
+    e.load_regions()
+    e.set_stack(str(STACK_SLOT))
+    e.br(target(0, 0) if n else "%fell")
 
     pcs_of_index = list(order)
     for pc0 in sorted(x for x in leaders if x in valid):
@@ -365,17 +518,13 @@ def translate(code: Code, m: Interpreter) -> tuple[str, list[int]]:
                 pc += 1
         k = len(body)
         first = index_of[pc0]
-        e.raw(f"b{pc0}:")
+        e.begin(f"b{pc0}")
         left = e.emit("load i64, ptr %left")
         enough = e.emit(f"icmp uge i64 {left}, {k}")
-        go, out = f"go{pc0}", f"budget{pc0}"
-        e.raw(f"  br i1 {enough}, label %{go}, label %{out}, !prof !0")
-        e.raw(f"{out}:")
-        at = e.emit(f"add i64 {left}, {first}")
-        e.store_field(_F_STATUS, str(S_BUDGET))
-        e.store_field(_F_PC, at)  # an instruction index: Python maps it to its pc
-        e.raw(f"  ret i64 {S_BUDGET}")
-        e.raw(f"{go}:")
+        e.budget_outs.append((e.label, left, first))
+        go = f"go{pc0}"
+        e.raw(f"  br i1 {enough}, label %{go}, label %budget, !prof !0")
+        e.start(go)
         e.raw(f"  store i64 {e.emit(f'sub i64 {left}, {k}')}, ptr %left")
         terminated = False
         for pc in body:
@@ -388,19 +537,38 @@ def translate(code: Code, m: Interpreter) -> tuple[str, list[int]]:
                 fault_exit(S_STUB, pc)
                 terminated = True
                 break
-            terminated = _insn(e, m, code, op, insn, pc, nxt, reg, setreg, mem, target,
-                               fault_exit, save_left, returns, functions)  # fmt: skip
+            terminated = _insn(e, m, code, op, insn, pc, nxt, target, fault_exit, save_left,
+                               returns, functions)  # fmt: skip
             if terminated:
                 break
         if not terminated:
-            e.raw(
-                f"  br label {target(body[-1] + (code.insns[body[-1]] or Insn(0)).width, body[-1]) if body else '%fell'}"
-            )  # noqa: E501
+            last = code.insns[body[-1]] or Insn(0)
+            e.br(target(body[-1] + last.width, body[-1]) if body else "%fell")
     e.raw("fell:")
     fault_exit(S_STUB, n)  # falling off the end: the interpreter's stub at n says so
     for label, idx in stubs:
         e.raw(f"{label}:")
         fault_exit(S_STUB, idx)
+    if e.mem_faults:  # one exit for every refused access: where, what address, what size
+        e.raw("memfault:")
+        for name, j in (("pc", 1), ("addr", 2), ("size", 3)):
+            edges = ", ".join(f"[ {f[j]}, %{f[0]} ]" for f in e.mem_faults)
+            e.raw(f"  %mf_{name} = phi i64 {edges}")
+        e.store_field(_F_STATUS, str(S_MEM))
+        e.store_field(_F_PC, "%mf_pc")
+        e.store_field(_F_ADDR, "%mf_addr")
+        e.store_field(_F_SIZE, "%mf_size")
+        e.raw(f"  ret i64 {S_MEM}")
+    if e.budget_outs:  # the budget ran out before a block: at which instruction index
+        e.raw("budget:")
+        lefts = ", ".join(f"[ {b[1]}, %{b[0]} ]" for b in e.budget_outs)
+        firsts = ", ".join(f"[ {b[2]}, %{b[0]} ]" for b in e.budget_outs)
+        e.raw(f"  %bo_left = phi i64 {lefts}")
+        e.raw(f"  %bo_first = phi i64 {firsts}")
+        e.raw("  %bo_at = add i64 %bo_left, %bo_first")
+        e.store_field(_F_STATUS, str(S_BUDGET))
+        e.store_field(_F_PC, "%bo_at")  # an instruction index: Python maps it to its pc
+        e.raw(f"  ret i64 {S_BUDGET}")
     # Returns from local calls: pop a frame, switch on the return pc.
     e.raw("ret_dispatch:")
     e.raw("  %rpc = load i64, ptr %retpc")
@@ -408,35 +576,35 @@ def translate(code: Code, m: Interpreter) -> tuple[str, list[int]]:
     e.raw(f"  switch i64 %rpc, label %fell [ {cases} ]")
     e.raw("}")
     text = "\n".join(e.lines)
-    # %retpc is an alloca used by exits; declare it in the entry block
-    allocas = "  %left = alloca i64\n  %retpc = alloca i64\n  %tablep = alloca i64\n"
-    text = text.replace("  %left = alloca i64", allocas + "  %nslotsp = alloca i64", 1)
     decls = (
         "\n".join(f"declare i{b} @llvm.bswap.i{b}(i{b})" for b in (16, 32, 64))
         + "\ndeclare void @llvm.memset.p0.i64(ptr, i8, i64, i1)\n"
     )
     return (
-        _MEM_CHECK + decls + text + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n!1 = !{}\n',
+        ("" if optimize else _MEM_CHECK)
+        + decls
+        + text
+        + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n!1 = !{}\n',
         pcs_of_index,
     )
 
 
-# The check of every access: the host address of ``size`` bytes at ``addr`` in the region
-# table, or 0 if no region holds them (or a write meets read-only memory).
+# The region table lookup of the fast tier: the host address of ``size`` bytes at ``addr``,
+# or 0 if no region holds them (or a write meets read-only memory).
 _MEM_CHECK = """
-define internal i64 @mem(ptr %tab, i64 %nslots, i64 %addr, i64 %size, i1 %write) alwaysinline {
+define internal i64 @mem(ptr %tab, i64 %nslots, i64 %addr, i64 %size, i1 %write) {
 entry:
   %slot = lshr i64 %addr, 32
   %inb = icmp ult i64 %slot, %nslots
-  br i1 %inb, label %look, label %bad, !prof !0
+  br i1 %inb, label %look, label %bad
 look:
   %ent = getelementptr inbounds [4 x i64], ptr %tab, i64 %slot
   %basep = getelementptr inbounds i64, ptr %ent, i64 1
   %sizep = getelementptr inbounds i64, ptr %ent, i64 2
   %wrp = getelementptr inbounds i64, ptr %ent, i64 3
-  %base = load i64, ptr %basep, !invariant.load !1
-  %rsize = load i64, ptr %sizep, !invariant.load !1
-  %wr = load i64, ptr %wrp, !invariant.load !1
+  %base = load i64, ptr %basep
+  %rsize = load i64, ptr %sizep
+  %wr = load i64, ptr %wrp
   %off = sub i64 %addr, %base
   %end = add i64 %off, %size
   %c1 = icmp ule i64 %off, %rsize
@@ -446,9 +614,9 @@ look:
   %c3 = xor i1 %refused, true
   %c12 = and i1 %c1, %c2
   %ok = and i1 %c12, %c3
-  br i1 %ok, label %good, label %bad, !prof !0
+  br i1 %ok, label %good, label %bad
 good:
-  %host = load i64, ptr %ent, !invariant.load !1
+  %host = load i64, ptr %ent
   %p = add i64 %host, %off
   ret i64 %p
 bad:
@@ -457,25 +625,29 @@ bad:
 """
 
 
-def _push_frame(
-    e: _Emitter,
-    reg: Callable[[int], str],
-    setreg: Callable[[int, str], None],
-    fault_exit: Callable[..., None],
-    pc: int,
-    nxt: int,
-) -> None:
+def _writes_r10(op: Op, insn: Insn) -> bool:
+    """Whether ``insn`` may change r10 (stores, jumps and calls do not; helpers cannot)."""
+    if op.kind in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL, Kind.JA, Kind.JCOND):
+        return False
+    if op.kind in (Kind.CALL, Kind.EXIT):
+        return False  # a frame's r10 is restored by its exit
+    if op.kind is Kind.ATOMIC:
+        return insn.src == 10
+    return insn.dst == 10
+
+
+def _push_frame(e: _Emitter, fault_exit: Callable[..., None], pc: int, nxt: int) -> None:
     """A local call's frame: r6-r10 and the return pc saved, a zeroed stack, r10 at its top."""
     depth = e.load_field(_F_DEPTH)
     deep = e.emit(f"icmp uge i64 {depth}, {MAX_FRAMES - 1}")
     bad, ok = e.tmp()[1:], e.tmp()[1:]
     e.raw(f"  br i1 {deep}, label %{bad}, label %{ok}, !prof !0")
-    e.raw(f"{bad}:")
+    e.start(bad)
     fault_exit(S_DEPTH, pc)
-    e.raw(f"{ok}:")
+    e.start(ok)
     base = e.emit(f"mul i64 {depth}, {N_FRAME}")
     base = e.emit(f"add i64 {base}, {_F_FRAMES}")
-    vals = [str(nxt)] + [reg(rn) for rn in (6, 7, 8, 9, 10)]
+    vals = [str(nxt)] + [e.reg(rn) for rn in (6, 7, 8, 9, 10)]
     for j, v in enumerate(vals):
         idx = e.emit(f"add i64 {base}, {j}")
         gep = e.emit(f"getelementptr inbounds i64, ptr %env, i64 {idx}")
@@ -484,13 +656,11 @@ def _push_frame(
     e.store_field(_F_DEPTH, dp)
     # the new frame's stack: zeroed, r10 at its top
     slot = e.emit(f"add i64 {dp}, {STACK_SLOT}")
-    tab = e.emit(f"inttoptr i64 {e.emit('load i64, ptr %tablep')} to ptr")
-    ent = e.emit(f"getelementptr inbounds [4 x i64], ptr {tab}, i64 {slot}")
-    host = e.emit(f"load i64, ptr {ent}")
-    hp = e.emit(f"inttoptr i64 {host} to ptr")
+    e.set_stack(slot)
+    hp = e.emit(f"inttoptr i64 {e.emit(f'load i64, ptr {e.table_entry(slot)}')} to ptr")
     e.raw(f"  call void @llvm.memset.p0.i64(ptr {hp}, i8 0, i64 {STACK_SIZE}, i1 false)")
     top = e.emit(f"shl i64 {slot}, 32")
-    setreg(10, e.emit(f"add i64 {top}, {STACK_SIZE}"))
+    e.setreg(10, e.emit(f"add i64 {top}, {STACK_SIZE}"), stackish=True)
 
 
 def _insn(
@@ -501,9 +671,6 @@ def _insn(
     insn: Insn,
     pc: int,
     nxt: int,
-    reg: Callable[[int], str],
-    setreg: Callable[[int, str], None],
-    mem: Callable[[int, str, int, bool], str],
     target: Callable[[int, int], str],
     fault_exit: Callable[..., None],
     save_left: Callable[[], None],
@@ -513,6 +680,7 @@ def _insn(
     """Emit one instruction; True if it ended the block."""
     k = op.kind
     d, s = insn.dst, insn.src
+    reg, setreg = e.reg, e.setreg
     if k in (Kind.ALU, Kind.NEG, Kind.MOVSX, Kind.ENDIAN, Kind.JCOND):
         w = semantics.width(op)
         tree = semantics.expr(op)
@@ -532,11 +700,22 @@ def _insn(
         if k is Kind.JCOND:
             t = target(pc + 1 + insn.off, pc)
             f = target(nxt, pc)
+            e.flush()
             e.raw(f"  br i1 {v}, label {t}, label {f}")
             return True
         if w == 32:
             v = e.emit(f"zext i32 {v} to i64")
-        setreg(d, v)
+        # Still a pointer into this frame's stack: r10 moved by a constant or a register.
+        stack = (
+            w == 64
+            and k is Kind.ALU
+            and (
+                (op.key == "mov" and op.source == "reg" and s in e.stackish)
+                or (op.key in ("add", "sub") and d in e.stackish)
+                or (op.key == "add" and op.source == "reg" and s in e.stackish)
+            )
+        )
+        setreg(d, v, stackish=stack)
         return False
     if k is Kind.LDDW:
         if op.key == "lddw":
@@ -555,8 +734,7 @@ def _insn(
         return False
     if k in (Kind.LOAD, Kind.LOAD_SX, Kind.LOAD_ACQ):
         n = op.size
-        addr = e.emit(f"add i64 {reg(s)}, {insn.off}")
-        p = mem(pc, addr, n, False)
+        p = e.mem(pc, s, insn.off, n, False)
         v = e.emit(f"load i{8 * n}, ptr {p}, align 1")
         if n < 8:
             v = e.emit(f"{'sext' if k is Kind.LOAD_SX else 'zext'} i{8 * n} {v} to i64")
@@ -564,21 +742,19 @@ def _insn(
         return False
     if k in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL):
         n = op.size
-        addr = e.emit(f"add i64 {reg(d)}, {insn.off}")
         if k is Kind.STORE_IMM:
             v = _c(insn.imm & semantics.mask(8 * n), 8 * n)
         else:
             v = reg(s)
             if n < 8:
                 v = e.emit(f"trunc i64 {v} to i{8 * n}")
-        p = mem(pc, addr, n, True)
+        p = e.mem(pc, d, insn.off, n, True)
         e.raw(f"  store i{8 * n} {v}, ptr {p}, align 1")
         return False
     if k is Kind.ATOMIC:
         n = op.size
         w = 8 * n
-        addr = e.emit(f"add i64 {reg(d)}, {insn.off}")
-        p = mem(pc, addr, n, True)
+        p = e.mem(pc, d, insn.off, n, True)
         old = e.emit(f"load i{w}, ptr {p}, align 1")
         src = reg(s)
         if w == 32:
@@ -598,35 +774,33 @@ def _insn(
         return False
     if k is Kind.JA:
         dist = insn.imm if op.width == 32 else insn.off
-        e.raw(f"  br label {target(pc + 1 + dist, pc)}")
+        e.br(target(pc + 1 + dist, pc))
         return True
     if k is Kind.EXIT:
         depth = e.load_field(_F_DEPTH)
         top = e.emit(f"icmp eq i64 {depth}, 0")
         done, pop = e.tmp()[1:], e.tmp()[1:]
         e.raw(f"  br i1 {top}, label %{done}, label %{pop}")
-        e.raw(f"{done}:")
+        e.start(done)
         e.store_field(_F_REGS, reg(0))
         save_left()
         e.store_field(_F_STATUS, str(S_EXIT))
         e.raw(f"  ret i64 {S_EXIT}")
-        e.raw(f"{pop}:")
+        e.start(pop)
         dm = e.emit(f"sub i64 {depth}, 1")
         e.store_field(_F_DEPTH, dm)
         base = e.emit(f"mul i64 {dm}, {N_FRAME}")
         base = e.emit(f"add i64 {base}, {_F_FRAMES}")
-        slots = []
+        vals = []
         for j in range(N_FRAME):
             idx = e.emit(f"add i64 {base}, {j}")
-            slots.append(
-                e.emit(
-                    f"load i64, ptr {e.emit(f'getelementptr inbounds i64, ptr %env, i64 {idx}')}"
-                )
-            )
-        e.raw(f"  store i64 {slots[0]}, ptr %retpc")
+            gep = e.emit(f"getelementptr inbounds i64, ptr %env, i64 {idx}")
+            vals.append(e.emit(f"load i64, ptr {gep}"))
+        e.raw(f"  store i64 {vals[0]}, ptr %retpc")
         for j, rn in enumerate((6, 7, 8, 9, 10), start=1):
-            setreg(rn, slots[j])
-        e.raw("  br label %ret_dispatch")
+            setreg(rn, vals[j])
+        e.set_stack(e.emit(f"add i64 {dm}, {STACK_SLOT}"))
+        e.br("%ret_dispatch")
         return True
     if k in _BY_CLOSURE:
         for rn in range(11):
@@ -637,15 +811,18 @@ def _insn(
         bad = e.emit(f"icmp ne i64 {st}, 0")
         out, ok = e.tmp()[1:], e.tmp()[1:]
         e.raw(f"  br i1 {bad}, label %{out}, label %{ok}, !prof !0")
-        e.raw(f"{out}:")
+        e.start(out)
         e.raw(f"  ret i64 {st}")
-        e.raw(f"{ok}:")
+        e.start(ok)
         for rn in range(11):
             setreg(rn, e.load_field(_F_REGS + rn))
         return False
     if k is Kind.CALLX:
         # A function address: a local call through a switch on the entries; else a helper id.
         v = reg(d)
+        for rn in range(11):
+            reg(rn)  # loaded before the branches: every arm below may use them
+        e.flush()
         off = e.emit(f"sub i64 {v}, {_c(CODE_BASE, 64)}")
         t = e.emit(f"lshr i64 {off}, 3")
         low = e.emit(f"and i64 {off}, 7")
@@ -654,15 +831,17 @@ def _insn(
         iscode = e.emit(f"and i1 {iscode}, {aligned}")
         tocode, tohelper, push = e.tmp()[1:], e.tmp()[1:], e.tmp()[1:]
         e.raw(f"  br i1 {iscode}, label %{tocode}, label %{tohelper}")
-        e.raw(f"{tocode}:")
+        e.start(tocode)
         entries = sorted(functions)
         cases = " ".join(f"i64 {x}, label %{push}_{x}" for x in entries)
         e.raw(f"  switch i64 {t}, label %{tohelper} [ {cases} ]")
+        saved = dict(e.cur)
         for entry in entries:
-            e.raw(f"{push}_{entry}:")
-            _push_frame(e, reg, setreg, fault_exit, pc, nxt)
-            e.raw(f"  br label {target(entry, pc)}")
-        e.raw(f"{tohelper}:")
+            e.start(f"{push}_{entry}")
+            _push_frame(e, fault_exit, pc, nxt)
+            e.br(target(entry, pc))
+            e.cur = dict(saved)
+        e.start(tohelper)
         for rn in range(11):
             e.store_field(_F_REGS + rn, reg(rn))
         save_left()
@@ -672,17 +851,17 @@ def _insn(
         bad = e.emit(f"icmp ne i64 {st}, 0")
         out, ok = e.tmp()[1:], e.tmp()[1:]
         e.raw(f"  br i1 {bad}, label %{out}, label %{ok}, !prof !0")
-        e.raw(f"{out}:")
+        e.start(out)
         e.raw(f"  ret i64 {st}")
-        e.raw(f"{ok}:")
+        e.start(ok)
         e.after_call()
         setreg(0, r0)
-        e.raw(f"  br label {target(nxt, pc)}")
+        e.br(target(nxt, pc))
         return True
     if k is Kind.CALL:
         if op.key == "local":
-            _push_frame(e, reg, setreg, fault_exit, pc, nxt)
-            e.raw(f"  br label {target(pc + 1 + insn.imm, pc)}")
+            _push_frame(e, fault_exit, pc, nxt)
+            e.br(target(pc + 1 + insn.imm, pc))
             return True
         fn = m.helpers.get(insn.imm) if op.key == "helper" else None
         if fn is None:
@@ -696,10 +875,12 @@ def _insn(
         bad = e.emit(f"icmp ne i64 {st}, 0")
         out, ok = e.tmp()[1:], e.tmp()[1:]
         e.raw(f"  br i1 {bad}, label %{out}, label %{ok}, !prof !0")
-        e.raw(f"{out}:")
+        e.start(out)
         e.raw(f"  ret i64 {S_HELPER}")
-        e.raw(f"{ok}:")
+        e.start(ok)
         e.after_call()
+        for rn in (1, 2, 3, 4, 5):
+            e.stackish.discard(rn)
         setreg(0, r0)
         return False
     raise JitUnsupportedError(f"{op.mnemonic} is run by the interpreter", pc=pc)
@@ -743,10 +924,6 @@ def compile_ir(ir: str, name: str = "", optimize: bool = False) -> tuple[Any, in
     tm = llvm.Target.from_default_triple().create_target_machine(opt=2 if optimize else 0, jit=True)
     pto = llvm.create_pipeline_tuning_options(speed_level=2 if optimize else 1)
     pb = llvm.create_pass_builder(tm, pto)
-    if optimize:  # @mem inlined, then what pays on this IR (LLVM's -O2 takes 3x longer)
-        mpm = llvm.create_new_module_pass_manager()
-        mpm.add_always_inliner_pass()
-        mpm.run(mod, pb)
     fpm = llvm.create_new_function_pass_manager()
     fpm.add_sroa_pass()  # registers out of memory: cheap, and much better code
     if optimize:
@@ -787,7 +964,7 @@ class Jit:
         if optimize is None:
             optimize = self.optimize or (got is not None and got.executed > self.tier_up_after)
         if got is None or (optimize and not got.optimized):
-            ir, pcs = (got.ir, got.pcs) if got is not None else translate(code, self.m)
+            ir, pcs = translate(code, self.m, optimize)
             ee, addr = compile_ir(ir, code.name, optimize)
             got = _Compiled(ee, _ENTRY(addr), pcs, ir, optimize)
             code.native = got  # type: ignore[attr-defined]
@@ -1030,6 +1207,85 @@ def _driver() -> Any:
         ee, _ = compile_ir(_BATCH.replace("@batch", "@prog"), "the batch driver", True)
         _batch_driver = (ee, _BATCH_FN(ee.get_function_address("prog")))
     return _batch_driver[1]
+
+
+# The same program many times on one context, as BPF_PROG_TEST_RUN's ``repeat`` runs it (what
+# bench/vm.py measures against the kernel's JIT): per run, registers zeroed, r1/r2/r10 set, the
+# budget reset, frame 0's stack zeroed; stop at the first fault (its index is returned).
+_REPEAT = f"""
+declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
+
+define i64 @prog(ptr %env, ptr %helper, ptr %prog, i64 %n, i64 %r1, i64 %r2, ptr %stack0,
+                 i64 %budget) {{
+entry:
+  %none = icmp eq i64 %n, 0
+  br i1 %none, label %done, label %loop
+loop:
+  %i = phi i64 [ 0, %entry ], [ %i1, %next ]
+  %i1 = add i64 %i, 1
+  call void @llvm.memset.p0.i64(ptr %env, i8 0, i64 88, i1 false)
+  %r1p = getelementptr inbounds i64, ptr %env, i64 1
+  store i64 %r1, ptr %r1p
+  %r2p = getelementptr inbounds i64, ptr %env, i64 2
+  store i64 %r2, ptr %r2p
+  %r10p = getelementptr inbounds i64, ptr %env, i64 10
+  store i64 {(STACK_SLOT << 32) + STACK_SIZE}, ptr %r10p
+  %leftp = getelementptr inbounds i64, ptr %env, i64 {_F_LEFT}
+  store i64 %budget, ptr %leftp
+  %stp = getelementptr inbounds i64, ptr %env, i64 {_F_STATUS}
+  store i64 0, ptr %stp
+  %dp = getelementptr inbounds i64, ptr %env, i64 {_F_DEPTH}
+  store i64 0, ptr %dp
+  call void @llvm.memset.p0.i64(ptr %stack0, i8 0, i64 {STACK_SIZE}, i1 false)
+  %rc = call i64 %prog(ptr %env, ptr %helper)
+  %bad = icmp ne i64 %rc, 0
+  br i1 %bad, label %fault, label %next
+next:
+  %more = icmp ult i64 %i1, %n
+  br i1 %more, label %loop, label %done
+fault:
+  ret i64 %i
+done:
+  ret i64 %n
+}}
+"""
+_REPEAT_FN = ctypes.CFUNCTYPE(
+    ctypes.c_uint64,
+    *([ctypes.c_void_p] * 3),
+    *([ctypes.c_uint64] * 3),
+    ctypes.c_void_p,
+    ctypes.c_uint64,
+)
+_repeat_driver: tuple[Any, Any] | None = None
+
+
+def repeat(jit: Jit, code: Code, r1: int, r2: int, n: int) -> tuple[int, int]:
+    """Run ``code`` ``n`` times on the same context in one native call; ``(r0 of the last
+    run, runs done)``: fewer than ``n`` when one faults (:meth:`Jit.execute` then gives its
+    VmError)."""
+    global _repeat_driver
+    if _repeat_driver is None:
+        ee, addr = compile_ir(_REPEAT, "the repeat driver", True)
+        _repeat_driver = (ee, _REPEAT_FN(addr))
+    m = jit.m
+    compiled = jit.prepare(code)
+    jit._code = code
+    m.tail_calls = 0
+    jit._sync_table()
+    stack_host = jit._views[id(m.stacks[0].buf)][2]
+    done = _repeat_driver[1](
+        ctypes.addressof(jit.env),
+        jit._trampoline_ptr,
+        ctypes.cast(compiled.fn, ctypes.c_void_p).value,
+        n,
+        r1 & semantics.M64,
+        r2 & semantics.M64,
+        stack_host,
+        m.budget,
+    )
+    m.executed = m.budget - int(jit.env.left)
+    compiled.executed += m.executed * int(done)
+    return int(jit.env.regs[0]), int(done)
 
 
 def _address(buf: Any) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import VmError
+from bpfkit.uapi import BPF_ANY, BPF_EXIST, BPF_NOEXIST
 from bpfkit.vm.memory import Fault, Memory, Region
 
 if TYPE_CHECKING:
@@ -52,10 +53,7 @@ MAX_RECORD = 64 << 20  # ring buffer records the VM is willing to allocate
 
 BPF_F_RDONLY_PROG = 1 << 7  # map_flags: programs may only read the map
 
-# Update flags of bpf_map_update_elem.
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
+__all__ = ["BPF_ANY", "BPF_EXIST", "BPF_NOEXIST"]  # (the uapi's) and the classes below
 
 
 class VmMap:

@@ -6,6 +6,7 @@ from bpfkit.btf import mapview
 from bpfkit.btf.mapview import MapTypes
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.text import hexdump
+from bpfkit.uapi.verdicts import retval_text
 from bpfkit.vm.maps import ArrayMap, HashMap, PerfEventArray, RingBuf, VmMap
 from bpfkit.vm.vm import VmResult
 
@@ -26,7 +27,7 @@ def render_result(
         out.append(msg[:-1] if msg.endswith("\n") else msg)
     if program:
         out.append(f"program: {program}")
-    out.append(f"retval: {result.r0} ({result.r0:#x})")
+    out.append(f"retval: {retval_text(result.prog_type, result.r0)}")
     out.append(f"instructions: {result.insns_executed} executed")
     if result.packet is not None:
         out.append(f"data_out: {len(result.packet)} bytes")

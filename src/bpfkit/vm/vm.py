@@ -21,6 +21,7 @@ import struct
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import BpfkitError, VmError
@@ -29,6 +30,7 @@ from bpfkit.isa.table import Op
 from bpfkit.obj.relocate import link
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.uapi import ProgType
+from bpfkit.uapi.verdicts import verdict
 from bpfkit.vm.env import Env
 from bpfkit.vm.helpers import helper_names, helpers_by_id
 from bpfkit.vm.interp import Code, HelperFn, Interpreter
@@ -75,6 +77,12 @@ class VmResult:
     insns_executed: int
     packet: bytes | None  # the packet after the run (None without a packet)
     ctx: bytes | None  # the context after the run
+    prog_type: str | None = None  # "xdp", ... (what the return value means)
+
+    @property
+    def verdict(self) -> IntEnum | None:
+        """r0 as the program type's verdict (``XdpAction.XDP_PASS``), or None."""
+        return verdict(self.prog_type, self.r0)
 
     @property
     def lines(self) -> list[str]:
@@ -353,6 +361,7 @@ class Vm:
             # As BPF_PROG_TEST_RUN's data_out: a header the program did not see is zeroed.
             packet=None if s.packet is None else bytes(s.hidden) + s.packet.buf[s.hidden :],
             ctx=bytes(s.ctx.buf) if s.ctx is not None else None,
+            prog_type=self.prog_type or None,
         )
 
     def run_many(self, packets: Sequence[bytes] | bytes, *, size: int | None = None) -> list[int]:
