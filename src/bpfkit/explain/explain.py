@@ -184,6 +184,9 @@ def _with_states(
             value = describe_range(v.s)
             # the sentence says what the verifier proves, not only that it is a number
             sentence = sentence.replace(f"{reg} is now unknown scalar", f"{reg} is now {value}")
+        elif value.endswith(" (or NULL)") and isinstance(v, Reg) and v.t == "map_value":
+            if not v.null:  # the verifier proved it (an array's in-range constant key)
+                value = value.removesuffix(" (or NULL)")
         elif value.startswith("packet") and isinstance(v, Reg) and v.t == "pkt" and v.rng:
             value += f" ({v.rng} bytes from the packet start proven below data_end)"
         regs.append((reg, value, text))
