@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -16,9 +17,9 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re
 _SAYS = re.compile(r"^print\(.*\)\s+#\s*(.+)$")
 
 
-def _run(code: str) -> str:
+def _run(code: str, cwd: Path = ROOT) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -27,7 +28,7 @@ def _run(code: str) -> str:
 def test_the_examples_use_the_public_names() -> None:
     import bpfkit
 
-    assert len(BLOCKS) == 2
+    assert len(BLOCKS) == 3
     for block in BLOCKS:
         imports = [ln for ln in block.splitlines() if re.match(r"\s*(from|import) ", ln)]
         assert imports and all(ln.startswith("from bpfkit import ") for ln in imports), imports
@@ -63,6 +64,16 @@ def test_the_kernel_example_prints_hello_lines() -> None:
         t.join()
     lines = out.splitlines()
     assert len(lines) == 3 and all(ln.endswith("hello from rust") for ln in lines), out
+
+
+@pytest.mark.requires("clang19")
+def test_the_typed_maps_example_prints_what_it_says(tmp_path: Path) -> None:
+    block = BLOCKS[2]
+    said = [m[1] for ln in block.splitlines() if (m := _SAYS.match(ln))]
+    assert said == ["XDP_PASS", "first IDLE", "XDP_DROP [128]"]
+    said += ["xdp 1", "xdp 2"]  # the callback's lines: two runs submitted a record each
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # build() writes flows.o here
+    assert _run(block, cwd=tmp_path).splitlines() == said
 
 
 def test_import_bpfkit_is_cheap_and_every_public_name_resolves() -> None:

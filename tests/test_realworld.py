@@ -24,6 +24,7 @@ import re
 import shutil
 import struct
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,23 +138,46 @@ def test_btf_equals_bpftool(objects: list[Path]) -> None:
 
 # --- load ---------------------------------------------------------------------------
 
-BPFFS = Path("/sys/fs/bpf")
+
+@pytest.fixture
+def bpffs(tmp_path: Path) -> Iterator[Path]:
+    """A bpffs of this test's own (every mount of bpffs is a new, empty instance).  Both
+    loaders pin LIBBPF_PIN_BY_NAME maps by fixed names (``filter_ports``, ...): in
+    /sys/fs/bpf they would meet the pins of another run loading the same objects at the
+    same moment.  Unmounting it at the end drops whatever is left."""
+    from bpfkit.kernel.pins import ensure_bpffs
+
+    d = tmp_path / "bpffs"
+    d.mkdir()
+    ensure_bpffs(str(d))
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "--lazy", str(d)], check=True)
 
 
-def _unpin_by_name(path: Path, before: set[str]) -> None:
-    """Remove the LIBBPF_PIN_BY_NAME pins loading ``path`` created (both loaders make them)."""
+def _unpin_by_name(path: Path, bpffs: Path) -> None:
+    """Remove the LIBBPF_PIN_BY_NAME pins loading ``path`` made in ``bpffs``."""
     for m in read_object(str(path)).maps:
-        pin = BPFFS / m.name
-        if m.pinning == 1 and m.name not in before and pin.exists():
+        pin = bpffs / m.name
+        if m.pinning == 1 and pin.exists():
             pin.unlink()
 
 
-def _bpftool_programs(path: Path, pin_dir: Path) -> list[str] | None:
-    """The programs ``bpftool prog loadall`` pins for ``path``, or None if it fails."""
+# bpftool (libbpf) pins LIBBPF_PIN_BY_NAME maps under /sys/fs/bpf whatever it is asked:
+# it runs in a mount namespace of its own, where /sys/fs/bpf is the test's bpffs.
+_IN_BPFFS = 'mount --bind "$0" /sys/fs/bpf && exec bpftool prog loadall "$1" /sys/fs/bpf/all'
+
+
+def _bpftool_programs(path: Path, bpffs: Path) -> list[str] | None:
+    """The programs ``bpftool prog loadall`` pins for ``path`` (its maps pinned by name
+    in ``bpffs``), or None if it fails."""
+    pin_dir = bpffs / "all"
     shutil.rmtree(pin_dir, ignore_errors=True)
     try:
         res = subprocess.run(
-            ["bpftool", "prog", "loadall", str(path), str(pin_dir)],
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _IN_BPFFS]
+            + [str(bpffs), str(path)],
             capture_output=True,
             text=True,
             timeout=120,
@@ -166,26 +190,22 @@ def _bpftool_programs(path: Path, pin_dir: Path) -> list[str] | None:
 
 
 @pytest.mark.requires("bpf", "bpftool")
-def test_load_parity_with_bpftool(objects: list[Path]) -> None:
+def test_load_parity_with_bpftool(objects: list[Path], bpffs: Path) -> None:
     from bpfkit.kernel.collection import load_collection
-    from bpfkit.kernel.pins import ensure_bpffs
 
-    ensure_bpffs(str(BPFFS))  # bpftool loadall pins there; a fresh machine may lack it
-    pin_dir = BPFFS / f"bpfkit_realworld_{os.getpid()}"
     loaded = 0
     for path in objects:
-        before = set(os.listdir(BPFFS))
         try:
-            theirs = _bpftool_programs(path, pin_dir)
+            theirs = _bpftool_programs(path, bpffs)
         finally:
-            _unpin_by_name(path, before)
+            _unpin_by_name(path, bpffs)
         if theirs is None:
             continue
         try:
-            with load_collection(read_object(str(path))) as coll:
+            with load_collection(read_object(str(path)), pin_maps_dir=str(bpffs)) as coll:
                 ours = sorted(coll.programs)
         finally:
-            _unpin_by_name(path, before)
+            _unpin_by_name(path, bpffs)
         assert ours == theirs, path.name
         loaded += 1
     assert loaded >= len(objects) // 2, "bpftool loaded fewer than half of the objects"
@@ -219,7 +239,7 @@ def _packets() -> list[bytes]:
 
 
 @pytest.mark.requires("bpf")
-def test_vm_agrees_with_the_kernel_on_xdp(objects: list[Path]) -> None:
+def test_vm_agrees_with_the_kernel_on_xdp(objects: list[Path], bpffs: Path) -> None:
     """Every XDP program the VM can run: same return value and packet as the kernel."""
     from bpfkit.errors import VmError
     from bpfkit.kernel.collection import load_collection
@@ -231,9 +251,8 @@ def test_vm_agrees_with_the_kernel_on_xdp(objects: list[Path]) -> None:
         progs = [p for p in obj.programs if not p.is_subprog and p.section.startswith("xdp")]
         if not progs:
             continue
-        before = set(os.listdir(BPFFS)) if BPFFS.is_dir() else set()
         try:
-            with load_collection(obj) as coll:
+            with load_collection(obj, pin_maps_dir=str(bpffs)) as coll:
                 for prog in progs:
                     for pkt in _packets():
                         try:
@@ -248,7 +267,7 @@ def test_vm_agrees_with_the_kernel_on_xdp(objects: list[Path]) -> None:
                         ), (path.name, prog.name)
                         compared += 1
         finally:
-            _unpin_by_name(path, before)
+            _unpin_by_name(path, bpffs)
     assert compared >= 20
 
 
@@ -317,13 +336,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 @pytest.mark.requires("bpf", "bpftool", "clang19")
-def test_libbpf_conventions_load_as_with_bpftool(tmp_path: Path) -> None:
+def test_libbpf_conventions_load_as_with_bpftool(tmp_path: Path, bpffs: Path) -> None:
     from bpfkit.kernel.collection import load_collection
 
     src, obj = tmp_path / "conv.c", tmp_path / "conv.o"
     src.write_text(LIBBPF_CONVENTIONS_C)
     clang_bpf(src, obj)
-    theirs = _bpftool_programs(obj, BPFFS / f"bpfkit_conv_{os.getpid()}")
+    theirs = _bpftool_programs(obj, bpffs)
     assert theirs == ["prog"]
     with load_collection(read_object(str(obj))) as coll:
         assert sorted(coll.programs) == theirs
@@ -360,21 +379,17 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 @pytest.mark.requires("bpf", "bpftool", "clang19")
-def test_invalid_pinning_refused_as_by_bpftool(tmp_path: Path) -> None:
+def test_invalid_pinning_refused_as_by_bpftool(tmp_path: Path, bpffs: Path) -> None:
     from bpfkit.errors import ObjectError
     from bpfkit.kernel.collection import load_collection
 
     src, obj = tmp_path / "pin.c", tmp_path / "pin.o"
     src.write_text(BAD_PINNING_C)
     clang_bpf(src, obj)
-    before = set(os.listdir(BPFFS))
-    try:
-        assert _bpftool_programs(obj, BPFFS / f"bpfkit_pin_{os.getpid()}") is None
-        with pytest.raises(ObjectError, match="bad_pin.*pinning 2"):
-            load_collection(read_object(str(obj)))
-        assert "bpfkit_rw_pinned" not in set(os.listdir(BPFFS)) - before  # nothing pinned
-    finally:
-        _unpin_by_name(obj, before)
+    assert _bpftool_programs(obj, bpffs) is None
+    with pytest.raises(ObjectError, match="bad_pin.*pinning 2"):
+        load_collection(read_object(str(obj)), pin_maps_dir=str(bpffs))
+    assert "bpfkit_rw_pinned" not in os.listdir(bpffs)  # nothing pinned
 
 
 # --- found on the kernel's selftests: struct_ops (bpf_cubic.o, bpf_dctcp.o, ...) -------
@@ -407,7 +422,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 
 @pytest.mark.requires("bpf", "bpftool", "clang19")
-def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path, vmlinux_btf: Btf) -> None:
+def test_struct_ops_programs_load_as_with_bpftool(
+    tmp_path: Path, vmlinux_btf: Btf, bpffs: Path
+) -> None:
     from bpfkit.btf import Kind
     from bpfkit.btf.types import Struct
     from bpfkit.kernel.collection import load_collection
@@ -423,7 +440,7 @@ def test_struct_ops_programs_load_as_with_bpftool(tmp_path: Path, vmlinux_btf: B
     names = [m.name for m in ops.members]
     assert struct_ops_target(spec, "my_undo", kernel) == (ops.id, names.index("undo_cwnd"))
     assert struct_ops_target(spec, "my_ssthresh", kernel) == (ops.id, names.index("ssthresh"))
-    theirs = _bpftool_programs(obj, BPFFS / f"bpfkit_ops_{os.getpid()}")
+    theirs = _bpftool_programs(obj, bpffs)
     assert theirs == ["my_ssthresh", "my_undo"]
     with load_collection(spec) as coll:
         assert sorted(coll.programs) == theirs

@@ -20,6 +20,10 @@ Collection         what load_collection returns: ``.programs``, ``.maps``, ``clo
 attach             attach a loaded program at an AttachPoint; returns a Link
 AttachPoint        where to attach: ``kprobe:FUNC``, ``tracepoint:CAT:NAME``, ...
 Session            load, attach and read trace lines/events in one ``with`` block
+TypedMap           a map as Python values typed by its BTF: ``coll["name"]``,
+                   ``session["name"]``, ``vm["name"]`` (``.raw``: the bytes)
+open_ring_buffer   decoded ring/perf buffer records to a callback, ``.poll(timeout)``
+open_perf_buffer   (also ``coll["events"].open_ring_buffer(cb)``, bcc's shape)
 XdpAction ...      return values and flags by their uapi names (bpfkit.uapi):
                    ``XdpAction``, ``TcAction``, ``SkAction``, ``RetCode``, ``UpdateFlag``
 BpfkitError ...    the errors (bpfkit.errors): ``except KernelError`` also catches a
@@ -38,6 +42,7 @@ from bpfkit.errors import (
     BuildError,
     IsaError,
     KernelError,
+    MapValueError,
     ObjectError,
     VerifierError,
     VmError,
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from bpfkit.asm.assemble import assemble
+    from bpfkit.btf.typedmap import TypedMap, open_perf_buffer, open_ring_buffer
     from bpfkit.disasm.objdump import dump
     from bpfkit.explain.explain import explain_object
     from bpfkit.kernel.attach import AttachPoint
@@ -74,6 +80,9 @@ _LAZY = {
     "attach": "bpfkit.kernel.links",
     "AttachPoint": "bpfkit.kernel.attach",
     "Session": "bpfkit.kernel.session",
+    "TypedMap": "bpfkit.btf.typedmap",
+    "open_ring_buffer": "bpfkit.btf.typedmap",
+    "open_perf_buffer": "bpfkit.btf.typedmap",
     "XdpAction": "bpfkit.uapi",
     "TcAction": "bpfkit.uapi",
     "SkAction": "bpfkit.uapi",
@@ -90,11 +99,13 @@ __all__ = [
     "Collection",
     "IsaError",
     "KernelError",
+    "MapValueError",
     "ObjectError",
     "RetCode",
     "Session",
     "SkAction",
     "TcAction",
+    "TypedMap",
     "UpdateFlag",
     "VerifierError",
     "Vm",
@@ -107,6 +118,8 @@ __all__ = [
     "dump",
     "explain_object",
     "load_collection",
+    "open_perf_buffer",
+    "open_ring_buffer",
     "read_object",
 ]
 

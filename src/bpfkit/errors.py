@@ -13,6 +13,7 @@ where a class lives when that is not this module::
      ├── BuildError           a toolchain (rustc, llc, clang) missing or failing
      │   └── CompileError     a Python BPF program bpfkit.lang cannot compile (file:line:column)
      ├── BtfError             malformed .BTF / .BTF.ext
+     ├── MapValueError        a Python value that does not fit a map's key or value type
      ├── VmError              the userspace VM stopped a program (pc, instruction, address, region)
      │   ├── Fault            (bpfkit.vm.memory) a refused access, before the VM adds the pc
      │   └── JitUnsupportedError (bpfkit.vm.jit) the compiling engine cannot run a program
@@ -33,6 +34,10 @@ class BpfkitError(Exception):
 
 class IsaError(BpfkitError):
     """Bytes that do not decode to a valid instruction."""
+
+
+class MapValueError(BpfkitError):
+    """A key or value that does not fit a map's type (names the map, the value, the type)."""
 
 
 class ObjectError(BpfkitError):

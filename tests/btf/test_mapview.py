@@ -136,3 +136,42 @@ def test_object_map_types(typed_obj: Path) -> None:
     types = object_map_types(read_object(str(typed_obj)))
     assert set(types) >= {"h", "a", "pc", ".bss", ".rodata"}
     assert types["h"].decode_key((7).to_bytes(4, "little")) == 7
+
+
+@pytest.mark.requires("clang19", "bpf", "tracepoint")
+def test_same_map_prints_the_same_in_run_and_vm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bpfkit run --maps` (attached, the kernel's maps after real events) prints a map
+    as `bpfkit vm --maps` does: the same program body on a tracepoint."""
+    import os
+    import threading
+
+    src = tmp_path / "typed_tp.c"
+    src.write_text(
+        TYPED_C.replace(
+            'SEC("xdp") int prog(struct xdp_md *ctx)',
+            'SEC("tracepoint/syscalls/sys_enter_getppid") int prog(void *ctx)',
+        )
+    )
+    obj = clang_bpf(src, tmp_path / "typed_tp.o")
+    assert main(["vm", "--maps", str(obj)]) == 0
+    vm = _blocks(capsys.readouterr().out)
+    stop = threading.Event()
+
+    def calls() -> None:
+        while not stop.is_set():
+            os.getppid()
+            stop.wait(0.01)
+
+    t = threading.Thread(target=calls)
+    t.start()
+    try:
+        assert main(["run", "--duration", "1", "--maps", str(obj)]) == 0
+    finally:
+        stop.set()
+        t.join()
+    run = _blocks(capsys.readouterr().out)
+    for name in ("h", "a", ".rodata"):
+        assert vm[name] == run[name], name
+    assert vm["h"] + "\n" + vm["a"] == EXPECTED

@@ -187,12 +187,12 @@ def test_source_and_line_numbers_equal_llvm_objdump_19(
     objs = _g_objects(tmp_path) + OBJECTS
     flagsets = [["-S"], ["-l"], ["-S", "-l", "-r", "--no-print-imm-hex"]]
     lines = 0
-    for flags in flagsets:
-        refs = llvm_objdump_each(objs, *flags)  # a few runs for all objects
-        for path in objs:
+    refs = {i: llvm_objdump_each(objs, *flags) for i, flags in enumerate(flagsets)}
+    for path in objs:  # each object's flag sets in a row: its DWARF is read once
+        for i, flags in enumerate(flagsets):
             assert main(["dump", *flags, str(path)]) == 0
             ours = capsys.readouterr().out
-            assert ours == refs[path], (path.name, flags)
+            assert ours == refs[i][path], (path.name, flags)
             lines += ours.count("\n; ")
     assert lines > 500, "the objects should carry source lines"
 

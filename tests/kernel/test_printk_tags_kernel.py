@@ -161,3 +161,30 @@ def test_sessions_of_a_c_object_with_btf_see_their_own_lines(tmp_path: Path) -> 
     while held & set(map_ids()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not held & set(map_ids())
+
+
+def test_a_kernel_refusing_the_stubs_gets_the_programs_untagged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If the kernel refuses the tagged programs (bpf-to-bpf calls), the programs load as
+    they are, lines show as before tagging (by format), and a note says why."""
+    import bpfkit.kernel.collection as collection
+    from bpfkit.errors import VerifierError
+
+    real = collection.load_collection
+    tried: list[bool] = []
+
+    def refusing(*args: object, **kw: object) -> collection.Collection:
+        tried.append(kw.get("printk") is not None)
+        if kw.get("printk") is not None:
+            raise VerifierError("function calls are not allowed here", "log", 22)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(collection, "load_collection", refusing)
+    with Session(HELLO) as s:
+        assert tried == [True, False]
+        (note,) = [n for n in s.notes if "not tagged" in n]
+        assert "function calls are not allowed here" in note
+        assert set(s.collection.maps) == set()  # no map of tagged formats
+        assert s.filter.message("hello from rust\n") == "hello from rust\n"
+        assert s.filter.message("something else") is None

@@ -323,3 +323,11 @@ def test_untagged_calls_show_untagged_lines_that_match_their_formats() -> None:
     assert f.message("[bpfkit 7] a 1") == "a 1"
     assert f.message("anything at all") == "anything at all"  # the format is unknown
     assert f.message("[bpfkit 9] a 1") is None
+
+
+def test_when_no_call_was_tagged_untagged_lines_match_by_format() -> None:
+    site = PrintkSite("s", 0, 1, 6, b"a %d")
+    f = TagFilter("[bpfkit 7] ", [site], tagged=False)
+    assert f.message("a 12") == "a 12"
+    assert f.message("b 12") is None
+    assert f.message("[bpfkit 8] a 1") is None

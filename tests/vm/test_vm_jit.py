@@ -286,3 +286,21 @@ def test_repeat_runs_natively_and_stops_at_a_fault() -> None:
     assert repeat(bad._jit, bad.code, s.r1, s.r2, 5)[1] == 0
     with pytest.raises(VmError, match="out of bounds"):
         bad.run()
+
+
+def test_run_many_takes_any_bytes_like_packets_and_refuses_others() -> None:
+    insns = assemble_mnemonic("ldxw %r2, [%r1+0]\nldxh %r0, [%r2+12]\nexit")
+    packets = [bytes([0] * 12 + [i, 0]) + bytes(i) for i in range(30)]
+    want = [i for i in range(30)]
+    for engine in ("interp", "jit"):
+        vm = Vm(insns, prog_type="xdp", engine=engine)
+        assert vm.run_many(packets) == want
+        assert vm.run_many(p for p in packets) == want  # type: ignore[arg-type]
+        views = [memoryview(bytearray(p)) for p in packets]
+        assert vm.run_many(views) == want  # type: ignore[arg-type]
+        with pytest.raises(VmError, match="size=N"):
+            vm.run_many(b"".join(packets))
+        with pytest.raises(VmError, match="as bytes"):
+            vm.run_many(["not bytes"])  # type: ignore[list-item]
+        with pytest.raises(VmError, match="as bytes"):
+            vm.run_many([5])  # type: ignore[list-item]

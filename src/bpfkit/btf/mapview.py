@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bpfkit.btf.btf import Btf
-from bpfkit.btf.values import EnumName, decode_value
+from bpfkit.btf.values import EnumName, Record, decode_value, encode_value
 from bpfkit.errors import BtfError
 from bpfkit.uapi import MapType
 
@@ -62,7 +62,7 @@ class MapTypes:
 
     def decode_value(self, raw: bytes) -> Any:
         if self.variables and self.btf is not None:
-            out: dict[str, Any] = {}
+            out = Record()
             for name, off, tid in self.variables:
                 try:
                     size = self.btf.size_of(tid)
@@ -72,6 +72,38 @@ class MapTypes:
                     out[name] = _decode(self.btf, tid, raw[off : off + size])
             return out
         return _decode(self.btf, self.value, raw)
+
+    def encode_key(self, value: Any, size: int) -> bytes:
+        """The ``size`` bytes of a key given as a Python value (the inverse of
+        :meth:`decode_key`); BtfError if it does not fit the type."""
+        return _encode(self.btf, self.key, value, size)
+
+    def encode_value(self, value: Any, size: int) -> bytes:
+        """The ``size`` bytes of a value given as a Python value (the inverse of
+        :meth:`decode_value`; a global data map's value as a dict of its variables,
+        those left out keeping ``base``'s bytes, zeros by default)."""
+        if self.variables and self.btf is not None and isinstance(value, dict):
+            return self._encode_variables(value, size)
+        return _encode(self.btf, self.value, value, size)
+
+    def _encode_variables(self, value: dict[str, Any], size: int) -> bytes:
+        assert self.btf is not None
+        out = bytearray(size)
+        known = {name: (off, tid) for name, off, tid in self.variables}
+        for name, v in value.items():
+            if name not in known:
+                raise BtfError(f"no variable {name!r} (variables: {', '.join(known)})")
+            off, tid = known[name]
+            data = encode_value(self.btf, tid, v)
+            out[off : off + len(data)] = data
+        return bytes(out)
+
+    @property
+    def record_type(self) -> str | None:
+        """The C name of the value (record) type (``struct event``), or None."""
+        if self.btf is None or not self.value:
+            return None
+        return self.btf.format(self.value)
 
 
 def object_map_types(obj: Any, btf: Btf | None = None) -> dict[str, MapTypes]:
@@ -91,6 +123,11 @@ def object_map_types(obj: Any, btf: Btf | None = None) -> dict[str, MapTypes]:
     for m in getattr(obj, "maps", ()):
         if m.key_type_id or m.value_type_id:
             out[m.name] = MapTypes(btf, m.key_type_id or None, m.value_type_id or None)
+    # Ring buffers and perf event arrays: their records' type, where the code shows it.
+    records = obj.record_types() if hasattr(obj, "record_types") else {}
+    for name, type_id in records.items():
+        if name not in out or out[name].value is None:
+            out[name] = MapTypes(btf, None, type_id)
     for d in getattr(obj, "data", ()):
         offsets = {sym.name: sym.value for sym in d.symbols}
         for t in btf.find_all(d.name, "DATASEC"):
@@ -114,6 +151,25 @@ def _decode(btf: Btf | None, type_id: int | None, raw: bytes) -> Any:
     if len(raw) in (1, 2, 4, 8):
         return int.from_bytes(raw, "little")
     return bytes(raw)
+
+
+def _encode(btf: Btf | None, type_id: int | None, value: Any, size: int) -> bytes:
+    if btf is not None and type_id:
+        return encode_value(btf, type_id, value)
+    big = btf is not None and btf.big_endian
+    if isinstance(value, bytes | bytearray):
+        if len(value) != size:
+            raise BtfError(f"cannot store {len(value)} bytes: the size is {size} bytes")
+        return bytes(value)
+    if isinstance(value, int) and size in (1, 2, 4, 8):
+        lo, hi = -(1 << (size * 8 - 1)), (1 << (size * 8)) - 1
+        if not lo <= value <= hi:
+            raise BtfError(f"cannot store {value}: out of range ({lo}..{hi}, {size} bytes)")
+        return (value % (1 << (size * 8))).to_bytes(size, "big" if big else "little")
+    raise BtfError(
+        f"cannot store {value!r}: without BTF types give bytes of the size ({size})"
+        + (" or an int" if size in (1, 2, 4, 8) else "")
+    )
 
 
 def format_value(v: Any) -> str:

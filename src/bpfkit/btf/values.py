@@ -6,9 +6,10 @@
 * pointers as ``int`` addresses;
 * enums as the enumerator's name when the value has one, else the ``int``;
 * ``char`` arrays as ``str`` (up to the first NUL) when printable, else a list of ints;
-* other arrays as lists; structs and unions as dicts of member name to value (anonymous
-  struct/union members are merged into their parent, as C lets you name them); bitfields
-  extracted and sign-extended;
+* other arrays as lists; structs and unions as :class:`Record` (a dict of member name to
+  value whose members are attributes too: ``r["pid"] == r.pid``; anonymous struct/union
+  members are merged into their parent, as C lets you name them); bitfields extracted and
+  sign-extended;
 * a DATASEC as a dict of variable name to value (offsets as recorded in the BTF).
 """
 
@@ -20,6 +21,52 @@ from typing import Any
 from bpfkit.btf import types as T
 from bpfkit.btf.btf import MAX_RESOLVE_DEPTH, Btf
 from bpfkit.errors import BtfError
+
+
+class Record(dict[str, Any]):
+    """A struct or union value: a dict of its members that reads and writes them as
+    attributes too (``event.pid``, ``event.pid = 7``)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            members = ", ".join(self) or "none"
+            raise AttributeError(f"no member {name!r} (members: {members})") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self:
+            raise AttributeError(f"no member {name!r} (members: {', '.join(self) or 'none'})")
+        self[name] = value
+
+
+class FrozenRecord(Record):
+    """A :class:`Record` that cannot change and so can be a dict key (struct map keys)."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))
+
+    def _frozen(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a struct key cannot be changed: make a dict (dict(key)) to change it")
+
+    __setitem__ = __delitem__ = __setattr__ = _frozen
+    clear = pop = popitem = setdefault = update = _frozen  # type: ignore[assignment]
+
+
+def frozen(value: Any) -> Any:
+    """``value`` made hashable: records frozen, lists as tuples (for map keys)."""
+    if isinstance(value, dict):
+        out = FrozenRecord()
+        for k, v in value.items():
+            dict.__setitem__(out, k, frozen(v))
+        return out
+    if isinstance(value, list):
+        return tuple(frozen(v) for v in value)
+    return value
 
 
 class EnumName(str):
@@ -135,8 +182,8 @@ class _Decoder:
             for i in range(t.nelems)
         ]
 
-    def aggregate(self, t: T.Struct, data: bytes, depth: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def aggregate(self, t: T.Struct, data: bytes, depth: int) -> Record:
+        out = Record()
         for m in t.members:
             if m.bitfield_size:
                 v: Any = self.bitfield(m, data)
@@ -202,9 +249,9 @@ class _Encoder:
         self, type_id: int, v: int, size: int, signed: bool, out: bytearray, at: int
     ) -> None:
         lo = -(1 << (size * 8 - 1)) if signed else 0
-        hi = (1 << (size * 8)) - 1  # unsigned spellings of negative numbers are accepted too
-        if not lo <= v <= hi and not (signed and 0 <= v <= hi):
-            raise self.bad(type_id, v, f"out of range for {size} bytes")
+        hi = (1 << (size * 8 - (1 if signed else 0))) - 1
+        if not lo <= v <= hi:
+            raise self.bad(type_id, v, f"out of range ({lo}..{hi}, {size} bytes)")
         out[at : at + size] = (v % (1 << (size * 8))).to_bytes(size, self.order)
 
     def put(self, type_id: int, value: Any, out: bytearray, at: int, depth: int) -> None:
@@ -216,10 +263,21 @@ class _Encoder:
             out[at : at + size] = value
             return
         if isinstance(t, (T.Int, T.Ptr)):
-            if not isinstance(value, int):
+            if not isinstance(value, int) or isinstance(value, EnumName):
                 raise self.bad(type_id, value, "not an integer")
             signed = isinstance(t, T.Int) and t.signed
+            if isinstance(t, T.Int) and t.encoding & T.INT_BOOL and value not in (0, 1):
+                raise self.bad(type_id, value, "a _Bool is 0 or 1 (False or True)")
             self.int_into(type_id, int(value), size, signed, out, at)
+        elif isinstance(t, T.Float):
+            fmt = {4: "f", 8: "d"}.get(t.size)
+            if fmt is None or not isinstance(value, (int, float)):
+                raise self.bad(type_id, value, "give a float (4- and 8-byte floats only)")
+            try:
+                packed = struct.pack((">" if self.order == "big" else "<") + fmt, value)
+            except OverflowError:
+                raise self.bad(type_id, value, "out of range for a 4-byte float") from None
+            out[at : at + size] = packed
         elif isinstance(t, T.Enum):
             if isinstance(value, str):
                 found = [e.value for e in t.values if e.name == value]
@@ -232,7 +290,10 @@ class _Encoder:
         elif isinstance(t, T.Array):
             esize = self.btf.size_of(t.type)
             if isinstance(value, str):
-                value = value.encode()
+                try:
+                    value = value.encode("ascii")
+                except UnicodeEncodeError:
+                    raise self.bad(type_id, value, "not ASCII (give bytes)") from None
             if isinstance(value, (bytes, bytearray)) and esize == 1:
                 if len(value) > t.nelems:
                     raise self.bad(type_id, value, f"{len(value)} bytes, room for {t.nelems}")
@@ -250,7 +311,10 @@ class _Encoder:
                     raise self.bad(type_id, value, f"{len(value)} values for {len(named)} members")
                 value = dict(zip(named[: len(value)], value, strict=True))
             if not isinstance(value, dict):
-                raise self.bad(type_id, value, "give a dict (or tuple) of member values")
+                members = ", ".join(m.name for m in t.members if m.name)
+                raise self.bad(
+                    type_id, value, f"give a dict (or tuple) of member values ({members})"
+                )
             names = {m.name: m for m in t.members if m.name}
             unknown = set(value) - set(names)
             if unknown:
@@ -258,7 +322,30 @@ class _Encoder:
             for name, v in value.items():
                 m = names[name]
                 if m.bitfield_size:
-                    raise self.bad(type_id, value, f"member {name!r} is a bitfield (give bytes)")
+                    self.bitfield_into(type_id, m, v, out, at)
+                    continue
                 self.put(m.type, v, out, at + m.bit_offset // 8, depth + 1)
         else:
             raise self.bad(type_id, value, f"{t.kind.name} values are not supported")
+
+    def bitfield_into(self, type_id: int, m: T.Member, v: Any, out: bytearray, at: int) -> None:
+        """Store ``v`` in bitfield ``m`` (the inverse of :meth:`_Decoder.bitfield`)."""
+        if isinstance(v, str):
+            base = self.btf.resolve(m.type)
+            found = [e.value for e in getattr(base, "values", ()) if e.name == v]
+            if not found:
+                raise self.bad(type_id, v, f"member {m.name!r}: no such enumerator")
+            v = found[0]
+        if not isinstance(v, int):
+            raise self.bad(type_id, v, f"member {m.name!r} is a bitfield: give an integer")
+        n = m.bitfield_size
+        lo = -(1 << (n - 1)) if v < 0 else 0
+        if not lo <= v < 1 << n:
+            raise self.bad(type_id, v, f"member {m.name!r}: out of range for {n} bits")
+        first, last = m.bit_offset // 8, (m.bit_offset + n + 7) // 8
+        nbits = (last - first) * 8
+        shift = m.bit_offset % 8 if self.order != "big" else nbits - m.bit_offset % 8 - n
+        mask = ((1 << n) - 1) << shift
+        chunk = int.from_bytes(out[at + first : at + last], self.order)
+        chunk = (chunk & ~mask) | ((v % (1 << n)) << shift)
+        out[at + first : at + last] = chunk.to_bytes(last - first, self.order)

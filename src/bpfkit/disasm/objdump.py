@@ -101,14 +101,14 @@ def dump(
     printer = None
     if source or line_numbers:
         # Imported here: only -S/-l read DWARF.
-        from bpfkit.disasm.source import SourceMap, SourcePrinter
+        from bpfkit.disasm.source import SourcePrinter, source_map
 
         try:
             with open(obj.path, "rb") as f:
                 raw = f.read()
         except OSError as e:
             raise ObjectError(f"{obj.path}: cannot read it for source lines: {e.strerror}") from e
-        printer = SourcePrinter(SourceMap(raw), source=source, lines=line_numbers)
+        printer = SourcePrinter(source_map(raw), source=source, lines=line_numbers)
     # With -r, llvm-objdump also prints the CO-RE relocations of .BTF.ext.
     core: dict[str, dict[int, str]] = {}
     if relocs:

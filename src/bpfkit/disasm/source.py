@@ -27,6 +27,7 @@ section of the symbol its ``DW_LNE_set_address`` is relocated against.
 from __future__ import annotations
 
 import bisect
+import functools
 import io
 import os
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
-__all__ = ["LineInfo", "SourceMap", "SourcePrinter"]
+__all__ = ["LineInfo", "SourceMap", "SourcePrinter", "source_map"]
 
 DELIMITER = "; "
 _DW_LNE_SET_ADDRESS = 0x02  # DWARF 5, 6.2.5.3
@@ -313,6 +314,13 @@ class SourceMap:
         # The symbol table's name, found by address alone, wins over DWARF's.
         function = self._symbol(addr) or function
         return LineInfo(function, file, line)
+
+
+@functools.lru_cache(maxsize=8)
+def source_map(data: bytes) -> SourceMap:
+    """The :class:`SourceMap` of the object ``data``, parsed once for the same bytes (-S, -l
+    and -S -l of one object read its DWARF once; a map is not changed by lookups)."""
+    return SourceMap(data)
 
 
 class SourcePrinter:

@@ -146,12 +146,20 @@ class TagFilter:
     """Which trace messages a run shows, and as what: its own tagged lines (tag stripped);
     no other run's tagged lines; untagged lines only if some of its calls print untagged
     (:mod:`bpfkit.obj.printk_tags`), and then those matching their formats (all of them
-    when a format is unknown).  ``all_lines`` shows every line (only the tag stripped)."""
+    when a format is unknown).  ``all_lines`` shows every line (only the tag stripped);
+    ``tagged=False`` says no call was tagged (the kernel refused the tagged programs)."""
 
-    def __init__(self, tag: str, sites: Iterable[PrintkSite], *, all_lines: bool = False) -> None:
+    def __init__(
+        self,
+        tag: str,
+        sites: Iterable[PrintkSite],
+        *,
+        all_lines: bool = False,
+        tagged: bool = True,
+    ) -> None:
         self.tag = tag
         self.all_lines = all_lines
-        untagged = [s for s in sites if s.format is None]
+        untagged = [s for s in sites if s.format is None or not tagged]
         self.untagged = bool(untagged)
         self.matcher = None if all_lines else line_matcher(site_formats(untagged))
 

@@ -44,6 +44,8 @@ from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import AttachType, ProgType
 
 if TYPE_CHECKING:
+    from bpfkit.btf.mapview import MapTypes
+    from bpfkit.btf.typedmap import TypedMap
     from bpfkit.obj.printk_tags import PrintkTagging
 
 
@@ -56,6 +58,22 @@ class Collection(Closing):
     maps: dict[str, Map] = field(default_factory=dict)
     btf_fd: Fd | None = None
     notes: list[str] = field(default_factory=list)
+    _types: dict[str, MapTypes] | None = field(default=None, repr=False)
+
+    def __getitem__(self, name: str) -> TypedMap:
+        """The map ``name`` as Python values typed by the object's BTF (``coll["counts"]``,
+        as bcc's ``b["counts"]``; :mod:`bpfkit.btf.typedmap`); ``.maps[name]`` is the
+        same map in bytes."""
+        from bpfkit.btf.mapview import object_map_types
+        from bpfkit.btf.typedmap import TypedMap
+
+        m = self.maps.get(name)
+        if m is None:
+            names = ", ".join(self.maps) or "none"
+            raise KernelError(f"{self.spec.path}: no map named {name!r} (maps: {names})")
+        if self._types is None:
+            self._types = object_map_types(self.spec)
+        return TypedMap(m, self._types.get(name))
 
     def close(self) -> None:
         """Close every program, map and the BTF object."""

@@ -8,6 +8,9 @@ API::
     Map: MutableMapping  (m[k], m[k] = v, del m[k], k in m, len(m), keys/values/items)
          .fd, .close(), with-block, .freeze(), .pin(path), .info(), .put(k, v, flags),
          .typed(key=int, value=MyStruct) -> a view of the same map with other codecs
+         .raw_get/raw_put/raw_delete/raw_entries/open_records: bytes, for
+         bpfkit.btf.typedmap.TypedMap (Collection["name"]: the map typed by its BTF)
+         .typed_by_btf() -> TypedMap typed by the BTF the kernel holds for the map
          Map.from_pin(path), Map.from_fd(Fd), Map.from_id(id)
 
 Keys and values go through a :class:`Codec`.  ``key=`` / ``value=`` accept ``int`` (native
@@ -24,8 +27,9 @@ import errno
 import sys
 from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bpfkit.errors import KernelError
 from bpfkit.kernel import pins
 from bpfkit.kernel.info import MapInfo, map_info, type_name, type_number
 from bpfkit.kernel.program import kernel_name
@@ -33,6 +37,10 @@ from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
 from bpfkit.syscalls.fd import FdOwner
 from bpfkit.uapi import MapType
+
+if TYPE_CHECKING:
+    from bpfkit.btf.typedmap import TypedMap
+    from bpfkit.events.polled import PolledReader
 
 PERCPU_TYPES = frozenset(
     {
@@ -282,8 +290,9 @@ class Map(FdOwner, MutableMapping[Any, Any]):
 
     def put(self, key: Any, value: Any, flags: int = attrs.ANY) -> None:
         """Write ``value`` at ``key`` (``flags``: ANY, NOEXIST, EXIST, F_LOCK)."""
-        kbuf = self._key(key)
-        data = self._encode_value(value)
+        self._update(self._key(key), self._encode_value(value), flags)
+
+    def _update(self, kbuf: ctypes.Array[ctypes.c_char], data: bytes, flags: int) -> None:
         vbuf = ctypes.create_string_buffer(data, max(len(data), 1))
         attr = attrs.MapElemAttr(
             map_fd=self.fd, key=ctypes.addressof(kbuf), value=ctypes.addressof(vbuf), flags=flags
@@ -322,6 +331,66 @@ class Map(FdOwner, MutableMapping[Any, Any]):
             yield key
             ctypes.memmove(cur, nxt, size)
             first = False
+
+    # -- bytes, for the typed view (bpfkit.btf.typedmap) --------------------------------
+    @property
+    def ncpus(self) -> int:
+        """Values per key: the possible CPUs for a per-CPU map, else 1."""
+        return possible_cpus() if self.percpu else 1
+
+    def _split(self, data: bytes) -> bytes | list[bytes]:
+        if not self.percpu:
+            return data
+        return [data[i : i + self.value_size] for i in range(0, len(data), self._slot)]
+
+    def raw_get(self, key: bytes) -> bytes | list[bytes] | None:
+        """The value bytes at ``key`` (a list per CPU for a per-CPU map), None if absent."""
+        data = self.lookup(key)
+        return None if data is None else self._split(data)
+
+    def raw_put(self, key: bytes, value: bytes | list[bytes], flags: int) -> None:
+        """Write value bytes (one per CPU for a per-CPU map) at ``key``."""
+        if isinstance(value, list):
+            pad = bytes(self._slot - self.value_size)
+            data = b"".join(v + pad for v in value)
+        else:
+            data = value
+        if len(data) != self._vbuf_size or len(key) != self.key_size:
+            raise KernelError(
+                f"map {self.name!r}: {len(key)}-byte key and {len(data)}-byte value given; "
+                f"it takes {self.key_size} and {self._vbuf_size}"
+            )
+        self._update(ctypes.create_string_buffer(key, max(len(key), 1)), data, flags)
+
+    def raw_delete(self, key: bytes) -> bool:
+        """Delete ``key`` (bytes); False if it was absent."""
+        return self.delete(key)
+
+    def raw_entries(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
+        """(key bytes, value bytes) pairs, values split per CPU for a per-CPU map."""
+        for k, v in self.items_raw():
+            yield k, self._split(v)
+
+    def open_records(self) -> PolledReader[Any]:
+        """A reader of this ring buffer's or perf event array's records (mmap + epoll;
+        close it)."""
+        if self.type == MapType.RINGBUF:
+            from bpfkit.events.ringbuf import RingBufReader
+
+            return RingBufReader(self.fd, self.max_entries)
+        if self.type == MapType.PERF_EVENT_ARRAY:
+            from bpfkit.events.perf import PerfBufferReader
+
+            return PerfBufferReader(self.fd)
+        raise KernelError(f"map {self.name!r} ({self.type_name}) has no records to read")
+
+    def typed_by_btf(self) -> TypedMap:
+        """This map as Python values, typed by the BTF the kernel holds for it (ints and
+        bytes when it has none); see :mod:`bpfkit.btf.typedmap`."""
+        from bpfkit.btf.typedmap import TypedMap
+        from bpfkit.kernel.show import map_types
+
+        return TypedMap(self, map_types(self.info()))
 
     # -- the mapping protocol ---------------------------------------------------------------
     def __getitem__(self, key: Any) -> Any:

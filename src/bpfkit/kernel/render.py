@@ -122,14 +122,7 @@ def render_test_run(
 
 def map_entries(m: Map) -> list[tuple[bytes, bytes | list[bytes]]]:
     """A live map's entries as the one map renderer takes them (per-CPU values split)."""
-    out: list[tuple[bytes, bytes | list[bytes]]] = []
-    for k, v in m.items_raw():
-        if m.percpu:
-            slot = (m.value_size + 7) & ~7
-            out.append((k, [v[i : i + m.value_size] for i in range(0, len(v), slot)]))
-        else:
-            out.append((k, v))
-    return out
+    return list(m.raw_entries())
 
 
 def render_maps(
@@ -141,6 +134,18 @@ def render_maps(
 
     out = []
     for name, m in maps.items():
+        if m.type == MapType.RINGBUF:
+            # The records not consumed yet (a Session's reader takes them as they come):
+            # read, and so consumed, as `bpfkit vm --maps` shows the VM's.
+            try:
+                with m.open_records() as reader:
+                    records = reader.read()
+            except KernelError as e:
+                out.append(f"map {name} ({m.type_name}): {e}")
+                continue
+            entries = [(i.to_bytes(4, "little"), r) for i, r in enumerate(records)]
+            out.append(render_map(name, m.type, entries, (types or {}).get(name), limit=limit))
+            continue
         if m.type in _OPAQUE:
             out.append(f"map {name} ({m.type_name}): not readable as entries")
             continue

@@ -40,6 +40,8 @@ from bpfkit.syscalls.fd import Closing, HeldSignals
 from bpfkit.uapi import MapType, ProgType
 
 if TYPE_CHECKING:  # the readers are imported when a session opens one (buffers=True)
+    from bpfkit.btf.mapview import MapTypes
+    from bpfkit.btf.typedmap import TypedMap
     from bpfkit.events.perf import PerfBufferReader
     from bpfkit.events.ringbuf import RingBufReader
 
@@ -54,10 +56,16 @@ class MapEvent:
     map: str
     data: bytes
     cpu: int | None = None  # perf buffers: the CPU it came from
+    value: Any = None  # decoded by the record's BTF type, when the object shows it
 
     def render(self) -> str:
-        """``map[cpu]: hex bytes  |printable|``."""
+        """``map[cpu]: {pid: 42, comm: "xdp"}`` (decoded, by the one map renderer's
+        value text) or ``map[cpu]: hex bytes  |printable|``."""
         where = self.map + (f"[cpu {self.cpu}]" if self.cpu is not None else "")
+        if self.value is not None:
+            from bpfkit.btf.mapview import format_value
+
+            return f"{where}: {format_value(self.value)}"
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in self.data[:64])
         more = " ..." if len(self.data) > 64 else ""
         return f"{where}: {self.data[:64].hex(' ')}{more}  |{text}|"
@@ -212,6 +220,7 @@ class Session(Closing):
         self.printk = PrintkTagging(self.tag, tuple(sites))
         self.filter = TagFilter(self.tag, sites, all_lines=all_lines)
         self.formats: list[str] | None = site_formats(sites)  # None: one is unknown
+        self._all_lines = all_lines
         untagged = self.printk.untaggable
         if untagged:
             first = untagged[0]
@@ -244,9 +253,18 @@ class Session(Closing):
         names = [p.program.name for p in self.planned]
         types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
         printk = self.printk if self.printk.taggable else None
-        self.collection = load_collection(
-            self.spec, programs=names, prog_types=types, printk=printk
-        )
+        try:
+            self.collection = load_collection(
+                self.spec, programs=names, prog_types=types, printk=printk
+            )
+        except KernelError as e:  # VerifierError too
+            if printk is None:
+                raise
+            # A kernel that refuses the stubs (bpf-to-bpf calls) gets the programs as
+            # they are (if they fail too, that error is raised); their lines are untagged.
+            self.collection = load_collection(self.spec, programs=names, prog_types=types)
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self._untag(f"this kernel refused the tagged calls ({why})")
         self.notes += list(getattr(self.collection, "notes", []))
         # Readers before attaching, so nothing the programs send is missed.
         if trace:
@@ -257,13 +275,33 @@ class Session(Closing):
             prog = self.collection.programs[p.program.name]
             self.links.append(links.attach(prog, p.plan.point))
 
+    def _untag(self, why: str) -> None:
+        """The programs were loaded without tagged calls: show untagged lines as before."""
+        sites = self.printk.sites
+        self.filter = TagFilter(self.tag, sites, all_lines=self._all_lines, tagged=False)
+        self.printk = PrintkTagging(
+            self.tag, tuple(replace(site, format=None, why=why) for site in sites)
+        )
+        self.notes.append(
+            f"bpf_trace_printk lines are not tagged: {why}; lines of other programs "
+            "(another run of this object too) that look like its lines show here too"
+        )
+
     @property
     def maps(self) -> Mapping[str, Any]:
-        """The object's maps by name (each a MutableMapping); not the map of tagged
-        printk formats bpfkit adds."""
+        """The object's maps by name (each a MutableMapping of bytes); not the map of
+        tagged printk formats bpfkit adds."""
         if self.collection is None:
             return {}
         return {k: v for k, v in self.collection.maps.items() if k != TAG_SECTION}
+
+    def __getitem__(self, name: str) -> TypedMap:
+        """The map ``name`` as Python values typed by the object's BTF (``s["counts"]``,
+        as bcc's ``b["counts"]``; :mod:`bpfkit.btf.typedmap`)."""
+        if self.collection is None:
+            raise KernelError(f"{self.spec.path}: the session is not open: use it in a with-block")
+        result: TypedMap = self.collection[name]
+        return result
 
     @property
     def programs(self) -> Mapping[str, Any]:
@@ -307,8 +345,13 @@ class Session(Closing):
         ``duration`` seconds (None: no limit)."""
         if count is not None and count <= 0:
             return
+        types: dict[str, MapTypes] = {}
         if self.readers:  # imported by _open_readers already
+            from bpfkit.btf.mapview import object_map_types
             from bpfkit.events.ringbuf import RingBufReader
+
+            found = object_map_types(self.spec)
+            types = {n: found[n] for n, _ in self.readers if n in found and found[n].value}
         deadline = None if duration is None else time.monotonic() + duration
         step = 0.05 if self.readers else 0.2  # how long one source may wait for data
         shown = 0
@@ -326,10 +369,16 @@ class Session(Closing):
             elif not self.readers:
                 time.sleep(wait)
             for name, reader in self.readers:
+                t = types.get(name)
+                got: list[tuple[int | None, bytes]]
                 if isinstance(reader, RingBufReader):
-                    batch += [MapEvent(name, r) for r in reader.read()]
+                    got = [(None, r) for r in reader.read()]
                 else:
-                    batch += [MapEvent(name, r, cpu) for cpu, r in reader.read()]
+                    got = [(cpu, r) for cpu, r in reader.read()]
+                batch += [
+                    MapEvent(name, r, cpu, t.decode_value(r) if t is not None else None)
+                    for cpu, r in got
+                ]
             for event in batch:
                 yield event
                 shown += 1

@@ -204,6 +204,21 @@ class ObjectSpec:
         got: BtfExt = self.parsed["btf_ext"]
         return got
 
+    def record_types(self) -> dict[str, int]:
+        """The BTF type of each ring buffer's / perf event array's records, by map name,
+        where the code shows it (:mod:`bpfkit.obj.records`; computed once)."""
+        if "records" not in self.parsed:
+            from bpfkit.errors import BtfError
+            from bpfkit.obj.records import record_types
+
+            try:
+                btf = self.parsed_btf()
+            except BtfError:
+                btf = None
+            self.parsed["records"] = record_types(self, btf) if btf is not None else {}
+        got: dict[str, int] = self.parsed["records"]
+        return got
+
     def _repr_html_(self) -> str:
         return _html(self)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.semantics import M64
-from bpfkit.isa.table import Op, lookup
+from bpfkit.isa.table import Kind, Op, lookup
 from bpfkit.vm.env import Env
 from bpfkit.vm.maps import VmMap
 from bpfkit.vm.memory import MAX_FRAMES, STACK_SIZE, STACK_SLOT, Fault, Memory, Region
@@ -35,6 +35,22 @@ class TailCall(Exception):
     def __init__(self, code: Code) -> None:
         super().__init__("tail call")
         self.code = code
+
+
+def writes_r10(op: Op, insn: Insn) -> bool:
+    """Whether ``insn`` may change r10 (stores, jumps, calls and exits do not: a call gives
+    the callee its own frame's r10 and the exit gives the caller's back; helpers cannot).
+
+    In a program where no instruction does, r10 is always the top of the current frame's
+    stack, so ``r10 + constant`` inside the stack needs no bounds check (both engines use
+    this)."""
+    if op.kind in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL, Kind.JA, Kind.JCOND):
+        return False
+    if op.kind in (Kind.CALL, Kind.EXIT):
+        return False
+    if op.kind is Kind.ATOMIC:
+        return insn.src == 10
+    return insn.dst == 10
 
 
 def insn_text(insn: Insn) -> str:

@@ -46,7 +46,7 @@ from bpfkit.isa import semantics
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.semantics import Expr
 from bpfkit.isa.table import Kind, Op, lookup
-from bpfkit.vm.cpu import ProgramExit
+from bpfkit.vm.cpu import ProgramExit, writes_r10
 from bpfkit.vm.handlers import ZERO_STACK
 from bpfkit.vm.memory import (
     CODE_BASE,
@@ -150,18 +150,19 @@ class _Emitter:
         self.dirty: set[int] = set()  # registers set in this block, not yet stored
         self.stackish: set[int] = {10}  # registers known to point into this frame's stack
         self.label = "entry"  # the block being written (phi edges name it)
-        # incoming edges of the shared exits: (label, values...)
-        self.mem_faults: list[tuple[str, int, str, int]] = []
+        # incoming edges of the shared budget exit: (label, budget left, instruction index)
         self.budget_outs: list[tuple[str, str, int]] = []
         self.r10_fixed = False  # no instruction writes r10 (set by translate)
-        self.inline = False  # region table lookups inline (the optimizing tier)
+        self.top = ""  # host pointer of r10 in this block, once needed
+        self.inline = False  # guess a region inline before calling @mem (optimizing tier)
 
     def tmp(self) -> str:
         self.n += 1
         return f"%t{self.n}"
 
     def emit(self, text: str) -> str:
-        t = self.tmp()
+        self.n += 1
+        t = f"%t{self.n}"
         self.lines.append(f"  {t} = {text}")
         return t
 
@@ -179,6 +180,7 @@ class _Emitter:
         self.cur.clear()
         self.dirty.clear()
         self.stackish = {10}
+        self.top = ""
 
     # registers
 
@@ -191,6 +193,8 @@ class _Emitter:
     def setreg(self, i: int, v: str, stackish: bool = False) -> None:
         self.cur[i] = v
         self.dirty.add(i)
+        if i == 10:
+            self.top = ""
         if stackish:
             self.stackish.add(i)
         else:
@@ -274,26 +278,27 @@ class _Emitter:
 
         ``r10 + off`` inside the stack needs no check when the program never writes r10
         (:attr:`r10_fixed`): r10 is then always the top of the current frame's stack.
-        Other accesses first try one region whose bounds are in registers (a compare or
-        two): addresses derived from r10 in this block the current frame's stack, the others
-        the packet.  When that guess misses, the address's slot is looked up in the region
-        table (bounds and, for writes, permission): inline in the optimizing tier, by a
-        call to ``@mem`` in the fast one (less code to compile).
+        Every other access is looked up in the region table by ``@mem`` (its slot, the
+        bounds and, for writes, the permission), which records a fault in the state.  The
+        optimizing tier first tries one region whose bounds it holds in registers (a compare
+        or two, which LLVM can hoist out of loops): for addresses derived from r10 in this
+        block the current frame's stack, for the others the packet; ``@mem`` runs only when
+        that guess misses.
         """
-        addr = self.emit(f"add i64 {self.reg(base)}, {off}")
         if base == 10 and self.r10_fixed and -STACK_SIZE <= off <= -size:
-            delta = self.emit("load i64, ptr %stkdelta")
-            return self.emit(f"inttoptr i64 {self.emit(f'add i64 {addr}, {delta}')} to ptr")
+            if not self.top:
+                delta = self.emit("load i64, ptr %stkdelta")
+                top = self.emit(f"add i64 {self.reg(10)}, {delta}")
+                self.top = self.emit(f"inttoptr i64 {top} to ptr")
+            return self.emit(f"getelementptr i8, ptr {self.top}, i64 {off}")
+        addr = self.emit(f"add i64 {self.reg(base)}, {off}")
         flags = size | (256 if write else 0)
-        if not self.inline:  # the fast tier: least code, a call to the table lookup
-            nslots = self.emit("load i64, ptr %nslotsp")
-            tab = self.emit(f"inttoptr i64 {self.emit('load i64, ptr %tablep')} to ptr")
+        if not self.inline:  # the fast tier: least code, a call that also records a fault
             hs = self.emit(
-                f"call i64 @mem(ptr {tab}, i64 {nslots}, i64 {addr}, i64 {size}, i1 {int(write)})"
+                f"call preserve_mostcc i64 @mem(ptr %env, i64 {addr}, i64 {flags | pc << 9})"
             )
             good = self.tmp()[1:]
-            self.mem_faults.append((self.label, pc, addr, flags))
-            self.raw(f"  br i1 {self.emit(f'icmp ne i64 {hs}, 0')}, label %{good}, label %memfault")
+            self.raw(f"  br i1 {self.emit(f'icmp ne i64 {hs}, 0')}, label %{good}, label %memout")
             self.start(good)
             return self.emit(f"inttoptr i64 {hs} to ptr")
         if base in self.stackish:
@@ -317,36 +322,14 @@ class _Emitter:
         self.start(fast)
         hf = self.emit(f"add i64 {addr}, {self.emit(f'load i64, ptr {delta}')}")
         self.raw(f"  br label %{join}")
-        self.start(slow)
-        nslots = self.emit("load i64, ptr %nslotsp")
-        slot = self.emit(f"lshr i64 {addr}, 32")
-        inb = self.emit(f"icmp ult i64 {slot}, {nslots}")
-        look = self.tmp()[1:]
-        self.mem_faults.append((self.label, pc, addr, flags))
-        self.raw(f"  br i1 {inb}, label %{look}, label %memfault, !prof !0")
-        self.start(look)
-        ent = self.table_entry(slot)
-        vals = []
-        for j in (1, 2) + ((3,) if write else ()):
-            p = self.emit(f"getelementptr inbounds i64, ptr {ent}, i64 {j}")
-            vals.append(self.emit(f"load i64, ptr {p}, !invariant.load !1"))
-        o = self.emit(f"sub i64 {addr}, {vals[0]}")
-        end = self.emit(f"add i64 {o}, {size}")
-        c1 = self.emit(f"icmp ule i64 {o}, {vals[1]}")
-        c2 = self.emit(f"icmp ule i64 {end}, {vals[1]}")
-        ok = self.emit(f"and i1 {c1}, {c2}")
-        if write:
-            wr = self.emit(f"icmp ne i64 {vals[2]}, 0")
-            ok = self.emit(f"and i1 {ok}, {wr}")
-        host = self.emit(f"load i64, ptr {ent}, !invariant.load !1")
-        hs = self.emit(f"add i64 {host}, {o}")
-        good = self.tmp()[1:]
-        self.mem_faults.append((self.label, pc, addr, flags))
-        self.raw(f"  br i1 {ok}, label %{good}, label %memfault, !prof !0")
-        self.start(good)
-        self.raw(f"  br label %{join}")
+        self.start(slow)  # the guess missed: the table says (out of line: rare)
+        hs = self.emit(
+            f"call preserve_mostcc i64 @mem(ptr %env, i64 {addr}, i64 {flags | pc << 9})"
+        )
+        ok = self.emit(f"icmp ne i64 {hs}, 0")
+        self.raw(f"  br i1 {ok}, label %{join}, label %memout, !prof !0")
         self.start(join)
-        h = self.emit(f"phi i64 [ {hf}, %{fast} ], [ {hs}, %{good} ]")
+        h = self.emit(f"phi i64 [ {hf}, %{fast} ], [ {hs}, %{slow} ]")
         return self.emit(f"inttoptr i64 {h} to ptr")
 
     def load_regions(self) -> None:
@@ -365,6 +348,7 @@ class _Emitter:
 
     def set_stack(self, slot: str) -> None:
         """The frame whose stack is in ``slot`` is now the current one."""
+        self.top = ""
         lo = self.emit(f"shl i64 {slot}, 32")
         host = self.emit(f"load i64, ptr {self.table_entry(slot)}")
         self.raw(f"  store i64 {lo}, ptr %stklo")
@@ -381,11 +365,21 @@ def _slots(code: Code) -> list[tuple[int, Insn]]:
     return [(pc, i) for pc, i in enumerate(code.insns[: code.length]) if i is not None]
 
 
-def check_program(code: Code, m: Interpreter) -> None:
-    """Raise :class:`JitUnsupportedError` if ``code`` has an instruction this engine leaves to
-    the interpreter."""
+def _ops(code: Code) -> dict[int, Op | None]:
+    """Each instruction's row (None: unknown, or a register past r10)."""
+    ops: dict[int, Op | None] = {}
     for pc, insn in _slots(code):
         op = lookup(insn)
+        ops[pc] = None if op is not None and (insn.dst > 10 or insn.src > 10) else op
+    return ops
+
+
+def check_program(code: Code, m: Interpreter, ops: dict[int, Op | None] | None = None) -> None:
+    """Raise :class:`JitUnsupportedError` if ``code`` has an instruction this engine leaves to
+    the interpreter."""
+    ops = _ops(code) if ops is None else ops
+    for pc, insn in _slots(code):
+        op = ops[pc]
         if op is None or op.kind not in _NATIVE:
             continue  # invalid instructions are stubs (they fault as in the interpreter)
         if op.kind is Kind.CALL and op.key == "helper":
@@ -401,8 +395,9 @@ def check_program(code: Code, m: Interpreter) -> None:
 
 def translate(code: Code, m: Interpreter, optimize: bool = False) -> tuple[str, list[int]]:
     """The LLVM IR of ``code`` and the pc of each instruction index (for budget errors);
-    ``optimize``: for the optimizing tier (region lookups inline)."""
-    check_program(code, m)
+    ``optimize``: for the optimizing tier (region guesses inline)."""
+    ops = _ops(code)
+    check_program(code, m, ops)
     slots = _slots(code)
     n = len(code.insns[: code.length])
     valid = {pc for pc, _ in slots}
@@ -410,12 +405,8 @@ def translate(code: Code, m: Interpreter, optimize: bool = False) -> tuple[str, 
     leaders = {0}
     returns: list[int] = []
     functions: set[int] = set()  # where callx may go: every function entry
-    ops: dict[int, Op | None] = {}
     for pc, insn in slots:
-        op = lookup(insn)
-        if op is not None and (insn.dst > 10 or insn.src > 10):
-            op = None
-        ops[pc] = op
+        op = ops[pc]
         if op is None:
             continue
         nxt = pc + insn.width
@@ -442,7 +433,7 @@ def translate(code: Code, m: Interpreter, optimize: bool = False) -> tuple[str, 
     index_of = {pc: i for i, pc in enumerate(order)}
     e = _Emitter()
     e.inline = optimize
-    e.r10_fixed = not any(_writes_r10(op, insn) for pc, insn in slots if (op := ops[pc]))
+    e.r10_fixed = not any(writes_r10(op, insn) for pc, insn in slots if (op := ops[pc]))
 
     def block(pc: int) -> str:
         """The label a jump to ``pc`` goes to (a stub for a bad target)."""
@@ -549,16 +540,8 @@ def translate(code: Code, m: Interpreter, optimize: bool = False) -> tuple[str, 
     for label, idx in stubs:
         e.raw(f"{label}:")
         fault_exit(S_STUB, idx)
-    if e.mem_faults:  # one exit for every refused access: where, what address, what size
-        e.raw("memfault:")
-        for name, j in (("pc", 1), ("addr", 2), ("size", 3)):
-            edges = ", ".join(f"[ {f[j]}, %{f[0]} ]" for f in e.mem_faults)
-            e.raw(f"  %mf_{name} = phi i64 {edges}")
-        e.store_field(_F_STATUS, str(S_MEM))
-        e.store_field(_F_PC, "%mf_pc")
-        e.store_field(_F_ADDR, "%mf_addr")
-        e.store_field(_F_SIZE, "%mf_size")
-        e.raw(f"  ret i64 {S_MEM}")
+    e.raw("memout:")  # @mem has recorded the fault
+    e.raw(f"  ret i64 {S_MEM}")
     if e.budget_outs:  # the budget ran out before a block: at which instruction index
         e.raw("budget:")
         lefts = ", ".join(f"[ {b[1]}, %{b[0]} ]" for b in e.budget_outs)
@@ -581,19 +564,25 @@ def translate(code: Code, m: Interpreter, optimize: bool = False) -> tuple[str, 
         + "\ndeclare void @llvm.memset.p0.i64(ptr, i8, i64, i1)\n"
     )
     return (
-        ("" if optimize else _MEM_CHECK)
-        + decls
-        + text
-        + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n!1 = !{}\n',
+        _MEM_CHECK + decls + text + '\n!0 = !{!"branch_weights", i32 1000, i32 1}\n!1 = !{}\n',
         pcs_of_index,
     )
 
 
 # The region table lookup of the fast tier: the host address of ``size`` bytes at ``addr``,
-# or 0 if no region holds them (or a write meets read-only memory).
-_MEM_CHECK = """
-define internal i64 @mem(ptr %tab, i64 %nslots, i64 %addr, i64 %size, i1 %write) {
+# or 0 if no region holds them (or a write meets read-only memory), having then recorded the
+# fault in the state.  ``how`` is ``size | 256 if a write | pc << 9``.
+_MEM_CHECK = f"""
+define internal preserve_mostcc i64 @mem(ptr %env, i64 %addr, i64 %how) noinline {{
 entry:
+  %tabp = getelementptr inbounds i64, ptr %env, i64 {_F_TABLE}
+  %tabi = load i64, ptr %tabp
+  %tab = inttoptr i64 %tabi to ptr
+  %nsp = getelementptr inbounds i64, ptr %env, i64 {_F_NSLOTS}
+  %nslots = load i64, ptr %nsp
+  %size = and i64 %how, 255
+  %w = and i64 %how, 256
+  %write = icmp ne i64 %w, 0
   %slot = lshr i64 %addr, 32
   %inb = icmp ult i64 %slot, %nslots
   br i1 %inb, label %look, label %bad
@@ -620,20 +609,36 @@ good:
   %p = add i64 %host, %off
   ret i64 %p
 bad:
+  %pc = lshr i64 %how, 9
+  %sz = and i64 %how, 511
+  %stp = getelementptr inbounds i64, ptr %env, i64 {_F_STATUS}
+  store i64 {S_MEM}, ptr %stp
+  %pcp = getelementptr inbounds i64, ptr %env, i64 {_F_PC}
+  store i64 %pc, ptr %pcp
+  %ap = getelementptr inbounds i64, ptr %env, i64 {_F_ADDR}
+  store i64 %addr, ptr %ap
+  %szp = getelementptr inbounds i64, ptr %env, i64 {_F_SIZE}
+  store i64 %sz, ptr %szp
   ret i64 0
-}
+}}
 """
 
 
-def _writes_r10(op: Op, insn: Insn) -> bool:
-    """Whether ``insn`` may change r10 (stores, jumps and calls do not; helpers cannot)."""
-    if op.kind in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL, Kind.JA, Kind.JCOND):
-        return False
-    if op.kind in (Kind.CALL, Kind.EXIT):
-        return False  # a frame's r10 is restored by its exit
-    if op.kind is Kind.ATOMIC:
-        return insn.src == 10
-    return insn.dst == 10
+_TREES: dict[Op, tuple[int, Expr, bool, bool]] = {}
+
+
+def _tree_of(op: Op) -> tuple[int, Expr, bool, bool]:
+    """``op``'s width, semantics tree and whether it reads A and B (cached per row)."""
+    got = _TREES.get(op)
+    if got is None:
+        tree = semantics.expr(op)
+        got = _TREES[op] = (
+            semantics.width(op),
+            tree,
+            semantics.count(tree, "A") > 0,
+            semantics.count(tree, "B") > 0,
+        )
+    return got
 
 
 def _push_frame(e: _Emitter, fault_exit: Callable[..., None], pc: int, nxt: int) -> None:
@@ -682,14 +687,13 @@ def _insn(
     d, s = insn.dst, insn.src
     reg, setreg = e.reg, e.setreg
     if k in (Kind.ALU, Kind.NEG, Kind.MOVSX, Kind.ENDIAN, Kind.JCOND):
-        w = semantics.width(op)
-        tree = semantics.expr(op)
+        w, tree, reads_a, reads_b = _tree_of(op)
         a = b = "undef"
-        if semantics.count(tree, "A"):
+        if reads_a:
             a = reg(d)
             if w == 32:
                 a = e.emit(f"trunc i64 {a} to i32")
-        if semantics.count(tree, "B"):
+        if reads_b:
             if op.source == "reg":
                 b = reg(s)
                 if w == 32:
@@ -906,9 +910,9 @@ def compile_ir(ir: str, name: str = "", optimize: bool = False) -> tuple[Any, in
 
     Two tiers: without ``optimize``, registers promoted (SROA) and LLVM's fast instruction
     selection (a few ms for a hundred instructions: what tests and one-off runs want); with
-    it, the check function inlined, SROA, CFG simplification and GVN, and the -O2 code
-    generator (what a program run millions of times wants; LLVM's whole -O2 pipeline gave
-    no faster code on these programs and took three times as long to compile).
+    it (IR translated with region guesses), SROA, CFG simplification and GVN, and the -O2
+    code generator (what a program run millions of times wants; LLVM's whole -O2 pipeline
+    gave no faster code on these programs and took three times as long to compile).
     """
     why = available()
     if why:
@@ -1122,7 +1126,7 @@ _BATCH = f"""
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
 
-define i64 @batch(ptr %env, ptr %helper, ptr %prog, ptr %data, ptr %offs, i64 %n, ptr %out,
+define i64 @batch(ptr %env, ptr %helper, ptr %prog, ptr %data, ptr %lens, i64 %n, ptr %out,
                   ptr %pkt, ptr %ctx, ptr %ctx0, i64 %ctxlen, ptr %stack0, i64 %budget,
                   i64 %stride) {{
 entry:
@@ -1130,6 +1134,7 @@ entry:
   br i1 %none, label %done, label %loop
 loop:
   %i = phi i64 [ 0, %entry ], [ %i1, %next ]
+  %at = phi i64 [ 0, %entry ], [ %at1, %next ]
   %i1 = add i64 %i, 1
   %fixed = icmp ne i64 %stride, 0
   br i1 %fixed, label %strided, label %listed
@@ -1137,14 +1142,11 @@ strided:
   %s0 = mul i64 %i, %stride
   br label %copy
 listed:
-  %sp = getelementptr inbounds i64, ptr %offs, i64 %i
-  %ep = getelementptr inbounds i64, ptr %offs, i64 %i1
-  %s1 = load i64, ptr %sp
-  %e1 = load i64, ptr %ep
-  %l1 = sub i64 %e1, %s1
+  %lp = getelementptr inbounds i64, ptr %lens, i64 %i
+  %l1 = load i64, ptr %lp
   br label %copy
 copy:
-  %start = phi i64 [ %s0, %strided ], [ %s1, %listed ]
+  %start = phi i64 [ %s0, %strided ], [ %at, %listed ]
   %len = phi i64 [ %stride, %strided ], [ %l1, %listed ]
   %src = getelementptr inbounds i8, ptr %data, i64 %start
   call void @llvm.memcpy.p0.p0.i64(ptr %pkt, ptr %src, i64 %len, i1 false)
@@ -1176,6 +1178,7 @@ copy:
   %bad = icmp ne i64 %rc, 0
   br i1 %bad, label %fault, label %next
 next:
+  %at1 = add i64 %start, %len
   %r0 = load i64, ptr %env
   %op = getelementptr inbounds i64, ptr %out, i64 %i
   store i64 %r0, ptr %op
@@ -1296,25 +1299,23 @@ def run_batch(
     jit: Jit,
     code: Code,
     packets: bytes,
-    lens: list[int] | None,
+    lens: Any,
     size: int | None,
     n: int,
     ctx: Region,
     pkt: Region,
 ) -> tuple[list[int], int]:
     """Run ``code`` once for each of ``n`` packets back to back in ``packets`` (of lengths
-    ``lens``, or each ``size`` bytes) in one native call; ``(r0 of each run, runs done)``:
-    fewer runs than packets when one faults (the caller replays it for its VmError)."""
+    ``lens``, an ``array("Q")``, or each ``size`` bytes) in one native call; ``(r0 of each
+    run, runs done)``: fewer runs than packets when one faults (the caller replays it for
+    its VmError)."""
     import array
-    from itertools import accumulate
 
     m = jit.m
     compiled = jit.prepare(code)
     jit._code = code
     data = bytes(packets)  # read in place (a c_char_p shares the bytes object's buffer)
-    offs = array.array("Q", [0])
-    if lens is not None:
-        offs.extend(accumulate(lens))
+    offs = lens if lens is not None else array.array("Q")
     out = array.array("Q", bytes(8 * n))
     ctx0 = bytearray(ctx.buf)
     m.tail_calls = 0
@@ -1344,4 +1345,4 @@ def run_batch(
         jit._batch_packet = None
         pkt.size = len(pkt.buf)
         jit._version = -1  # the packet's table entry was changed: rebuild it next time
-    return out.tolist()[:done], int(done)
+    return (out.tolist() if done == n else out[:done].tolist()), int(done)

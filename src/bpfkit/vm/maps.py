@@ -9,6 +9,12 @@ Storage is charged to the VM's memory budget (:meth:`bpfkit.vm.memory.Memory.cha
 arrays up to 1 MiB when the VM takes them, larger arrays one element at a time as the
 program (or an update) first touches it, hash entries when inserted, ring buffer records
 and perf event samples when made.
+
+For the host (the typed view :class:`bpfkit.btf.typedmap.TypedMap`, ``vm["name"]``) every
+map offers ``raw_get``/``raw_put``/``raw_delete``/``raw_entries`` on bytes (per-CPU maps:
+a list of one value, the VM being one CPU) with the kernel's flags and refusals as a
+VmError naming the map, and ``open_records()`` for ring buffers and perf event arrays
+(records consumed, as a kernel reader consumes them).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ LAZY_ARRAY_BYTES = 1 << 20  # larger arrays get each element when it is first us
 MAX_RECORD = 64 << 20  # ring buffer records the VM is willing to allocate
 
 BPF_F_RDONLY_PROG = 1 << 7  # map_flags: programs may only read the map
+PERCPU_TYPES = frozenset({MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU_PERCPU_HASH})
 
 __all__ = ["BPF_ANY", "BPF_EXIST", "BPF_NOEXIST"]  # (the uapi's) and the classes below
 
@@ -137,6 +144,69 @@ class VmMap:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {len(self.items())} entries>"
+
+    # Bytes for the host: the typed view's protocol (bpfkit.btf.typedmap.RawMap).
+    @property
+    def percpu(self) -> bool:
+        """True for per-CPU maps (the VM has one CPU: values come as a list of one)."""
+        return self.type in PERCPU_TYPES
+
+    @property
+    def ncpus(self) -> int:
+        """Values per key: 1 (the VM runs on one CPU)."""
+        return 1
+
+    def host_get(self, key: bytes) -> bytes | None:
+        """The value at ``key`` as the host reads it (no LRU touch), or None."""
+        raise VmError(f"map {self.name} ({self.type_name}) has no values to read by key")
+
+    def raw_get(self, key: bytes) -> bytes | list[bytes] | None:
+        """The value bytes at ``key`` (a list of one for per-CPU maps), None if absent."""
+        value = self.host_get(bytes(key))
+        if value is None:
+            return None
+        return [value] if self.percpu else value
+
+    def raw_put(self, key: bytes, value: bytes | list[bytes], flags: int) -> None:
+        """Write value bytes at ``key`` with update ``flags``; VmError as the kernel
+        refuses (EEXIST with BPF_NOEXIST, ENOENT with BPF_EXIST, a full map, ...)."""
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise VmError(
+                    f"map {self.name}: the VM has one CPU: give one value, not {len(value)}"
+                )
+            value = value[0]
+        err = self.update(bytes(key), bytes(value), flags)
+        if err:
+            raise VmError(self._refusal(-err, flags))
+
+    def _refusal(self, err: int, flags: int) -> str:
+        why = {
+            errno.EEXIST: "the key exists and BPF_NOEXIST was given",
+            errno.ENOENT: "the key does not exist and BPF_EXIST was given",
+            errno.E2BIG: f"the map is full or the index is past its {self.max_entries} entries",
+            errno.EINVAL: f"flags {flags} are not BPF_ANY, BPF_NOEXIST or BPF_EXIST",
+        }.get(err, f"error {errno.errorcode.get(err, err)}")
+        return f"map {self.name} ({self.type_name}): update refused: {why}"
+
+    def raw_delete(self, key: bytes) -> bool:
+        """Delete ``key``; False if it was absent."""
+        err = self.delete(bytes(key))
+        if err == -errno.ENOENT:
+            return False
+        if err:
+            raise VmError(f"map {self.name} ({self.type_name}): delete refused (EINVAL)")
+        return True
+
+    def raw_entries(self) -> list[tuple[bytes, bytes | list[bytes]]]:
+        """(key, value) pairs (values as a list of one for per-CPU maps)."""
+        if self.percpu:
+            return [(k, [v]) for k, v in self.items()]
+        return [(k, v) for k, v in self.items()]
+
+    def open_records(self) -> VmRecords:
+        """A reader of this ring buffer's or perf event array's records."""
+        raise VmError(f"map {self.name} ({self.type_name}) has no records to read")
 
 
 class ArrayMap(VmMap):
@@ -230,6 +300,10 @@ class ArrayMap(VmMap):
             for i in range(self.max_entries)
         ]
 
+    def host_get(self, key: bytes) -> bytes | None:
+        i = self._index(key) if len(key) == 4 else None
+        return None if i is None else self.get(i)
+
     def get(self, index: int) -> bytes:
         """The value at ``index``."""
         if self.lazy:
@@ -290,6 +364,10 @@ class HashMap(VmMap):
 
     def storage_bytes(self) -> int:
         return len(self.entries) * (self.key_size + self.value_size)
+
+    def host_get(self, key: bytes) -> bytes | None:
+        value = self.entries.get(bytes(key))
+        return None if value is None else bytes(value)
 
     def delete(self, key: bytes) -> int:
         key = bytes(key)
@@ -379,6 +457,17 @@ class RingBuf(VmMap):
     def items(self) -> list[tuple[bytes, bytes]]:
         return [(i.to_bytes(4, "little"), r) for i, r in enumerate(self.records)]
 
+    def consume(self) -> list[bytes]:
+        """Take the submitted records out (their room in the ring is free again)."""
+        out, self.records = self.records, []
+        for r in out:
+            self._used -= self._round(len(r))
+            self._release(len(r))
+        return out
+
+    def open_records(self) -> VmRecords:
+        return VmRecords(self)
+
 
 class PerfEventArray(VmMap):
     """``PERF_EVENT_ARRAY``: ``bpf_perf_event_output`` samples, as (cpu, bytes)."""
@@ -394,6 +483,42 @@ class PerfEventArray(VmMap):
 
     def items(self) -> list[tuple[bytes, bytes]]:
         return [(cpu.to_bytes(4, "little"), data) for cpu, data in self.events]
+
+    def consume(self) -> list[tuple[int, bytes]]:
+        """Take the samples out, as (cpu, bytes)."""
+        out, self.events = self.events, []
+        for _, data in out:
+            self._release(len(data))
+        return out
+
+    def open_records(self) -> VmRecords:
+        return VmRecords(self)
+
+
+class VmRecords:
+    """Reads a VM ring buffer's or perf event array's records, consuming them, as the
+    kernel's readers do; ``poll`` never waits (the VM's runs have already happened)."""
+
+    lost = 0  # the VM drops nothing silently: a full ring makes reserve/output fail
+
+    def __init__(self, vmap: RingBuf | PerfEventArray) -> None:
+        self.vmap = vmap
+
+    @property
+    def discarded(self) -> int:
+        """Records the program discarded (not kept by the VM: 0)."""
+        return 0
+
+    def read(self) -> list[bytes] | list[tuple[int, bytes]]:
+        """The records submitted since the last read."""
+        return self.vmap.consume()
+
+    def poll(self, timeout: float | None = None) -> list[bytes] | list[tuple[int, bytes]]:
+        """As :meth:`read` (``timeout`` is for the kernel's readers' shape)."""
+        return self.read()
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class UnemulatedMap(VmMap):
@@ -423,7 +548,10 @@ def map_from_spec(spec: MapSpec) -> VmMap:
     t = _need(spec, spec.type, "type")
     ks = spec.key_size or 0
     vs = spec.value_size or 0
-    n = _need(spec, spec.max_entries, "max_entries")
+    if t == MAP_PERF_EVENT_ARRAY and not spec.max_entries:
+        n = 1  # libbpf: one slot per possible CPU when not given; the VM has one CPU
+    else:
+        n = _need(spec, spec.max_entries, "max_entries")
     makers: dict[int, Callable[[], VmMap]] = {
         MAP_HASH: lambda: HashMap(spec.name, ks, vs, n),
         MAP_PERCPU_HASH: lambda: HashMap(spec.name, ks, vs, n, type=MAP_PERCPU_HASH),

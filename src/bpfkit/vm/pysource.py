@@ -19,6 +19,7 @@ on the closures: :func:`translate` returns None.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from bpfkit.isa import semantics
 from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import Kind, Op, lookup
+from bpfkit.vm.cpu import writes_r10
 from bpfkit.vm.memory import CODE_BASE, MAX_FRAMES, STACK_SIZE, STACK_SLOT, Fault
 
 if TYPE_CHECKING:
@@ -111,6 +113,8 @@ def translate(code: Code, m: Cpu) -> Callable[..., tuple[int, ...]] | None:
         frames=m.frames,
         stacks=m.stacks,
         ZERO=bytes(STACK_SIZE),
+        STK0=m.stacks[0].buf,
+        STKLO0=m.stacks[0].base,
         Budget=Budget,
         At=At,
         mem_fault=_mem_fault,
@@ -122,6 +126,7 @@ def translate(code: Code, m: Cpu) -> Callable[..., tuple[int, ...]] | None:
     for k, f in _SFMT.items():
         ns[f"S{k}"] = struct.Struct("<" + f).unpack_from
     helpers: dict[int, str] = {}
+    fixed = not any(writes_r10(ops[pc], insn) for pc, insn in slots)
 
     blocks: list[tuple[int, list[str]]] = []
     for start in sorted(x for x in leaders if x in valid):
@@ -144,10 +149,24 @@ def translate(code: Code, m: Cpu) -> Callable[..., tuple[int, ...]] | None:
             f"if left < 0: raise Budget({body}[left + {k}])",
         ]
         ended = False
-        for pc in body:
+        block = _Block(fixed)
+        skip = False
+        for i, pc in enumerate(body):
+            if skip:  # a mov folded into the instruction after it
+                skip = False
+                continue
             one = code.insns[pc]
             assert one is not None
-            text, ended = _insn(ops[pc], one, pc, ns, helpers, m)
+            later = code.insns[body[i + 1]] if i + 1 < len(body) else None
+            if later is not None and _folds(ops[pc], one, ops[body[i + 1]], later):
+                text, ended = _insn(ops[body[i + 1]], later, body[i + 1], ns, helpers, m, block,
+                                    alias=f"r{one.src}")  # fmt: skip
+                block.note(ops[pc], one)
+                block.note(ops[body[i + 1]], later)
+                skip = True
+            else:
+                text, ended = _insn(ops[pc], one, pc, ns, helpers, m, block)
+                block.note(ops[pc], one)
             lines += text
         if not ended:
             last_insn = code.insns[body[-1]]
@@ -155,10 +174,12 @@ def translate(code: Code, m: Cpu) -> Callable[..., tuple[int, ...]] | None:
             lines.append(f"pc = {body[-1] + last_insn.width}")
             lines.append("continue")
         blocks.append((start, lines))
+    blocks = [(start, _self_loop(_merged(lines, dict(blocks)), start)) for start, lines in blocks]
 
     out = [
         "def run(left, r1, r2, r10):",
         "    r0 = r3 = r4 = r5 = r6 = r7 = r8 = r9 = 0",
+        "    stk, stklo = STK0, STKLO0  # the current frame's stack and its address",
         "    pc = 0",
         "    while True:",
     ]
@@ -194,19 +215,104 @@ def _depth_fault(pc: int) -> None:
     raise At(pc, Fault(f"call depth exceeds {MAX_FRAMES} frames"))
 
 
+class _Block:
+    """What the translation knows inside one basic block: which registers point into the
+    current frame's stack (r10, and what was moved or added from it)."""
+
+    def __init__(self, fixed: bool) -> None:
+        self.fixed = fixed  # no instruction writes r10: r10 + constant needs no check
+        self.stackish = {10}
+
+    def note(self, op: Op, insn: Insn) -> None:
+        """Update after ``insn``."""
+        k, d = op.kind, insn.dst
+        if k is Kind.CALL:
+            self.stackish -= {0, 1, 2, 3, 4, 5}
+        elif k is Kind.ALU and op.width == 64:
+            src = op.source == "reg" and insn.src in self.stackish
+            if (op.key == "mov" and src) or (op.key == "add" and src):
+                self.stackish.add(d)
+            elif not (op.key in ("add", "sub") and d in self.stackish):
+                self.stackish.discard(d)
+        elif k in (Kind.ALU, Kind.NEG, Kind.MOVSX, Kind.ENDIAN, Kind.LDDW) or k in _LOADS:
+            self.stackish.discard(d)
+
+
+_LOADS = (Kind.LOAD, Kind.LOAD_SX, Kind.LOAD_ACQ)
+
+
+def _folds(op: Op, insn: Insn, nxt: Op, later: Insn) -> bool:
+    """Whether ``mov dst, src`` (``op``) can be folded into the ALU instruction after it,
+    which overwrites dst: that one then reads src where it reads dst."""
+    return (
+        op.kind is Kind.ALU
+        and op.key == "mov"
+        and op.width == 64
+        and op.source == "reg"
+        and nxt.kind is Kind.ALU
+        and later.dst == insn.dst
+    )
+
+
+def _merged(lines: list[str], blocks: dict[int, list[str]]) -> list[str]:
+    """A block that ends by going to a short block: that block's lines copied in its place
+    (budget check and all), so that a loop of two blocks (a test at its head, a body that
+    jumps back) becomes one block that jumps back to itself."""
+    if len(lines) < 2 or lines[-1] != "continue" or not lines[-2].startswith("pc = "):
+        return lines
+    nxt = blocks.get(int(lines[-2][len("pc = ") :]))
+    if nxt is None or nxt is lines or len(nxt) > 12:
+        return lines
+    return lines[:-2] + nxt
+
+
+_JUMP_BACK = re.compile(r"if (.*): pc = (\d+)$")
+
+
+def _self_loop(lines: list[str], start: int) -> list[str]:
+    """A block that jumps back to its own start as a ``while`` loop of its own (its back
+    edge then skips the dispatch on pc)."""
+    if lines[-2:] == [f"pc = {start}", "continue"]:
+        return ["while True:", *("    " + x for x in lines[:-2])]
+    if len(lines) < 3 or lines[-1] != "continue" or not lines[-2].startswith("else: pc = "):
+        return lines
+    got = _JUMP_BACK.match(lines[-3])
+    if got is None:
+        return lines
+    cond, taken, other = got.group(1), int(got.group(2)), int(lines[-2][len("else: pc = ") :])
+    out = ["while True:", *("    " + x for x in lines[:-3])]
+    if taken == start:
+        out += [f"    if {cond}: continue", f"    pc = {other}", "    break"]
+    elif other == start:
+        out += [f"    if {cond}:", f"        pc = {taken}", "        break"]
+    else:
+        return lines
+    return [*out, "continue"]
+
+
 def _insn(
-    op: Op, insn: Insn, pc: int, ns: dict[str, Any], helpers: dict[int, str], m: Cpu
+    op: Op,
+    insn: Insn,
+    pc: int,
+    ns: dict[str, Any],
+    helpers: dict[int, str],
+    m: Cpu,
+    block: _Block,
+    alias: str = "",
 ) -> tuple[list[str], bool]:
-    """Python lines for one instruction, and whether it ends its block."""
+    """Python lines for one instruction, and whether it ends its block (``alias``: the
+    register to read where the instruction reads dst, when a mov to dst was folded)."""
     k = op.kind
     d, s = f"r{insn.dst}", f"r{insn.src}"
     if k in (Kind.ALU, Kind.NEG, Kind.MOVSX, Kind.ENDIAN, Kind.JCOND):
         w = semantics.width(op)
         low = f" & {semantics.mask(w):#x}" if w == 32 else ""
-        a = f"({d}{low})" if low else d
+        ad = alias or d
+        a = f"({ad}{low})" if low else ad
         b: str | int = insn.imm & semantics.mask(w)
         if op.source == "reg":
-            b = f"({s}{low})" if low else s
+            bs = alias if (alias and insn.src == insn.dst) else s
+            b = f"({bs}{low})" if low else bs
         e = semantics.expr(op)
         if max(semantics.count(e, "A"), semantics.count(e, "B") if isinstance(b, str) else 0) > 1:
             pre = [f"A = {a}"] + ([f"B = {b}"] if isinstance(b, str) else [])
@@ -235,23 +341,14 @@ def _insn(
         n = op.size
         unpack = f"S{n}" if k is Kind.LOAD_SX else f"U{n}"
         mask = " & 0xFFFFFFFFFFFFFFFF" if k is Kind.LOAD_SX else ""
-        return [
-            f"a = {s} + {insn.off}",
-            "g = get(a >> 32)",
-            f"if g is None or not 0 <= a - g.base <= g.size - {n}: mem_fault(m, {pc}, a, {n}, False)",
-            f"{d} = {unpack}(g.buf, a - g.base)[0]{mask}",
-        ], False
+        return _access(
+            block, insn.src, insn.off, n, False, pc, f"{d} = {unpack}(", f")[0]{mask}"
+        ), False
     if k in (Kind.STORE_IMM, Kind.STORE_REG, Kind.STORE_REL):
         n = op.size
         m_ = (1 << (8 * n)) - 1
         v = f"{insn.imm & m_:#x}" if k is Kind.STORE_IMM else f"{s} & {m_:#x}"
-        return [
-            f"a = {d} + {insn.off}",
-            "g = get(a >> 32)",
-            f"if g is None or not 0 <= a - g.base <= g.size - {n} or not g.writable: "
-            f"mem_fault(m, {pc}, a, {n}, True)",
-            f"P{n}(g.buf, a - g.base, {v})",
-        ], False
+        return _access(block, insn.dst, insn.off, n, True, pc, f"P{n}(", f", {v})"), False
     if k is Kind.JA:
         dist = insn.imm if op.width == 32 else insn.off
         return [f"pc = {pc + 1 + dist}", "continue"], True
@@ -259,6 +356,8 @@ def _insn(
         return [
             "if frames:",
             "    pc, r6, r7, r8, r9, r10 = frames.pop()",
+            "    st = stacks[len(frames)]",
+            "    stk, stklo = st.buf, st.base",
             "    continue",
             "return left, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10",
         ], True
@@ -268,6 +367,7 @@ def _insn(
             f"frames.append(({pc + 1}, r6, r7, r8, r9, r10))",
             "st = stacks[len(frames)]",
             "st.buf[:] = ZERO",
+            "stk, stklo = st.buf, st.base",
             f"r10 = {(STACK_SLOT << 32) + STACK_SIZE:#x} + (len(frames) << 32)",
             f"pc = {pc + 1 + insn.imm}",
             "continue",
@@ -283,6 +383,35 @@ def _insn(
         "except At: raise",
         f"except BaseException as e: raise At({pc}, e) from None",
     ], False
+
+
+def _access(
+    block: _Block, base: int, off: int, n: int, write: bool, pc: int, head: str, tail: str
+) -> list[str]:
+    """Lines for an access of ``n`` bytes at ``r<base> + off``: ``head`` + buffer, offset +
+    ``tail`` once checked.  ``r10 + constant`` inside the stack is not checked when no
+    instruction writes r10 (r10 is then the current frame's stack top); other addresses
+    derived from r10 in the block try the current frame's stack first (one compare), and
+    everything else looks its slot up in the regions (bounds and, for writes, permission).
+    """
+    if base == 10 and block.fixed and -STACK_SIZE <= off <= -n:
+        return [f"{head}stk, {off + STACK_SIZE}{tail}"]
+    ro = " or not g.writable" if write else ""
+    checked = [
+        f"a = r{base} + {off}",
+        "g = get(a >> 32)",
+        f"if g is None or not 0 <= a - g.base <= g.size - {n}{ro}: "
+        f"mem_fault(m, {pc}, a, {n}, {write})",
+        f"{head}g.buf, a - g.base{tail}",
+    ]
+    if base not in block.stackish:
+        return checked
+    return [
+        f"o = r{base} - stklo + {off}" if off else f"o = r{base} - stklo",
+        f"if 0 <= o <= {STACK_SIZE - n}: {head}stk, o{tail}",
+        "else:",
+        *("    " + x for x in checked),
+    ]
 
 
 class _Unsupported(Exception):

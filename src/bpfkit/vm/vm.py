@@ -17,6 +17,7 @@ as the conformance suite expects).
 
 from __future__ import annotations
 
+import array
 import struct
 import sys
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,8 @@ from bpfkit.vm.memory import (
 )
 
 if TYPE_CHECKING:
+    from bpfkit.btf.mapview import MapTypes
+    from bpfkit.btf.typedmap import TypedMap
     from bpfkit.vm.jit import Jit
 
 ETH_HLEN = 14
@@ -153,6 +156,7 @@ class Vm:
         self.interpreter.resolve_lddw = self._resolve_lddw
         self.interpreter.load_program = self._load_target
         self.maps: dict[str, VmMap] = {}
+        self._types: dict[str, MapTypes] | None = None
         self._fd_maps: dict[int, VmMap] = {}
         given = dict(maps or {})
         if obj is not None:
@@ -182,6 +186,20 @@ class Vm:
         self.engine = self._engine(engine)
         self.ctx_bytes = ctx
         self.packet_bytes = packet
+
+    def __getitem__(self, name: str) -> TypedMap:
+        """The map ``name`` as Python values typed by the object's BTF (``vm["counts"]``,
+        the view kernel maps have too: :mod:`bpfkit.btf.typedmap`); ``.maps[name]`` is
+        the VM's map itself."""
+        from bpfkit.btf.mapview import object_map_types
+        from bpfkit.btf.typedmap import TypedMap
+
+        vmap = self.maps.get(name)
+        if vmap is None:
+            raise VmError(f"no map named {name!r} (maps: {', '.join(self.maps) or 'none'})")
+        if self._types is None:
+            self._types = object_map_types(self.obj) if self.obj is not None else {}
+        return TypedMap(vmap, self._types.get(name))
 
     # --- compiling -----------------------------------------------------------------------
 
@@ -380,28 +398,44 @@ class Vm:
                 raise VmError(f"a buffer of {len(packets)} bytes is not whole {size}-byte packets")
             data = bytes(packets)
             count = len(data) // size
-            lens: list[int] | None = None
+            lens: array.array[int] | None = None
+        elif isinstance(packets, (bytes, bytearray, memoryview)):
+            raise VmError("run_many(buffer) needs size=N: the size of each packet in it")
         else:
-            items = [bytes(p) for p in packets]
-            count = len(items)
+            seq: Sequence[bytes] = packets if isinstance(packets, (list, tuple)) else list(packets)
+            count = len(seq)
+        jit = self._jit if self.prog_type == "xdp" and count > 0 else None
+        batch = jit is not None
+        if size is None and batch:
+            # The packets back to back: one join and one len() each, no copy per packet.
+            try:
+                data = b"".join(seq)
+            except TypeError as e:
+                raise VmError(f"run_many takes packets as bytes: {e}") from None
+            lens = array.array("Q", map(len, seq))
+            if sum(lens) != len(data):  # items whose len() is not their size in bytes
+                lens = array.array("Q", (memoryview(p).nbytes for p in seq))
         saved = self.packet_bytes
         try:
-            if self._jit is None or self.prog_type != "xdp" or not count:
+            if not batch:
                 if size is not None:
                     items = [data[i * size : (i + 1) * size] for i in range(count)]
+                else:
+                    try:
+                        items = [bytes(memoryview(p)) for p in seq]
+                    except TypeError as e:
+                        raise VmError(f"run_many takes packets as bytes: {e}") from None
                 return [self.run(packet=p).r0 for p in items]
             from bpfkit.vm.jit import run_batch
 
-            if size is None:
-                lens = [len(p) for p in items]
-                data = b"".join(items)
             self.packet_bytes = bytes(max(lens) if lens is not None else size or 0)
             s = self._setup()
             assert s.ctx is not None and s.packet is not None
             self.interpreter.output = []
-            r0s, done = run_batch(self._jit, self.code, data, lens, size, count, s.ctx, s.packet)
+            assert jit is not None
+            r0s, done = run_batch(jit, self.code, data, lens, size, count, s.ctx, s.packet)
             if done < count:
-                one = items[done] if size is None else data[done * size : (done + 1) * size]
+                one = bytes(seq[done]) if size is None else data[done * size : (done + 1) * size]
                 self.run(packet=one)  # raises that run's VmError
                 raise VmError(f"run {done} of the batch faulted, but not when run alone")
             return r0s
