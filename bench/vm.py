@@ -1,6 +1,6 @@
 """Speed of bpfkit's VM engines against the kernel's JIT, on compute-bound programs.
 
-For each program: ns per executed instruction in the VM's interpreter (best of 5 runs) and in
+For each program: ns per executed instruction in the VM's interpreter (best of 9 runs) and in
 its compiling engine (vm/jit.py, optimizing tier, every bounds check on), and the kernel's
 time for the same program through BPF_PROG_TEST_RUN with ``repeat`` (its JIT), divided by the
 same instruction count, all in the same run; then the ratios to the kernel.  Both sides are
@@ -19,6 +19,7 @@ empty; without llvmlite the JIT columns are.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -134,11 +135,11 @@ PROGRAMS = [
 
 
 def vm_time(insns: list[Insn], prog_type: str, packet: bytes | None) -> tuple[float, int, int]:
-    """Interpreter: (ns per instruction, instructions per run, r0), best of 5 runs."""
+    """Interpreter: (ns per instruction, instructions per run, r0), best of 9 runs."""
     vm = Vm(insns, prog_type=prog_type, packet=packet if packet is not None else bytes(64))
     best = float("inf")
     res = vm.run()
-    for _ in range(5):
+    for _ in range(9):
         t = time.process_time_ns()  # CPU time: the machine is shared, wall time is noisy
         res = vm.run()
         best = min(best, time.process_time_ns() - t)
@@ -300,6 +301,8 @@ def _goal(what: str, value: float, goal: float, unit: str, higher: bool = False)
 
 def main() -> int:
     no_jit = jit_missing()
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     print(
         f"{'program':24} {'insns/run':>9} {'interp ns/insn':>15} {'jit ns/insn':>12} "
         f"{'kernel ns/insn':>15} {'interp/kernel':>14} {'jit/kernel':>11}"

@@ -48,16 +48,19 @@ def cycles(n: int, obj: Path = HELLO, seed: int = 1) -> dict[str, object]:
     for _ in range(n):
         delay = rng.uniform(0, cycle * 1.2)
         timer = threading.Timer(delay, os.kill, (pid, signal.SIGINT))
-        timer.start()
         try:
             try:
+                # A short delay fires while start() still waits for the thread to run:
+                # that interrupt belongs to this cycle too.
+                timer.start()
                 with Session(spec) as s:
                     dict(s.maps)
                     time.sleep(cycle * 0.1)
                 completed += 1
             finally:
                 timer.cancel()
-                timer.join()
+                if timer.ident is not None:
+                    timer.join()
         except KeyboardInterrupt:
             interrupted += 1
         # A SIGINT the timer sent just as the cycle ended lands here, between cycles.

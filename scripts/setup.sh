@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for pkg in llvm-19 clang-19 bpftool libbpf-dev graphviz chromium; do
+for pkg in llvm-19 clang-19 bpftool libbpf-dev graphviz chromium iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # Debian's python3 makes venvs only with python3-venv (ensurepip) installed.

@@ -7,7 +7,7 @@ if [ -n "${CI:-}" ]; then
   export BPFKIT_REQUIRE="${BPFKIT_REQUIRE-bpf,tracefs,tracepoint,uprobes,llvm19,clang19,llc,llc19,bpftool,rustc,binutils,kernel-btf,kallsyms,dev-full,libbpf-headers,conformance,xdp-objects,llvmlite}"
 fi
 # The pictures' tools (bpfkit cfg, explain --format html) are on CI's machine too.
-[ -z "${CI:-}" ] || export BPFKIT_REQUIRE="$BPFKIT_REQUIRE,graphviz,chromium,scapy"
+[ -z "${CI:-}" ] || export BPFKIT_REQUIRE="$BPFKIT_REQUIRE,graphviz,chromium,scapy,netns"
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy
 # In parallel, one worker per core: a test module runs on one worker (tests/conftest.py

@@ -195,6 +195,50 @@ def verifier_log(insns: bytes, prog_type: int = 1) -> str:
     return log.value.decode()
 
 
+_nobody_tree: Path | None = None
+
+
+def as_nobody(*args: str, setpriv: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
+    """A command running ``python -s ARGS`` as the unprivileged user nobody, and its env.
+
+    The checkout and its .venv may sit where nobody cannot read (a clone under /root, whose
+    mode is 0700): bpfkit and the libraries it imports are copied once per process into a
+    world-readable directory, put on PYTHONPATH for the system interpreter the venv uses."""
+    global _nobody_tree
+    import atexit
+    import importlib.util
+    import shutil
+    import sys
+    import tempfile
+
+    if _nobody_tree is None:
+        tree = Path(tempfile.mkdtemp(prefix="bpfkit-nobody-"))
+        atexit.register(shutil.rmtree, tree, True)
+        skip = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(ROOT / "src" / "bpfkit", tree / "bpfkit", ignore=skip)
+        for name in ("elftools", "rich", "pygments", "markdown_it", "mdurl", "typing_extensions"):
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                continue
+            origin = Path(spec.origin)
+            if spec.submodule_search_locations:
+                shutil.copytree(origin.parent, tree / name, ignore=skip)
+            else:
+                shutil.copy(origin, tree / origin.name)
+        for p in [tree, *tree.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        _nobody_tree = tree
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(_nobody_tree),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
+    python = os.path.realpath(sys.executable)
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *setpriv]
+    return [*cmd, python, "-s", *args], env
+
+
 _EM_BPF = 247
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from bpfkit.cli.main import main
 from bpfkit.kernel import pins
 from bpfkit.kernel.collection import Collection, load_collection
 from bpfkit.obj import read_object
-from helpers import TESTS, clang_bpf, no_leaked_fds
+from helpers import TESTS, as_nobody, clang_bpf, no_leaked_fds
 
 pytestmark = pytest.mark.requires("bpf", "bpftool", "clang19")
 
@@ -252,14 +251,8 @@ def test_errors_are_one_message(
 def test_unprivileged_user_gets_one_message(coll: Collection, tmp_path: Path) -> None:
     mid = str(ids(coll)[1]["bk_slots"])
     for argv in (["map", "dump", "id", mid], ["prog", "show"]):
-        r = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
-            + [sys.executable, "-m", "bpfkit", *argv],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
-        )
+        cmd, env = as_nobody("-m", "bpfkit", *argv, setpriv=("--inh-caps=-all",))
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd="/", env=env)
         assert r.returncode == 1, r.stderr
         assert r.stderr.startswith("bpfkit: error: ") and "Traceback" not in r.stderr
         assert "privilege" in r.stderr.lower() or "root" in r.stderr.lower()

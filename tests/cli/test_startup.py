@@ -166,3 +166,37 @@ def test_ctrl_c_during_start_up_exits_quietly_with_130() -> None:
         assert p.returncode != -signal.SIGINT or not err.strip(), err
     assert ours >= 3
     assert interrupted >= 2  # the signals did stop commands
+
+
+@pytest.mark.requires("bpf")
+def test_load_of_hello_imports_only_what_it_uses() -> None:
+    """``bpfkit load`` reads and loads: not the opcode table (reading needs bpfkit.isa.insn
+    only), no BTF code for an object without BTF, nothing of run's tracing."""
+    res = _after(
+        "import contextlib, io\n"
+        "from bpfkit.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    result = {{'rc': main(['load', {str(HELLO)!r}])}}"
+    )
+    assert res["rc"] == 0
+    other = ("bpfkit.isa.table", "bpfkit.kernel.session", "bpfkit.events", "bpfkit.verify")
+    assert _loaded(res["modules"], (*HEAVY, *other)) == []
+
+
+@pytest.mark.requires("bpf", "tracepoint", "kernel-btf")
+def test_a_core_object_decodes_only_the_kernel_types_it_needs() -> None:
+    """execsnoop.py reads the parent's tgid through CO-RE: loading it decodes a few of the
+    kernel's types (task_struct and what its path goes through), not all 100,000."""
+    res = _after(
+        "from bpfkit.lang.runtime import Program\n"
+        "from bpfkit.kernel.collection import load_collection\n"
+        "from bpfkit.btf import load_vmlinux\n"
+        "prog = Program.from_file('examples/python/execsnoop.py')\n"
+        "load_vmlinux.cache_clear()  # count what loading decodes, not compiling\n"
+        "with load_collection(prog.spec):\n"
+        "    pass\n"
+        "btf = load_vmlinux()\n"
+        "result = {'decoded': len(btf.types._cache), 'all': len(btf)}"
+    )
+    assert isinstance(res["decoded"], int) and isinstance(res["all"], int)
+    assert 1 < res["decoded"] < 500 < res["all"]

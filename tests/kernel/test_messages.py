@@ -16,6 +16,7 @@ from bpfkit.errors import KernelError
 from bpfkit.kernel import tracefs
 from bpfkit.syscalls import causes, perf
 from bpfkit.uapi import Cmd
+from helpers import as_nobody
 
 
 @pytest.mark.parametrize(
@@ -78,13 +79,8 @@ def test_prog_list_with_cap_bpf_but_not_cap_sys_admin() -> None:
 
 @pytest.mark.requires("bpf", "tracefs")  # root, to become another user
 def test_trace_as_a_user_says_it_needs_root() -> None:
-    proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        + [sys.executable, "-m", "bpfkit", "trace", "--count", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    cmd, env = as_nobody("-m", "bpfkit", "trace", "--count", "1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd="/")
     assert proc.returncode == 1
     assert "reading trace output needs root" in proc.stderr
     assert "Traceback" not in proc.stderr

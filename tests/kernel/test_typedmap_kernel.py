@@ -178,6 +178,6 @@ def test_test_run_and_vm_print_the_same_maps(
         assert "retval: 2 (XDP_PASS)\n" in out
         blocks.append({b.split(" ", 1)[0]: b for b in out.split("\nmap ")[1:]})
     vm, kernel = blocks
-    for name in ("flows", "modes", "events"):
+    for name in ("flows", "modes", "events", "perf_events"):
         assert vm[name] == kernel[name], name
     assert vm["events"].startswith("events (ringbuf): 1 records\n  {pid: 42, st: STOPPED")

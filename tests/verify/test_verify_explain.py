@@ -9,7 +9,7 @@ import pytest
 
 from bpfkit.cli.main import main
 from bpfkit.verify import CLASSES, classify, explain_rejection, parse_log, render
-from helpers import TESTS, clang_bpf
+from helpers import TESTS, as_nobody, clang_bpf
 
 DATA = TESTS / "data" / "verify"
 
@@ -146,16 +146,11 @@ def _nobody_can_run_bpfkit(cwd: Path) -> bool:
     import os
     import shutil
     import subprocess
-    import sys
 
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         return False
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    probe = [*NOBODY, sys.executable, "-c", "import bpfkit.verify, elftools"]
+    probe, env = as_nobody("-c", "import bpfkit.verify, elftools")
     return subprocess.run(probe, capture_output=True, env=env, cwd=cwd).returncode == 0
-
-
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 @pytest.mark.requires("clang19")
@@ -166,10 +161,8 @@ def test_static_verifier_explains_at_the_source_line_without_root(
     # bpfkit's own verifier with no bpf() at all: run as the unprivileged user nobody where
     # nobody can read this checkout; else in-process with a syscall backend that fails
     # every call (the test fails if bpfkit verify tries one).
-    import os
     import shutil
     import subprocess
-    import sys
     import tempfile
 
     from bpfkit.syscalls import use_backend
@@ -182,8 +175,7 @@ def test_static_verifier_explains_at_the_source_line_without_root(
         obj = clang_bpf(src, shared / (src.stem + ".o"))
         obj.chmod(0o644)
         if _nobody_can_run_bpfkit(shared):
-            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-            cmd = [*NOBODY, sys.executable, "-m", "bpfkit", "verify", str(obj)]
+            cmd, env = as_nobody("-m", "bpfkit", "verify", str(obj))
             res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=shared)
             status, out = res.returncode, res.stdout
         else:

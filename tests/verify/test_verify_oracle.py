@@ -267,6 +267,7 @@ def xdp_tools_objects() -> list[Path]:
 
 
 @pytest.mark.requires("bpf")
+@pytest.mark.long
 def test_no_false_alarm_on_xdp_tools_objects(
     xdp_tools_objects: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

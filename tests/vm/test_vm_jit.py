@@ -15,12 +15,14 @@ from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import OPS, Kind, Op
 from bpfkit.vm import ArrayMap, Vm
 from bpfkit.vm.conformance import load, run_test
+from helpers import CONFORMANCE
 
 pytestmark = pytest.mark.requires("llvmlite")
 
-SUITE = Path("/work/shared/conformance/tests")
+SUITE = CONFORMANCE
 
 
+@pytest.mark.requires("conformance")
 def test_conformance_suite_through_the_jit() -> None:
     files = sorted(SUITE.glob("*.data"))
     assert len(files) >= 313
@@ -28,6 +30,7 @@ def test_conformance_suite_through_the_jit() -> None:
     assert not failed, "\n".join(failed)
 
 
+@pytest.mark.requires("conformance")
 def test_conformance_plugin_engine_jit() -> None:
     import shutil
     import subprocess

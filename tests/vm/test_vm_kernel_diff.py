@@ -312,12 +312,22 @@ def _with_fd(insns: list[Insn], fd: int) -> list[Insn]:
 
 
 def _vm_run(
-    insns: list[Insn], kind: str, packet: bytes, fd: int, value: bytes, engine: str = "interp"
+    insns: list[Insn],
+    kind: str,
+    packet: bytes,
+    fd: int,
+    value: bytes,
+    engine: str = "interp",
+    optimize: bool = False,
 ) -> tuple[int, bytes, bytes]:
     from bpfkit.vm import ArrayMap, Vm
 
     arr = ArrayMap("value", 4, VALUE_SIZE, 1, initial=value)
-    res = Vm(insns, prog_type=kind, packet=packet, maps={fd: arr}, engine=engine).run()
+    vm = Vm(insns, prog_type=kind, packet=packet, maps={fd: arr}, engine=engine)
+    if optimize:  # the JIT's optimizing tier (region guesses, inline checks) from the start
+        assert vm._jit is not None
+        vm._jit.prepare(vm.code, optimize=True)
+    res = vm.run()
     assert res.packet is not None
     return res.r0 & 0xFFFF_FFFF, res.packet, arr.get(0)
 
@@ -367,6 +377,14 @@ def test_vm_agrees_with_the_kernel_on_random_programs(capsys: pytest.CaptureFixt
                     vj = (-1, str(e).encode(), b"")
                 if vj != v:
                     engine_diffs.append(f"program {i}: interp {v[0]:#x} jit {vj[0]:#x}")
+                try:  # every 4th program in the optimizing tier too (its compile is slower)
+                    vo = vj
+                    if i % 4 == 0:
+                        vo = _vm_run(insns, kind, packet, kmap.fd, value, "jit", optimize=True)
+                except BpfkitError as e:
+                    vo = (-1, str(e).encode(), b"")
+                if vo != v:
+                    engine_diffs.append(f"program {i}: interp {v[0]:#x} jit -O {vo[0]:#x}")
             compared += 1
             kernel = (k.retval & 0xFFFF_FFFF, k.data_out[: len(packet)], bytes(kmap[0]))
             if kind == "socket_filter":
@@ -390,7 +408,12 @@ def test_vm_agrees_with_the_kernel_on_random_programs(capsys: pytest.CaptureFixt
         print(
             f"\nvm vs kernel: {compared} compared, {rejected} rejected by the verifier, "
             f"{len(mismatches)} differ ({took:.1f}s, seed {SEED}); "
-            + (f"jit vs interp: {len(engine_diffs)} differ" if jit else "jit not run (no llvmlite)")
+            + (
+                f"jit vs interp (fast tier: every program, optimizing tier: every 4th): "
+                f"{len(engine_diffs)} differ"
+                if jit
+                else "jit not run (no llvmlite)"
+            )
         )
         for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
             print(f"  rejected {n}: {reason}")

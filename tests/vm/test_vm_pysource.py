@@ -3,8 +3,6 @@ closures: the same results, the same VmError, on random programs and the conform
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,8 +13,9 @@ from bpfkit.isa.insn import Insn
 from bpfkit.isa.table import OPS, Kind, Op
 from bpfkit.vm import Vm, pysource
 from bpfkit.vm.conformance import load
+from helpers import CONFORMANCE
 
-SUITE = Path("/work/shared/conformance/tests")
+SUITE = CONFORMANCE
 
 
 def _outcome(vm: Vm) -> tuple[object, ...]:

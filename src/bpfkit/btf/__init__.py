@@ -54,14 +54,15 @@ def read_vmlinux(path: str = VMLINUX) -> bytes:
 
 @functools.cache
 def load_vmlinux(path: str = VMLINUX) -> Btf:
-    """Parse the running kernel's BTF (or the BTF file at ``path``).
+    """The running kernel's BTF (or the base BTF file at ``path``).
 
-    Parsed once per path and process (about half a second for a distribution kernel);
-    the result is shared, so treat it as read-only.
+    Read once per path and process and shared, so treat it as read-only.  Types are
+    decoded when first asked for (:class:`bpfkit.btf.lazy.LazyBtf`): decoding all of a
+    distribution kernel's takes about a second, a CO-RE relocation needs a few dozen.
     """
-    btf = parse_btf(read_vmlinux(path))
-    btf.what = path
-    return btf
+    from bpfkit.btf.lazy import LazyBtf
+
+    return LazyBtf(read_vmlinux(path), path)
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from bpfkit.btf import types as T
 from bpfkit.btf.parse import Header, Strings, parse_header, parse_types
@@ -24,7 +24,7 @@ class Btf:
 
     def __init__(
         self,
-        types: list[T.Type],
+        types: Sequence[T.Type],
         strings: Strings,
         header: Header,
         base: Btf | None = None,
@@ -37,6 +37,10 @@ class Btf:
         self.what = what
         self.first_id = len(base.types) if base else 1
         self._by_name: dict[str, list[int]] | None = None
+        # Types never change once parsed: resolved types and sizes are worked out once
+        # (typed map access resolves the same few types for every key and value).
+        self._resolved: dict[int, T.Type] = {}
+        self._sizes: dict[int, int] = {}
 
     @property
     def big_endian(self) -> bool:
@@ -88,9 +92,13 @@ class Btf:
     def resolve(self, type_id: int) -> T.Type:
         """The type ``type_id`` names once typedefs and const/volatile/restrict/type tags are
         skipped."""
+        done = self._resolved.get(type_id)
+        if done is not None:
+            return done
         t = self.type(type_id)
         for _ in range(MAX_RESOLVE_DEPTH):
             if t.kind not in MODIFIERS:
+                self._resolved[type_id] = t
                 return t
             assert isinstance(t, T.Ref)
             t = self.type(t.type)
@@ -102,6 +110,12 @@ class Btf:
 
     def size_of(self, type_id: int) -> int:
         """Size in bytes of a value of type ``type_id`` (as libbpf's btf__resolve_size)."""
+        done = self._sizes.get(type_id)
+        if done is None:
+            done = self._sizes[type_id] = self._size_of(type_id)
+        return done
+
+    def _size_of(self, type_id: int) -> int:
         t = self.type(type_id)
         mult = 1
         for _ in range(MAX_RESOLVE_DEPTH):

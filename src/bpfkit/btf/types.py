@@ -50,6 +50,12 @@ class Linkage(IntEnum):
     EXTERN = 2
 
 
+# A kind that adds no field to its base (Ptr to Ref, Union to Struct, ...) is a plain
+# subclass with empty __slots__: it stays a frozen, slotted dataclass (fields, replace,
+# ==, repr and pickling come from the base and use the instance's own class), without
+# the code generation a @dataclass decorator repeats for each class at import.
+
+
 @dataclass(frozen=True, slots=True)
 class Type:
     """Fields every BTF type has."""
@@ -64,9 +70,10 @@ class Type:
         return self.KIND
 
 
-@dataclass(frozen=True, slots=True)
 class Void(Type):
     """Type id 0: ``void``."""
+
+    __slots__ = ()  # adds no field (see the note above Type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,37 +99,42 @@ class Ref(Type):
     type: int
 
 
-@dataclass(frozen=True, slots=True)
 class Ptr(Ref):
     """A pointer to ``type``."""
+
+    __slots__ = ()  # adds no field (see the note above Type)
 
     KIND: ClassVar[Kind] = Kind.PTR
 
 
-@dataclass(frozen=True, slots=True)
 class Typedef(Ref):
     """``typedef type name``."""
+
+    __slots__ = ()  # adds no field (see the note above Type)
 
     KIND: ClassVar[Kind] = Kind.TYPEDEF
 
 
-@dataclass(frozen=True, slots=True)
 class Volatile(Ref):
     """``volatile type``."""
+
+    __slots__ = ()  # adds no field (see the note above Type)
 
     KIND: ClassVar[Kind] = Kind.VOLATILE
 
 
-@dataclass(frozen=True, slots=True)
 class Const(Ref):
     """``const type``."""
+
+    __slots__ = ()  # adds no field (see the note above Type)
 
     KIND: ClassVar[Kind] = Kind.CONST
 
 
-@dataclass(frozen=True, slots=True)
 class Restrict(Ref):
     """``restrict type``."""
+
+    __slots__ = ()  # adds no field (see the note above Type)
 
     KIND: ClassVar[Kind] = Kind.RESTRICT
 
@@ -168,9 +180,10 @@ class Struct(Type):
         return next((m for m in self.members if m.name == name), None)
 
 
-@dataclass(frozen=True, slots=True)
 class Union(Struct):
     """``union name { members }``."""
+
+    __slots__ = ()  # adds no field (see the note above Type)
 
     KIND: ClassVar[Kind] = Kind.UNION
 
@@ -201,9 +214,10 @@ class Enum(Type):
         return {v.name: v.value for v in self.values}
 
 
-@dataclass(frozen=True, slots=True)
 class Enum64(Enum):
     """A 64-bit enum."""
+
+    __slots__ = ()  # adds no field (see the note above Type)
 
     KIND: ClassVar[Kind] = Kind.ENUM64
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from typing import Any
 
 from bpfkit.cli.options import add_type_argument
 from bpfkit.errors import BpfkitError, VerifierError
-from bpfkit.uapi import ProgType
+from bpfkit.uapi import MapType, ProgType
 
 
 def register(sub: Any) -> None:
@@ -86,8 +87,16 @@ def run(args: argparse.Namespace) -> int:
     except VerifierError as e:
         print_verifier_log(e, args.verbose, obj)
         raise
-    with coll, _printk_reader(obj) as trace:
+    with coll, _printk_reader(obj) as trace, ExitStack() as readers:
+        # With --maps, a perf event array's samples are caught as the VM keeps them: a
+        # reader is open while the program runs.
+        perf = {
+            n: readers.enter_context(m.open_records())
+            for n, m in (coll.maps.items() if args.maps else ())
+            if m.type == MapType.PERF_EVENT_ARRAY
+        }
         result = coll.programs[name].test_run(data, repeat=args.repeat)
+        samples = {n: r.read() for n, r in perf.items()}
         for message in trace.messages():
             print(message)
         prog_type = coll.programs[name].type
@@ -95,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if args.maps and coll.maps:
             from bpfkit.btf.mapview import object_map_types
 
-            print(render_maps(coll.maps, types=object_map_types(obj)))
+            print(render_maps(coll.maps, types=object_map_types(obj), samples=samples))
     return 0
 
 

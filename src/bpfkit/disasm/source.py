@@ -133,8 +133,20 @@ class SourceMap:
             self._read_symbols(elf)
             if elf.has_dwarf_info():
                 self._read_lines(elf)
-        except (ELFError, ValueError, KeyError, IndexError, AssertionError, OSError):
-            # Broken debug info: llvm-objdump warns and prints no lines; so do we.
+        except (
+            ELFError,
+            ValueError,
+            KeyError,
+            IndexError,
+            AssertionError,
+            OSError,
+            ArithmeticError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ):
+            # Broken debug info: llvm-objdump warns and prints no lines; so do we.  (pyelftools
+            # raises whatever its arithmetic meets: a line_range of 0 divides by zero.)
             self.units = []
 
     def _read_symbols(self, elf: ELFFile) -> None:

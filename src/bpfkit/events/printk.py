@@ -28,7 +28,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from bpfkit.isa.table import lookup
 from bpfkit.obj.printk_tags import PrintkSite
 from bpfkit.obj.spec import DataSpec, ObjectSpec, ProgramSpec
 
@@ -57,6 +56,7 @@ def _c_string(data: bytes, start: int, limit: int | None = None) -> tuple[bytes,
 def _sites(obj: ObjectSpec, prog: ProgramSpec, data: dict[str, DataSpec]) -> list[PrintkSite]:
     """The printk calls of one function, with their formats where the analysis knows them."""
     from bpfkit.explain.analysis import analyze_program  # loaded when formats are asked for
+    from bpfkit.isa.table import lookup
 
     analysis, _env = analyze_program(obj, prog)
     found = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from bpfkit.btf import LineInfo
 from bpfkit.disasm.kernel_syntax import format_kernel
 from bpfkit.disasm.llvm_text import format_insn
 from bpfkit.errors import ObjectError
@@ -17,6 +18,7 @@ from bpfkit.explain.analysis import analyze_program
 from bpfkit.explain.calls import CallArg, CallInfo
 from bpfkit.explain.fields import Field, decode_fields
 from bpfkit.explain.sections import SectionInfo, explain_program_section
+from bpfkit.explain.source import source_lines
 from bpfkit.explain.states import Cache, VerifierStates, verifier_states
 from bpfkit.explain.text import c_string, describe_insn, printable
 from bpfkit.explain.values import Env, State, Value
@@ -71,6 +73,7 @@ class InsnExplanation:
     # log's notation: the registers it touched and stack slots ("R1=fp-32 R10=fp0 fp-8=..")
     verifier: str = ""
     state: tuple[tuple[str, str], ...] = ()  # the same registers: ("R6", "scalar(...)")
+    source: LineInfo | None = None  # the source line that starts here (.BTF.ext or DWARF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,9 @@ def explain_program(
         out.append(e)
     for i, why in purpose.purposes(insns, analysis.slots).items():
         out[i] = replace(out[i], text=out[i].text + " " + " ".join(why))
+    lines = source_lines(obj, prog)
+    if lines:
+        out = [replace(e, source=lines.get(e.index)) for e in out]
     exits = [
         (analysis.slots[i], _returned(st.reg(0).describe(), analysis.slots[i], vstates))
         for i, (insn, st) in enumerate(zip(insns, analysis.before, strict=True))

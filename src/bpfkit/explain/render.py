@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import textwrap
 from typing import Any
 
@@ -21,6 +22,18 @@ FORMATS = ("terminal", "md", "json")
 
 def _code(e: InsnExplanation, syntax: str) -> str:
     return e.kernel if syntax == "kernel" else e.llvm
+
+
+def source_text(e: InsnExplanation) -> str:
+    """``file.c:12: the source line`` for an instruction that starts a source line, or ""."""
+    s = e.source
+    if s is None:
+        return ""
+    where = f"{os.path.basename(s.file_name) or '?'}:{s.line}"
+    if s.column:
+        where += f":{s.column}"
+    text = s.source.strip()
+    return f"{where}: {text}" if text else where
 
 
 # --- JSON ---------------------------------------------------------------------------
@@ -70,6 +83,14 @@ def insn_dict(e: InsnExplanation) -> dict[str, Any]:
             ],
         },
         "verifier": e.verifier,
+        "source": None
+        if e.source is None
+        else {
+            "file": e.source.file_name,
+            "line": e.source.line,
+            "column": e.source.column or None,
+            "text": e.source.source.strip() or None,
+        },
         "state": {r: v for r, v in e.state},
         "reached": e.reached,
         "unknown": e.unknown or None,
@@ -154,6 +175,8 @@ def _md_program(p: ProgramExplanation, syntax: str) -> list[str]:
             f"Instruction {e.index}" if len(e.raw) == 8 else f"Instructions {e.index}-{e.index + 1}"
         )
         out += [f"### {slots}", ""]
+        if e.source is not None:
+            out += [f"Source: `{_md_escape(source_text(e))}`", ""]
         out += ["```", f"{e.index:4}:\t{e.raw.hex(' ')}\t{_code(e, syntax)}", "```", ""]
         if syntax == "kernel":
             out += [f"llvm-objdump: `{e.llvm}`", ""]
@@ -229,12 +252,15 @@ def render_terminal(
 
 
 def _term_insn(e: InsnExplanation, syntax: str, width: int) -> list[tuple[str, str]]:
+    lines: list[tuple[str, str]] = []
+    if e.source is not None:
+        lines += [(chunk, "blue") for chunk in _wrap("; " + source_text(e), width, "", "    ")]
     head = f"{e.index:>4}  {_code(e, syntax)}"
     if syntax == "kernel" and e.verifier:
         head += f"  ; {e.verifier}"
     if not e.reached:
         head += "   (not reached)"
-    lines = [(chunk, "bold green") for chunk in _wrap(head, width, "", "        ")]
+    lines += [(chunk, "bold green") for chunk in _wrap(head, width, "", "        ")]
     pad = "      "
     lines += [(chunk, "dim") for chunk in _wrap(e.raw.hex(" "), width, pad)]
     # Unused all-zero fields say nothing; the Markdown and JSON forms keep them.

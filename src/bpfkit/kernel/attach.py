@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bpfkit.errors import KernelError
-from bpfkit.kernel import symbols, tracefs
+from bpfkit.kernel import tracefs
 from bpfkit.obj.spec import ProgramSpec
 from bpfkit.uapi import ProgType
 
@@ -305,6 +305,8 @@ def plan(point: AttachPoint, *, kprobes: bool | None = None) -> Plan:
     """Adapt ``point`` to the running kernel (``kprobes`` overrides the probe)."""
     if point.kind not in ("kprobe", "kretprobe"):
         return Plan(point, point.prog_type)
+    from bpfkit.kernel import symbols  # kallsyms: for kprobes only
+
     if kprobes is None:
         kprobes = has_kprobes()
     if kprobes:

@@ -5,9 +5,10 @@ API::
     load_collection(obj, *, programs=None, prog_types=None, pin_maps_dir=None,
                     log_level=0, printk=None) -> Collection
     Collection: .programs[name] -> Program, .maps[name] -> Map (global data maps are
-                named by section: ".data", ".rodata", ".bss"), .btf_fd, .notes (what
-                was adapted on the way, one line each), .close(), with-block,
-                .pin(directory)
+                named by section: ".data", ".rodata", ".bss"), [name] -> the map
+                as Python values typed by the object's BTF (bpfkit.btf.typedmap),
+                .btf_fd, .notes (what was adapted on the way, one line each),
+                .close(), with-block, .pin(directory)
 
 The steps follow libbpf's ``bpf_object__load``.  Everything that needs no kernel call
 is decided first by :func:`bpfkit.obj.prepare.prepare` against the running kernel's

@@ -65,7 +65,7 @@ import weakref
 from typing import TYPE_CHECKING, Protocol
 
 from bpfkit.errors import KernelError
-from bpfkit.kernel import symbols, tracefs
+from bpfkit.kernel import tracefs
 from bpfkit.kernel.attach import XDP_MODES, AttachPoint, pmu_type, retprobe_bit
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
 from bpfkit.syscalls import perf as perfsys
@@ -224,6 +224,8 @@ def _open_perf_event(point: AttachPoint, resources: list[object]) -> Fd:
     elif point.kind in ("uprobe", "uretprobe"):
         retprobe = point.kind == "uretprobe"
         path = os.path.abspath(point.target)
+        from bpfkit.kernel import symbols  # ELF symbols: for uprobes only
+
         located = symbols.resolve_user_symbol(path, point.symbol)
         pmu = pmu_type("uprobe")
         if pmu is not None:

@@ -126,14 +126,23 @@ def map_entries(m: Map) -> list[tuple[bytes, bytes | list[bytes]]]:
 
 
 def render_maps(
-    maps: Mapping[str, Map], limit: int = 50, types: Mapping[str, MapTypes] | None = None
+    maps: Mapping[str, Map],
+    limit: int = 50,
+    types: Mapping[str, MapTypes] | None = None,
+    samples: Mapping[str, Sequence[tuple[int, bytes]]] | None = None,
 ) -> str:
     """Each map's contents by :func:`bpfkit.btf.mapview.render_map` (the renderer the VM's
-    ``--maps`` uses too), typed by ``types`` (from :func:`object_map_types`) where given."""
+    ``--maps`` uses too), typed by ``types`` (from :func:`object_map_types`) where given;
+    ``samples``: the (cpu, bytes) records a perf event array's reader caught."""
     from bpfkit.btf.mapview import render_map
 
     out = []
+    entries: list[tuple[bytes, bytes | list[bytes]]]
     for name, m in maps.items():
+        if samples is not None and name in samples:
+            entries = [(cpu.to_bytes(4, "little"), r) for cpu, r in samples[name]]
+            out.append(render_map(name, m.type, entries, (types or {}).get(name), limit=limit))
+            continue
         if m.type == MapType.RINGBUF:
             # The records not consumed yet (a Session's reader takes them as they come):
             # read, and so consumed, as `bpfkit vm --maps` shows the VM's.

@@ -205,13 +205,17 @@ class Session(Closing):
         where: attach_mod.Where | None = None,
     ) -> None:
         from bpfkit.kernel.collection import load_collection
-        from bpfkit.obj.reader import read_object
 
         if not privileged():
             raise KernelError(
                 "loading BPF programs needs root or CAP_BPF: run bpfkit as root (sudo)"
             )
-        self.spec = obj if isinstance(obj, ObjectSpec) else read_object(os.fspath(obj))
+        if isinstance(obj, ObjectSpec):
+            self.spec = obj
+        else:
+            from bpfkit.obj.reader import read_object
+
+            self.spec = read_object(os.fspath(obj))
         self.planned = plan_programs(choose_programs(self.spec, program), attach, where=where)
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
         # The printk calls (and their formats) of what runs: each known one prints tagged.
@@ -329,13 +333,14 @@ class Session(Closing):
         return line if message is line.message else replace(line, message=message)
 
     def _open_readers(self) -> None:
-        from bpfkit.events.perf import PerfBufferReader
-        from bpfkit.events.ringbuf import RingBufReader
-
         for name, m in self.collection.maps.items():
             if m.type == MapType.RINGBUF:
+                from bpfkit.events.ringbuf import RingBufReader
+
                 self.readers.append((name, RingBufReader(m.fd, m.max_entries)))
             elif m.type == MapType.PERF_EVENT_ARRAY:
+                from bpfkit.events.perf import PerfBufferReader  # not imported for ring buffers
+
                 self.readers.append((name, PerfBufferReader(m.fd)))
 
     def events(

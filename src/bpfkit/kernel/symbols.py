@@ -16,12 +16,12 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from typing import TYPE_CHECKING
 
 from bpfkit.errors import KernelError
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 # Prefixes a syscall function has had across kernel versions and architectures.
 _SYSCALL_PREFIXES = (
@@ -122,6 +122,10 @@ class UserSymbol:
 
 def resolve_user_symbol(path: str, symbol: str) -> UserSymbol:
     """Locate ``SYMBOL[+OFF]`` (or a raw ``0xADDR``) in the ELF binary at ``path``."""
+    # pyelftools is imported here: attaching anything but a uprobe does not need it.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     name, plus, extra_text = symbol.partition("+")
     try:
         extra = int(extra_text, 0) if plus else 0
@@ -150,6 +154,22 @@ def resolve_user_symbol(path: str, symbol: str) -> UserSymbol:
 
 
 def _symbol_address(elf: ELFFile, path: str, name: str) -> int:
+    from elftools.elf.sections import SymbolTableSection
+
+    if elf.get_section_by_name(".symtab") is None:
+        # Stripped (libraries): .dynsym, looked up through .gnu.hash, which decodes a few
+        # symbols, not thousands.  Its answer is the first defined symbol of that name
+        # in table order, which the scan below would also take if it is a function.
+        from elftools.elf.hash import GNUHashSection
+
+        table = elf.get_section_by_name(".gnu.hash")
+        sym = table.get_symbol(name) if isinstance(table, GNUHashSection) else None
+        if (
+            sym is not None
+            and sym["st_shndx"] != "SHN_UNDEF"
+            and sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC", "STT_NOTYPE")
+        ):
+            return int(sym["st_value"])
     undefined = False
     for section_name in (".symtab", ".dynsym"):
         section = elf.get_section_by_name(section_name)

@@ -23,17 +23,18 @@ BPF).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bpfkit.lang.ctx import (
-    TC_ACT_OK,
-    TC_ACT_SHOT,
-    XDP_ABORTED,
-    XDP_DROP,
-    XDP_PASS,
-    XDP_REDIRECT,
-    XDP_TX,
-)
+if TYPE_CHECKING:
+    from bpfkit.lang.ctx import (
+        TC_ACT_OK,
+        TC_ACT_SHOT,
+        XDP_ABORTED,
+        XDP_DROP,
+        XDP_PASS,
+        XDP_REDIRECT,
+        XDP_TX,
+    )
 from bpfkit.lang.decl import (
     Array,
     Const,
@@ -95,6 +96,11 @@ def __getattr__(name: str) -> Any:
 
         if by_name(name) is not None:
             return _outside(name)
+    if name.startswith(("XDP_", "TC_ACT_")):  # the verdicts, with the contexts they go with
+        from bpfkit.lang import ctx
+
+        if hasattr(ctx, name):
+            return getattr(ctx, name)
     if name in ("load", "Program", "compile_file", "compile_module", "log2_hist"):
         from bpfkit.lang import runtime
 

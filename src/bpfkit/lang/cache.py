@@ -11,13 +11,14 @@ compared, so the file name's short hash may collide without harm; a checksum ove
 entry catches a damaged file.  Anything unreadable, damaged or stale is a miss (the
 program is compiled again and the entry rewritten), never an error.
 
-Where: ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``
-(entries under ``lang/``).  Only a directory owned by the user running bpfkit and not
-writable by others is used (bpfkit often runs as root: it must not load a program somebody
-else could have written).  ``BPFKIT_NO_CACHE=1`` turns the cache off.
+Where and how entries are kept (``lang/`` of bpfkit's cache directory, owned by the user
+and writable by nobody else, ``BPFKIT_NO_CACHE=1`` to turn it off): :mod:`bpfkit.cachedir`.
+One entry per program file: a new one replaces the file's old one.
 
-Stored with :mod:`marshal` (plain values only, no code): no import costs here, which is the
-point of the cache.
+Stored with :mod:`marshal`, which costs no import (the point of the cache), except the
+object as bpfkit reads it (its ObjectSpec, with the BTF parsed), which is pickled: loading
+it back skips the ELF reader and the BTF parser.  Unpickling runs no code but the classes'
+own; the ownership check above is what makes the file trustworthy, as for ``.pyc`` files.
 """
 
 from __future__ import annotations
@@ -26,23 +27,20 @@ import marshal
 import os
 import sys
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bpfkit import __version__
+from bpfkit import __version__, cachedir
 
-MAGIC = b"bpfkit-lang-cache 1\n"
+if TYPE_CHECKING:
+    from bpfkit.obj.spec import ObjectSpec
+
+KIND = "lang"
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
 
 def cache_dir() -> str | None:
     """The directory of entries, or None when caching is off."""
-    if os.environ.get("BPFKIT_NO_CACHE"):
-        return None
-    base = os.environ.get("BPFKIT_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "bpfkit")
-    return os.path.join(base, "lang")
+    return cachedir.cache_dir(KIND)
 
 
 def _code_stamp() -> list[tuple[str, int, int]]:
@@ -124,65 +122,64 @@ def key(source: str, namespace: dict[str, Any], file: str) -> bytes:
     return marshal.dumps((repr(parts), source))
 
 
-def _path(directory: str, k: bytes) -> str:
-    return os.path.join(directory, f"{zlib.crc32(k):08x}-{len(k):x}.bpfc")
+def _prefix(file: str) -> str:
+    """Entries of one program file start with this (a new one replaces the old)."""
+    return f"{zlib.crc32(os.path.abspath(file).encode()):08x}-"
 
 
-def _trusted(path: str) -> bool:
-    """A file or directory of ours that nobody else can write."""
-    st = os.stat(path)
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+def _name(k: bytes, file: str) -> str:
+    return f"{_prefix(file)}{zlib.crc32(k):08x}.bpfc"
 
 
-def load(k: bytes) -> dict[str, Any] | None:
-    """The entry stored for key ``k``, or None (no cache, no entry, damaged, stale)."""
-    directory = cache_dir()
-    if directory is None:
+def load(k: bytes, file: str) -> dict[str, Any] | None:
+    """The entry stored for key ``k`` of program ``file``, or None (no cache, no entry,
+    damaged, stale)."""
+    body = cachedir.read(KIND, _name(k, file))
+    if body is None:
         return None
     try:
-        path = _path(directory, k)
-        if not (_trusted(directory) and _trusted(path)):
-            return None
-        with open(path, "rb") as f:
-            data = f.read()
-        if not data.startswith(MAGIC):
-            return None
-        crc, body = data[len(MAGIC) : len(MAGIC) + 8], data[len(MAGIC) + 8 :]
-        if crc != f"{zlib.crc32(body):08x}".encode():
-            return None
         stored_key, entry = marshal.loads(body)
-        if stored_key != k or not isinstance(entry, dict):
-            return None
-        if not isinstance(entry.get("obj"), bytes) or not isinstance(entry.get("asm"), str):
-            return None
-        return entry
-    except Exception:  # noqa: BLE001 - a damaged or unreadable entry is a miss
+    except Exception:  # noqa: BLE001 - a damaged entry is a miss
+        return None
+    if stored_key != k or not isinstance(entry, dict):
+        return None
+    if not isinstance(entry.get("obj"), bytes) or not isinstance(entry.get("asm"), str):
+        return None
+    return entry
+
+
+def store(k: bytes, file: str, entry: dict[str, Any]) -> None:
+    """Write ``entry`` for key ``k`` of program ``file`` (atomically; silently nothing if
+    it cannot), replacing the file's older entries."""
+    try:
+        body = marshal.dumps((k, entry))
+    except ValueError:  # not a plain value: nothing to store
+        return
+    cachedir.write(KIND, _name(k, file), body, replaces=_prefix(file))
+
+
+def dump_spec(spec: ObjectSpec) -> bytes | None:
+    """``spec`` (with its BTF parsed) as bytes for an entry; None if it cannot be."""
+    import pickle
+
+    try:
+        spec.parsed_btf()
+        spec.parsed_btf_ext()
+        return pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - the entry is still good without it
         return None
 
 
-def store(k: bytes, entry: dict[str, Any]) -> None:
-    """Write ``entry`` for key ``k`` (atomically; silently nothing if it cannot)."""
-    directory = cache_dir()
-    if directory is None:
-        return
-    tmp = ""
+def load_spec(data: object) -> ObjectSpec | None:
+    """The ObjectSpec :func:`dump_spec` stored, or None (then the object is read again)."""
+    if not isinstance(data, bytes):
+        return None
+    import pickle
+
+    from bpfkit.obj.spec import ObjectSpec
+
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not _trusted(directory):
-            return
-        body = marshal.dumps((k, entry))
-        path = _path(directory, k)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + f"{zlib.crc32(body):08x}".encode() + body)
-        os.replace(tmp, path)
-        tmp = ""
-    except (OSError, ValueError):
-        pass  # a read-only home, a full disk: compiling again next time is the cost
-    finally:
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        spec = pickle.loads(data)  # noqa: S301 - our own entry, in a directory only we write
+    except Exception:  # noqa: BLE001 - damaged: read the object instead
+        return None
+    return spec if isinstance(spec, ObjectSpec) else None

@@ -116,7 +116,7 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
     from bpfkit.lang import cache
 
     key = cache.key(source, namespace, file)
-    entry = cache.load(key)
+    entry = cache.load(key, file)
     if entry is not None:
         hit = _from_entry(entry, namespace, file)
         if hit is not None:
@@ -124,12 +124,14 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
     compiled = compile_source(source, namespace, file)
     cache.store(
         key,
+        file,
         {
             "obj": compiled.obj,
             "asm": compiled.asm,
             "programs": list(compiled.programs),
             "data": [(name, const) for name, (_, _, const) in compiled.data.items()],
             "stack": dict(compiled.stack),
+            "spec": cache.dump_spec(compiled.spec),
         },
     )
     return compiled
@@ -138,6 +140,8 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
 def _from_entry(entry: dict[str, Any], ns: dict[str, Any], file: str) -> Compiled | None:
     """The Compiled a cache entry stands for, its declarations taken from ``ns`` (None if
     they no longer match it)."""
+    from bpfkit.lang import cache
+
     try:
         programs = {name: section_of(ns.get(name)) for name in entry["programs"]}
         annotations = ns.get("__annotations__", {})
@@ -157,7 +161,8 @@ def _from_entry(entry: dict[str, Any], ns: dict[str, Any], file: str) -> Compile
         return None
     maps = {name: obj for name, obj in ns.items() if isinstance(obj, MapDecl)}
     sections = {name: s for name, s in programs.items() if s is not None}
-    return Compiled(entry["obj"], entry["asm"], file, sections, maps, data, stack)
+    spec = cache.load_spec(entry.get("spec"))
+    return Compiled(entry["obj"], entry["asm"], file, sections, maps, data, stack, spec)
 
 
 def compile_source(source: str, namespace: dict[str, Any], file: str) -> Compiled:

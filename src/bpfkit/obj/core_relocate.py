@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from bpfkit.btf import types as T
 from bpfkit.btf.btf import Btf
 from bpfkit.btf.ext import BtfExt, CoreRelo, CoreReloKind
+from bpfkit.btf.lazy import LazyBtf
 from bpfkit.errors import BpfkitError, ObjectError
 from bpfkit.isa.insn import Insn
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
@@ -68,18 +69,25 @@ def essential_name(name: str) -> str:
 
 
 class _Targets:
-    """Kernel types indexed by essential name, built once per target BTF."""
+    """Kernel types indexed by essential name, built once per target BTF (name by name
+    for the kernel's, whose types are decoded on demand: bpfkit.btf.lazy)."""
 
     def __init__(self, target: Btf) -> None:
         self.btf = target
         self.by_name: dict[str, list[T.Type]] = {}
-        for t in target.types:
-            if t.name:
-                self.by_name.setdefault(essential_name(t.name), []).append(t)
+        self.lazy = isinstance(target, LazyBtf)
+        if not self.lazy:
+            for t in target.types:
+                if t.name:
+                    self.by_name.setdefault(essential_name(t.name), []).append(t)
 
     def candidates(self, local: T.Type) -> list[T.Type]:
         name = essential_name(local.name)
         want = _kind_group(local.kind)
+        if self.lazy and name not in self.by_name:
+            assert isinstance(self.btf, LazyBtf)
+            named = self.btf.named_like(name)
+            self.by_name[name] = [self.btf.types[i] for n, i in named if essential_name(n) == name]
         return [t for t in self.by_name.get(name, []) if _kind_group(t.kind) == want]
 
 

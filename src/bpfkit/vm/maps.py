@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import VmError
-from bpfkit.uapi import BPF_ANY, BPF_EXIST, BPF_NOEXIST
+from bpfkit.uapi import BPF_EXIST, BPF_NOEXIST
 from bpfkit.vm.memory import Fault, Memory, Region
 
 if TYPE_CHECKING:
@@ -59,8 +59,6 @@ MAX_RECORD = 64 << 20  # ring buffer records the VM is willing to allocate
 
 BPF_F_RDONLY_PROG = 1 << 7  # map_flags: programs may only read the map
 PERCPU_TYPES = frozenset({MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU_PERCPU_HASH})
-
-__all__ = ["BPF_ANY", "BPF_EXIST", "BPF_NOEXIST"]  # (the uapi's) and the classes below
 
 
 class VmMap:

@@ -19,7 +19,6 @@ on the closures: :func:`translate` returns None.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -145,8 +144,7 @@ def translate(code: Code, m: Cpu) -> Callable[..., tuple[int, ...]] | None:
             pc += got.width
         k = len(body)
         lines = [
-            f"left -= {k}",
-            f"if left < 0: raise Budget({body}[left + {k}])",
+            f"if (left := left - {k}) < 0: raise Budget({body}[left + {k}])",
         ]
         ended = False
         block = _Block(fixed)
@@ -266,27 +264,31 @@ def _merged(lines: list[str], blocks: dict[int, list[str]]) -> list[str]:
     return lines[:-2] + nxt
 
 
-_JUMP_BACK = re.compile(r"if (.*): pc = (\d+)$")
-
-
 def _self_loop(lines: list[str], start: int) -> list[str]:
-    """A block that jumps back to its own start as a ``while`` loop of its own (its back
-    edge then skips the dispatch on pc)."""
-    if lines[-2:] == [f"pc = {start}", "continue"]:
-        return ["while True:", *("    " + x for x in lines[:-2])]
-    if len(lines) < 3 or lines[-1] != "continue" or not lines[-2].startswith("else: pc = "):
+    """A block with a way back to its own start, as a ``while`` loop of its own: that way
+    back becomes ``continue`` (skipping the dispatch on pc), every other way out sets pc
+    and leaves the loop (``break``) for the dispatch."""
+    back = f"pc = {start}"
+
+    def indent(line: str) -> str:
+        return line[: len(line) - len(line.lstrip())]
+
+    if not any(
+        x.strip() == back and lines[i + 1] == indent(x) + "continue"
+        for i, x in enumerate(lines[:-1])
+    ):
         return lines
-    got = _JUMP_BACK.match(lines[-3])
-    if got is None:
-        return lines
-    cond, taken, other = got.group(1), int(got.group(2)), int(lines[-2][len("else: pc = ") :])
-    out = ["while True:", *("    " + x for x in lines[:-3])]
-    if taken == start:
-        out += [f"    if {cond}: continue", f"    pc = {other}", "    break"]
-    elif other == start:
-        out += [f"    if {cond}:", f"        pc = {taken}", "        break"]
-    else:
-        return lines
+    out = ["while True:"]
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        pad = indent(line)
+        if line.strip() == back and i + 1 < len(lines) and lines[i + 1] == pad + "continue":
+            out.append(f"    {pad}continue")
+            i += 2
+            continue
+        out.append(f"    {pad}break" if line.strip() == "continue" else f"    {line}")
+        i += 1
     return [*out, "continue"]
 
 
@@ -322,7 +324,13 @@ def _insn(
         v = semantics.to_python(e, w, a, b)
         if k is Kind.JCOND:
             t = pc + 1 + insn.off
-            return pre + [f"if {v}: pc = {t}", f"else: pc = {pc + 1}", "continue"], True
+            return pre + [
+                f"if {v}:",
+                f"    pc = {t}",
+                "    continue",
+                f"pc = {pc + 1}",
+                "continue",
+            ], True
         return pre + [f"{d} = {v}"], False
     if k is Kind.LDDW:
         if op.key == "lddw":
@@ -397,12 +405,12 @@ def _access(
     if base == 10 and block.fixed and -STACK_SIZE <= off <= -n:
         return [f"{head}stk, {off + STACK_SIZE}{tail}"]
     ro = " or not g.writable" if write else ""
+    a = f"r{base}" if off == 0 else "a"
     checked = [
-        f"a = r{base} + {off}",
-        "g = get(a >> 32)",
-        f"if g is None or not 0 <= a - g.base <= g.size - {n}{ro}: "
-        f"mem_fault(m, {pc}, a, {n}, {write})",
-        f"{head}g.buf, a - g.base{tail}",
+        f"g = get({a} >> 32)" if off == 0 else f"g = get((a := r{base} + {off}) >> 32)",
+        f"if g is None or not 0 <= (o := {a} - g.base) <= g.size - {n}{ro}: "
+        f"mem_fault(m, {pc}, {a}, {n}, {write})",
+        f"{head}g.buf, o{tail}",
     ]
     if base not in block.stackish:
         return checked

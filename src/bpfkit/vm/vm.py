@@ -12,7 +12,9 @@ fields that are not zero or jumps out of the program (``strict=False`` runs them
 stops only if such an instruction is reached).  The program type decides the context: for XDP and socket/tc programs given a
 ``packet``, the VM builds ``xdp_md`` / ``__sk_buff`` around it as BPF_PROG_TEST_RUN does;
 otherwise ``ctx`` bytes are the context (``r1`` = their address, ``r2`` = their length,
-as the conformance suite expects).
+as the conformance suite expects).  ``vm["name"]`` is a map as Python values typed by the
+object's BTF (:mod:`bpfkit.btf.typedmap`, as kernel maps); ``VmResult.verdict`` names the
+return value (``XdpAction.XDP_PASS``).
 """
 
 from __future__ import annotations
