@@ -102,6 +102,7 @@ def _cli(*argv: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.long  # explain of every program of ~18 objects (value ranges: tens of seconds)
 def test_read_and_explain(objects: list[Path]) -> None:
     for path in objects:
         obj = read_object(str(path))

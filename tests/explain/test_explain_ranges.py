@@ -433,6 +433,20 @@ def test_explain_shows_ranges_in_every_format() -> None:
     ):
         assert pkt in text and byte in text
         assert "accepts xdp_count" in text
+        # the value tracker's "unknown scalar" gives way to the verifier's range
+        assert "returns r0 = a number in 1..2" in text
+        assert "r3 is now a number in 0..255" in text.replace("\n      ", " ")
     e = {i.index: i for i in x.programs[0].instructions}[6]
     assert dict(e.state)["R3"].startswith("scalar(smin=smin32=0,")
     assert registers(lookup(obj.programs[0].insns[6]), obj.programs[0].insns[6], None) == ()
+
+
+def test_a_walk_cut_short_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bpfkit.explain.states as states
+
+    monkeypatch.setattr(states, "EXPLAIN_LIMIT", 5)
+    obj = read_object(str(ROOT / "tests/corpus/obj/xdp_count_v1_g.o"))
+    got = verifier_states(obj, obj.programs[0])
+    assert got is not None and not got.accepted
+    assert "walked 5 instructions of xdp_count without a verdict" in got.verdict
+    assert 0 < len(got.after) <= 5

@@ -19,7 +19,7 @@ from bpfkit.explain.calls import CallArg, CallInfo
 from bpfkit.explain.fields import Field, decode_fields
 from bpfkit.explain.sections import SectionInfo, explain_program_section
 from bpfkit.explain.source import source_lines
-from bpfkit.explain.states import Cache, verifier_states
+from bpfkit.explain.states import Cache, VerifierStates, verifier_states
 from bpfkit.explain.text import c_string, describe_insn, printable
 from bpfkit.explain.values import Env, State, Value
 from bpfkit.isa.insn import Insn
@@ -151,7 +151,7 @@ def explain_program(
     if lines:
         out = [replace(e, source=lines.get(e.index)) for e in out]
     exits = [
-        (analysis.slots[i], st.reg(0).describe())
+        (analysis.slots[i], _returned(st.reg(0).describe(), analysis.slots[i], vstates))
         for i, (insn, st) in enumerate(zip(insns, analysis.before, strict=True))
         if st is not None and insn.opcode == 0x95
     ]
@@ -166,6 +166,15 @@ def explain_program(
     )
 
 
+def _returned(said: str, slot: int, vstates: VerifierStates | None) -> str:
+    """What an exit returns: the verifier's range where the value tracker knows none."""
+    seen = vstates.before.get(slot) if vstates is not None else None
+    r0 = seen.reg(0) if seen is not None else None
+    if said == "unknown scalar" and isinstance(r0, Reg) and r0.t == "scalar":
+        return describe_range(r0.s)
+    return said
+
+
 def _with_states(
     e: InsnExplanation, insn: Insn, before: Seen | None, after: Seen | None
 ) -> InsnExplanation:
@@ -174,15 +183,22 @@ def _with_states(
     op = lookup(insn)
     state = vlog.registers(op, insn, after) if before is not None else ()
     regs = []
+    sentence = e.text
     for reg, value, text in e.registers:
         v = after.reg(int(reg[1:])) if after is not None else None
         if value == "unknown scalar" and isinstance(v, Reg) and v.t == "scalar":
             value = describe_range(v.s)
+            # the sentence says what the verifier proves, not only that it is a number
+            sentence = sentence.replace(f"{reg} is now unknown scalar", f"{reg} is now {value}")
+        elif value.endswith(" (or NULL)") and isinstance(v, Reg) and v.t == "map_value":
+            if not v.null:  # the verifier proved it (an array's in-range constant key)
+                value = value.removesuffix(" (or NULL)")
         elif value.startswith("packet") and isinstance(v, Reg) and v.t == "pkt" and v.rng:
             value += f" ({v.rng} bytes from the packet start proven below data_end)"
         regs.append((reg, value, text))
     return replace(
         e,
+        text=sentence,
         registers=tuple(regs),
         verifier=vlog.state_line(op, insn, before, after),
         state=state,

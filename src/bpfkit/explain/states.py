@@ -51,6 +51,12 @@ def _run(obj: ObjectSpec, name: str) -> tuple[dict[str, int], VerifierStates | N
             f"{judge} accepts {name} after {res.processed} instructions on all paths; "
             "the ranges and pointer kinds shown are its states, joined over those paths."
         )
+    elif res.processed > EXPLAIN_LIMIT:
+        verdict = (
+            f"{judge} walked {EXPLAIN_LIMIT} instructions of {name} without a verdict "
+            "(explain stops there; bpfkit verify goes on to the kernel's 1,000,000): the "
+            "states shown are those of the paths walked."
+        )
     else:
         where = res.log.steps[-1].idx if res.log.steps else None
         at = f" at instruction {where}" if where is not None else ""

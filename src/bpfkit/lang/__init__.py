@@ -59,8 +59,11 @@ from bpfkit.lang.decl import (
     xdp,
 )
 from bpfkit.lang.types import cstr, i8, i16, i32, i64, struct, u8, u16, u32, u64
+from bpfkit.uapi import UpdateFlag
 
-BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+BPF_ANY = int(UpdateFlag.BPF_ANY)  # the uapi's flags (bpfkit.uapi), as ints
+BPF_NOEXIST = int(UpdateFlag.BPF_NOEXIST)
+BPF_EXIST = int(UpdateFlag.BPF_EXIST)
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 
 

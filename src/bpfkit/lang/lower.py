@@ -20,10 +20,10 @@ from bpfkit.lang.ctx import Context, CtxField
 from bpfkit.lang.decl import MapDecl, PerfEventArray, ProgArray, RingBuf
 from bpfkit.lang.ir import Arg, FrameAddr, Slot, VReg
 from bpfkit.lang.types import INT_TYPES, ArrayType, IntType, StructType, Type, bpf_type, i64, u64
-from bpfkit.uapi import MapType
+from bpfkit.uapi import MapType, UpdateFlag
 from bpfkit.uapi.helpers import Helper, by_name
 
-BPF_ANY, BPF_NOEXIST = 0, 1
+BPF_ANY, BPF_NOEXIST = int(UpdateFlag.BPF_ANY), int(UpdateFlag.BPF_NOEXIST)
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 _CMP = {
     ast.Eq: ("eq", "eq"),
