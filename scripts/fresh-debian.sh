@@ -18,6 +18,9 @@ fi
 mounted=()
 cleanup() { for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done; }
 trap cleanup EXIT
+# The chroot's / must be a mount point, as a machine's or a container's is: `ip netns` and
+# `unshare --propagation private` change the propagation of / (EINVAL on a plain directory).
+mountpoint -q "$root" || { mount --bind "$root" "$root"; mounted+=("$root"); }
 for m in proc sys dev; do
   mountpoint -q "$root/$m" || { mount --rbind "/$m" "$root/$m"; mounted+=("$root/$m"); }
 done

@@ -498,3 +498,15 @@ def test_map_dump_hist(coll: Collection, capsys: pytest.CaptureFixture[str]) -> 
     assert got == linear_hist({0: 9 * possible_cpus(), 1: 2 * possible_cpus()}, "value")
     err = fails(capsys, "map", "dump", "id", str(ids(coll)[1]["bk_pairs"]), "--hist")
     assert "--hist needs integer slots" in err
+
+
+@pytest.mark.requires("bpf")
+def test_options_between_the_trailing_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """`prog dump jited id N --json linum`: the words after an option still belong to the
+    command (as bpftool reads them); an unknown option is still refused."""
+    assert main(["prog", "dump", "jited", "id", "2147483647", "--json", "linum"]) == 1
+    assert "no program with that id" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["prog", "dump", "jited", "id", "2147483647", "--bogus", "linum"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --bogus linum" in capsys.readouterr().err

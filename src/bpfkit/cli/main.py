@@ -68,12 +68,25 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# The attributes holding a bpftool-style command's trailing words (prog/link: ref, map: words).
+TRAILING = ("ref", "words")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv``; return the exit status."""
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # bpftool's commands end in words (`prog dump jited id 7 linum`) that may follow an
+    # option (`... id 7 --json linum`): argparse stops the words at the option; carry on.
+    words = next(
+        (getattr(args, a) for a in TRAILING if isinstance(getattr(args, a, None), list)), None
+    )
+    if extra and words is not None and not any(w.startswith("-") for w in extra):
+        words.extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
