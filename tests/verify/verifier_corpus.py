@@ -522,6 +522,32 @@ def _calls(frames: int, *, guarded: bool = False, body: str = "") -> str:
     return out
 
 
+# -- code: a jump out of its function, a function that runs off its end ----------------------
+case(
+    "code_jump_into_subprog",
+    "xdp",
+    FAIL("jump out of range from insn 1 to 5"),
+    "call local f1\nja inner\nmov %r0, 0\nexit\nf1:\nmov %r0, 0\ninner:\nexit",
+)
+case(
+    "code_jump_out_of_subprog",
+    "xdp",
+    FAIL("jump out of range from insn 3 to 2"),
+    "call local f1\nmov %r0, 0\nback:\nexit\nf1:\nja back\nexit",
+)
+case(
+    "code_main_runs_into_subprog",
+    "xdp",
+    FAIL("last insn is not an exit or jmp"),
+    "call local f1\nmov %r0, 0\nf1:\nmov %r0, 1\nexit",
+)
+case(
+    "code_subprog_jumps_within_ok",
+    "xdp",
+    OK,
+    "call local f1\nmov %r0, 0\nexit\nf1:\nmov %r2, 0\njeq %r2, 0, inner\nmov %r0, 1\ninner:\nmov %r0, 0\nexit",
+)
+
 STACK = "stdw [%r10-8], 1\n"
 for frames in (9, 12):
     case(f"complex_calls_{frames}", "xdp", FAIL("frames is too deep"), _calls(frames))

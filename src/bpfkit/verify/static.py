@@ -272,6 +272,26 @@ class Verifier:
 
     # -- control flow --------------------------------------------------------------------
 
+    def _check_subprogs(self) -> None:
+        """The kernel's check_subprogs: a jump stays inside its function, and every
+        function (main, called ones, callbacks) ends in an exit or a jump."""
+        starts = sorted({0, *self.func_starts})
+        ends = [*starts[1:], self.end]
+        slots = sorted(self.insns)
+        f = 0
+        for n, i in enumerate(slots):
+            while i >= ends[f]:
+                f += 1
+            insn, op = self.insns[i], self.ops[i]
+            assert op is not None
+            if op.kind in (Kind.JA, Kind.JCOND, Kind.MAY_GOTO):
+                t = i + 1 + (insn.imm if op.kind is Kind.JA and op.width == 32 else insn.off)
+                if not starts[f] <= t < ends[f]:
+                    raise Reject(f"jump out of range from insn {i} to {t}")
+            last = n + 1 == len(slots) or slots[n + 1] >= ends[f]
+            if last and op.kind not in (Kind.EXIT, Kind.JA):
+                raise Reject("last insn is not an exit or jmp")
+
     def check_cfg(self) -> None:
         """The kernel's check_cfg and instruction checks before the walk."""
         if not self.insns:
@@ -304,6 +324,7 @@ class Verifier:
                     self.func_starts.add(t)
             if op.kind is Kind.LDDW and insn.src == 4:
                 self.func_starts.add(i + 1 + insn.imm)
+        self._check_subprogs()
         last = max(self.insns)
         lop = self.ops[last]
         if lop is None or lop.kind not in (Kind.EXIT, Kind.JA):
