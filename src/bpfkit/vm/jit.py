@@ -1128,6 +1128,30 @@ class Jit:
 
 # --- batches -------------------------------------------------------------------------------
 
+
+def _run_once(r1: str, r2: str) -> str:
+    """The IR of one run of a driver loop (batch and repeat): registers zeroed, r1 and r2
+    set to these IR values, r10 and the budget set, frame 0's stack zeroed, the program
+    called; a fault branches to %fault, else to %next."""
+    return f"""  call void @llvm.memset.p0.i64(ptr %env, i8 0, i64 88, i1 false)
+  %r1p = getelementptr inbounds i64, ptr %env, i64 1
+  store i64 {r1}, ptr %r1p
+  %r2p = getelementptr inbounds i64, ptr %env, i64 2
+  store i64 {r2}, ptr %r2p
+  %r10p = getelementptr inbounds i64, ptr %env, i64 10
+  store i64 {(STACK_SLOT << 32) + STACK_SIZE}, ptr %r10p
+  %leftp = getelementptr inbounds i64, ptr %env, i64 {_F_LEFT}
+  store i64 %budget, ptr %leftp
+  %stp = getelementptr inbounds i64, ptr %env, i64 {_F_STATUS}
+  store i64 0, ptr %stp
+  %dp = getelementptr inbounds i64, ptr %env, i64 {_F_DEPTH}
+  store i64 0, ptr %dp
+  call void @llvm.memset.p0.i64(ptr %stack0, i8 0, i64 {STACK_SIZE}, i1 false)
+  %rc = call i64 %prog(ptr %env, ptr %helper)
+  %bad = icmp ne i64 %rc, 0
+  br i1 %bad, label %fault, label %next"""
+
+
 # One native loop over many packets for an XDP program: per packet, copy it into the packet
 # region (its table entry gets the packet's size), reset the context from a pristine copy
 # with data_end set, zero the registers and frame 0's stack, call @prog; stop at the first
@@ -1170,23 +1194,7 @@ copy:
   %dend32 = trunc i64 %dend to i32
   %dendp = getelementptr inbounds i8, ptr %ctx, i64 4
   store i32 %dend32, ptr %dendp, align 1
-  call void @llvm.memset.p0.i64(ptr %env, i8 0, i64 88, i1 false)
-  %r1p = getelementptr inbounds i64, ptr %env, i64 1
-  store i64 {CTX_SLOT << 32}, ptr %r1p
-  %r2p = getelementptr inbounds i64, ptr %env, i64 2
-  store i64 %ctxlen, ptr %r2p
-  %r10p = getelementptr inbounds i64, ptr %env, i64 10
-  store i64 {(STACK_SLOT << 32) + STACK_SIZE}, ptr %r10p
-  %leftp = getelementptr inbounds i64, ptr %env, i64 {_F_LEFT}
-  store i64 %budget, ptr %leftp
-  %stp = getelementptr inbounds i64, ptr %env, i64 {_F_STATUS}
-  store i64 0, ptr %stp
-  %dp = getelementptr inbounds i64, ptr %env, i64 {_F_DEPTH}
-  store i64 0, ptr %dp
-  call void @llvm.memset.p0.i64(ptr %stack0, i8 0, i64 {STACK_SIZE}, i1 false)
-  %rc = call i64 %prog(ptr %env, ptr %helper)
-  %bad = icmp ne i64 %rc, 0
-  br i1 %bad, label %fault, label %next
+{_run_once(str(CTX_SLOT << 32), "%ctxlen")}
 next:
   %at1 = add i64 %start, %len
   %r0 = load i64, ptr %env
@@ -1236,23 +1244,7 @@ entry:
 loop:
   %i = phi i64 [ 0, %entry ], [ %i1, %next ]
   %i1 = add i64 %i, 1
-  call void @llvm.memset.p0.i64(ptr %env, i8 0, i64 88, i1 false)
-  %r1p = getelementptr inbounds i64, ptr %env, i64 1
-  store i64 %r1, ptr %r1p
-  %r2p = getelementptr inbounds i64, ptr %env, i64 2
-  store i64 %r2, ptr %r2p
-  %r10p = getelementptr inbounds i64, ptr %env, i64 10
-  store i64 {(STACK_SLOT << 32) + STACK_SIZE}, ptr %r10p
-  %leftp = getelementptr inbounds i64, ptr %env, i64 {_F_LEFT}
-  store i64 %budget, ptr %leftp
-  %stp = getelementptr inbounds i64, ptr %env, i64 {_F_STATUS}
-  store i64 0, ptr %stp
-  %dp = getelementptr inbounds i64, ptr %env, i64 {_F_DEPTH}
-  store i64 0, ptr %dp
-  call void @llvm.memset.p0.i64(ptr %stack0, i8 0, i64 {STACK_SIZE}, i1 false)
-  %rc = call i64 %prog(ptr %env, ptr %helper)
-  %bad = icmp ne i64 %rc, 0
-  br i1 %bad, label %fault, label %next
+{_run_once("%r1", "%r2")}
 next:
   %more = icmp ult i64 %i1, %n
   br i1 %more, label %loop, label %done
