@@ -38,7 +38,6 @@ from bpfkit.kernel.btf_load import load_btf
 from bpfkit.kernel.maps import Map
 from bpfkit.kernel.object_maps import ObjectMaps
 from bpfkit.kernel.program import Program, load_program
-from bpfkit.obj.prepare import PreparedObject, PreparedProgram, prepare
 from bpfkit.obj.spec import ObjectSpec
 from bpfkit.syscalls import Fd
 from bpfkit.syscalls.fd import Closing
@@ -47,6 +46,7 @@ from bpfkit.uapi import AttachType, ProgType
 if TYPE_CHECKING:
     from bpfkit.btf.mapview import MapTypes
     from bpfkit.btf.typedmap import TypedMap
+    from bpfkit.obj.prepare import PreparedObject, PreparedProgram
     from bpfkit.obj.printk_tags import PrintkTagging
 
 
@@ -60,6 +60,7 @@ class Collection(Closing):
     btf_fd: Fd | None = None
     notes: list[str] = field(default_factory=list)
     _types: dict[str, MapTypes] | None = field(default=None, repr=False)
+    prepared: PreparedObject | None = field(default=None, repr=False)  # what was loaded
 
     def __getitem__(self, name: str) -> TypedMap:
         """The map ``name`` as Python values typed by the object's BTF (``coll["counts"]``,
@@ -229,18 +230,26 @@ def load_collection(
     pin_maps_dir: str | None = None,
     log_level: int = 0,
     printk: PrintkTagging | None = None,
+    prepared: PreparedObject | None = None,
 ) -> Collection:
     """Load ``obj`` (see the module docstring); ``programs`` limits which programs load
     (their maps and data still all load), ``prog_types`` overrides program types by name,
-    ``printk`` tags printk calls (``bpfkit run``; :mod:`bpfkit.obj.printk_tags`)."""
-    from bpfkit.kernel.program import prog_type_number
-    from bpfkit.kernel.target import running_kernel
+    ``printk`` tags printk calls (``bpfkit run``; :mod:`bpfkit.obj.printk_tags`).
 
-    overrides = {k: prog_type_number(v) for k, v in (prog_types or {}).items()}
-    prepared = prepare(
-        obj, running_kernel(), programs=programs, prog_types=overrides, printk=printk
-    )
-    coll = Collection(obj)
+    ``prepared`` is what :func:`~bpfkit.obj.prepare.prepare` made of ``obj`` for this
+    kernel with these arguments before (``Collection.prepared`` of an earlier load, kept
+    by the caller, e.g. bpfkit.lang's cache): it is loaded as it is, skipping preparing
+    (and the imports of the BTF parser, CO-RE and the linker it needs)."""
+    if prepared is None:
+        from bpfkit.kernel.program import prog_type_number
+        from bpfkit.kernel.target import running_kernel
+        from bpfkit.obj.prepare import prepare
+
+        overrides = {k: prog_type_number(v) for k, v in (prog_types or {}).items()}
+        prepared = prepare(
+            obj, running_kernel(), programs=programs, prog_types=overrides, printk=printk
+        )
+    coll = Collection(obj, prepared=prepared)
     coll.notes += prepared.notes
     with ExitStack() as stack:
         stack.callback(coll.close)

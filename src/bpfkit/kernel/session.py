@@ -29,21 +29,23 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError, ObjectError
-from bpfkit.events.printk import TagFilter, printk_sites, site_formats, site_name
-from bpfkit.events.trace_pipe import TraceLine, TraceStats, stream
 from bpfkit.kernel import attach as attach_mod
 from bpfkit.kernel import links, tracefs
-from bpfkit.obj.printk_tags import TAG_SECTION, PrintkTagging, run_tag
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.syscalls.causes import privileged
 from bpfkit.syscalls.fd import Closing, HeldSignals
 from bpfkit.uapi import MapType, ProgType
 
-if TYPE_CHECKING:  # the readers are imported when a session opens one (buffers=True)
+if TYPE_CHECKING:  # the readers are imported when a session opens one (buffers=True),
+    # the trace machinery when it opens a trace instance (trace=True)
     from bpfkit.btf.mapview import MapTypes
     from bpfkit.btf.typedmap import TypedMap
     from bpfkit.events.perf import PerfBufferReader
+    from bpfkit.events.printk import TagFilter
     from bpfkit.events.ringbuf import RingBufReader
+    from bpfkit.events.trace_pipe import TraceLine, TraceStats
+    from bpfkit.obj.prepare import PreparedObject
+    from bpfkit.obj.printk_tags import PrintkTagging
 
 
 _SERIAL = itertools.count()  # a process's sessions: its first is tagged by pid alone
@@ -190,7 +192,10 @@ class Session(Closing):
     lines matching the formats (all of them, if one is unknown) are shown too, with a note.
     ``all_lines=True`` shows every line.  ``where`` gives the interface,
     XDP mode, cgroup and sampling frequency for programs whose section cannot (XDP, tcx,
-    cgroup, perf_event).  ``close()`` (or leaving the
+    cgroup, perf_event).  ``prepared`` is the :attr:`prepared` of an earlier session of
+    the same object and arguments on this kernel (boot), without ``trace`` (whose tags
+    are per session): it is loaded without preparing again
+    (:func:`~bpfkit.kernel.collection.load_collection`).  ``close()`` (or leaving the
     ``with`` block) detaches and closes everything.
     """
 
@@ -204,6 +209,7 @@ class Session(Closing):
         buffers: bool = False,
         all_lines: bool = False,
         where: attach_mod.Where | None = None,
+        prepared: PreparedObject | None = None,
     ) -> None:
         from bpfkit.kernel.collection import load_collection
 
@@ -219,27 +225,23 @@ class Session(Closing):
             self.spec = read_object(os.fspath(obj))
         self.planned = plan_programs(choose_programs(self.spec, program), attach, where=where)
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
-        # The printk calls (and their formats) of what runs: each known one prints tagged.
-        self.tag = run_tag(os.getpid(), next(_SERIAL))
-        sites = printk_sites(self.spec, [p.program for p in self.planned]) if trace else []
-        self.printk = PrintkTagging(self.tag, tuple(sites))
-        self.filter = TagFilter(self.tag, sites, all_lines=all_lines)
-        self.formats: list[str] | None = site_formats(sites)  # None: one is unknown
+        self._serial = next(_SERIAL)
+        # The printk calls (and their formats) of what runs: each known one prints tagged
+        # (with trace=False there is no trace buffer to read: no tags, and the trace
+        # machinery is not imported).
+        self.printk: PrintkTagging | None = None
+        self.filter: TagFilter | None = None
+        self.formats: list[str] | None = []  # None: one is unknown
         self._all_lines = all_lines
-        untagged = self.printk.untaggable
-        if untagged:
-            first = untagged[0]
-            more = f" (and {len(untagged) - 1} more)" if len(untagged) > 1 else ""
-            self.notes.append(
-                f"the bpf_trace_printk call at {site_name(self.spec, first)}{more} prints "
-                f"untagged lines: {first.why}; lines of other programs that look like "
-                "its lines show here too"
-            )
+        if trace:
+            self._tag_printk()
         self.links: list[links.Link] = []
         self.instance: tracefs.TraceInstance | None = None
         self.readers: list[tuple[str, RingBufReader | PerfBufferReader]] = []
-        self.stats = TraceStats()
+        self._stats: TraceStats | None = None
         self.collection: Any = None
+        # What was loaded (load_collection's): a later session may load it again as it is.
+        self.prepared: PreparedObject | None = None if trace else prepared
         # Ctrl-C while resources are created is held until each has its owner (a leak
         # otherwise: a tracefs instance made but not yet registered for removal, an fd
         # returned by bpf() but not yet in an Fd), then raised once all is closed again.
@@ -254,13 +256,47 @@ class Session(Closing):
                 self.close()
         held.deliver()
 
+    @property
+    def tag(self) -> str:
+        """This session's tag on its printk lines (``[bpfkit PID] ``)."""
+        from bpfkit.obj.printk_tags import run_tag
+
+        return run_tag(os.getpid(), self._serial)
+
+    @property
+    def stats(self) -> TraceStats:
+        """Counts of the trace lines read: lost, skipped (other programs')."""
+        if self._stats is None:
+            from bpfkit.events.trace_pipe import TraceStats
+
+            self._stats = TraceStats()
+        return self._stats
+
+    def _tag_printk(self) -> None:
+        from bpfkit.events.printk import TagFilter, printk_sites, site_formats, site_name
+        from bpfkit.obj.printk_tags import PrintkTagging
+
+        sites = printk_sites(self.spec, [p.program for p in self.planned])
+        self.printk = PrintkTagging(self.tag, tuple(sites))
+        self.filter = TagFilter(self.tag, sites, all_lines=self._all_lines)
+        self.formats = site_formats(sites)
+        untagged = self.printk.untaggable
+        if untagged:
+            first = untagged[0]
+            more = f" (and {len(untagged) - 1} more)" if len(untagged) > 1 else ""
+            self.notes.append(
+                f"the bpf_trace_printk call at {site_name(self.spec, first)}{more} prints "
+                f"untagged lines: {first.why}; lines of other programs that look like "
+                "its lines show here too"
+            )
+
     def _open(self, load_collection: Any, trace: bool, buffers: bool) -> None:
         names = [p.program.name for p in self.planned]
         types = {p.program.name: int(p.plan.prog_type) for p in self.planned}
-        printk = self.printk if self.printk.taggable else None
+        printk = self.printk if self.printk is not None and self.printk.taggable else None
         try:
             self.collection = load_collection(
-                self.spec, programs=names, prog_types=types, printk=printk
+                self.spec, programs=names, prog_types=types, printk=printk, prepared=self.prepared
             )
         except KernelError as e:  # VerifierError too
             if printk is None:
@@ -270,6 +306,7 @@ class Session(Closing):
             self.collection = load_collection(self.spec, programs=names, prog_types=types)
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             self._untag(f"this kernel refused the tagged calls ({why})")
+        self.prepared = getattr(self.collection, "prepared", None)
         self.notes += list(getattr(self.collection, "notes", []))
         # Readers before attaching, so nothing the programs send is missed.
         if trace:
@@ -284,6 +321,10 @@ class Session(Closing):
 
     def _untag(self, why: str) -> None:
         """The programs were loaded without tagged calls: show untagged lines as before."""
+        from bpfkit.events.printk import TagFilter
+        from bpfkit.obj.printk_tags import PrintkTagging
+
+        assert self.printk is not None  # only a tagging session is untagged
         sites = self.printk.sites
         self.filter = TagFilter(self.tag, sites, all_lines=self._all_lines, tagged=False)
         self.printk = PrintkTagging(
@@ -300,6 +341,10 @@ class Session(Closing):
         tagged printk formats bpfkit adds."""
         if self.collection is None:
             return {}
+        if self.printk is None:  # no tags: no map of them
+            return dict(self.collection.maps)
+        from bpfkit.obj.printk_tags import TAG_SECTION
+
         return {k: v for k, v in self.collection.maps.items() if k != TAG_SECTION}
 
     def __getitem__(self, name: str) -> TypedMap:
@@ -321,6 +366,8 @@ class Session(Closing):
         """``bpf_trace_printk`` lines until ``count`` lines or ``duration`` seconds."""
         if self.instance is None:
             raise KernelError("this session was opened with trace=False")
+        from bpfkit.events.trace_pipe import stream
+
         return stream(
             self.instance.pipe,
             count=count,
@@ -330,6 +377,7 @@ class Session(Closing):
         )
 
     def _select(self, line: TraceLine) -> TraceLine | None:
+        assert self.filter is not None  # set when the trace instance is (trace=True)
         message = self.filter.message(line.message)
         if message is None:
             return None
@@ -347,19 +395,23 @@ class Session(Closing):
                 self.readers.append((name, PerfBufferReader(m.fd)))
 
     def events(
-        self, *, count: int | None = None, duration: float | None = None
+        self, *, count: int | None = None, duration: float | None = None, decode: bool = True
     ) -> Iterator[TraceLine | MapEvent]:
         """Trace lines and buffer records as they come, until ``count`` of them or
-        ``duration`` seconds (None: no limit)."""
+        ``duration`` seconds (None: no limit); ``decode=False`` leaves each record's
+        ``value`` None (a caller that decodes the bytes itself: no BTF is parsed)."""
         if count is not None and count <= 0:
             return
         types: dict[str, MapTypes] = {}
         if self.readers:  # imported by _open_readers already
-            from bpfkit.btf.mapview import object_map_types
             from bpfkit.events.ringbuf import RingBufReader
+        if self.readers and decode:
+            from bpfkit.btf.mapview import object_map_types
 
             found = object_map_types(self.spec)
             types = {n: found[n] for n, _ in self.readers if n in found and found[n].value}
+        if self.instance is not None:
+            from bpfkit.events.trace_pipe import stream
         deadline = None if duration is None else time.monotonic() + duration
         step = 0.05 if self.readers else 0.2  # how long one source may wait for data
         shown = 0

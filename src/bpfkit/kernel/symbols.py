@@ -8,16 +8,22 @@
 - Uprobe targets ``PATH:SYMBOL[+OFF]`` become a file offset: the symbol's address (from the
   binary's ``.symtab`` or ``.dynsym``, read with pyelftools) mapped through the ``PT_LOAD``
   segment that contains it, which is what the uprobe PMU and ``uprobe_events`` expect.
+  Where it was found is kept in :mod:`bpfkit.cachedir` (``uprobe/``), by the binary's
+  identity (device, inode, size, modification time) and the target: the next process
+  attaching there reads no ELF (pyelftools is not imported).
 """
 
 from __future__ import annotations
 
 import functools
+import marshal
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bpfkit import cachedir
 from bpfkit.errors import KernelError
 
 if TYPE_CHECKING:
@@ -140,6 +146,29 @@ class UserSymbol:
 
 def resolve_user_symbol(path: str, symbol: str) -> UserSymbol:
     """Locate ``SYMBOL[+OFF]`` (or a raw ``0xADDR``) in the ELF binary at ``path``."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise KernelError(f"uprobe target {path}: {e.strerror}", e.errno) from None
+    key = repr((os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, symbol))
+    name = f"{zlib.crc32(key.encode()):08x}"
+    body = cachedir.read(_CACHE, name)
+    if body is not None:
+        try:
+            stored, address, offset = marshal.loads(body)
+        except Exception:  # noqa: BLE001 - a damaged entry is a miss
+            stored = None
+        if stored == key and isinstance(address, int) and isinstance(offset, int):
+            return UserSymbol(path, symbol, address, offset)
+    found = _resolve_user_symbol(path, symbol)
+    cachedir.write(_CACHE, name, marshal.dumps((key, found.address, found.offset)))
+    return found
+
+
+_CACHE = "uprobe"  # bpfkit.cachedir's kind of the entries
+
+
+def _resolve_user_symbol(path: str, symbol: str) -> UserSymbol:
     # pyelftools is imported here: attaching anything but a uprobe does not need it.
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile

@@ -23,18 +23,6 @@ BPF).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from bpfkit.lang.ctx import (
-        TC_ACT_OK,
-        TC_ACT_SHOT,
-        XDP_ABORTED,
-        XDP_DROP,
-        XDP_PASS,
-        XDP_REDIRECT,
-        XDP_TX,
-    )
 from bpfkit.lang.decl import (
     Array,
     Const,
@@ -59,12 +47,24 @@ from bpfkit.lang.decl import (
     xdp,
 )
 from bpfkit.lang.types import cstr, i8, i16, i32, i64, struct, u8, u16, u32, u64
-from bpfkit.uapi import UpdateFlag
+from bpfkit.uapi import TcAction, UpdateFlag, XdpAction
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING: a program file's import stays cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 BPF_ANY = int(UpdateFlag.BPF_ANY)  # the uapi's flags (bpfkit.uapi), as ints
 BPF_NOEXIST = int(UpdateFlag.BPF_NOEXIST)
 BPF_EXIST = int(UpdateFlag.BPF_EXIST)
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
+# Values some program types return (xdp, tc), importable by name: the uapi's, as ints
+# (the compiler folds them; IntEnum text differs between Python versions).
+XDP_ABORTED = int(XdpAction.XDP_ABORTED)
+XDP_DROP = int(XdpAction.XDP_DROP)
+XDP_PASS = int(XdpAction.XDP_PASS)
+XDP_TX = int(XdpAction.XDP_TX)
+XDP_REDIRECT = int(XdpAction.XDP_REDIRECT)
+TC_ACT_OK, TC_ACT_SHOT = int(TcAction.TC_ACT_OK), int(TcAction.TC_ACT_SHOT)
 
 
 def _outside(name: str) -> Any:
@@ -95,15 +95,11 @@ sizeof = _outside("sizeof")
 def __getattr__(name: str) -> Any:
     # Every helper of the table, by name: from bpfkit.lang import bpf_get_current_pid_tgid
     if name.startswith("bpf_"):
-        from bpfkit.uapi.helpers import by_name
+        # The table's rows, not bpfkit.uapi.helpers (whose Helper objects cost an import).
+        from bpfkit.uapi._generated import HELPER_ROWS
 
-        if by_name(name) is not None:
+        if any(row[1] == name for row in HELPER_ROWS):
             return _outside(name)
-    if name.startswith(("XDP_", "TC_ACT_")):  # the verdicts, with the contexts they go with
-        from bpfkit.lang import ctx
-
-        if hasattr(ctx, name):
-            return getattr(ctx, name)
     if name in ("load", "Program", "compile_file", "compile_module", "log2_hist"):
         from bpfkit.lang import runtime
 

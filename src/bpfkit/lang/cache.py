@@ -19,6 +19,16 @@ Stored with :mod:`marshal`, which costs no import (the point of the cache), exce
 object as bpfkit reads it (its ObjectSpec, with the BTF parsed), which is pickled: loading
 it back skips the ELF reader and the BTF parser.  Unpickling runs no code but the classes'
 own; the ownership check above is what makes the file trustworthy, as for ``.pyc`` files.
+
+Next to an entry, a *prepared* entry (``.prep``) keeps what
+:func:`bpfkit.obj.prepare.prepare` made of the object for the running kernel (CO-RE
+applied, BTF fixed up, programs linked: a :class:`~bpfkit.obj.prepare.PreparedObject`,
+pickled without its parsed BTF), found by the entry's key, the kernel's identity *including
+its boot* (``/proc/sys/kernel/random/boot_id``: kernel symbol addresses and module BTF
+change with each boot) and the load's options.  A second run then loads it as it is:
+neither the BTF parser, nor CO-RE, nor the linker is imported before the programs are
+attached.  Loads that tag printk lines (``trace=True``: the tag names the process) are not
+kept.
 """
 
 from __future__ import annotations
@@ -32,10 +42,12 @@ from typing import TYPE_CHECKING, Any
 from bpfkit import __version__, cachedir
 
 if TYPE_CHECKING:
+    from bpfkit.obj.prepare import PreparedObject
     from bpfkit.obj.spec import ObjectSpec
 
 KIND = "lang"
 VMLINUX = "/sys/kernel/btf/vmlinux"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
 def cache_dir() -> str | None:
@@ -183,3 +195,62 @@ def load_spec(data: object) -> ObjectSpec | None:
     except Exception:  # noqa: BLE001 - damaged: read the object instead
         return None
     return spec if isinstance(spec, ObjectSpec) else None
+
+
+def _boot() -> tuple[str, ...]:
+    """The running kernel and this boot of it (a prepared object is good for one boot)."""
+    try:
+        with open(BOOT_ID) as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = ""
+    return (*_kernel_stamp(), boot)
+
+
+def _prep_name(k: bytes, file: str) -> str:
+    return f"{_prefix(file)}{zlib.crc32(k):08x}.prep"
+
+
+def load_prepared(k: bytes, file: str, options: str) -> PreparedObject | None:
+    """The prepared object stored for entry key ``k`` of ``file``, this kernel's boot and
+    ``options`` (how it is loaded), or None."""
+    boot = _boot()
+    if not boot[-1]:
+        return None  # no boot id: a stored object could be another boot's
+    body = cachedir.read(KIND, _prep_name(k, file))
+    if body is None:
+        return None
+    try:
+        stored_key, stored_boot, stored_options, data = marshal.loads(body)
+    except Exception:  # noqa: BLE001 - a damaged entry is a miss
+        return None
+    if (stored_key, stored_boot, stored_options) != (k, boot, options):
+        return None
+    if not isinstance(data, bytes):
+        return None
+    import pickle
+
+    from bpfkit.obj.prepare import PreparedObject
+
+    try:
+        prepared = pickle.loads(data)  # noqa: S301 - our own entry, in a directory only we write
+    except Exception:  # noqa: BLE001 - damaged: prepare again
+        return None
+    return prepared if isinstance(prepared, PreparedObject) else None
+
+
+def store_prepared(k: bytes, file: str, options: str, prepared: PreparedObject) -> None:
+    """Keep ``prepared`` (see :func:`load_prepared`); silently nothing if it cannot be."""
+    boot = _boot()
+    if not boot[-1]:
+        return
+    import pickle
+    from dataclasses import replace
+
+    try:
+        # Without the parsed BTF: loading needs only the bytes (prepared.btf).
+        bare = replace(prepared, spec=replace(prepared.spec, parsed={}))
+        data = pickle.dumps(bare, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - not storable: every run prepares
+        return
+    cachedir.write(KIND, _prep_name(k, file), marshal.dumps((k, boot, options, data)))

@@ -52,10 +52,19 @@ class Compiled:
     data: dict[str, tuple[str, Type, bool]] = field(default_factory=dict)
     stack: dict[str, int] = field(default_factory=dict)
     _spec: ObjectSpec | None = None
+    key: bytes | None = None  # the compile cache's key (bpfkit.lang.cache), when cached
+    _stored_spec: bytes | None = field(default=None, repr=False)  # the cache's pickled spec
 
     @property
     def spec(self) -> ObjectSpec:
-        """The object read back (bpfkit's ObjectSpec, for the VM and the loader)."""
+        """The object read back (bpfkit's ObjectSpec, for the VM and the loader): from the
+        cache entry when there is one (read only now: a load of a prepared object from
+        the cache does not need it), else read from :attr:`obj`."""
+        if self._spec is None and self._stored_spec is not None:
+            from bpfkit.lang import cache
+
+            self._spec = cache.load_spec(self._stored_spec)
+            self._stored_spec = None
         if self._spec is None:
             from bpfkit.obj.reader import read_object
 
@@ -120,8 +129,10 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
     if entry is not None:
         hit = _from_entry(entry, namespace, file)
         if hit is not None:
+            hit.key = key
             return hit
     compiled = compile_source(source, namespace, file)
+    compiled.key = key
     cache.store(
         key,
         file,
@@ -140,7 +151,6 @@ def compile_cached(source: str, namespace: dict[str, Any], file: str) -> Compile
 def _from_entry(entry: dict[str, Any], ns: dict[str, Any], file: str) -> Compiled | None:
     """The Compiled a cache entry stands for, its declarations taken from ``ns`` (None if
     they no longer match it)."""
-    from bpfkit.lang import cache
 
     try:
         programs = {name: section_of(ns.get(name)) for name in entry["programs"]}
@@ -161,8 +171,17 @@ def _from_entry(entry: dict[str, Any], ns: dict[str, Any], file: str) -> Compile
         return None
     maps = {name: obj for name, obj in ns.items() if isinstance(obj, MapDecl)}
     sections = {name: s for name, s in programs.items() if s is not None}
-    spec = cache.load_spec(entry.get("spec"))
-    return Compiled(entry["obj"], entry["asm"], file, sections, maps, data, stack, spec)
+    stored = entry.get("spec")
+    return Compiled(
+        entry["obj"],
+        entry["asm"],
+        file,
+        sections,
+        maps,
+        data,
+        stack,
+        _stored_spec=stored if isinstance(stored, bytes) else None,
+    )
 
 
 def compile_source(source: str, namespace: dict[str, Any], file: str) -> Compiled:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpfkit.lang.types import INT_TYPES, ArrayType, IntType, Type, i32, u8, u16, u32, u64
-from bpfkit.uapi import TcAction, XdpAction
 
 TRACEFS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 
@@ -169,12 +168,4 @@ def context(kind: str, target: str = "") -> Context:
     return Context("the context", {})
 
 
-# Values some program types return, importable by name: the uapi's (bpfkit.uapi), as ints
-# (the compiler folds them; IntEnum text differs between Python versions).
-XDP_ABORTED = int(XdpAction.XDP_ABORTED)
-XDP_DROP = int(XdpAction.XDP_DROP)
-XDP_PASS = int(XdpAction.XDP_PASS)
-XDP_TX = int(XdpAction.XDP_TX)
-XDP_REDIRECT = int(XdpAction.XDP_REDIRECT)
-TC_ACT_OK, TC_ACT_SHOT = int(TcAction.TC_ACT_OK), int(TcAction.TC_ACT_SHOT)
 _ = (u16,)

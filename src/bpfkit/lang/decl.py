@@ -17,23 +17,43 @@ when 0) and ``limit: Const[u32] = 5`` (``.rodata``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
-
 from bpfkit.lang.types import Type, bpf_type
 from bpfkit.uapi import MapType
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING: a program file's import stays cheap
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
 class Section:
-    """A decorated function's program: the kind (decorator name) and the ELF section."""
+    """A decorated function's program: the kind (decorator name) and the ELF section
+    (a value: compared by them)."""
 
-    kind: str
-    section: str
-    target: str = ""  # tracepoint "cat/name", raw tracepoint name, probe target
+    __slots__ = ("kind", "section", "target")
+
+    def __init__(self, kind: str, section: str, target: str = "") -> None:
+        self.kind, self.section = kind, section
+        self.target = target  # tracepoint "cat/name", raw tracepoint name, probe target
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if hasattr(self, "target"):
+            raise AttributeError(f"Section is immutable: cannot set {name!r}")
+        object.__setattr__(self, name, value)
+
+    def _key(self) -> tuple[str, str, str]:
+        return (self.kind, self.section, self.target)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Section) and other._key() == self._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:  # also part of the compile cache's key (bpfkit.lang.cache)
+        return f"Section(kind={self.kind!r}, section={self.section!r}, target={self.target!r})"
 
 
 def _mark(kind: str, section: str, target: str = "") -> Callable[[F], F]:

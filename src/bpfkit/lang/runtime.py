@@ -28,6 +28,10 @@ from bpfkit.lang.types import Type, pack, unpack
 from bpfkit.obj.spec import ObjectSpec, ProgramSpec
 from bpfkit.uapi import MapType
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING
+if TYPE_CHECKING:
+    from bpfkit.obj.prepare import PreparedObject
+
 ATTACHED_KINDS = {
     "tracepoint",
     "raw_tracepoint",
@@ -130,14 +134,27 @@ class Loaded:
         self.collection: Any = None
         self._links: list[Any] = []  # bpfkit.kernel.links.Link
         kinds = {s.kind for s in program.compiled.programs.values()}
-        if kinds <= ATTACHED_KINDS:
+        attached = kinds <= ATTACHED_KINDS
+        # What an earlier run prepared for this kernel (not when tracing: tags are per run).
+        options = repr(("session" if attached else "collection", attach))
+        prepared = None if trace else self._prepared(options)
+        spec = prepared.spec if prepared is not None else program.spec
+        if attached:
             # all_lines when not tracing: no printk-format analysis to pay for.
             self.session = Session(
-                program.spec, attach=attach, trace=trace, buffers=True, all_lines=not trace
+                spec,
+                attach=attach,
+                trace=trace,
+                buffers=True,
+                all_lines=not trace,
+                prepared=prepared,
             )
             self.collection = self.session.collection
         else:
-            self.collection = load_collection(program.spec)
+            self.collection = load_collection(spec, prepared=prepared)
+        if prepared is None and not trace:
+            self._keep(options, self.collection.prepared)
+        if not attached:
             try:
                 if ifname is not None:
                     from bpfkit.kernel.attach import xdp_point
@@ -151,6 +168,22 @@ class Loaded:
                 self.close()
                 raise
         self._readers: list[Any] = []
+
+    def _prepared(self, options: str) -> PreparedObject | None:
+        compiled = self.program.compiled
+        if compiled.key is None:
+            return None
+        from bpfkit.lang import cache
+
+        return cache.load_prepared(compiled.key, compiled.path, options)
+
+    def _keep(self, options: str, prepared: PreparedObject | None) -> None:
+        compiled = self.program.compiled
+        if compiled.key is None or prepared is None:
+            return
+        from bpfkit.lang import cache
+
+        cache.store_prepared(compiled.key, compiled.path, options, prepared)
 
     def __enter__(self) -> Loaded:
         return self
@@ -188,7 +221,8 @@ class Loaded:
             raise KernelError("events() needs an attached tracing program")
         from bpfkit.kernel.session import MapEvent
 
-        for ev in self.session.events(count=count, duration=duration):
+        # Records are decoded by the declared struct: the object's BTF is not read for it.
+        for ev in self.session.events(count=count, duration=duration, decode=record is None):
             if isinstance(ev, MapEvent):
                 yield record.unpack(ev.data) if record is not None else ev.data
 

@@ -13,8 +13,10 @@ taken modulo 64 for 64-bit types and modulo 32 for the narrower ones.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING: a program file's import stays cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Type:
@@ -101,13 +103,26 @@ class ArrayType(Type):
         return [unpack(self.elem, data[i * step : (i + 1) * step]) for i in range(self.count)]
 
 
-@dataclass(frozen=True)
 class Field:
-    """A member of a struct: name, type and byte offset."""
+    """A member of a struct: name, type and byte offset (a value: compared by them)."""
 
-    name: str
-    type: Type
-    offset: int
+    __slots__ = ("name", "offset", "type")
+
+    def __init__(self, name: str, type: Type, offset: int) -> None:  # noqa: A002
+        self.name, self.type, self.offset = name, type, offset
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Field) and (other.name, other.type, other.offset) == (
+            self.name,
+            self.type,
+            self.offset,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.type, self.offset))
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r}, type={self.type!r}, offset={self.offset!r})"
 
 
 class StructType(Type):

@@ -45,17 +45,18 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from bpfkit.errors import BpfkitError, KernelError, ObjectError
-from bpfkit.isa.insn import Insn
-from bpfkit.obj.relocate import Extern, Linked, bind_maps, extern_symbols, link, remap_ext_records
-from bpfkit.obj.sections import definition, typed, unknown_section
 from bpfkit.obj.spec import DataSpec, ObjectSpec, ProgramSpec
 
-if TYPE_CHECKING:  # bpfkit.btf is imported only for objects that have BTF
+if TYPE_CHECKING:  # bpfkit.btf is imported only for objects that have BTF; the linker and
+    # the section table only to prepare (a prepared object read back from a cache, as
+    # bpfkit.lang keeps them, is loaded without them)
     from bpfkit.btf import types as T
     from bpfkit.btf.btf import Btf
     from bpfkit.btf.ext import BtfExt
     from bpfkit.btf.types import Kind
+    from bpfkit.isa.insn import Insn
     from bpfkit.obj.printk_tags import PrintkTagging
+    from bpfkit.obj.relocate import Extern, Linked
 
 KCONFIG = ".kconfig"
 # libbpf's LINUX_VERSION_CODE placeholder in the `version` section: "the running kernel".
@@ -144,6 +145,8 @@ class PreparedProgram:
 
     def bind(self, fds: Mapping[str, int]) -> tuple[Insn, ...]:
         """The instructions with each map's descriptor (``fds`` by map or data section)."""
+        from bpfkit.obj.relocate import bind_maps
+
         return bind_maps(self.insns, self.map_refs, fds)
 
 
@@ -220,6 +223,8 @@ def select_programs(
 ) -> list[ProgramSpec]:
     """The programs to load (``?type`` sections only when named), every name and section
     checked before anything is created."""
+    from bpfkit.obj.sections import unknown_section
+
     mains = [p for p in obj.programs if not p.is_subprog]
     wanted = (
         list(programs)
@@ -334,6 +339,8 @@ class _Preparer:
 
     # -- externs -----------------------------------------------------------------------------
     def resolve_externs(self) -> None:
+        from bpfkit.obj.relocate import Extern, extern_symbols
+
         used = extern_symbols(self.obj)
         if not used:
             return
@@ -382,6 +389,7 @@ class _Preparer:
     def _ksym(self, name: str, typed: bool) -> Extern | None:
         """A ``__ksym`` variable: its BTF id (typed) or its address (typeless), or None."""
         from bpfkit.btf.types import Kind
+        from bpfkit.obj.relocate import Extern
 
         if typed:
             var_id = self.kernel.btf_id(Kind.VAR, name)
@@ -397,6 +405,8 @@ class _Preparer:
 
     # -- programs ----------------------------------------------------------------------------
     def _ext_records(self, linked: Linked) -> tuple[bytes, bytes]:
+        from bpfkit.obj.relocate import remap_ext_records
+
         ext = self.ext
         if ext is None:
             return b"", b""
@@ -433,6 +443,8 @@ class _Preparer:
     def _types(self, spec: ProgramSpec, prog_type: int | None) -> tuple[ProgramSpec, int]:
         """``spec`` typed (its section name, or ``prog_type`` overriding it) and its
         ``attach_btf_id``; its expected attach type may come from a struct_ops member."""
+        from bpfkit.obj.sections import definition, typed, unknown_section
+
         if prog_type is not None:
             spec = typed(spec, prog_type)  # --type / the no-kprobes fallback
         if not spec.prog_type:
@@ -465,6 +477,8 @@ class _Preparer:
         return found
 
     def program(self, spec: ProgramSpec, prog_type: int | None) -> PreparedProgram:
+        from bpfkit.obj.relocate import link
+
         obj = self.obj
         # The object may have been rewritten (CO-RE): use its copy of the program.
         spec = next(

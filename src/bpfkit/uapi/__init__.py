@@ -12,7 +12,7 @@ which enum a program type's return value is.
 and libbpf's ``bpf_helper_defs.h``.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
 from bpfkit.uapi._generated import (
     BPF_ANY,
@@ -53,7 +53,10 @@ from bpfkit.uapi._generated import (
     XdpAction,
 )
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfkit.uapi.helpers import HELPERS, Helper, HelperArg, by_id, by_name
 
 _HELPER_NAMES = frozenset({"HELPERS", "Helper", "HelperArg", "by_id", "by_name"})
