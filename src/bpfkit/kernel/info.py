@@ -26,39 +26,12 @@ import errno
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import IntEnum
 
 from bpfkit.errors import KernelError
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
 from bpfkit.uapi import AttachType, LinkType, MapType, ProgType
-
-
-def type_name(enum: type[ProgType] | type[MapType], value: int) -> str:
-    """``kprobe`` for ProgType 2, ``hash`` for MapType 1, the number if unknown (bpftool's
-    names: the uapi's later ``_DEPRECATED`` suffix is left out)."""
-    try:
-        return enum(value).name.lower().removesuffix("_deprecated")
-    except ValueError:
-        return str(value)
-
-
-def type_number(
-    enum: type[IntEnum], value: int | str, prefix: str, what: str, *, list_known: bool = True
-) -> int:
-    """The number of ``value`` in ``enum`` (a uapi enum): a number as is, or a name in any
-    case, with or without ``prefix`` (``"xdp"``, ``"BPF_PROG_TYPE_XDP"``).  An unknown
-    name is a KernelError naming ``what`` (and, with ``list_known``, the names known)."""
-    if isinstance(value, int):
-        return value
-    key = value.strip().upper().removeprefix(prefix)
-    try:
-        return int(enum[key])
-    except KeyError:
-        msg = f"unknown {what} {value!r}"
-        if list_known:
-            msg += "; known: " + ", ".join(t.name.lower() for t in enum if t)
-        raise KernelError(msg) from None
+from bpfkit.uapi.names import type_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,16 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import pins
-from bpfkit.kernel.info import MapInfo, map_info, type_name, type_number
 from bpfkit.kernel.program import kernel_name
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
 from bpfkit.syscalls.fd import FdOwner
 from bpfkit.uapi import MapType
+from bpfkit.uapi.names import type_name, type_number
 
 if TYPE_CHECKING:
     from bpfkit.btf.typedmap import TypedMap
     from bpfkit.events.polled import PolledReader
+    from bpfkit.kernel.info import MapInfo
 
 PERCPU_TYPES = frozenset(
     {
@@ -214,6 +215,8 @@ class Map(FdOwner, MutableMapping[Any, Any]):
     @classmethod
     def from_fd(cls, fd: Fd, *, key: Any = None, value: Any = None) -> Map:
         """Wrap an owned map descriptor (its shape is read from the kernel)."""
+        from bpfkit.kernel.info import map_info
+
         info = map_info(fd.fd)
         return cls(
             fd,
@@ -242,6 +245,8 @@ class Map(FdOwner, MutableMapping[Any, Any]):
     # -- kernel operations -----------------------------------------------------------------
     def info(self) -> MapInfo:
         """The kernel's view of the map (id, type, sizes, flags)."""
+        from bpfkit.kernel.info import map_info
+
         return map_info(self.fd)
 
     def freeze(self) -> None:

@@ -23,10 +23,10 @@ import functools
 import mmap
 from typing import Any
 
-from bpfkit.kernel.info import type_name
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf_errno
 from bpfkit.uapi import AttachType, MapType, ProgType
 from bpfkit.uapi.helpers import HELPERS
+from bpfkit.uapi.names import type_name
 
 ENOTSUPP = 524  # the kernel's internal "not supported", seen by user space as 524
 _EXIT0 = bytes.fromhex("b7000000000000009500000000000000")  # r0 = 0; exit

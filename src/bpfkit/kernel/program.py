@@ -33,18 +33,15 @@ from dataclasses import dataclass
 from bpfkit.errors import KernelError, VerifierError
 from bpfkit.isa.insn import Insn, encode_all
 from bpfkit.kernel import pins
-from bpfkit.kernel.info import (
-    ProgramInfo,
-    prog_code,
-    prog_fd_by_id,
-    prog_info,
-    type_name,
-    type_number,
-)
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import cause, errno_name, error
 from bpfkit.syscalls.fd import FdOwner
 from bpfkit.uapi import AttachType, ProgType
+from bpfkit.uapi.names import type_name, type_number
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING; kernel.info is imported when asked
+if TYPE_CHECKING:
+    from bpfkit.kernel.info import ProgramInfo
 
 LOG_MIN = 64 * 1024  # first log buffer on failure; most rejections fit
 LOG_MAX = (1 << 30) - 1  # the kernel refuses log_size >= UINT_MAX >> 2
@@ -122,16 +119,21 @@ class Program(FdOwner):
 
     def info(self) -> ProgramInfo:
         """The kernel's view: id, tag, translated and jited lengths, name, type."""
+        from bpfkit.kernel.info import prog_info
+
         return prog_info(self.fd)
 
     def xlated(self) -> list[Insn]:
         """The instructions as the kernel runs them (after the verifier's rewriting)."""
         from bpfkit.isa.insn import decode_all
+        from bpfkit.kernel.info import prog_code
 
         return decode_all(prog_code(self.fd))
 
     def jited(self) -> bytes:
         """The JIT-compiled machine code (empty without a JIT)."""
+        from bpfkit.kernel.info import prog_code
+
         return prog_code(self.fd, jited=True)
 
     def pin(self, path: str) -> None:
@@ -141,6 +143,8 @@ class Program(FdOwner):
     @classmethod
     def from_pin(cls, path: str) -> Program:
         """Open the program pinned at ``path``."""
+        from bpfkit.kernel.info import prog_info
+
         fd = pins.get(path)
         info = prog_info(fd.fd)
         return cls(fd, info.name, info.type)
@@ -148,6 +152,8 @@ class Program(FdOwner):
     @classmethod
     def from_id(cls, prog_id: int) -> Program:
         """Open the loaded program with kernel id ``prog_id``."""
+        from bpfkit.kernel.info import prog_fd_by_id, prog_info
+
         fd = prog_fd_by_id(prog_id)
         info = prog_info(fd.fd)
         return cls(fd, info.name, info.type)

@@ -29,9 +29,9 @@ from bpfkit.kernel.info import (
     link_info,
     map_info,
     prog_info,
-    type_name,
 )
 from bpfkit.uapi import MapType, ProgType
+from bpfkit.uapi.names import type_name
 
 if TYPE_CHECKING:
     from bpfkit.btf.mapview import MapTypes

@@ -144,10 +144,14 @@ class PreparedProgram:
     kern_version: int
 
     def bind(self, fds: Mapping[str, int]) -> tuple[Insn, ...]:
-        """The instructions with each map's descriptor (``fds`` by map or data section)."""
-        from bpfkit.obj.relocate import bind_maps
-
-        return bind_maps(self.insns, self.map_refs, fds)
+        """The instructions with each map's descriptor (``fds`` by map or data section)
+        put in the instructions ``map_refs`` name."""
+        out = list(self.insns)
+        for index, name in self.map_refs:
+            if name not in fds:
+                raise ObjectError(f"map {name!r} was not created")
+            out[index] = replace(out[index], imm=fds[name])
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ the kernel loads, as libbpf does (``bpf_object__relocate``):
 Descriptors come from the caller (``map_fds`` by map name, ``data_fds`` by section name),
 so tests run it with made-up numbers; ``Linked.map_refs`` says which instruction holds
 which map's descriptor, so a program linked before its maps exist (placeholders, as
-:mod:`bpfkit.obj.prepare` does) gets them later with :func:`bind_maps`.  :func:`remap_ext_records` moves ``.BTF.ext``
+:mod:`bpfkit.obj.prepare` does) gets them later with :meth:`bpfkit.obj.prepare.PreparedProgram.bind`.  :func:`remap_ext_records` moves ``.BTF.ext``
 func_info/line_info records (byte offsets inside their section) to the instruction indices
 of the linked program.
 """
@@ -277,19 +277,6 @@ def link(
     ``externs`` resolves extern symbols (kconfig, ksym, kfunc) by name."""
     spec = obj.program(prog) if isinstance(prog, str) else prog
     return _Linker(obj, map_fds or {}, data_fds or {}, externs or {}).run(spec)
-
-
-def bind_maps(
-    insns: Sequence[Insn], map_refs: Sequence[tuple[int, str]], fds: Mapping[str, int]
-) -> tuple[Insn, ...]:
-    """``insns`` with the descriptor of each referenced map (``fds`` by map name or data
-    section) put in the instructions ``map_refs`` name."""
-    out = list(insns)
-    for index, name in map_refs:
-        if name not in fds:
-            raise ObjectError(f"map {name!r} was not created")
-        out[index] = replace(out[index], imm=fds[name])
-    return tuple(out)
 
 
 def extern_symbols(obj: ObjectSpec) -> dict[str, bool]:
