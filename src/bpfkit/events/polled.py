@@ -10,14 +10,30 @@ from __future__ import annotations
 
 import select
 import weakref
-from typing import Any, Generic, TypeVar
 
 from bpfkit.syscalls.fd import Closing
 
-R = TypeVar("R")
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any, Generic, TypeVar
+
+    R = TypeVar("R")
+
+    class _OfRecords(Generic[R]):
+        """Generic in the record type (for type checking)."""
+
+else:
+    from types import GenericAlias
+
+    R = "R"
+
+    class _OfRecords:
+        """Subscriptable as ``list`` is (``PolledReader[bytes]``), without typing."""
+
+        __class_getitem__ = classmethod(GenericAlias)
 
 
-class PolledReader(Closing, Generic[R]):
+class PolledReader(Closing, _OfRecords[R]):
     """Base of :class:`~bpfkit.events.perf.PerfBufferReader` and
     :class:`~bpfkit.events.ringbuf.RingBufReader`."""
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import tracefs
@@ -301,7 +300,8 @@ def cgroup_hook(program: ProgramSpec) -> int | None:
 def pmu_type(name: str) -> int | None:
     """The perf PMU type of ``kprobe``/``uprobe`` (sysfs), or None if the kernel has none."""
     try:
-        return int(Path(f"/sys/bus/event_source/devices/{name}/type").read_text())
+        with open(f"/sys/bus/event_source/devices/{name}/type") as f:
+            return int(f.read())
     except (OSError, ValueError):
         return None
 
@@ -309,7 +309,8 @@ def pmu_type(name: str) -> int | None:
 def retprobe_bit(name: str) -> int:
     """The config bit meaning "return probe" for PMU ``name`` (``format/retprobe``)."""
     try:
-        text = Path(f"/sys/bus/event_source/devices/{name}/format/retprobe").read_text()
+        with open(f"/sys/bus/event_source/devices/{name}/format/retprobe") as f:
+            text = f.read()
         return 1 << int(text.strip().split(":")[1])
     except (OSError, ValueError, IndexError):
         return 1  # config:0 on every kernel that has the PMU

@@ -30,7 +30,6 @@ import os
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from bpfkit.errors import KernelError, VerifierError
 from bpfkit.kernel import pins
@@ -43,6 +42,7 @@ from bpfkit.syscalls import Fd
 from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import AttachType, ProgType
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from bpfkit.btf.mapview import MapTypes
     from bpfkit.btf.typedmap import TypedMap

@@ -66,7 +66,6 @@ import errno as _errno
 import os
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import tracefs
@@ -76,8 +75,18 @@ from bpfkit.syscalls import perf as perfsys
 from bpfkit.syscalls.fd import Closing
 from bpfkit.uapi import AttachType
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # imported where a socket filter attaches: most runs need no socket
     import socket
+    from typing import Any, Protocol
+
+    class HasFd(Protocol):
+        """Anything with a program fd: a Program of :mod:`bpfkit.kernel.program`."""
+
+        @property
+        def fd(self) -> int | Fd: ...
+
+    ProgRef = int | Fd | HasFd
 
 SO_ATTACH_BPF = 50  # asm-generic/socket.h
 SO_DETACH_BPF = 27  # == SO_DETACH_FILTER
@@ -93,16 +102,6 @@ TRACING_ATTACH = {
 
 # Whether BPF_LINK_CREATE works on perf events here (None: not tried yet).
 _perf_link_supported: bool | None = None
-
-
-class HasFd(Protocol):
-    """Anything with a program fd: a Program of :mod:`bpfkit.kernel.program`."""
-
-    @property
-    def fd(self) -> int | Fd: ...
-
-
-ProgRef = int | Fd | HasFd
 
 
 def _prog_fd(prog: ProgRef) -> int:

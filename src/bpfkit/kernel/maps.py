@@ -27,7 +27,6 @@ import errno
 import sys
 from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from functools import cache
-from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel import pins
@@ -38,7 +37,10 @@ from bpfkit.syscalls.fd import FdOwner
 from bpfkit.uapi import MapType
 from bpfkit.uapi.names import type_name, type_number
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfkit.btf.typedmap import TypedMap
     from bpfkit.events.polled import PolledReader
     from bpfkit.kernel.info import MapInfo
@@ -157,7 +159,7 @@ def make_codec(spec: Any, size: int) -> Codec:
     raise TypeError(f"cannot use {spec!r} as a map key/value type")
 
 
-class Map(FdOwner, MutableMapping[Any, Any]):
+class Map(FdOwner, MutableMapping["Any", "Any"]):  # strings: typing is not imported
     """A live BPF map, read and written as a Python mapping."""
 
     def __init__(
@@ -440,7 +442,7 @@ class Map(FdOwner, MutableMapping[Any, Any]):
                 yield k, v
 
 
-class _Items(ItemsView[Any, Any]):
+class _Items(ItemsView["Any", "Any"]):
     """A map's items, robust to keys disappearing while iterating (a live map)."""
 
     _mapping: Map
@@ -451,7 +453,7 @@ class _Items(ItemsView[Any, Any]):
             yield m.key_codec.decode(raw), m._decode_value(value)
 
 
-class _Values(ValuesView[Any]):
+class _Values(ValuesView["Any"]):
     """A map's values, robust to keys disappearing while iterating (a live map)."""
 
     _mapping: Map

@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import KernelError, ObjectError
 from bpfkit.kernel import attach as attach_mod
@@ -36,7 +35,10 @@ from bpfkit.syscalls.causes import privileged
 from bpfkit.syscalls.fd import Closing, HeldSignals
 from bpfkit.uapi import MapType, ProgType
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # the readers are imported when a session opens one (buffers=True),
+    from typing import Any
+
     # the trace machinery when it opens a trace instance (trace=True)
     from bpfkit.btf.mapview import MapTypes
     from bpfkit.btf.typedmap import TypedMap

@@ -20,12 +20,11 @@ import marshal
 import os
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bpfkit import cachedir
 from bpfkit.errors import KernelError
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
 
@@ -61,7 +60,8 @@ def syscall_name(function: str) -> str | None:
 @functools.cache
 def _kallsyms_text() -> str:
     try:
-        return Path("/proc/kallsyms").read_text()
+        with open("/proc/kallsyms") as f:
+            return f.read()
     except OSError as e:
         raise KernelError(f"cannot read /proc/kallsyms: {e.strerror}", e.errno) from None
 

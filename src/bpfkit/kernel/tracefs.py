@@ -26,22 +26,28 @@ import select
 import time
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 
 from bpfkit.errors import KernelError
 from bpfkit.syscalls.fd import Closing
 from bpfkit.syscalls.perf import NOT_AN_INSTRUCTION
 
-_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
-_root: Path | None = None
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING
+if TYPE_CHECKING:  # pathlib is imported when a Path is made: attaching a tracepoint makes none
+    from pathlib import Path
+
+_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+_root: str | None = None
 _counter = itertools.count()
 # Probe group bpfkit writes its kprobe/uprobe entries in; names carry the pid.
 GROUP = "bpfkit"
 
 
-def _mounted(path: Path) -> bool:
+def _mounted(path: str) -> bool:
     try:
-        return (path / "trace_pipe").exists()
+        os.stat(os.path.join(path, "trace_pipe"))
+        return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
     except PermissionError as e:  # tracefs is mode 700: a user cannot even look
         raise KernelError(
             f"{path}: {e.strerror}: reading trace output needs root (tracefs is root's); "
@@ -50,9 +56,9 @@ def _mounted(path: Path) -> bool:
         ) from None
 
 
-def _mount_tracefs(target: Path) -> None:
+def _mount_tracefs(target: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
-    rc = libc.mount(b"tracefs", str(target).encode(), b"tracefs", 0, None)
+    rc = libc.mount(b"tracefs", target.encode(), b"tracefs", 0, None)
     if rc != 0:
         err = ctypes.get_errno()
         raise KernelError(
@@ -65,6 +71,13 @@ def _mount_tracefs(target: Path) -> None:
 
 def root() -> Path:
     """The tracefs directory, mounting tracefs at /sys/kernel/tracing if it is not mounted."""
+    from pathlib import Path
+
+    return Path(_root_dir())
+
+
+def _root_dir() -> str:
+    """:func:`root` as a string (no pathlib)."""
     global _root
     if _root is not None and _mounted(_root):
         return _root
@@ -73,7 +86,7 @@ def root() -> Path:
             _root = path
             return path
     target = _CANDIDATES[0]
-    if not target.is_dir():
+    if not os.path.isdir(target):
         raise KernelError(
             f"no tracefs: {target} does not exist (kernel built without CONFIG_TRACING?)"
         )
@@ -102,7 +115,11 @@ def event_dir(category: str, name: str) -> Path:
 
 def event_id(category: str, name: str) -> int:
     """The perf event id of tracepoint ``CATEGORY:NAME`` (from ``events/CAT/NAME/id``)."""
-    return int((event_dir(category, name) / "id").read_text())
+    try:
+        with open(os.path.join(_root_dir(), "events", category, name, "id")) as f:
+            return int(f.read())
+    except (FileNotFoundError, NotADirectoryError):  # event_dir says what is missing
+        return int((event_dir(category, name) / "id").read_text())
 
 
 def _write(path: Path, text: str, *, append: bool = True) -> None:
@@ -118,7 +135,9 @@ def _write(path: Path, text: str, *, append: bool = True) -> None:
         log = _error_log()
         extra = f"; tracefs says: {log}" if log else ""
         why = NOT_AN_INSTRUCTION if e.errno == _errno.EILSEQ else e.strerror
-        raise KernelError(f"writing {text.strip()!r} to {path} failed: {why}{extra}", e.errno) from None
+        raise KernelError(
+            f"writing {text.strip()!r} to {path} failed: {why}{extra}", e.errno
+        ) from None
     finally:
         os.close(fd)
 
@@ -204,7 +223,7 @@ def remove_stale_probes() -> int:
             continue
         for line in control.read_text().splitlines():
             m = _ENTRY.match(line)
-            if m and not Path(f"/proc/{m.group(2)}").exists():
+            if m and not os.path.exists(f"/proc/{m.group(2)}"):
                 name = line.split()[0].split("/", 1)[1]
                 _remove_entry(control, name)
                 removed += 1
@@ -220,7 +239,7 @@ def remove_stale_instances() -> int:
     base = root() / "instances"
     for p in base.iterdir():
         m = _INSTANCE.match(p.name)
-        if m and not Path(f"/proc/{m.group(1)}").exists():
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
             _remove_instance(p)
             removed += not p.exists()
     return removed

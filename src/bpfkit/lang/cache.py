@@ -37,11 +37,13 @@ import marshal
 import os
 import sys
 import zlib
-from typing import TYPE_CHECKING, Any
 
 from bpfkit import __version__, cachedir
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfkit.obj.prepare import PreparedObject
     from bpfkit.obj.spec import ObjectSpec
 

@@ -23,14 +23,16 @@ import os
 import sys
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
 
 from bpfkit.errors import AsmError, CompileError
 from bpfkit.lang.decl import MapDecl, Section, section_of
 from bpfkit.lang.types import ArrayType, IntType, StructType, Type, bpf_type, i32, pack
 from bpfkit.uapi import MapType
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfkit.lang.emit import Emitted
     from bpfkit.lang.lower import Globals
     from bpfkit.obj.spec import ObjectSpec

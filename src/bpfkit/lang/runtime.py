@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import ModuleType
-from typing import Any
 
 from bpfkit.errors import KernelError
 from bpfkit.kernel.maps import Codec, Map
@@ -30,6 +29,8 @@ from bpfkit.uapi import MapType
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfkit.obj.prepare import PreparedObject
 
 ATTACHED_KINDS = {

@@ -9,9 +9,10 @@ needing only the object model (``bpfkit.obj.spec``) do not pay for it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfkit.obj.reader import read_object
 
 __all__ = ["read_object"]

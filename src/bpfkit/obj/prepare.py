@@ -42,14 +42,16 @@ import struct
 import sys
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
 
 from bpfkit.errors import BpfkitError, KernelError, ObjectError
 from bpfkit.obj.spec import DataSpec, ObjectSpec, ProgramSpec
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # bpfkit.btf is imported only for objects that have BTF; the linker and
     # the section table only to prepare (a prepared object read back from a cache, as
     # bpfkit.lang keeps them, is loaded without them)
+    from typing import Protocol
+
     from bpfkit.btf import types as T
     from bpfkit.btf.btf import Btf
     from bpfkit.btf.ext import BtfExt
@@ -58,42 +60,44 @@ if TYPE_CHECKING:  # bpfkit.btf is imported only for objects that have BTF; the 
     from bpfkit.obj.printk_tags import PrintkTagging
     from bpfkit.obj.relocate import Extern, Linked
 
+    # What preparing needs of a kernel (for type checking only: nothing checks it at run
+    # time; RecordedKernel and bpfkit.kernel.target.RunningKernel are two).
+    class KernelView(Protocol):
+        """What preparing needs to know about the target kernel (read lazily by the kernel
+        layer's RunningKernel; given as data by :class:`RecordedKernel`)."""
+
+        @property
+        def version(self) -> tuple[int, int, int]: ...
+
+        @property
+        def version_code(self) -> int: ...
+
+        @property
+        def machine(self) -> str: ...
+
+        @property
+        def config_source(self) -> str: ...
+
+        def btf(self) -> Btf:
+            """The kernel's types (CO-RE, struct_ops); BpfkitError if unknown."""
+            ...
+
+        def btf_id(self, kind: Kind, name: str) -> int | None:
+            """The id of the kernel's type ``name`` of ``kind`` (kfuncs, ksyms, targets)."""
+            ...
+
+        def config(self) -> Mapping[str, str]:
+            """``CONFIG_*`` values."""
+            ...
+
+        def symbol_address(self, name: str) -> int | None:
+            """The address of kernel symbol ``name`` (kallsyms), or None."""
+            ...
+
+
 KCONFIG = ".kconfig"
 # libbpf's LINUX_VERSION_CODE placeholder in the `version` section: "the running kernel".
 ANY_VERSION = 0xFFFFFFFE
-
-
-class KernelView(Protocol):
-    """What preparing needs to know about the target kernel (read lazily by the kernel
-    layer's RunningKernel; given as data by :class:`RecordedKernel`)."""
-
-    @property
-    def version(self) -> tuple[int, int, int]: ...
-
-    @property
-    def version_code(self) -> int: ...
-
-    @property
-    def machine(self) -> str: ...
-
-    @property
-    def config_source(self) -> str: ...
-
-    def btf(self) -> Btf:
-        """The kernel's types (CO-RE, struct_ops); BpfkitError if unknown."""
-        ...
-
-    def btf_id(self, kind: Kind, name: str) -> int | None:
-        """The id of the kernel's type ``name`` of ``kind`` (kfuncs, ksyms, targets)."""
-        ...
-
-    def config(self) -> Mapping[str, str]:
-        """``CONFIG_*`` values."""
-        ...
-
-    def symbol_address(self, name: str) -> int | None:
-        """The address of kernel symbol ``name`` (kallsyms), or None."""
-        ...
 
 
 @dataclass(frozen=True)

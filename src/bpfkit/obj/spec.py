@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
 
 from bpfkit.isa.insn import Insn
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from bpfkit.btf.btf import Btf
     from bpfkit.btf.ext import BtfExt
 

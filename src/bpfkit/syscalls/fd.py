@@ -20,11 +20,14 @@ import signal
 import threading
 import warnings
 from types import FrameType
-from typing import Any, TypeVar
 
 from bpfkit.errors import KernelError
 
-_C = TypeVar("_C", bound="Closing")
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    _C = TypeVar("_C", bound="Closing")
 
 
 class Closing:
