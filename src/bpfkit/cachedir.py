@@ -2,7 +2,8 @@
 
 ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``, with one
 subdirectory per kind of entry (``lang/``: compiled Python programs, bpfkit.lang.cache;
-``btf/``: the index of the kernel's BTF, bpfkit.btf.lazy).  ``BPFKIT_NO_CACHE=1`` turns
+``btf/``: the index of the kernel's BTF, bpfkit.btf.lazy; ``load/``: recorded loads,
+bpfkit.kernel.replay).  ``BPFKIT_NO_CACHE=1`` turns
 every cache off.
 
 Only a directory and files owned by the user running bpfkit and writable by nobody else
@@ -29,6 +30,36 @@ def cache_dir(kind: str) -> str | None:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         base = os.path.join(xdg, "bpfkit")
     return os.path.join(base, kind)
+
+
+def code_stamp() -> list[tuple[str, int, int]]:
+    """(path, mtime, size) of every source file of the bpfkit package: an entry worked out
+    by other code (an edited checkout, a new version) must not be used."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    out: list[tuple[str, int, int]] = []
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.name.endswith(".py"):
+                    st = e.stat()
+                    out.append((e.path[len(root) :], st.st_mtime_ns, st.st_size))
+                elif e.name != "__pycache__" and e.is_dir():
+                    stack.append(e.path)
+    out.sort()
+    return out
+
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+
+
+def vmlinux_stamp() -> str:
+    """The size and time of the running kernel's BTF (``-`` without one)."""
+    try:
+        st = os.stat(VMLINUX)
+    except OSError:
+        return "-"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _trusted(path: str) -> bool:
