@@ -156,7 +156,8 @@ def _dump_jited(args: argparse.Namespace, ref: list[str], rest: list[str]) -> in
             opts[word] = True
         else:
             raise KernelError(
-                f"unexpected {word!r}; usage: prog dump jited {USAGE} [opcodes] [linum] | file FILE"
+                f"unexpected {word!r}; usage: prog dump jited {USAGE} "
+                "[opcodes] [linum] | file FILE"
             )
     with open_one(ref, "program") as fd:
         image = prog_jited(fd.fd)
