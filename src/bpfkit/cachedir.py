@@ -2,8 +2,7 @@
 
 ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``, with one
 subdirectory per kind of entry (``lang/``: compiled Python programs, bpfkit.lang.cache;
-``btf/``: the index of the kernel's BTF, bpfkit.btf.lazy; ``load/``: recorded loads,
-bpfkit.kernel.replay).  ``BPFKIT_NO_CACHE=1`` turns
+``btf/``: the index of the kernel's BTF, bpfkit.btf.lazy).  ``BPFKIT_NO_CACHE=1`` turns
 every cache off.
 
 Only a directory and files owned by the user running bpfkit and writable by nobody else
