@@ -32,6 +32,36 @@ def cache_dir(kind: str) -> str | None:
     return os.path.join(base, kind)
 
 
+def code_stamp() -> list[tuple[str, int, int]]:
+    """(path, mtime, size) of every source file of the bpfkit package: an entry worked out
+    by other code (an edited checkout, a new version) must not be used."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    out: list[tuple[str, int, int]] = []
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.name.endswith(".py"):
+                    st = e.stat()
+                    out.append((e.path[len(root) :], st.st_mtime_ns, st.st_size))
+                elif e.name != "__pycache__" and e.is_dir():
+                    stack.append(e.path)
+    out.sort()
+    return out
+
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+
+
+def vmlinux_stamp() -> str:
+    """The size and time of the running kernel's BTF (``-`` without one)."""
+    try:
+        st = os.stat(VMLINUX)
+    except OSError:
+        return "-"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def _trusted(path: str) -> bool:
     """A file or directory of ours that nobody else can write."""
     st = os.stat(path)

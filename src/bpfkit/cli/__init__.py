@@ -14,9 +14,18 @@ def entry() -> None:
 
     status = 130
     try:
-        from bpfkit.cli.main import main
+        replayed = None
+        if sys.argv[1:2] == ["load"]:
+            # A load recorded by an earlier run is replayed without the rest of bpfkit.
+            from bpfkit.cli.load import replayed as replay_load
 
-        status = main()
+            replayed = replay_load(sys.argv[2:])
+        if replayed is not None:
+            sys.exit(replayed)  # its descriptors are closed: nothing is left to finalize
+        else:
+            from bpfkit.cli.main import main
+
+            status = main()
     except KeyboardInterrupt:
         status = 130
     except RuntimeError as e:

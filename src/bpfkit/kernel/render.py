@@ -2,7 +2,8 @@
 
 API::
 
-    render_collection(coll) -> str          # what `bpfkit load` prints
+    render_collection(coll) -> str          # what `bpfkit load` prints (kernel.loaded)
+    collection_rows(coll) -> (progs, maps)  # its numbers, one tuple per program and map
     render_programs(infos) -> str           # what `bpfkit prog list` prints
     render_test_run(result) -> str          # what `bpfkit test-run` prints
     render_maps(maps, types=...) -> str     # by bpfkit.btf.mapview, typed by BTF
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bpfkit.errors import KernelError
+from bpfkit.kernel.loaded import format_loaded
 from bpfkit.text import hexdump
 from bpfkit.uapi import MapType
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:  # only annotations: `bpfkit prog list` need not import the lo
     from bpfkit.btf.mapview import MapTypes
     from bpfkit.kernel.collection import Collection
     from bpfkit.kernel.info import ProgramInfo
+    from bpfkit.kernel.loaded import MapRow, ProgRow
     from bpfkit.kernel.maps import Map
     from bpfkit.kernel.program import TestRunResult
 
@@ -47,26 +50,22 @@ def log_tail(log: str, lines: int = 20) -> str:
     return "\n".join([f"... ({len(rows) - lines} earlier lines; -v shows all)", *rows[-lines:]])
 
 
-def render_collection(coll: Collection) -> str:
-    """One line per program (kernel id, name, type, translated and jited sizes) and map."""
-    out = []
-    nprog, nmap = len(coll.programs), len(coll.maps)
-    out.append(
-        f"{coll.spec.path}: {nprog} program{'s' * (nprog != 1)}, {nmap} map{'s' * (nmap != 1)}"
-    )
+def collection_rows(coll: Collection) -> tuple[list[ProgRow], list[MapRow]]:
+    """The kernel's numbers of each program and map of ``coll`` (ids, types, sizes)."""
+    progs: list[ProgRow] = []
     for name, prog in coll.programs.items():
         i = prog.info()
-        out.append(
-            f"  prog {i.id:<6} {name:<24} {i.type_name:<14} "
-            f"xlated {i.xlated_insns} insns  jited {i.jited_len} bytes"
-        )
+        progs.append((i.id, name, i.type_name, i.xlated_insns, i.jited_len))
+    maps: list[MapRow] = []
     for name, m in coll.maps.items():
         mi = m.info()
-        out.append(
-            f"  map  {mi.id:<6} {name:<24} {mi.type_name:<14} "
-            f"key {mi.key_size}  value {mi.value_size}  max_entries {mi.max_entries}"
-        )
-    return "\n".join(out)
+        maps.append((mi.id, name, mi.type_name, mi.key_size, mi.value_size, mi.max_entries))
+    return progs, maps
+
+
+def render_collection(coll: Collection) -> str:
+    """One line per program (kernel id, name, type, translated and jited sizes) and map."""
+    return format_loaded(coll.spec.path, *collection_rows(coll))
 
 
 def _when(info: ProgramInfo) -> str:

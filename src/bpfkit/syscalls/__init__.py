@@ -18,20 +18,44 @@ API::
 - :class:`Fd`: an owned descriptor (``close()``, context manager, finalizer safety net).
 """
 
-from bpfkit.syscalls import attrs
-from bpfkit.syscalls.attrs import Cmd
-from bpfkit.syscalls.backend import (
-    Backend,
-    bpf,
-    bpf_errno,
-    get_backend,
-    real_backend,
-    set_backend,
-    syscall_number,
-    use_backend,
-)
-from bpfkit.syscalls.causes import BpfSyscallError, describe
-from bpfkit.syscalls.fd import Fd
+from __future__ import annotations
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
+    from bpfkit.syscalls import attrs
+    from bpfkit.syscalls.attrs import Cmd
+    from bpfkit.syscalls.backend import (
+        Backend,
+        bpf,
+        bpf_errno,
+        get_backend,
+        real_backend,
+        set_backend,
+        syscall_number,
+        use_backend,
+    )
+    from bpfkit.syscalls.causes import BpfSyscallError, describe
+    from bpfkit.syscalls.fd import Fd
+
+# name -> the module that owns it, imported on first use: importing a module of this
+# package (``bpfkit.syscalls.raw`` for a replayed load) runs this file, which must stay cheap.
+_LAZY = {
+    "attrs": "bpfkit.syscalls.attrs",
+    "Cmd": "bpfkit.syscalls.attrs",
+    "Backend": "bpfkit.syscalls.backend",
+    "bpf": "bpfkit.syscalls.backend",
+    "bpf_errno": "bpfkit.syscalls.backend",
+    "get_backend": "bpfkit.syscalls.backend",
+    "real_backend": "bpfkit.syscalls.backend",
+    "set_backend": "bpfkit.syscalls.backend",
+    "syscall_number": "bpfkit.syscalls.backend",
+    "use_backend": "bpfkit.syscalls.backend",
+    "BpfSyscallError": "bpfkit.syscalls.causes",
+    "describe": "bpfkit.syscalls.causes",
+    "Fd": "bpfkit.syscalls.fd",
+}
 
 __all__ = [
     "Backend",
@@ -48,3 +72,16 @@ __all__ = [
     "syscall_number",
     "use_backend",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "attrs":
+        return importlib.import_module(module)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
