@@ -29,15 +29,18 @@ def register(sub: Any) -> None:
     pin.set_defaults(func=run_pin)
     dump = psub.add_parser(
         "dump",
-        help="the program as the kernel runs it: dump xlated id N [--llvm], "
-        "dump jited id N [opcodes] [linum] [file FILE]",
+        help="the program as the kernel runs it: dump xlated|jited id N "
+        "[opcodes] [linum] [visual] [file FILE]",
     )
     dump.add_argument(
         "what",
         choices=["xlated", "jited"],
-        help="xlated: the verifier's translation; jited: the x86-64 machine code the JIT made "
-        "(disassembled by LLVM as bpftool does; opcodes: each instruction's bytes too, "
-        "linum: source file, line and column; file FILE: the raw image into FILE)",
+        help="xlated: the verifier's translation, in the kernel's syntax as bpftool prints it "
+        "(--llvm: LLVM's); jited: the x86-64 machine code the JIT made (disassembled by "
+        "LLVM as bpftool does). Both show each function's prototype and the source lines "
+        "from the program's BTF; opcodes: each instruction's bytes too; linum: source "
+        "file, line and column; visual (xlated): the control-flow graph as DOT; "
+        "file FILE: the raw code into FILE",
     )
     dump.add_argument("ref", nargs="+", metavar=USAGE)
     dump.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
@@ -113,40 +116,15 @@ def run_pin(args: argparse.Namespace) -> int:
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    """The translated instructions of one program."""
+    """``prog dump xlated|jited PROG [opcodes] [linum] [visual] [file FILE]``."""
     from bpfkit.cli.objref import open_one, split_ref
     from bpfkit.kernel.features import require_privileges
-    from bpfkit.kernel.info import prog_code
-    from bpfkit.kernel.show import xlated
+    from bpfkit.kernel.info import prog_jited, prog_xlated
 
     require_privileges("bpfkit prog dump")
     ref, rest = split_ref(list(args.ref), "program")
-    if args.what == "jited":
-        return _dump_jited(args, ref, rest)
-    if rest:
-        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
-    with open_one(ref, "program") as fd:
-        code = prog_code(fd.fd)
-    if not code:
-        raise KernelError("the kernel shows no translated instructions for this program")
-    lines = xlated(code, llvm=args.llvm)
-    if args.json:
-        import json
-
-        print(json.dumps([{"disasm": text} for _, text in lines], indent=2))
-    else:
-        for slot, text in lines:
-            print(f"{slot:4d}: {text}")
-    return 0
-
-
-def _dump_jited(args: argparse.Namespace, ref: list[str], rest: list[str]) -> int:
-    """``prog dump jited PROG [opcodes] [linum] [file FILE]``."""
-    from bpfkit.cli.objref import open_one
-    from bpfkit.kernel.info import prog_jited
-    from bpfkit.kernel.jited import listing, records
-
-    opts = {"opcodes": False, "linum": False}
+    jited = args.what == "jited"
+    opts = {"opcodes": False, "linum": False} if jited else _DUMP_XLATED_OPTS.copy()
     out_file = None
     while rest:
         word = rest.pop(0)
@@ -155,26 +133,46 @@ def _dump_jited(args: argparse.Namespace, ref: list[str], rest: list[str]) -> in
         elif word in opts:
             opts[word] = True
         else:
+            words = "[opcodes] [linum]" if jited else "[opcodes] [linum] | visual"
             raise KernelError(
-                f"unexpected {word!r}; usage: prog dump jited {USAGE} "
-                "[opcodes] [linum] | file FILE"
+                f"unexpected {word!r}; usage: prog dump {args.what} {USAGE} {words} | file FILE"
             )
     with open_one(ref, "program") as fd:
-        image = prog_jited(fd.fd)
+        image = prog_jited(fd.fd) if jited else prog_xlated(fd.fd)
     if out_file is not None:
         try:
             with open(out_file, "wb") as f:
                 f.write(image.image)
         except OSError as e:
             raise KernelError(f"cannot write {out_file}: {e.strerror}") from None
+        if args.json:
+            print("null")  # bpftool's answer in JSON mode
+        return 0
+    if not jited and opts.pop("visual"):
+        from bpfkit.kernel.xlated import visual
+
+        print("null" if args.json else visual(image), end="\n" if args.json else "")
         return 0
     if args.json:
         import json
 
+        if jited:
+            from bpfkit.kernel.jited import records
+        else:
+            from bpfkit.kernel.xlated import records
         print(json.dumps(records(image, **opts), indent=2))
-    else:
+    elif jited:
+        from bpfkit.kernel.jited import listing
+
         print(listing(image, **opts), end="")
+    else:
+        from bpfkit.kernel.xlated import listing as xlated_listing
+
+        print(xlated_listing(image, llvm=args.llvm, **opts), end="")
     return 0
+
+
+_DUMP_XLATED_OPTS = {"opcodes": False, "linum": False, "visual": False}
 
 
 _RUN_WORDS = ("data_in", "data_out", "ctx_in", "repeat")

@@ -4,7 +4,8 @@ API::
 
     prog_info(fd) -> ProgramInfo          # BPF_OBJ_GET_INFO_BY_FD on a program
     prog_code(fd, jited=False) -> bytes   # the translated (or JIT-compiled) code
-    prog_jited(fd) -> JitImage            # the JIT image with its functions and line info
+    prog_jited(fd) -> ProgImage           # the JIT image with its functions and line info
+    prog_xlated(fd) -> ProgImage          # the translated code, with the same records
     map_info(fd) -> MapInfo
     prog_ids() -> Iterator[int]           # BPF_PROG_GET_NEXT_ID
     prog_fd_by_id(id) -> Fd               # BPF_PROG_GET_FD_BY_ID
@@ -171,9 +172,10 @@ def prog_code(fd: int, jited: bool = False) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class JitImage:
-    """A program's machine code as the kernel reports it: the image (all functions, one
-    after the other), each function's kernel address and length, the BTF function records
+class ProgImage:
+    """A program's code as the kernel reports it, with what bpftool prints beside it: the
+    code (the JIT image of all functions one after the other, or the translated BPF
+    instructions), each function's kernel address and JIT length, the BTF function records
     (xlated insn offset, BTF type id), the line records (insn offset, file name offset,
     line text offset, line << 10 | column) with the kernel address of each, and the BTF
     id those offsets are in."""
@@ -189,33 +191,48 @@ class JitImage:
     btf_id: int
 
 
+JitImage = ProgImage  # the JIT image: ``image`` is machine code
+
+
 def _array(ctype: type[ctypes._SimpleCData], n: int) -> ctypes.Array:  # type: ignore[type-arg]
     return (ctype * max(n, 1))()
 
 
-def prog_jited(fd: int) -> JitImage:
+def prog_jited(fd: int) -> ProgImage:
     """The JIT image of the program behind ``fd`` (BPF_OBJ_GET_INFO_BY_FD with every
     array bpftool asks for).  KernelError when it has none, or when the kernel does not
     show it to this process (``bpf_dump_raw_ok``: kernel.kptr_restrict, lockdown)."""
+    return _prog_image(fd, jited=True)
+
+
+def prog_xlated(fd: int) -> ProgImage:
+    """The translated instructions of the program behind ``fd`` (``image``), with the
+    same function and line records as :func:`prog_jited`.  KernelError when the kernel
+    does not show them to this process."""
+    return _prog_image(fd, jited=False)
+
+
+def _prog_image(fd: int, *, jited: bool) -> ProgImage:
     info = attrs.ProgInfo()
     _get_info(fd, info, "a program")
     name = info.name.decode(errors="replace")
     what = f"program {info.id} ({name})"
-    if not info.jited_prog_len:
+    size = info.jited_prog_len if jited else info.xlated_prog_len
+    if not size:
+        if not jited:
+            raise KernelError(f"the kernel shows no translated instructions for {what}")
         raise KernelError(
             f"{what} has no JIT image: the kernel runs it in its interpreter "
             "(net.core.bpf_jit_enable is 0, or the JIT is not built); see its "
             "translation with: prog dump xlated id " + str(info.id)
         )
-    image = _array(ctypes.c_uint8, info.jited_prog_len)
+    image = _array(ctypes.c_uint8, size)
     ksyms = _array(ctypes.c_uint64, info.nr_jited_ksyms)
     lens = _array(ctypes.c_uint32, info.nr_jited_func_lens)
     finfo = ctypes.create_string_buffer(max(info.nr_func_info * info.func_info_rec_size, 1))
     linfo = ctypes.create_string_buffer(max(info.nr_line_info * info.line_info_rec_size, 1))
     jlines = _array(ctypes.c_uint64, info.nr_jited_line_info)
     info2 = attrs.ProgInfo(
-        jited_prog_len=info.jited_prog_len,
-        jited_prog_insns=ctypes.addressof(image),
         nr_jited_ksyms=info.nr_jited_ksyms,
         jited_ksyms=ctypes.addressof(ksyms),
         nr_jited_func_lens=info.nr_jited_func_lens,
@@ -230,24 +247,33 @@ def prog_jited(fd: int) -> JitImage:
         jited_line_info_rec_size=info.jited_line_info_rec_size,
         jited_line_info=ctypes.addressof(jlines),
     )
+    if jited:
+        info2.jited_prog_len = size
+        info2.jited_prog_insns = ctypes.addressof(image)
+    else:
+        info2.xlated_prog_len = size
+        info2.xlated_prog_insns = ctypes.addressof(image)
     _get_info(fd, info2, "a program")
-    if not info2.jited_prog_insns:
+    if not (info2.jited_prog_insns if jited else info2.xlated_prog_insns):
+        code = "JIT image" if jited else "translated instructions"
         raise KernelError(
-            f"the kernel does not show {what}'s JIT image to this process (it hides raw "
+            f"the kernel does not show {what}'s {code} to this process (it hides raw "
             "kernel addresses and code: kernel.kptr_restrict, lockdown); run as root with "
             "kernel.kptr_restrict=0 and no lockdown"
         )
-    n_len = min(info.jited_prog_len, info2.jited_prog_len)
+    n_len = min(size, info2.jited_prog_len if jited else info2.xlated_prog_len)
     frec, lrec = info.func_info_rec_size, info.line_info_rec_size
     n_funcs = min(info.nr_func_info, info2.nr_func_info) if info2.func_info else 0
     n_lines = min(info.nr_line_info, info2.nr_line_info) if info2.line_info else 0
     n_jl = min(info.nr_jited_line_info, info2.nr_jited_line_info) if info2.jited_line_info else 0
-    return JitImage(
+    n_ksyms = min(info.nr_jited_ksyms, info2.nr_jited_ksyms) if info2.jited_ksyms else 0
+    n_lens = min(info.nr_jited_func_lens, info2.nr_jited_func_lens) if info2.jited_func_lens else 0
+    return ProgImage(
         id=info.id,
         name=name,
         image=bytes(image[:n_len]),
-        ksyms=tuple(ksyms[: info2.nr_jited_ksyms]) if info2.jited_ksyms else (),
-        func_lens=tuple(lens[: info2.nr_jited_func_lens]) if info2.jited_func_lens else (),
+        ksyms=tuple(ksyms[:n_ksyms]),
+        func_lens=tuple(lens[:n_lens]),
         func_info=tuple(
             (_u32(finfo.raw, i * frec), _u32(finfo.raw, i * frec + 4)) for i in range(n_funcs)
         ),

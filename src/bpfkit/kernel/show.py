@@ -1,6 +1,8 @@
 """Loaded programs and maps as ``bpftool ... show`` and ``bpftool map dump`` present them:
 the same JSON keys (``bytes_xlated``, ``bytes_memlock``, ``formatted``...) and the same text
 shape, so a bpftool user (and a script written for bpftool's ``--json``) reads bpfkit's.
+(``prog dump xlated`` is :mod:`bpfkit.kernel.xlated`, ``prog dump jited``
+:mod:`bpfkit.kernel.jited`.)
 
 API::
 
@@ -12,7 +14,6 @@ API::
     map_types(info) -> MapTypes            # the map's key/value types from the kernel's BTF
     entry_record(key, value, types, percpu) -> dict   # one element of bpftool -j map dump
     hex_bytes(data) -> list[str]           # ["0x01", "0x00", ...]
-    xlated(code, llvm=False) -> list[tuple[int, str]]   # bpftool prog dump xlated's lines
 """
 
 from __future__ import annotations
@@ -196,58 +197,3 @@ def link_text(rec: dict[str, Any]) -> str:
             "\t" + "".join(_LINK_TEXT.get(k, k + " {}").format(rec[k]) + "  " for k in extra)
         )
     return "\n".join(lines)
-
-
-_ADDR_PERCPU = -1  # BPF_ADDR_PERCPU: the off of the kernel's per-CPU address move
-
-
-def _imm_name(insn: Any) -> str | None:
-    """bpftool's text for an ``lddw`` of translated code: map ids, not addresses."""
-    if insn.src == 1:  # BPF_PSEUDO_MAP_FD, rewritten by the kernel to the map's id
-        return f"map[id:{insn.imm & 0xFFFFFFFF}]"
-    if insn.src == 2:  # BPF_PSEUDO_MAP_VALUE
-        return f"map[id:{insn.imm & 0xFFFFFFFF}][0]+{insn.imm_hi & 0xFFFFFFFF}"
-    if insn.src == 4:  # BPF_PSEUDO_FUNC
-        return f"subprog[{insn.imm:+d}]"
-    return None
-
-
-def _call_names() -> tuple[int, dict[int, str]]:
-    """``__bpf_call_base`` and the kernel's symbols by address (empty without kallsyms)."""
-    from bpfkit.kernel.symbols import kallsyms
-
-    try:
-        syms = kallsyms().addresses
-    except BpfkitError:
-        return 0, {}
-    base = syms.get("__bpf_call_base", 0)
-    by_addr: dict[int, str] = {}
-    for name, addr in syms.items():
-        by_addr.setdefault(addr, name)
-    return base, by_addr
-
-
-def xlated(code: bytes, *, llvm: bool = False) -> list[tuple[int, str]]:
-    """The translated program ``code`` (:func:`bpfkit.kernel.info.prog_code`) as
-    ``bpftool prog dump xlated`` lists it: (slot, text) in the kernel's syntax (``(b7) r0 =
-    0``; helper calls named by the kernel function they became, ``map[id:N]`` for maps), or
-    with ``llvm`` in LLVM's syntax (:func:`bpfkit.disasm.llvm_text.format_insn`)."""
-    from bpfkit.disasm.kernel_syntax import format_kernel
-    from bpfkit.disasm.llvm_text import format_insn
-    from bpfkit.isa.insn import iter_insns
-
-    base, names = (0, {}) if llvm else _call_names()
-    out = []
-    for slot, insn in iter_insns(code):
-        if llvm:
-            text = format_insn(insn)
-        elif insn.opcode == 0x85 and insn.src == 0 and base and base + insn.imm in names:
-            text = f"(85) call {names[base + insn.imm]}#{insn.imm}"
-        elif insn.opcode == 0xBF and insn.off == _ADDR_PERCPU:
-            # The kernel's own per-CPU address move (inlined per-CPU lookups, 6.9+): bpftool
-            # of Debian 12 (v7.1, the tests' oracle) prints it as a plain move.
-            text = f"(bf) r{insn.dst} = r{insn.src}"
-        else:
-            text = format_kernel(insn, imm_name=_imm_name)
-        out.append((slot, text))
-    return out

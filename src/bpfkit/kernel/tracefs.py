@@ -118,7 +118,9 @@ def _write(path: Path, text: str, *, append: bool = True) -> None:
         log = _error_log()
         extra = f"; tracefs says: {log}" if log else ""
         why = NOT_AN_INSTRUCTION if e.errno == _errno.EILSEQ else e.strerror
-        raise KernelError(f"writing {text.strip()!r} to {path} failed: {why}{extra}", e.errno) from None
+        raise KernelError(
+            f"writing {text.strip()!r} to {path} failed: {why}{extra}", e.errno
+        ) from None
     finally:
         os.close(fd)
 
