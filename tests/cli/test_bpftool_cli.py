@@ -115,18 +115,25 @@ def test_map_show_and_list_equal_bpftool(
     coll: Collection, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, mids = ids(coll)
+    # A program array (its owner's type, "owner jited") and the frozen .rodata map
+    # (bpftool puts "frozen" on the btf_id line) besides the plain maps.
     listed = {r["id"]: r for r in bpfkit_json(capsys, "map", "list")}
-    for name in ("bk_pairs", "bk_slots", "bk_percpu"):
+    plains = []
+    for name in ("bk_pairs", "bk_slots", "bk_percpu", "bk_jumps", ".rodata"):
         mid = str(mids[name])
         theirs = bpftool("map", "show", "id", mid)
         theirs.pop("pids", None)
         assert bpfkit_json(capsys, "map", "show", "id", mid) == theirs
-        assert by_id(bpfkit_json(capsys, "map", "show", "name", name), mids[name]) == theirs
+        kname = theirs["name"]
+        assert by_id(bpfkit_json(capsys, "map", "show", "name", kname), mids[name]) == theirs
         assert listed[mids[name]] == theirs
         plain = subprocess.run(
             ["bpftool", "map", "show", "id", mid], capture_output=True, text=True, check=True
         ).stdout
         assert bpfkit(capsys, "map", "show", "id", mid) == plain
+        plains.append(plain)
+    assert "\towner_prog_type socket_filter  owner jited\n" in plains[3]
+    assert plains[4].endswith("frozen\n")
 
 
 @pytest.mark.parametrize("name", ["bk_pairs", "bk_slots", "bk_percpu"])

@@ -37,7 +37,12 @@ def register(sub: Any) -> None:
         default=[],
         help="load program NAME as TYPE (e.g. on_clone=tracepoint)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="show the whole verifier log (before its explanation)")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the whole verifier log (before its explanation)",
+    )
     p.set_defaults(func=run)
 
 

@@ -66,32 +66,12 @@ def _privileged(what: str) -> None:
 
 def run_show(args: argparse.Namespace) -> int:
     """Show the maps named (all of them by default)."""
-    from bpfkit.cli.objref import open_ref, split_ref
-    from bpfkit.kernel.info import map_fd_by_id, map_ids
+    from bpfkit.cli.objref import print_records, show_records
     from bpfkit.kernel.show import map_record, map_text
 
     _privileged("show")
-    ref, rest = split_ref(list(args.words), "map")
-    if rest:
-        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
-    records = []
-    if ref:
-        for fd in open_ref(ref, "map"):
-            with fd:
-                records.append(map_record(fd.fd))
-    else:
-        for mid in map_ids():
-            try:
-                with map_fd_by_id(mid) as fd:
-                    records.append(map_record(fd.fd))
-            except KernelError:
-                continue  # freed since listed
-    if args.json:
-        one = ref and len(records) == 1
-        print(json.dumps(records[0] if one else records, indent=2))
-    else:
-        for rec in records:
-            print(map_text(rec))
+    records, named = show_records(list(args.words), "map", map_record)
+    print_records(records, named, args.json, map_text)
     return 0
 
 

@@ -63,44 +63,35 @@ def run_show(args: argparse.Namespace) -> int:
     """Show the programs named (all of them by default)."""
     from bpfkit.cli.objref import open_ref, split_ref
     from bpfkit.kernel.features import require_privileges
-    from bpfkit.kernel.info import list_programs, prog_info
-    from bpfkit.kernel.render import render_programs
-    from bpfkit.kernel.show import prog_record
 
     require_privileges("bpfkit prog show")
+    if args.json:
+        from bpfkit.cli.objref import print_records, show_records
+        from bpfkit.kernel.show import prog_record
+
+        records, named = show_records(list(args.ref), "program", prog_record)
+        if args.name:
+            records = [r for r in records if r["name"] == args.name]
+        print_records(records, named, True, str)
+        return 0
+    from bpfkit.kernel.info import list_programs, prog_info
+    from bpfkit.kernel.render import render_programs
+
     ref, rest = split_ref(list(args.ref), "program")
     if rest:
         raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
     if ref:
         fds = open_ref(ref, "program")
         try:
-            records = [prog_record(fd.fd) for fd in fds]
             infos = [prog_info(fd.fd) for fd in fds]
         finally:
             for fd in fds:
                 fd.close()
     else:
         infos = list_programs()
-        records = []
-        if args.json:
-            from bpfkit.kernel.info import prog_fd_by_id
-
-            for i in infos:
-                try:
-                    with prog_fd_by_id(i.id) as fd:
-                        records.append(prog_record(fd.fd))
-                except KernelError:
-                    continue  # unloaded since listed
     if args.name:
         infos = [i for i in infos if i.name == args.name]
-        records = [r for r in records if r["name"] == args.name]
-    if args.json:
-        import json
-
-        out: Any = records[0] if ref and len(records) == 1 else records
-        print(json.dumps(out, indent=2))
-    else:
-        print(render_programs(infos))
+    print(render_programs(infos))
     return 0
 
 

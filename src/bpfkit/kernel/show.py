@@ -78,10 +78,10 @@ def map_record(fd: int) -> dict[str, Any]:
     """What ``bpftool -j map show`` says of the map behind ``fd``."""
     i = map_info(fd)
     extra = fdinfo(fd)
-    rec: dict[str, Any] = {
-        "id": i.id,
-        "type": i.type_name,
-        "name": i.name,
+    rec: dict[str, Any] = {"id": i.id, "type": i.type_name}
+    if i.name:
+        rec["name"] = i.name  # bpftool leaves an unnamed map's name out
+    rec |= {
         "flags": i.flags,
         "bytes_key": i.key_size,
         "bytes_value": i.value_size,
@@ -89,11 +89,12 @@ def map_record(fd: int) -> dict[str, Any]:
     }
     if "memlock" in extra:
         rec["bytes_memlock"] = int(extra["memlock"])
-    if i.type == MapType.PROG_ARRAY and "owner_prog_type" in extra:
-        rec["owner_prog_type"] = type_name(ProgType, int(extra["owner_prog_type"]))
-        rec["owner_jited"] = extra.get("owner_jited") == "1"
-    if "frozen" in extra:
-        rec["frozen"] = int(extra["frozen"])
+    if i.type == MapType.PROG_ARRAY:
+        if "owner_prog_type" in extra:
+            rec["owner_prog_type"] = type_name(ProgType, int(extra["owner_prog_type"]))
+        if "owner_jited" in extra:
+            rec["owner_jited"] = extra["owner_jited"].strip() not in ("", "0")
+    rec["frozen"] = int(extra.get("frozen", "0"))
     if i.btf_id:
         rec["btf_id"] = i.btf_id
     return rec
@@ -101,19 +102,23 @@ def map_record(fd: int) -> dict[str, Any]:
 
 def map_text(rec: dict[str, Any]) -> str:
     """The lines ``bpftool map show`` prints for one map record."""
-    lines = [f"{rec['id']}: {rec['type']}  name {rec['name']}  flags {rec['flags']:#x}"]
+    name = f"name {rec['name']}  " if rec.get("name") else ""
+    lines = [f"{rec['id']}: {rec['type']}  {name}flags {rec['flags']:#x}"]
     second = f"\tkey {rec['bytes_key']}B  value {rec['bytes_value']}B  "
     second += f"max_entries {rec['max_entries']}"
     if "bytes_memlock" in rec:
         second += f"  memlock {rec['bytes_memlock']}B"
     lines.append(second)
-    if "owner_prog_type" in rec:
-        jited = "  owner jited" if rec["owner_jited"] else ""
-        lines.append(f"\towner_prog_type {rec['owner_prog_type']}{jited}")
+    owner = f"owner_prog_type {rec['owner_prog_type']}  " if "owner_prog_type" in rec else ""
+    if "owner_jited" in rec:
+        owner += "owner jited" if rec["owner_jited"] else "owner not jited"
+    if owner:
+        lines.append("\t" + owner)
+    last = [f"btf_id {rec['btf_id']}"] if "btf_id" in rec else []
     if rec.get("frozen"):
-        lines[-1] += "  frozen"
-    if "btf_id" in rec:
-        lines.append(f"\tbtf_id {rec['btf_id']}")
+        last.append("frozen")
+    if last:
+        lines.append("\t" + "  ".join(last))
     return "\n".join(lines)
 
 

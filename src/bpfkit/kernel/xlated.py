@@ -45,6 +45,9 @@ _LDDW = 0x18
 _CALL = 0x85
 _PSEUDO_CALL = 1
 _PSEUDO_KFUNC_CALL = 2
+# __BPF_FUNC_MAX_ID of the kernel headers Debian 12's bpftool is built with (6.1): the
+# helper ids its disassembler names by itself.
+_HELPERS_OF_BPFTOOL = 210
 
 
 def _imm_name(insn: Insn) -> str | None:
@@ -86,6 +89,14 @@ class _Namer:
         self.bpf = bpf_symbols() if ksyms else {}
 
     def call(self, insn: Insn) -> str | None:
+        if insn.src == 0 and 0 <= insn.imm < _HELPERS_OF_BPFTOOL:
+            # A call the kernel left as a helper id (bpf_tail_call): the disassembler
+            # names it from its own table before asking bpftool.
+            from bpfkit.uapi.helpers import by_id
+
+            helper = by_id(insn.imm)
+            if helper is not None:
+                return f"(85) call {helper.name}#{insn.imm}"
         if not self.base:
             return None  # no kallsyms: the instruction's own text
         if insn.src == _PSEUDO_CALL:
