@@ -111,6 +111,19 @@ def test_prog_show_by_id_name_and_pin_equals_bpftool(
     assert str(pid) in text and theirs["tag"] in text and "bk_cli_prog" in text
 
 
+def test_long_program_name_is_btfs_as_in_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = "bk_cli_program_with_a_long_name"
+    pid = coll.programs[full].info().id
+    assert coll.programs[full].info().name == full[:15]  # what the kernel keeps
+    theirs = bpftool("prog", "show", "id", str(pid))
+    assert theirs["name"] == full
+    _same_prog(bpfkit_json(capsys, "prog", "show", "id", str(pid)), dict(theirs))
+    _same_prog(by_id(bpfkit_json(capsys, "prog", "show", "name", full), pid), dict(theirs))
+    assert by_id(bpftool("prog", "show", "name", full), pid)["id"] == pid
+
+
 def test_map_show_and_list_equal_bpftool(
     coll: Collection, capsys: pytest.CaptureFixture[str]
 ) -> None:

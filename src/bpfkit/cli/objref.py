@@ -29,7 +29,8 @@ def _by_id(kind: Kind, obj_id: int) -> Fd:
 def _name_of(kind: Kind, fd: int) -> str:
     from bpfkit.kernel import info
 
-    return info.prog_info(fd).name if kind == "program" else info.map_info(fd).name
+    # Programs by the name bpftool matches: the full one from BTF past 15 characters.
+    return info.prog_full_name(fd) if kind == "program" else info.map_info(fd).name
 
 
 def _all_ids(kind: Kind) -> list[int]:

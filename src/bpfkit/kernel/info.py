@@ -3,6 +3,7 @@
 API::
 
     prog_info(fd) -> ProgramInfo          # BPF_OBJ_GET_INFO_BY_FD on a program
+    prog_full_name(fd) -> str             # the name bpftool shows (BTF's, past 15 characters)
     prog_code(fd, jited=False) -> bytes   # the translated (or JIT-compiled) code
     prog_jited(fd) -> ProgImage           # the JIT image with its functions and line info
     prog_xlated(fd) -> ProgImage          # the translated code, with the same records
@@ -29,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
-from bpfkit.errors import KernelError
+from bpfkit.errors import BpfkitError, KernelError
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
 from bpfkit.uapi import AttachType, LinkType, MapType, ProgType
@@ -152,6 +153,30 @@ def prog_info(fd: int) -> ProgramInfo:
         run_cnt=info.run_cnt,
         gpl_compatible=bool(info.gpl_compatible),
     )
+
+
+def prog_full_name(fd: int) -> str:
+    """The program's name as bpftool shows and matches it (``get_prog_full_name``): the
+    kernel keeps 15 characters, so a name that long is replaced by the name of the
+    program's function in its BTF, when it has one."""
+    info = attrs.ProgInfo()
+    _get_info(fd, info, "a program")
+    name: str = info.name.decode(errors="replace")
+    if len(name) < 15 or not info.btf_id or not info.nr_func_info:
+        return name
+    rec = ctypes.create_string_buffer(8)
+    info2 = attrs.ProgInfo(nr_func_info=1, func_info_rec_size=8, func_info=ctypes.addressof(rec))
+    try:
+        _get_info(fd, info2, "a program")
+        from bpfkit.btf import parse_btf
+        from bpfkit.btf import types as T
+
+        func = parse_btf(btf_bytes(info2.btf_id)).type(_u32(rec.raw, 4))
+    except BpfkitError:
+        return name
+    if isinstance(func, T.Func) and func.name:
+        return str(func.name)
+    return name
 
 
 def prog_code(fd: int, jited: bool = False) -> bytes:

@@ -29,6 +29,7 @@ from bpfkit.kernel.info import (
     fdinfo,
     link_info,
     map_info,
+    prog_full_name,
     prog_info,
     type_name,
 )
@@ -52,7 +53,7 @@ def prog_record(fd: int) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "id": i.id,
         "type": i.type_name,
-        "name": i.name,
+        "name": prog_full_name(fd),
         "tag": i.tag,
         "gpl_compatible": i.gpl_compatible,
     }

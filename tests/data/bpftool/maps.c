@@ -59,3 +59,11 @@ int bk_cli_prog(void *ctx)
 }
 
 char LICENSE[] SEC("license") = "GPL";
+
+// A name longer than the kernel keeps (15 characters): bpftool shows and matches the
+// function's name from BTF.
+SEC("socket")
+int bk_cli_program_with_a_long_name(void *ctx)
+{
+	return 0;
+}
