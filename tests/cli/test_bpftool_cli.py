@@ -161,6 +161,22 @@ def test_map_dump_json_equals_bpftool(
     assert sorted(mine, key=key) == sorted(theirs, key=key)
 
 
+def test_prog_array_dump_lists_program_ids_as_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jumps = coll.maps["bk_jumps"]
+    mid = str(jumps.info().id)
+    target = coll.programs["bk_cli_program_with_a_long_name"]
+    assert bpfkit_json(capsys, "map", "dump", "id", mid) == bpftool("map", "dump", "id", mid) == []
+    jumps.put((1).to_bytes(4, "little"), target.fd.to_bytes(4, "little"))
+    try:
+        theirs = bpftool("map", "dump", "id", mid)
+        assert theirs[0]["formatted"] == {"key": 1, "value": target.info().id}
+        assert bpfkit_json(capsys, "map", "dump", "id", mid) == theirs
+    finally:
+        jumps.delete((1).to_bytes(4, "little"))
+
+
 def test_map_dump_text_is_typed_by_the_kernels_btf(
     coll: Collection, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -135,6 +135,7 @@ def run_dump(args: argparse.Namespace) -> int:
     from bpfkit.cli.objref import split_ref
     from bpfkit.kernel.render import _OPAQUE, map_entries
     from bpfkit.kernel.show import entry_record, map_types
+    from bpfkit.uapi import MapType
 
     _privileged("dump")
     ref, rest = split_ref(list(args.words), "map")
@@ -142,7 +143,10 @@ def run_dump(args: argparse.Namespace) -> int:
         raise KernelError(f"usage: bpfkit map dump {USAGE}")
     with _open_map(ref) as m:
         info = m.info()
-        if m.type in _OPAQUE:
+        # Maps of programs or maps read back as the ids held in their filled slots (empty
+        # ones are absent), as bpftool's map dump lists them.
+        ids = (MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
+        if m.type in _OPAQUE and m.type not in ids:
             raise KernelError(f"map {info.name} ({m.type_name}) cannot be read as entries")
         types = map_types(info)
         entries = map_entries(m)
