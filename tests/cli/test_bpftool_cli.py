@@ -124,6 +124,30 @@ def test_long_program_name_is_btfs_as_in_bpftool(
     assert by_id(bpftool("prog", "show", "name", full), pid)["id"] == pid
 
 
+def test_unnamed_program_and_map_show_as_bpftool(capsys: pytest.CaptureFixture[str]) -> None:
+    # bpftool leaves the name out (JSON) and the "name" word out (text) of nameless objects.
+    from bpfkit.isa.insn import Insn
+    from bpfkit.kernel.maps import create_map
+    from bpfkit.kernel.program import load_program
+
+    with (
+        load_program([Insn(0xB7), Insn(0x95)], "socket_filter") as prog,
+        create_map("array", 4, 4, 1) as m,
+    ):
+        pid, mid = str(prog.info().id), str(m.info().id)
+        theirs = bpftool("prog", "show", "id", pid)
+        assert "name" not in theirs
+        _same_prog(bpfkit_json(capsys, "prog", "show", "id", pid), dict(theirs))
+        their_map = bpftool("map", "show", "id", mid)
+        their_map.pop("pids", None)
+        assert "name" not in their_map
+        assert bpfkit_json(capsys, "map", "show", "id", mid) == their_map
+        text = subprocess.run(
+            ["bpftool", "map", "show", "id", mid], capture_output=True, text=True, check=True
+        ).stdout
+        assert bpfkit(capsys, "map", "show", "id", mid) == text
+
+
 def test_map_show_and_list_equal_bpftool(
     coll: Collection, capsys: pytest.CaptureFixture[str]
 ) -> None:

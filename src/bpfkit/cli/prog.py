@@ -71,7 +71,7 @@ def run_show(args: argparse.Namespace) -> int:
 
         records, named = show_records(list(args.ref), "program", prog_record)
         if args.name:
-            records = [r for r in records if r["name"] == args.name]
+            records = [r for r in records if r.get("name") == args.name]
         print_records(records, named, True, str)
         return 0
     from bpfkit.kernel.info import list_programs, prog_info

@@ -81,6 +81,7 @@ class ProgramInfo:
     run_time_ns: int
     run_cnt: int
     gpl_compatible: bool
+    recursion_misses: int = 0  # runs skipped: the program was already running on that CPU
 
     @property
     def type_name(self) -> str:
@@ -152,6 +153,7 @@ def prog_info(fd: int) -> ProgramInfo:
         run_time_ns=info.run_time_ns,
         run_cnt=info.run_cnt,
         gpl_compatible=bool(info.gpl_compatible),
+        recursion_misses=info.recursion_misses,
     )
 
 

@@ -50,16 +50,16 @@ def prog_record(fd: int) -> dict[str, Any]:
     """What ``bpftool -j prog show`` says of the program behind ``fd``."""
     i = prog_info(fd)
     extra = fdinfo(fd)
-    rec: dict[str, Any] = {
-        "id": i.id,
-        "type": i.type_name,
-        "name": prog_full_name(fd),
-        "tag": i.tag,
-        "gpl_compatible": i.gpl_compatible,
-    }
-    if i.run_cnt:
+    rec: dict[str, Any] = {"id": i.id, "type": i.type_name}
+    if i.name:
+        rec["name"] = prog_full_name(fd)
+    rec["tag"] = i.tag
+    rec["gpl_compatible"] = i.gpl_compatible
+    if i.run_time_ns:
         rec["run_time_ns"] = i.run_time_ns
         rec["run_cnt"] = i.run_cnt
+    if i.recursion_misses:
+        rec["recursion_misses"] = i.recursion_misses
     rec["loaded_at"] = _wallclock(i.load_time_ns)
     rec["uid"] = i.created_by_uid
     rec["bytes_xlated"] = i.xlated_len
