@@ -407,6 +407,39 @@ def test_link_list_show_pin_detach_agree_with_bpftool(
     assert "expected id N | pinned PATH" in fails(capsys, "link", "show", "name", "x")
 
 
+@pytest.mark.requires("netns")
+def test_xdp_link_shows_bpftools_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # bpftool 7.1 shows an XDP link's id, type and program only (no ifindex): on a veth
+    # pair made for the test.
+    from bpfkit.kernel.attach import xdp_point
+    from bpfkit.kernel.links import attach
+
+    obj = clang_bpf(TESTS / "data" / "bpftool" / "links.c", tmp_path / "links.o")
+    host, peer = f"bkxl{os.getpid() % 100000}", f"bkxp{os.getpid() % 100000}"
+    subprocess.run(
+        ["ip", "link", "add", host, "type", "veth", "peer", "name", peer],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        with (
+            load_collection(read_object(str(obj))) as c,
+            attach(c.programs["bk_link_xdp"], xdp_point(host, "generic")),
+        ):
+            pid = c.programs["bk_link_xdp"].info().id
+            (theirs,) = [r for r in bpftool("link", "list") if r["prog_id"] == pid]
+            theirs.pop("pids", None)
+            assert theirs["type"] == "xdp"
+            lid = str(theirs["id"])
+            assert bpfkit_json(capsys, "link", "show", "id", lid) == theirs
+            text = subprocess.run(
+                ["bpftool", "link", "show", "id", lid], capture_output=True, text=True, check=True
+            ).stdout
+            assert bpfkit(capsys, "link", "show", "id", lid) == text
+    finally:
+        subprocess.run(["ip", "link", "del", host], capture_output=True)
+
+
 @pytest.mark.requires("cgroup2")
 def test_cgroup_link_pin_and_detach(
     linked: dict[str, int], capsys: pytest.CaptureFixture[str]

@@ -185,10 +185,31 @@ def entry_record(
     return rec
 
 
+# The fields bpftool 7.1 shows per link type (others: none, e.g. an XDP link's ifindex).
+_LINK_FIELDS = {
+    "raw_tracepoint": ("tp_name",),
+    "tracing": ("prog_type", "attach_type"),
+    "cgroup": ("cgroup_id", "attach_type"),
+    "netns": ("netns_ino", "attach_type"),
+}
+
+
 def link_record(fd: int) -> dict[str, Any]:
-    """What ``bpftool -j link show`` says of the link behind ``fd``."""
+    """What ``bpftool -j link show`` says of the link behind ``fd``: its id, type and
+    program, and the fields bpftool shows for that type (a tracing link: the program's
+    type and the attach type)."""
     i = link_info(fd)
-    return {"id": i.id, "type": i.type_name, "prog_id": i.prog_id, **i.fields}
+    fields = dict(i.fields)
+    if i.type_name == "tracing":
+        from bpfkit.kernel.info import prog_fd_by_id
+
+        with prog_fd_by_id(i.prog_id) as prog:
+            fields["prog_type"] = prog_info(prog.fd).type_name
+    rec: dict[str, Any] = {"id": i.id, "type": i.type_name, "prog_id": i.prog_id}
+    for key in _LINK_FIELDS.get(i.type_name, ()):
+        if key in fields:
+            rec[key] = fields[key]
+    return rec
 
 
 _LINK_TEXT = {"tp_name": "tp '{}'"}
