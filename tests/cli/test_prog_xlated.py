@@ -15,6 +15,7 @@ byte, and ``--json`` equal to bpftool's ``-j`` (per instruction ``proto``, ``src
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +161,32 @@ def test_errors_are_one_message(
     assert "cannot write" in fails(
         capsys, "prog", "dump", "xlated", "id", pid, "file", str(tmp_path / "no" / "such")
     )
+
+
+def test_a_name_of_several_programs_dumps_each_as_bpftool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same object loaded twice: `name NAME` matches both; bpftool prints each program's
+    # header (its `prog show` first line / keys) before its dump.
+    name = f"bk_twice_{os.getpid() % 100000}"
+    src = tmp_path / "twice.c"
+    src.write_text(
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+        f'SEC("socket") int {name}(void *ctx) {{ return 1; }}\n'
+        'char LICENSE[] SEC("license") = "GPL";\n'
+    )
+    obj = clang_bpf(src, tmp_path / "twice.o")
+    with load_collection(read_object(str(obj))), load_collection(read_object(str(obj))):
+        words = ["prog", "dump", "xlated", "name", name]
+        text = bpftool(*words)
+        assert text.count(f"name {name}  tag ") == 2
+        assert bpfkit(capsys, *words) == text
+        theirs = json.loads(bpftool("-j", *words))
+        assert json.loads(bpfkit(capsys, *words, "--json")) == theirs
+        err = fails(capsys, *words, "visual")
+        assert "2 programs are called" in err and "name one by id" in err
+        # jited (bpftool of Debian 12 has no disassembler): the same headers.
+        jited = json.loads(bpfkit(capsys, "prog", "dump", "jited", "name", name, "--json"))
+        strip = [{k: v for k, v in t.items() if k != "insns"} for t in theirs]
+        assert [{k: v for k, v in m.items() if k != "insns"} for m in jited] == strip
+        assert all(m["insns"][0]["name"].endswith(name) for m in jited)

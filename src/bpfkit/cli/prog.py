@@ -108,9 +108,10 @@ def run_pin(args: argparse.Namespace) -> int:
 
 def run_dump(args: argparse.Namespace) -> int:
     """``prog dump xlated|jited PROG [opcodes] [linum] [visual] [file FILE]``."""
-    from bpfkit.cli.objref import open_one, split_ref
+    from bpfkit.cli.objref import open_ref, split_ref
     from bpfkit.kernel.features import require_privileges
     from bpfkit.kernel.info import prog_jited, prog_xlated
+    from bpfkit.kernel.show import prog_header, prog_header_text
 
     require_privileges("bpfkit prog dump")
     ref, rest = split_ref(list(args.ref), "program")
@@ -128,8 +129,24 @@ def run_dump(args: argparse.Namespace) -> int:
             raise KernelError(
                 f"unexpected {word!r}; usage: prog dump {args.what} {USAGE} {words} | file FILE"
             )
-    with open_one(ref, "program") as fd:
-        image = prog_jited(fd.fd) if jited else prog_xlated(fd.fd)
+    if not ref:
+        raise KernelError(f"name the program: {USAGE}")
+    fds = open_ref(ref, "program")
+    several = len(fds) > 1
+    try:
+        if several and (out_file is not None or opts.get("visual")):
+            raise KernelError(
+                f"{len(fds)} programs are called {ref[1]!r}; name one by id for "
+                f"{'file' if out_file is not None else 'visual'}"
+            )
+        dumps = [
+            (prog_header(fd.fd) if several else {}, (prog_jited if jited else prog_xlated)(fd.fd))
+            for fd in fds
+        ]
+    finally:
+        for fd in fds:
+            fd.close()
+    image = dumps[0][1]
     if out_file is not None:
         try:
             with open(out_file, "wb") as f:
@@ -147,20 +164,37 @@ def run_dump(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        if jited:
-            from bpfkit.kernel.jited import records
-        else:
-            from bpfkit.kernel.xlated import records
-        print(json.dumps(records(image, **opts), indent=2))
-    elif jited:
-        from bpfkit.kernel.jited import listing
-
-        print(listing(image, **opts), end="")
-    else:
-        from bpfkit.kernel.xlated import listing as xlated_listing
-
-        print(xlated_listing(image, llvm=args.llvm, **opts), end="")
+        out: list[Any] = [_records(img, jited, opts) for _, img in dumps]
+        if several:  # bpftool: each program's header keys, its dump under "insns"
+            out = [{**head, "insns": recs} for (head, _), recs in zip(dumps, out, strict=True)]
+        print(json.dumps(out if several else out[0], indent=2))
+        return 0
+    texts = []
+    for head, img in dumps:
+        text = _listing(img, jited, opts, args.llvm)
+        texts.append(prog_header_text(head) + "\n" + text if several else text)
+    print("\n".join(texts), end="")
     return 0
+
+
+def _records(image: Any, jited: bool, opts: dict[str, bool]) -> Any:
+    if jited:
+        from bpfkit.kernel import jited as dump_jited
+
+        return dump_jited.records(image, **opts)
+    from bpfkit.kernel import xlated as dump_xlated
+
+    return dump_xlated.records(image, **opts)
+
+
+def _listing(image: Any, jited: bool, opts: dict[str, bool], llvm: bool) -> str:
+    if jited:
+        from bpfkit.kernel import jited as dump_jited
+
+        return dump_jited.listing(image, **opts)
+    from bpfkit.kernel import xlated as dump_xlated
+
+    return dump_xlated.listing(image, llvm=llvm, **opts)
 
 
 _DUMP_XLATED_OPTS = {"opcodes": False, "linum": False, "visual": False}

@@ -7,6 +7,7 @@ shape, so a bpftool user (and a script written for bpftool's ``--json``) reads b
 API::
 
     prog_record(fd) -> dict                # bpftool -j prog show
+    prog_header(fd) -> dict; prog_header_text(rec) -> str   # its first keys / first line
     map_record(fd) -> dict                 # bpftool -j map show
     map_text(record) -> str                # bpftool map show
     link_record(fd) -> dict                # bpftool -j link show
@@ -46,10 +47,11 @@ def _wallclock(load_time_ns: int) -> int:
     return (real - boot + load_time_ns) // 1_000_000_000
 
 
-def prog_record(fd: int) -> dict[str, Any]:
-    """What ``bpftool -j prog show`` says of the program behind ``fd``."""
+def prog_header(fd: int) -> dict[str, Any]:
+    """The first keys of ``bpftool -j prog show`` (id, type, name, tag, gpl_compatible, run
+    counts): also the header of each program ``prog dump`` lists when a name matches
+    several."""
     i = prog_info(fd)
-    extra = fdinfo(fd)
     rec: dict[str, Any] = {"id": i.id, "type": i.type_name}
     if i.name:
         rec["name"] = prog_full_name(fd)
@@ -60,6 +62,27 @@ def prog_record(fd: int) -> dict[str, Any]:
         rec["run_cnt"] = i.run_cnt
     if i.recursion_misses:
         rec["recursion_misses"] = i.recursion_misses
+    return rec
+
+
+def prog_header_text(rec: dict[str, Any]) -> str:
+    """bpftool's first line of a program (``prog show``; ``prog dump`` of several)."""
+    name = f"name {rec['name']}  " if "name" in rec else ""
+    text = f"{rec['id']}: {rec['type']}  {name}tag {rec['tag']}"
+    if rec["gpl_compatible"]:
+        text += "  gpl"
+    if "run_time_ns" in rec:
+        text += f" run_time_ns {rec['run_time_ns']} run_cnt {rec['run_cnt']}"
+    if "recursion_misses" in rec:
+        text += f" recursion_misses {rec['recursion_misses']}"
+    return text
+
+
+def prog_record(fd: int) -> dict[str, Any]:
+    """What ``bpftool -j prog show`` says of the program behind ``fd``."""
+    i = prog_info(fd)
+    extra = fdinfo(fd)
+    rec = prog_header(fd)
     rec["loaded_at"] = _wallclock(i.load_time_ns)
     rec["uid"] = i.created_by_uid
     rec["bytes_xlated"] = i.xlated_len
