@@ -111,22 +111,66 @@ def test_prog_show_by_id_name_and_pin_equals_bpftool(
     assert str(pid) in text and theirs["tag"] in text and "bk_cli_prog" in text
 
 
+def test_long_program_name_is_btfs_as_in_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = "bk_cli_program_with_a_long_name"
+    pid = coll.programs[full].info().id
+    assert coll.programs[full].info().name == full[:15]  # what the kernel keeps
+    theirs = bpftool("prog", "show", "id", str(pid))
+    assert theirs["name"] == full
+    _same_prog(bpfkit_json(capsys, "prog", "show", "id", str(pid)), dict(theirs))
+    _same_prog(by_id(bpfkit_json(capsys, "prog", "show", "name", full), pid), dict(theirs))
+    assert by_id(bpftool("prog", "show", "name", full), pid)["id"] == pid
+
+
+def test_unnamed_program_and_map_show_as_bpftool(capsys: pytest.CaptureFixture[str]) -> None:
+    # bpftool leaves the name out (JSON) and the "name" word out (text) of nameless objects.
+    from bpfkit.isa.insn import Insn
+    from bpfkit.kernel.maps import create_map
+    from bpfkit.kernel.program import load_program
+
+    with (
+        load_program([Insn(0xB7), Insn(0x95)], "socket_filter") as prog,
+        create_map("array", 4, 4, 1) as m,
+    ):
+        pid, mid = str(prog.info().id), str(m.info().id)
+        theirs = bpftool("prog", "show", "id", pid)
+        assert "name" not in theirs
+        _same_prog(bpfkit_json(capsys, "prog", "show", "id", pid), dict(theirs))
+        their_map = bpftool("map", "show", "id", mid)
+        their_map.pop("pids", None)
+        assert "name" not in their_map
+        assert bpfkit_json(capsys, "map", "show", "id", mid) == their_map
+        text = subprocess.run(
+            ["bpftool", "map", "show", "id", mid], capture_output=True, text=True, check=True
+        ).stdout
+        assert bpfkit(capsys, "map", "show", "id", mid) == text
+
+
 def test_map_show_and_list_equal_bpftool(
     coll: Collection, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, mids = ids(coll)
+    # A program array (its owner's type, "owner jited") and the frozen .rodata map
+    # (bpftool puts "frozen" on the btf_id line) besides the plain maps.
     listed = {r["id"]: r for r in bpfkit_json(capsys, "map", "list")}
-    for name in ("bk_pairs", "bk_slots", "bk_percpu"):
+    plains = []
+    for name in ("bk_pairs", "bk_slots", "bk_percpu", "bk_jumps", ".rodata"):
         mid = str(mids[name])
         theirs = bpftool("map", "show", "id", mid)
         theirs.pop("pids", None)
         assert bpfkit_json(capsys, "map", "show", "id", mid) == theirs
-        assert by_id(bpfkit_json(capsys, "map", "show", "name", name), mids[name]) == theirs
+        kname = theirs["name"]
+        assert by_id(bpfkit_json(capsys, "map", "show", "name", kname), mids[name]) == theirs
         assert listed[mids[name]] == theirs
         plain = subprocess.run(
             ["bpftool", "map", "show", "id", mid], capture_output=True, text=True, check=True
         ).stdout
         assert bpfkit(capsys, "map", "show", "id", mid) == plain
+        plains.append(plain)
+    assert "\towner_prog_type socket_filter  owner jited\n" in plains[3]
+    assert plains[4].endswith("frozen\n")
 
 
 @pytest.mark.parametrize("name", ["bk_pairs", "bk_slots", "bk_percpu"])
@@ -139,6 +183,22 @@ def test_map_dump_json_equals_bpftool(
     mine = bpfkit_json(capsys, "map", "dump", "id", mid)
     key = lambda e: e["key"]  # noqa: E731 - hash order is the kernel's, the same for both
     assert sorted(mine, key=key) == sorted(theirs, key=key)
+
+
+def test_prog_array_dump_lists_program_ids_as_bpftool(
+    coll: Collection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jumps = coll.maps["bk_jumps"]
+    mid = str(jumps.info().id)
+    target = coll.programs["bk_cli_program_with_a_long_name"]
+    assert bpfkit_json(capsys, "map", "dump", "id", mid) == bpftool("map", "dump", "id", mid) == []
+    jumps.put((1).to_bytes(4, "little"), target.fd.to_bytes(4, "little"))
+    try:
+        theirs = bpftool("map", "dump", "id", mid)
+        assert theirs[0]["formatted"] == {"key": 1, "value": target.info().id}
+        assert bpfkit_json(capsys, "map", "dump", "id", mid) == theirs
+    finally:
+        jumps.delete((1).to_bytes(4, "little"))
 
 
 def test_map_dump_text_is_typed_by_the_kernels_btf(
@@ -347,6 +407,39 @@ def test_link_list_show_pin_detach_agree_with_bpftool(
     assert "expected id N | pinned PATH" in fails(capsys, "link", "show", "name", "x")
 
 
+@pytest.mark.requires("netns")
+def test_xdp_link_shows_bpftools_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # bpftool 7.1 shows an XDP link's id, type and program only (no ifindex): on a veth
+    # pair made for the test.
+    from bpfkit.kernel.attach import xdp_point
+    from bpfkit.kernel.links import attach
+
+    obj = clang_bpf(TESTS / "data" / "bpftool" / "links.c", tmp_path / "links.o")
+    host, peer = f"bkxl{os.getpid() % 100000}", f"bkxp{os.getpid() % 100000}"
+    subprocess.run(
+        ["ip", "link", "add", host, "type", "veth", "peer", "name", peer],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        with (
+            load_collection(read_object(str(obj))) as c,
+            attach(c.programs["bk_link_xdp"], xdp_point(host, "generic")),
+        ):
+            pid = c.programs["bk_link_xdp"].info().id
+            (theirs,) = [r for r in bpftool("link", "list") if r["prog_id"] == pid]
+            theirs.pop("pids", None)
+            assert theirs["type"] == "xdp"
+            lid = str(theirs["id"])
+            assert bpfkit_json(capsys, "link", "show", "id", lid) == theirs
+            text = subprocess.run(
+                ["bpftool", "link", "show", "id", lid], capture_output=True, text=True, check=True
+            ).stdout
+            assert bpfkit(capsys, "link", "show", "id", lid) == text
+    finally:
+        subprocess.run(["ip", "link", "del", host], capture_output=True)
+
+
 @pytest.mark.requires("cgroup2")
 def test_cgroup_link_pin_and_detach(
     linked: dict[str, int], capsys: pytest.CaptureFixture[str]
@@ -374,21 +467,20 @@ def test_cgroup_link_pin_and_detach(
 def test_prog_dump_xlated_equals_bpftool(
     coll: Collection, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # bpftool also prints the function's prototype and source lines from BTF (lines ending
-    # in ':' or starting with ';'); the instruction lines must be identical, helper calls
-    # named by the kernel function they became and maps by id.
+    # Instructions, prototype and source lines as bpftool prints them (helper calls named
+    # by the kernel function they became, maps by id); tests/cli/test_prog_xlated.py
+    # compares every mode on more programs.
     pid = str(ids(coll)[0])
     text = subprocess.run(
         ["bpftool", "prog", "dump", "xlated", "id", pid], capture_output=True, text=True, check=True
     ).stdout
     insns = [ln for ln in text.splitlines() if not ln.startswith(";") and not ln.endswith(":")]
     assert any("map[id:" in ln for ln in insns) and any("call " in ln for ln in insns)
-    assert bpfkit(capsys, "prog", "dump", "xlated", "id", pid).splitlines() == insns
-    theirs = [e["disasm"] for e in bpftool("prog", "dump", "xlated", "id", pid)]
-    mine = bpfkit_json(capsys, "prog", "dump", "xlated", "id", pid)
-    assert [e["disasm"] for e in mine] == theirs
+    assert bpfkit(capsys, "prog", "dump", "xlated", "id", pid) == text
+    theirs = bpftool("prog", "dump", "xlated", "id", pid)
+    assert bpfkit_json(capsys, "prog", "dump", "xlated", "id", pid) == theirs
     llvm = bpfkit(capsys, "prog", "dump", "xlated", "id", pid, "--llvm").splitlines()
-    assert len(llvm) == len(insns) and llvm[-1].endswith(": exit")
+    assert len(llvm) == len(text.splitlines()) and llvm[-1].endswith(": exit")
     assert "no program with that id" in fails(capsys, "prog", "dump", "xlated", "id", "2147483000")
 
 
@@ -399,7 +491,12 @@ def test_feature_probe_agrees_with_bpftool(capsys: pytest.CaptureFixture[str]) -
 
     theirs = bpftool("feature", "probe", "kernel")
     mine = bpfkit_json(capsys, "feature", "probe")
+    assert list(mine) == list(theirs)  # the same sections in the same order
+    for section in ("system_config", "syscall_config", "misc"):
+        assert mine[section] == theirs[section], section
+    assert theirs["system_config"]["CONFIG_BPF_SYSCALL"] == "y"  # a config was read
     for section in ("program_types", "map_types"):
+        # bpfkit also lists the types libbpf 1.1 (bpftool's) does not know.
         assert {k: mine[section].get(k) for k in theirs[section]} == theirs[section], section
     # Helpers: bpftool v7.1 (Debian 12) predates the verifier's "program of this type cannot
     # use helper" wording, so on newer kernels it lists every helper it knows for every
@@ -416,9 +513,36 @@ def test_feature_probe_agrees_with_bpftool(capsys: pytest.CaptureFixture[str]) -
     assert "bpf_probe_read" not in mine["helpers"]["socket_filter_available_helpers"]
     assert "bpf_probe_read" in mine["helpers"]["kprobe_available_helpers"]
     assert "bpf_map_lookup_elem" in mine["helpers"]["socket_filter_available_helpers"]
-    text = bpfkit(capsys, "feature", "probe", "--no-helpers")
+    # bpftool tries the helpers that write to the kernel log only in "full" mode.
+    assert "bpf_trace_printk" not in mine["helpers"]["kprobe_available_helpers"]
+    full = bpfkit_json(capsys, "feature", "probe", "kernel", "full")
+    assert "bpf_trace_printk" in full["helpers"]["kprobe_available_helpers"]
+    # The text: bpftool's lines but for the helper lists and the types it does not know.
+    their_text = subprocess.run(
+        ["bpftool", "feature", "probe", "kernel"], capture_output=True, text=True, check=True
+    ).stdout
+    unknown = {k.removeprefix("have_").removesuffix("_prog_type") for k in mine["program_types"]}
+    unknown -= {k.removeprefix("have_").removesuffix("_prog_type") for k in theirs["program_types"]}
+    unknown_maps = set(mine["map_types"]) - set(theirs["map_types"])
+
+    def comparable(text: str) -> list[str]:
+        keep = []
+        for line in text.splitlines():
+            words = line.split()
+            if line.startswith("\t- ") or (words and words[-1].rstrip(":") in unknown):
+                continue
+            if line.startswith("eBPF program_type ") and words[2] in unknown:
+                continue
+            if line.startswith("eBPF map_type ") and f"have_{words[2]}_map_type" in unknown_maps:
+                continue
+            keep.append(line)
+        return keep
+
+    text = bpfkit(capsys, "feature", "probe")
+    assert comparable(text) == comparable(their_text)
     assert "eBPF program_type socket_filter is available" in text
-    assert "eBPF map_type hash is available" in text
+    assert "CONFIG_BPF_SYSCALL is set to y" in text and "ISA extension v3 is available" in text
+    assert "unexpected 'macros'" in fails(capsys, "feature", "probe", "macros")
 
 
 def test_prog_run_agrees_with_bpftool(

@@ -1,4 +1,6 @@
-"""``bpfkit btf``: output equal to ``bpftool btf dump file``; errors as one message."""
+"""``bpfkit btf``: output equal to ``bpftool btf dump file [format c]`` (raw, and C: the
+kernel's vmlinux.h and objects with awkward layouts, byte for byte); errors as one
+message."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bpfkit.cli.main import main
-from helpers import ROOT, TESTS
+from helpers import ROOT, TESTS, clang_bpf
 
 DATA = TESTS / "data" / "obj_reader"
 HELLO = ROOT / "examples" / "hello" / "hello.o"
@@ -49,3 +51,53 @@ def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith(f"bpfkit: error: {junk}: .BTF: bad magic") and "Traceback" not in err
     assert main(["btf", str(tmp_path / "missing")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def _bpftool_c(path: Path | str) -> str:
+    return subprocess.run(
+        ["bpftool", "btf", "dump", "file", str(path), "format", "c"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.mark.requires("kernel-btf", "bpftool")
+def test_vmlinux_h_equals_bpftool(capsys: pytest.CaptureFixture[str]) -> None:
+    vmlinux = "/sys/kernel/btf/vmlinux"
+    assert main(["btf", "dump", "file", vmlinux, "format", "c"]) == 0
+    mine = capsys.readouterr().out
+    theirs = _bpftool_c(vmlinux)
+    assert mine == theirs
+    # What makes the comparison worth it: renamed duplicates, padding, packed layouts.
+    assert "___2 " in mine and "long: 64;" in mine and "__attribute__((packed))" in mine
+
+
+@pytest.mark.requires("clang19", "bpftool")
+@pytest.mark.parametrize(
+    "src", [TESTS / "data" / "bpftool" / "ctypes.c", DATA / "types.c", DATA / "corpus.c"]
+)
+def test_object_format_c_equals_bpftool(
+    src: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    obj = clang_bpf(src, tmp_path / "obj.o")
+    assert main(["btf", "dump", "file", str(obj), "format", "c"]) == 0
+    assert capsys.readouterr().out == _bpftool_c(obj)
+    assert main(["btf", "dump", "file", str(obj), "format", "raw"]) == 0
+    raw = capsys.readouterr().out
+    assert main(["btf", "dump", "file", str(obj)]) == 0
+    assert capsys.readouterr().out == raw
+    assert main(["btf", str(obj)]) == 0
+    assert capsys.readouterr().out == raw
+
+
+def test_dump_words_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    for words, says in (
+        (["dump", "id", "5"], "expected 'file FILE'"),
+        (["dump", "file", "x.o", "format", "d"], "unexpected 'format d'"),
+        (["a.o", "b.o"], "unexpected 'b.o'"),
+    ):
+        assert main(["btf", *words]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("bpfkit: error: ") and says in err, err
+        assert len(err.strip().splitlines()) == 1

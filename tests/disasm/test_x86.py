@@ -13,7 +13,7 @@ from bpfkit.btf import types as T
 from bpfkit.btf.cdecl import type_only
 from bpfkit.btf.encode import encode_btf
 from bpfkit.disasm.x86 import disassemble
-from bpfkit.kernel.jited import _find
+from bpfkit.kernel.linfo import find_line as _find
 
 # What the x86-64 JIT emits: prologue nops, frame set-up, moves, arithmetic, a call, loads
 # and stores, a locked add, conditional and unconditional jumps, leave, ret.

@@ -1,4 +1,6 @@
-"""``bpfkit btf FILE``: the BTF of an object or of the kernel, as ``bpftool btf dump file`` prints it."""
+"""``bpfkit btf FILE`` / ``bpfkit btf dump file FILE [format c|raw]``: the BTF of an object
+or of the kernel, as ``bpftool btf dump file`` prints it (raw: every type; ``format c``:
+a C header, the ``vmlinux.h`` of /sys/kernel/btf/vmlinux)."""
 
 from __future__ import annotations
 
@@ -19,9 +21,16 @@ def register(sub: Any) -> None:
         "btf",
         help="dump the BTF types of an object or of /sys/kernel/btf/vmlinux",
         description="Print the types of a BPF object's .BTF, or of a raw BTF file such as "
-        "/sys/kernel/btf/vmlinux, in the raw format of `bpftool btf dump file FILE`.",
+        "/sys/kernel/btf/vmlinux, as `bpftool btf dump file FILE [format c|raw]` prints "
+        "them: raw (the default), or as C (`format c`: a vmlinux.h byte for byte "
+        "bpftool's). `bpfkit btf FILE` is the short form of `btf dump file FILE`.",
     )
-    p.add_argument("file", help="BPF ELF object, or raw BTF (/sys/kernel/btf/vmlinux)")
+    p.add_argument(
+        "words",
+        nargs="+",
+        metavar="FILE | dump file FILE [format c|raw]",
+        help="BPF ELF object, or raw BTF (/sys/kernel/btf/vmlinux)",
+    )
     p.add_argument(
         "--find",
         metavar="NAME",
@@ -61,9 +70,39 @@ def load(path: str) -> Btf:
     return btf
 
 
+_USAGE = "usage: bpfkit btf FILE | btf dump file FILE [format c|raw]"
+
+
+def _words(words: list[str]) -> tuple[str, str]:
+    """(file, format) of ``FILE`` or bpftool's ``dump file FILE [format c|raw]``."""
+    if words[0] != "dump":
+        if len(words) != 1:
+            raise BtfError(f"unexpected {words[1]!r}; {_USAGE}")
+        return words[0], "raw"
+    rest = words[1:]
+    if len(rest) < 2 or rest[0] != "file":
+        raise BtfError(
+            f"expected 'file FILE' after 'dump' ({_USAGE}; bpftool's id, map "
+            "and prog sources are not supported)"
+        )
+    path, fmt, rest = rest[1], "raw", rest[2:]
+    if rest[:1] == ["format"] and len(rest) == 2 and rest[1] in ("c", "raw"):
+        fmt, rest = rest[1], []
+    if rest:
+        raise BtfError(f"unexpected {' '.join(rest)!r}; {_USAGE}")
+    return path, fmt
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the dump."""
-    btf = load(args.file)
+    path, fmt = _words(list(args.words))
+    args.file = path
+    btf = load(path)
+    if fmt == "c" and not args.find:
+        from bpfkit.btf.cdump import c_header
+
+        sys.stdout.write(c_header(btf))
+        return 0
     if not args.find:
         sys.stdout.write(dump_raw(btf))
         return 0

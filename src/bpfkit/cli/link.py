@@ -4,7 +4,6 @@ in the kernel, as ``bpftool link`` names and shows them (``--json``: bpftool's k
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from bpfkit.errors import KernelError
@@ -37,31 +36,12 @@ def _privileged(what: str) -> None:
 
 def run_show(args: argparse.Namespace) -> int:
     """Show the links named (all of them by default)."""
-    from bpfkit.cli.objref import open_ref, split_ref
-    from bpfkit.kernel.info import link_fd_by_id, link_ids
+    from bpfkit.cli.objref import print_records, show_records
     from bpfkit.kernel.show import link_record, link_text
 
     _privileged("show")
-    ref, rest = split_ref(list(args.words), "link")
-    if rest:
-        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
-    records = []
-    if ref:
-        for fd in open_ref(ref, "link"):
-            with fd:
-                records.append(link_record(fd.fd))
-    else:
-        for lid in link_ids():
-            try:
-                with link_fd_by_id(lid) as fd:
-                    records.append(link_record(fd.fd))
-            except KernelError:
-                continue  # gone since listed
-    if args.json:
-        print(json.dumps(records[0] if ref and len(records) == 1 else records, indent=2))
-    else:
-        for rec in records:
-            print(link_text(rec))
+    records, named = show_records(list(args.words), "link", link_record)
+    print_records(records, named, args.json, link_text)
     return 0
 
 

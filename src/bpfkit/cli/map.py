@@ -66,32 +66,12 @@ def _privileged(what: str) -> None:
 
 def run_show(args: argparse.Namespace) -> int:
     """Show the maps named (all of them by default)."""
-    from bpfkit.cli.objref import open_ref, split_ref
-    from bpfkit.kernel.info import map_fd_by_id, map_ids
+    from bpfkit.cli.objref import print_records, show_records
     from bpfkit.kernel.show import map_record, map_text
 
     _privileged("show")
-    ref, rest = split_ref(list(args.words), "map")
-    if rest:
-        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
-    records = []
-    if ref:
-        for fd in open_ref(ref, "map"):
-            with fd:
-                records.append(map_record(fd.fd))
-    else:
-        for mid in map_ids():
-            try:
-                with map_fd_by_id(mid) as fd:
-                    records.append(map_record(fd.fd))
-            except KernelError:
-                continue  # freed since listed
-    if args.json:
-        one = ref and len(records) == 1
-        print(json.dumps(records[0] if one else records, indent=2))
-    else:
-        for rec in records:
-            print(map_text(rec))
+    records, named = show_records(list(args.words), "map", map_record)
+    print_records(records, named, args.json, map_text)
     return 0
 
 
@@ -155,6 +135,7 @@ def run_dump(args: argparse.Namespace) -> int:
     from bpfkit.cli.objref import split_ref
     from bpfkit.kernel.render import _OPAQUE, map_entries
     from bpfkit.kernel.show import entry_record, map_types
+    from bpfkit.uapi import MapType
 
     _privileged("dump")
     ref, rest = split_ref(list(args.words), "map")
@@ -162,7 +143,10 @@ def run_dump(args: argparse.Namespace) -> int:
         raise KernelError(f"usage: bpfkit map dump {USAGE}")
     with _open_map(ref) as m:
         info = m.info()
-        if m.type in _OPAQUE:
+        # Maps of programs or maps read back as the ids held in their filled slots (empty
+        # ones are absent), as bpftool's map dump lists them.
+        ids = (MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
+        if m.type in _OPAQUE and m.type not in ids:
             raise KernelError(f"map {info.name} ({m.type_name}) cannot be read as entries")
         types = map_types(info)
         entries = map_entries(m)

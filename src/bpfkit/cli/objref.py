@@ -3,7 +3,8 @@ or ``name NAME`` (``prog``, ``map`` and ``link`` commands share it)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from bpfkit.errors import KernelError
 
@@ -28,7 +29,8 @@ def _by_id(kind: Kind, obj_id: int) -> Fd:
 def _name_of(kind: Kind, fd: int) -> str:
     from bpfkit.kernel import info
 
-    return info.prog_info(fd).name if kind == "program" else info.map_info(fd).name
+    # Programs by the name bpftool matches: the full one from BTF past 15 characters.
+    return info.prog_full_name(fd) if kind == "program" else info.map_info(fd).name
 
 
 def _all_ids(kind: Kind) -> list[int]:
@@ -110,3 +112,43 @@ def pin_ref(words: list[str], kind: Kind) -> str:
     with open_one(ref, kind) as fd:
         pins.pin(fd.fd, rest[0])
     return rest[0]
+
+
+def show_records(
+    words: list[str], kind: Kind, record: Callable[[int], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], bool]:
+    """``KIND show [REF]``: the records of the objects REF names, or of every one loaded
+    (those freed while listed are skipped); and whether REF was given."""
+    ref, rest = split_ref(words, kind)
+    if rest:
+        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
+    records = []
+    if ref:
+        for fd in open_ref(ref, kind):
+            with fd:
+                records.append(record(fd.fd))
+    else:
+        for obj_id in _all_ids(kind):
+            try:
+                with _by_id(kind, obj_id) as fd:
+                    records.append(record(fd.fd))
+            except KernelError:
+                continue  # gone since listed
+    return records, bool(ref)
+
+
+def print_records(
+    records: list[dict[str, Any]],
+    named: bool,
+    as_json: bool,
+    text: Callable[[dict[str, Any]], str],
+) -> None:
+    """Print what ``bpftool [-j] KIND show`` prints: with ``-j`` one object when a
+    reference named exactly one, else a list; in text each record's lines."""
+    if as_json:
+        import json
+
+        print(json.dumps(records[0] if named and len(records) == 1 else records, indent=2))
+    else:
+        for rec in records:
+            print(text(rec))

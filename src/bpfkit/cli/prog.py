@@ -29,15 +29,18 @@ def register(sub: Any) -> None:
     pin.set_defaults(func=run_pin)
     dump = psub.add_parser(
         "dump",
-        help="the program as the kernel runs it: dump xlated id N [--llvm], "
-        "dump jited id N [opcodes] [linum] [file FILE]",
+        help="the program as the kernel runs it: dump xlated|jited id N "
+        "[opcodes] [linum] [visual] [file FILE]",
     )
     dump.add_argument(
         "what",
         choices=["xlated", "jited"],
-        help="xlated: the verifier's translation; jited: the x86-64 machine code the JIT made "
-        "(disassembled by LLVM as bpftool does; opcodes: each instruction's bytes too, "
-        "linum: source file, line and column; file FILE: the raw image into FILE)",
+        help="xlated: the verifier's translation, in the kernel's syntax as bpftool prints it "
+        "(--llvm: LLVM's); jited: the x86-64 machine code the JIT made (disassembled by "
+        "LLVM as bpftool does). Both show each function's prototype and the source lines "
+        "from the program's BTF; opcodes: each instruction's bytes too; linum: source "
+        "file, line and column; visual (xlated): the control-flow graph as DOT; "
+        "file FILE: the raw code into FILE",
     )
     dump.add_argument("ref", nargs="+", metavar=USAGE)
     dump.add_argument("--json", "-j", action="store_true", help="JSON output (bpftool's keys)")
@@ -60,44 +63,35 @@ def run_show(args: argparse.Namespace) -> int:
     """Show the programs named (all of them by default)."""
     from bpfkit.cli.objref import open_ref, split_ref
     from bpfkit.kernel.features import require_privileges
-    from bpfkit.kernel.info import list_programs, prog_info
-    from bpfkit.kernel.render import render_programs
-    from bpfkit.kernel.show import prog_record
 
     require_privileges("bpfkit prog show")
+    if args.json:
+        from bpfkit.cli.objref import print_records, show_records
+        from bpfkit.kernel.show import prog_record
+
+        records, named = show_records(list(args.ref), "program", prog_record)
+        if args.name:
+            records = [r for r in records if r.get("name") == args.name]
+        print_records(records, named, True, str)
+        return 0
+    from bpfkit.kernel.info import list_programs, prog_info
+    from bpfkit.kernel.render import render_programs
+
     ref, rest = split_ref(list(args.ref), "program")
     if rest:
         raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
     if ref:
         fds = open_ref(ref, "program")
         try:
-            records = [prog_record(fd.fd) for fd in fds]
             infos = [prog_info(fd.fd) for fd in fds]
         finally:
             for fd in fds:
                 fd.close()
     else:
         infos = list_programs()
-        records = []
-        if args.json:
-            from bpfkit.kernel.info import prog_fd_by_id
-
-            for i in infos:
-                try:
-                    with prog_fd_by_id(i.id) as fd:
-                        records.append(prog_record(fd.fd))
-                except KernelError:
-                    continue  # unloaded since listed
     if args.name:
         infos = [i for i in infos if i.name == args.name]
-        records = [r for r in records if r["name"] == args.name]
-    if args.json:
-        import json
-
-        out: Any = records[0] if ref and len(records) == 1 else records
-        print(json.dumps(out, indent=2))
-    else:
-        print(render_programs(infos))
+    print(render_programs(infos))
     return 0
 
 
@@ -113,40 +107,16 @@ def run_pin(args: argparse.Namespace) -> int:
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    """The translated instructions of one program."""
-    from bpfkit.cli.objref import open_one, split_ref
+    """``prog dump xlated|jited PROG [opcodes] [linum] [visual] [file FILE]``."""
+    from bpfkit.cli.objref import open_ref, split_ref
     from bpfkit.kernel.features import require_privileges
-    from bpfkit.kernel.info import prog_code
-    from bpfkit.kernel.show import xlated
+    from bpfkit.kernel.info import prog_jited, prog_xlated
+    from bpfkit.kernel.show import prog_header, prog_header_text
 
     require_privileges("bpfkit prog dump")
     ref, rest = split_ref(list(args.ref), "program")
-    if args.what == "jited":
-        return _dump_jited(args, ref, rest)
-    if rest:
-        raise KernelError(f"unexpected {' '.join(rest)!r} after {' '.join(ref)}")
-    with open_one(ref, "program") as fd:
-        code = prog_code(fd.fd)
-    if not code:
-        raise KernelError("the kernel shows no translated instructions for this program")
-    lines = xlated(code, llvm=args.llvm)
-    if args.json:
-        import json
-
-        print(json.dumps([{"disasm": text} for _, text in lines], indent=2))
-    else:
-        for slot, text in lines:
-            print(f"{slot:4d}: {text}")
-    return 0
-
-
-def _dump_jited(args: argparse.Namespace, ref: list[str], rest: list[str]) -> int:
-    """``prog dump jited PROG [opcodes] [linum] [file FILE]``."""
-    from bpfkit.cli.objref import open_one
-    from bpfkit.kernel.info import prog_jited
-    from bpfkit.kernel.jited import listing, records
-
-    opts = {"opcodes": False, "linum": False}
+    jited = args.what == "jited"
+    opts = {"opcodes": False, "linum": False} if jited else _DUMP_XLATED_OPTS.copy()
     out_file = None
     while rest:
         word = rest.pop(0)
@@ -155,26 +125,79 @@ def _dump_jited(args: argparse.Namespace, ref: list[str], rest: list[str]) -> in
         elif word in opts:
             opts[word] = True
         else:
+            words = "[opcodes] [linum]" if jited else "[opcodes] [linum] | visual"
             raise KernelError(
-                f"unexpected {word!r}; usage: prog dump jited {USAGE} "
-                "[opcodes] [linum] | file FILE"
+                f"unexpected {word!r}; usage: prog dump {args.what} {USAGE} {words} | file FILE"
             )
-    with open_one(ref, "program") as fd:
-        image = prog_jited(fd.fd)
+    if not ref:
+        raise KernelError(f"name the program: {USAGE}")
+    fds = open_ref(ref, "program")
+    several = len(fds) > 1
+    try:
+        if several and (out_file is not None or opts.get("visual")):
+            raise KernelError(
+                f"{len(fds)} programs are called {ref[1]!r}; name one by id for "
+                f"{'file' if out_file is not None else 'visual'}"
+            )
+        dumps = [
+            (prog_header(fd.fd) if several else {}, (prog_jited if jited else prog_xlated)(fd.fd))
+            for fd in fds
+        ]
+    finally:
+        for fd in fds:
+            fd.close()
+    image = dumps[0][1]
     if out_file is not None:
         try:
             with open(out_file, "wb") as f:
                 f.write(image.image)
         except OSError as e:
             raise KernelError(f"cannot write {out_file}: {e.strerror}") from None
+        if args.json:
+            print("null")  # bpftool's answer in JSON mode
+        return 0
+    if not jited and opts.pop("visual"):
+        from bpfkit.kernel.xlated import visual
+
+        print("null" if args.json else visual(image), end="\n" if args.json else "")
         return 0
     if args.json:
         import json
 
-        print(json.dumps(records(image, **opts), indent=2))
-    else:
-        print(listing(image, **opts), end="")
+        out: list[Any] = [_records(img, jited, opts) for _, img in dumps]
+        if several:  # bpftool: each program's header keys, its dump under "insns"
+            out = [{**head, "insns": recs} for (head, _), recs in zip(dumps, out, strict=True)]
+        print(json.dumps(out if several else out[0], indent=2))
+        return 0
+    texts = []
+    for head, img in dumps:
+        text = _listing(img, jited, opts, args.llvm)
+        texts.append(prog_header_text(head) + "\n" + text if several else text)
+    print("\n".join(texts), end="")
     return 0
+
+
+def _records(image: Any, jited: bool, opts: dict[str, bool]) -> Any:
+    if jited:
+        from bpfkit.kernel import jited as dump_jited
+
+        return dump_jited.records(image, **opts)
+    from bpfkit.kernel import xlated as dump_xlated
+
+    return dump_xlated.records(image, **opts)
+
+
+def _listing(image: Any, jited: bool, opts: dict[str, bool], llvm: bool) -> str:
+    if jited:
+        from bpfkit.kernel import jited as dump_jited
+
+        return dump_jited.listing(image, **opts)
+    from bpfkit.kernel import xlated as dump_xlated
+
+    return dump_xlated.listing(image, llvm=llvm, **opts)
+
+
+_DUMP_XLATED_OPTS = {"opcodes": False, "linum": False, "visual": False}
 
 
 _RUN_WORDS = ("data_in", "data_out", "ctx_in", "repeat")

@@ -3,8 +3,10 @@
 API::
 
     prog_info(fd) -> ProgramInfo          # BPF_OBJ_GET_INFO_BY_FD on a program
+    prog_full_name(fd) -> str             # the name bpftool shows (BTF's, past 15 characters)
     prog_code(fd, jited=False) -> bytes   # the translated (or JIT-compiled) code
-    prog_jited(fd) -> JitImage            # the JIT image with its functions and line info
+    prog_jited(fd) -> ProgImage           # the JIT image with its functions and line info
+    prog_xlated(fd) -> ProgImage          # the translated code, with the same records
     map_info(fd) -> MapInfo
     prog_ids() -> Iterator[int]           # BPF_PROG_GET_NEXT_ID
     prog_fd_by_id(id) -> Fd               # BPF_PROG_GET_FD_BY_ID
@@ -27,7 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bpfkit.errors import KernelError
+from bpfkit.errors import BpfkitError, KernelError
 from bpfkit.syscalls import Cmd, Fd, attrs, bpf, bpf_errno
 from bpfkit.syscalls.causes import error
 from bpfkit.uapi import AttachType, LinkType, MapType, ProgType
@@ -52,6 +54,7 @@ class ProgramInfo:
     run_time_ns: int
     run_cnt: int
     gpl_compatible: bool
+    recursion_misses: int = 0  # runs skipped: the program was already running on that CPU
 
     @property
     def type_name(self) -> str:
@@ -123,7 +126,32 @@ def prog_info(fd: int) -> ProgramInfo:
         run_time_ns=info.run_time_ns,
         run_cnt=info.run_cnt,
         gpl_compatible=bool(info.gpl_compatible),
+        recursion_misses=info.recursion_misses,
     )
+
+
+def prog_full_name(fd: int) -> str:
+    """The program's name as bpftool shows and matches it (``get_prog_full_name``): the
+    kernel keeps 15 characters, so a name that long is replaced by the name of the
+    program's function in its BTF, when it has one."""
+    info = attrs.ProgInfo()
+    _get_info(fd, info, "a program")
+    name: str = info.name.decode(errors="replace")
+    if len(name) < 15 or not info.btf_id or not info.nr_func_info:
+        return name
+    rec = ctypes.create_string_buffer(8)
+    info2 = attrs.ProgInfo(nr_func_info=1, func_info_rec_size=8, func_info=ctypes.addressof(rec))
+    try:
+        _get_info(fd, info2, "a program")
+        from bpfkit.btf import parse_btf
+        from bpfkit.btf import types as T
+
+        func = parse_btf(btf_bytes(info2.btf_id)).type(_u32(rec.raw, 4))
+    except BpfkitError:
+        return name
+    if isinstance(func, T.Func) and func.name:
+        return str(func.name)
+    return name
 
 
 def prog_code(fd: int, jited: bool = False) -> bytes:
@@ -144,9 +172,10 @@ def prog_code(fd: int, jited: bool = False) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class JitImage:
-    """A program's machine code as the kernel reports it: the image (all functions, one
-    after the other), each function's kernel address and length, the BTF function records
+class ProgImage:
+    """A program's code as the kernel reports it, with what bpftool prints beside it: the
+    code (the JIT image of all functions one after the other, or the translated BPF
+    instructions), each function's kernel address and JIT length, the BTF function records
     (xlated insn offset, BTF type id), the line records (insn offset, file name offset,
     line text offset, line << 10 | column) with the kernel address of each, and the BTF
     id those offsets are in."""
@@ -162,33 +191,48 @@ class JitImage:
     btf_id: int
 
 
+JitImage = ProgImage  # the JIT image: ``image`` is machine code
+
+
 def _array(ctype: type[ctypes._SimpleCData], n: int) -> ctypes.Array:  # type: ignore[type-arg]
     return (ctype * max(n, 1))()
 
 
-def prog_jited(fd: int) -> JitImage:
+def prog_jited(fd: int) -> ProgImage:
     """The JIT image of the program behind ``fd`` (BPF_OBJ_GET_INFO_BY_FD with every
     array bpftool asks for).  KernelError when it has none, or when the kernel does not
     show it to this process (``bpf_dump_raw_ok``: kernel.kptr_restrict, lockdown)."""
+    return _prog_image(fd, jited=True)
+
+
+def prog_xlated(fd: int) -> ProgImage:
+    """The translated instructions of the program behind ``fd`` (``image``), with the
+    same function and line records as :func:`prog_jited`.  KernelError when the kernel
+    does not show them to this process."""
+    return _prog_image(fd, jited=False)
+
+
+def _prog_image(fd: int, *, jited: bool) -> ProgImage:
     info = attrs.ProgInfo()
     _get_info(fd, info, "a program")
     name = info.name.decode(errors="replace")
     what = f"program {info.id} ({name})"
-    if not info.jited_prog_len:
+    size = info.jited_prog_len if jited else info.xlated_prog_len
+    if not size:
+        if not jited:
+            raise KernelError(f"the kernel shows no translated instructions for {what}")
         raise KernelError(
             f"{what} has no JIT image: the kernel runs it in its interpreter "
             "(net.core.bpf_jit_enable is 0, or the JIT is not built); see its "
             "translation with: prog dump xlated id " + str(info.id)
         )
-    image = _array(ctypes.c_uint8, info.jited_prog_len)
+    image = _array(ctypes.c_uint8, size)
     ksyms = _array(ctypes.c_uint64, info.nr_jited_ksyms)
     lens = _array(ctypes.c_uint32, info.nr_jited_func_lens)
     finfo = ctypes.create_string_buffer(max(info.nr_func_info * info.func_info_rec_size, 1))
     linfo = ctypes.create_string_buffer(max(info.nr_line_info * info.line_info_rec_size, 1))
     jlines = _array(ctypes.c_uint64, info.nr_jited_line_info)
     info2 = attrs.ProgInfo(
-        jited_prog_len=info.jited_prog_len,
-        jited_prog_insns=ctypes.addressof(image),
         nr_jited_ksyms=info.nr_jited_ksyms,
         jited_ksyms=ctypes.addressof(ksyms),
         nr_jited_func_lens=info.nr_jited_func_lens,
@@ -203,24 +247,33 @@ def prog_jited(fd: int) -> JitImage:
         jited_line_info_rec_size=info.jited_line_info_rec_size,
         jited_line_info=ctypes.addressof(jlines),
     )
+    if jited:
+        info2.jited_prog_len = size
+        info2.jited_prog_insns = ctypes.addressof(image)
+    else:
+        info2.xlated_prog_len = size
+        info2.xlated_prog_insns = ctypes.addressof(image)
     _get_info(fd, info2, "a program")
-    if not info2.jited_prog_insns:
+    if not (info2.jited_prog_insns if jited else info2.xlated_prog_insns):
+        code = "JIT image" if jited else "translated instructions"
         raise KernelError(
-            f"the kernel does not show {what}'s JIT image to this process (it hides raw "
+            f"the kernel does not show {what}'s {code} to this process (it hides raw "
             "kernel addresses and code: kernel.kptr_restrict, lockdown); run as root with "
             "kernel.kptr_restrict=0 and no lockdown"
         )
-    n_len = min(info.jited_prog_len, info2.jited_prog_len)
+    n_len = min(size, info2.jited_prog_len if jited else info2.xlated_prog_len)
     frec, lrec = info.func_info_rec_size, info.line_info_rec_size
     n_funcs = min(info.nr_func_info, info2.nr_func_info) if info2.func_info else 0
     n_lines = min(info.nr_line_info, info2.nr_line_info) if info2.line_info else 0
     n_jl = min(info.nr_jited_line_info, info2.nr_jited_line_info) if info2.jited_line_info else 0
-    return JitImage(
+    n_ksyms = min(info.nr_jited_ksyms, info2.nr_jited_ksyms) if info2.jited_ksyms else 0
+    n_lens = min(info.nr_jited_func_lens, info2.nr_jited_func_lens) if info2.jited_func_lens else 0
+    return ProgImage(
         id=info.id,
         name=name,
         image=bytes(image[:n_len]),
-        ksyms=tuple(ksyms[: info2.nr_jited_ksyms]) if info2.jited_ksyms else (),
-        func_lens=tuple(lens[: info2.nr_jited_func_lens]) if info2.jited_func_lens else (),
+        ksyms=tuple(ksyms[:n_ksyms]),
+        func_lens=tuple(lens[:n_lens]),
         func_info=tuple(
             (_u32(finfo.raw, i * frec), _u32(finfo.raw, i * frec + 4)) for i in range(n_funcs)
         ),

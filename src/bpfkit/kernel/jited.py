@@ -15,10 +15,11 @@ line and column after each source line)::
 JSON (bpftool's keys): a list of ``{"proto", "name", "insns": [{"src", "file",
 "line_num", "line_col", "pc", "operation", "operands", "opcodes"}]}``.
 
-Which source line goes with which instruction follows libbpf's ``bpf_prog_linfo``: a
-function's line records start at the record whose address is the function's symbol,
-and at each instruction the last record at or before it (from one past the last shown)
-is shown.  The instructions come from :mod:`bpfkit.disasm.x86`.
+Which source line goes with which instruction follows libbpf's ``bpf_prog_linfo``
+(:mod:`bpfkit.kernel.linfo`, shared with ``prog dump xlated``): a function's line records
+start at the record whose address is the function's symbol, and at each instruction the
+last record at or before it (from one past the last shown) is shown.  The instructions
+come from :mod:`bpfkit.disasm.x86`.
 
 API::
 
@@ -31,12 +32,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bpfkit.btf.btf import Btf
-from bpfkit.errors import BpfkitError
-from bpfkit.kernel.info import JitImage, btf_bytes
+from bpfkit.kernel.info import ProgImage
+from bpfkit.kernel.linfo import (
+    Line,
+    Source,
+    find_line,
+    jited_groups,
+    program_btf,
+    prototype,
+    source,
+)
 from bpfkit.kernel.symbols import bpf_symbols
-
-Line = tuple[int, int, int, int]  # insn_off, file_name_off, line_off, line_col
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,48 +56,13 @@ class Function:
     lines: tuple[tuple[int, Line], ...]  # (kernel address, record), in image order
 
 
-def _btf(image: JitImage) -> Btf | None:
-    if not image.btf_id or not (image.func_info or image.line_info):
-        return None
-    from bpfkit.btf import parse_btf
-
-    try:
-        return parse_btf(btf_bytes(image.btf_id))
-    except BpfkitError:
-        return None
-
-
-def _line_groups(image: JitImage) -> list[tuple[tuple[int, Line], ...]] | None:
-    """Each function's line records (libbpf's dissection), or None if they do not fit."""
-    ksyms, lines, addrs = image.ksyms, image.line_info, image.jited_lines
-    if not lines or len(addrs) != len(lines) or not ksyms or addrs[0] != ksyms[0]:
-        return None
-    starts = [0]
-    for i in range(1, len(lines)):
-        if len(starts) == len(ksyms):
-            break
-        f = len(starts)
-        if addrs[i] == ksyms[f]:
-            if addrs[i - 1] - ksyms[f - 1] + 1 > image.func_lens[f - 1]:
-                return None
-            starts.append(i)
-    if len(starts) != len(ksyms):
-        return None
-    ends = starts[1:] + [len(lines)]
-    return [
-        tuple(zip(addrs[a:b], lines[a:b], strict=True)) for a, b in zip(starts, ends, strict=True)
-    ]
-
-
-def functions(image: JitImage) -> list[Function]:
+def functions(image: ProgImage) -> list[Function]:
     """The image cut into its functions, named and with their line records."""
-    from bpfkit.btf.cdecl import type_only
-
     if not image.func_lens:
         return [Function("", "", 0, image.image, ())]
-    btf = _btf(image)
+    btf = program_btf(image)
     symbols = bpf_symbols() if image.ksyms else {}
-    groups = _line_groups(image) if btf is not None else None
+    groups = jited_groups(image) if btf is not None else None
     out = []
     at = 0
     for i, length in enumerate(image.func_lens):
@@ -102,60 +73,33 @@ def functions(image: JitImage) -> list[Function]:
             name = "unknown"
         proto = ""
         if btf is not None and i < len(image.func_info):
-            proto = type_only(btf, image.func_info[i][1])
+            proto = prototype(btf, image.func_info[i][1])
         lines = groups[i] if groups is not None and image.ksyms else ()
         out.append(Function(name, proto, address, image.image[at : at + length], lines))
         at += length
     return out
 
 
-def _find(lines: tuple[tuple[int, Line], ...], address: int, skip: int) -> Line | None:
-    """libbpf's ``bpf_prog_linfo__lfind_addr_func``: the last record at or before
-    ``address`` from record ``skip`` on, None if the first of those is after it."""
-    if skip >= len(lines) or address < lines[skip][0]:
-        return None
-    found = lines[skip][1]
-    for at, rec in lines[skip:]:
-        if address < at:
-            break
-        found = rec
-    return found
-
-
-def _source(btf: Btf | None, rec: Line) -> tuple[str, str, int, int] | None:
-    """(line text, file, line, column) of a record; None without its strings."""
-    if btf is None:
-        return None
-    _, file_off, line_off, line_col = rec
-    try:
-        text, file = btf.string(line_off).lstrip(), btf.string(file_off)
-    except (IndexError, ValueError, UnicodeDecodeError):
-        return None
-    return text, file, line_col >> 10, line_col & 0x3FF
-
-
-def _walk(
-    image: JitImage,
-) -> list[tuple[Function, list[tuple[Any, tuple[str, str, int, int] | None]]]]:
+def _walk(image: ProgImage) -> list[tuple[Function, list[tuple[Any, Source | None]]]]:
     from bpfkit.disasm.x86 import disassemble
 
-    btf = _btf(image) if image.line_info else None
+    btf = program_btf(image) if image.line_info else None
     out = []
     for fn in functions(image):
-        rows: list[tuple[Any, tuple[str, str, int, int] | None]] = []
+        rows: list[tuple[Any, Source | None]] = []
         skip = 0
         for insn in disassemble(fn.code, fn.address):
-            rec = _find(fn.lines, fn.address + insn.offset, skip) if fn.lines else None
+            rec = find_line(fn.lines, fn.address + insn.offset, skip) if fn.lines else None
             src = None
             if rec is not None:
                 skip += 1
-                src = _source(btf, rec)
+                src = source(btf, rec)
             rows.append((insn, src))
         out.append((fn, rows))
     return out
 
 
-def listing(image: JitImage, *, opcodes: bool = False, linum: bool = False) -> str:
+def listing(image: ProgImage, *, opcodes: bool = False, linum: bool = False) -> str:
     """The text of ``bpftool prog dump jited id N [opcodes] [linum]``."""
     parts: list[str] = []
     whole = not image.func_lens
@@ -177,7 +121,7 @@ def listing(image: JitImage, *, opcodes: bool = False, linum: bool = False) -> s
     return "".join(parts)
 
 
-def records(image: JitImage, *, opcodes: bool = False, linum: bool = False) -> list[Any]:
+def records(image: ProgImage, *, opcodes: bool = False, linum: bool = False) -> list[Any]:
     """What ``bpftool -j prog dump jited id N [opcodes] [linum]`` prints, as data."""
     out: list[Any] = []
     whole = not image.func_lens

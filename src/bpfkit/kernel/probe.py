@@ -10,9 +10,12 @@ API::
     map_type_available(t) -> bool
     helper_available(prog_type, helper_id) -> bool
     available_helpers(prog_type) -> list[str]     # names, by helper id
-    probe(helpers=True) -> dict     # bpftool's JSON shape: syscall_config, program_types,
-                                    #   map_types, helpers ("<type>_available_helpers")
-    probe_text(result) -> str       # bpftool's text lines for that dict
+    system_config() -> dict         # the BPF sysctls and kernel config options bpftool reports
+    misc_features() -> dict         # large programs, bounded loops, v2/v3 jumps
+    probe(helpers=True, full=False) -> dict   # bpftool's JSON shape: system_config,
+                                    #   syscall_config, program_types, map_types, helpers
+                                    #   ("<type>_available_helpers"), misc
+    probe_text(result) -> str       # bpftool's text for that dict
 """
 
 from __future__ import annotations
@@ -178,9 +181,139 @@ def map_type_available(map_type: int) -> bool:
     return _create(attr) == 0
 
 
-def probe(*, helpers: bool = True) -> dict[str, Any]:
-    """Everything probed, in ``bpftool -j feature probe kernel``'s shape and key names."""
-    out: dict[str, Any] = {"syscall_config": {"have_bpf_syscall": True}}
+# The sysctls bpftool reports, with its sentences for their values (-1: unreadable).
+_SYSCTLS: tuple[tuple[str, str, dict[int, str], str], ...] = (
+    (
+        "unprivileged_bpf_disabled",
+        "/proc/sys/kernel/unprivileged_bpf_disabled",
+        {
+            0: "bpf() syscall for unprivileged users is enabled",
+            1: "bpf() syscall restricted to privileged users (without recovery)",
+            2: "bpf() syscall restricted to privileged users (admin can change)",
+            -1: "Unable to retrieve required privileges for bpf() syscall",
+        },
+        "bpf() syscall restriction has unknown value {}",
+    ),
+    (
+        "bpf_jit_enable",
+        "/proc/sys/net/core/bpf_jit_enable",
+        {
+            0: "JIT compiler is disabled",
+            1: "JIT compiler is enabled",
+            2: "JIT compiler is enabled with debugging traces in kernel logs",
+            -1: "Unable to retrieve JIT-compiler status",
+        },
+        "JIT-compiler status has unknown value {}",
+    ),
+    (
+        "bpf_jit_harden",
+        "/proc/sys/net/core/bpf_jit_harden",
+        {
+            0: "JIT compiler hardening is disabled",
+            1: "JIT compiler hardening is enabled for unprivileged users",
+            2: "JIT compiler hardening is enabled for all users",
+            -1: "Unable to retrieve JIT hardening status",
+        },
+        "JIT hardening status has unknown value {}",
+    ),
+    (
+        "bpf_jit_kallsyms",
+        "/proc/sys/net/core/bpf_jit_kallsyms",
+        {
+            0: "JIT compiler kallsyms exports are disabled",
+            1: "JIT compiler kallsyms exports are enabled for root",
+            -1: "Unable to retrieve JIT kallsyms export status",
+        },
+        "JIT kallsyms exports status has unknown value {}",
+    ),
+    (
+        "bpf_jit_limit",
+        "/proc/sys/net/core/bpf_jit_limit",
+        {-1: "Unable to retrieve global memory limit for JIT compiler for unprivileged users"},
+        "Global memory limit for JIT compiler for unprivileged users is {} bytes",
+    ),
+)
+
+# The kernel config options bpftool reports, in its order.
+_CONFIG_OPTIONS = (
+    "CONFIG_BPF CONFIG_BPF_SYSCALL CONFIG_HAVE_EBPF_JIT CONFIG_BPF_JIT CONFIG_BPF_JIT_ALWAYS_ON "
+    "CONFIG_DEBUG_INFO_BTF CONFIG_DEBUG_INFO_BTF_MODULES CONFIG_CGROUPS CONFIG_CGROUP_BPF "
+    "CONFIG_CGROUP_NET_CLASSID CONFIG_SOCK_CGROUP_DATA CONFIG_BPF_EVENTS CONFIG_KPROBE_EVENTS "
+    "CONFIG_UPROBE_EVENTS CONFIG_TRACING CONFIG_FTRACE_SYSCALLS CONFIG_FUNCTION_ERROR_INJECTION "
+    "CONFIG_BPF_KPROBE_OVERRIDE CONFIG_NET CONFIG_XDP_SOCKETS CONFIG_LWTUNNEL_BPF "
+    "CONFIG_NET_ACT_BPF CONFIG_NET_CLS_BPF CONFIG_NET_CLS_ACT CONFIG_NET_SCH_INGRESS CONFIG_XFRM "
+    "CONFIG_IP_ROUTE_CLASSID CONFIG_IPV6_SEG6_BPF CONFIG_BPF_LIRC_MODE2 CONFIG_BPF_STREAM_PARSER "
+    "CONFIG_NETFILTER_XT_MATCH_BPF CONFIG_BPFILTER CONFIG_BPFILTER_UMH CONFIG_TEST_BPF CONFIG_HZ"
+).split()
+
+
+def _read_sysctl(path: str) -> int:
+    """The number in a /proc/sys file, -1 when it cannot be read (bpftool's read_procfs)."""
+    try:
+        with open(path) as f:
+            line = f.readline()
+        if not line.endswith("\n"):
+            return -1
+        return int(line[:-1], 10)
+    except (OSError, ValueError):
+        return -1
+
+
+def system_config() -> dict[str, Any]:
+    """bpftool's ``system_config``: the BPF sysctls (-1 when unreadable) and the kernel
+    config options it looks at (None when not set or no config is readable)."""
+    from bpfkit.kernel.target import kernel_config
+
+    out: dict[str, Any] = {name: _read_sysctl(path) for name, path, _, _ in _SYSCTLS}
+    config = kernel_config()
+    for option in _CONFIG_OPTIONS:
+        value = config.get(option)
+        out[option] = None if value in (None, "", "n") else value
+    return out
+
+
+def _loads(code: bytes) -> bool:
+    err, _ = _load(ProgType.SOCKET_FILTER, code, log=False)
+    return err == 0
+
+
+_MOV_R0 = bytes.fromhex("b7000000")  # r0 = imm (the imm follows)
+_EXIT = bytes.fromhex("9500000000000000")
+_BPF_MAXINSNS = 4096
+
+
+def misc_features() -> dict[str, bool]:
+    """bpftool's ``misc`` probes: socket filters that only load where the kernel has the
+    feature (a program longer than 4096 instructions, a bounded loop, the v2 and v3
+    jump instructions)."""
+
+    def mov(imm: int) -> bytes:
+        return _MOV_R0 + imm.to_bytes(4, "little")
+
+    jlt = bytes.fromhex("a5000100") + bytes(4)  # if r0 < 0 goto +1
+    jlt32 = bytes.fromhex("a6000100") + bytes(4)  # if w0 < 0 goto +1
+    loop = mov(10) + bytes.fromhex("1700000001000000") + bytes.fromhex("5500feff00000000")
+    return {
+        "have_large_insn_limit": _loads(mov(1) * _BPF_MAXINSNS + _EXIT),
+        "have_bounded_loops": _loads(loop + _EXIT),
+        "have_v2_isa_extension": _loads(mov(0) + jlt + mov(1) + _EXIT),
+        "have_v3_isa_extension": _loads(mov(0) + jlt32 + mov(1) + _EXIT),
+    }
+
+
+# Helpers whose use writes to the kernel log: bpftool probes them only in ``full`` mode.
+_NOISY_HELPERS = {"bpf_trace_printk", "bpf_trace_vprintk", "bpf_probe_write_user"}
+
+
+def probe(*, helpers: bool = True, full: bool = False) -> dict[str, Any]:
+    """Everything probed, in ``bpftool -j feature probe kernel [full]``'s shape and key
+    names: system_config, syscall_config, program_types, map_types, helpers
+    ("<type>_available_helpers"; without ``full`` the helpers that write to the kernel
+    log are not tried), misc."""
+    out: dict[str, Any] = {
+        "system_config": system_config(),
+        "syscall_config": {"have_bpf_syscall": True},
+    }
     ptypes = [t for t in ProgType if t != ProgType.UNSPEC]
     out["program_types"] = {
         f"have_{t.name.lower()}_prog_type": prog_type_available(t) for t in ptypes
@@ -192,27 +325,66 @@ def probe(*, helpers: bool = True) -> dict[str, Any]:
     }
     if helpers:
         out["helpers"] = {
-            f"{t.name.lower()}_available_helpers": available_helpers(t) for t in ptypes
+            f"{t.name.lower()}_available_helpers": [
+                h for h in available_helpers(t) if full or h not in _NOISY_HELPERS
+            ]
+            for t in ptypes
         }
+    out["misc"] = misc_features()
     return out
 
 
+_MISC_TEXT = {
+    "have_large_insn_limit": "Large program size limit",
+    "have_bounded_loops": "Bounded loop support",
+    "have_v2_isa_extension": "ISA extension v2",
+    "have_v3_isa_extension": "ISA extension v3",
+}
+
+
 def probe_text(result: dict[str, Any]) -> str:
-    """The lines ``bpftool feature probe kernel`` prints for these sections."""
-    lines = ["Scanning eBPF program types..."]
+    """The text ``bpftool feature probe kernel`` prints for these sections (each ends
+    with an empty line)."""
+    out: list[str] = []
+    if "system_config" in result:
+        out.append("Scanning system configuration...")
+        config = result["system_config"]
+        for name, _, sentences, other in _SYSCTLS:
+            if name in config:
+                value = config[name]
+                out.append(sentences.get(value, other.format(value)))
+        for option in _CONFIG_OPTIONS:
+            if option in config:
+                value = config[option]
+                out.append(
+                    f"{option} is not set" if value is None else f"{option} is set to {value}"
+                )
+        out.append("")
+    out += ["Scanning system call availability...", "bpf() syscall is available", ""]
+    out.append("Scanning eBPF program types...")
     for key, ok in result["program_types"].items():
         name = key.removeprefix("have_").removesuffix("_prog_type")
-        lines.append(f"eBPF program_type {name} is {'available' if ok else 'NOT available'}")
-    lines += ["", "Scanning eBPF map types..."]
+        out.append(f"eBPF program_type {name} is {'available' if ok else 'NOT available'}")
+    out += ["", "Scanning eBPF map types..."]
     for key, ok in result["map_types"].items():
         name = key.removeprefix("have_").removesuffix("_map_type")
-        lines.append(f"eBPF map_type {name} is {'available' if ok else 'NOT available'}")
+        out.append(f"eBPF map_type {name} is {'available' if ok else 'NOT available'}")
+    out.append("")
     if "helpers" in result:
-        lines += ["", "Scanning eBPF helper functions..."]
+        out.append("Scanning eBPF helper functions...")
         for key, names in result["helpers"].items():
             ptype = key.removesuffix("_available_helpers")
-            lines.append(f"eBPF helpers supported for program type {ptype}:")
-            if not result["program_types"].get(f"have_{ptype}_prog_type"):
-                lines.append("\tProgram type not supported")
-            lines += [f"\t- {n}" for n in names]
-    return "\n".join(lines)
+            out.append(f"eBPF helpers supported for program type {ptype}:")
+            out += [f"\t- {n}" for n in names]
+            if not names:
+                if not result["program_types"].get(f"have_{ptype}_prog_type"):
+                    out.append("\tProgram type not supported")
+                else:
+                    out.append("\tCould not determine which helpers are available")
+        out.append("")
+    if "misc" in result:
+        out.append("Scanning miscellaneous eBPF features...")
+        for key, ok in result["misc"].items():
+            out.append(f"{_MISC_TEXT[key]} is {'available' if ok else 'NOT available'}")
+        out.append("")
+    return "\n".join(out)

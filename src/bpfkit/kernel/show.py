@@ -1,10 +1,13 @@
 """Loaded programs and maps as ``bpftool ... show`` and ``bpftool map dump`` present them:
 the same JSON keys (``bytes_xlated``, ``bytes_memlock``, ``formatted``...) and the same text
 shape, so a bpftool user (and a script written for bpftool's ``--json``) reads bpfkit's.
+(``prog dump xlated`` is :mod:`bpfkit.kernel.xlated`, ``prog dump jited``
+:mod:`bpfkit.kernel.jited`.)
 
 API::
 
     prog_record(fd) -> dict                # bpftool -j prog show
+    prog_header(fd) -> dict; prog_header_text(rec) -> str   # its first keys / first line
     map_record(fd) -> dict                 # bpftool -j map show
     map_text(record) -> str                # bpftool map show
     link_record(fd) -> dict                # bpftool -j link show
@@ -12,7 +15,6 @@ API::
     map_types(info) -> MapTypes            # the map's key/value types from the kernel's BTF
     entry_record(key, value, types, percpu) -> dict   # one element of bpftool -j map dump
     hex_bytes(data) -> list[str]           # ["0x01", "0x00", ...]
-    xlated(code, llvm=False) -> list[tuple[int, str]]   # bpftool prog dump xlated's lines
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bpfkit.kernel.info import (
     fdinfo,
     link_info,
     map_info,
+    prog_full_name,
     prog_info,
 )
 from bpfkit.uapi import MapType, ProgType
@@ -44,20 +47,42 @@ def _wallclock(load_time_ns: int) -> int:
     return (real - boot + load_time_ns) // 1_000_000_000
 
 
+def prog_header(fd: int) -> dict[str, Any]:
+    """The first keys of ``bpftool -j prog show`` (id, type, name, tag, gpl_compatible, run
+    counts): also the header of each program ``prog dump`` lists when a name matches
+    several."""
+    i = prog_info(fd)
+    rec: dict[str, Any] = {"id": i.id, "type": i.type_name}
+    if i.name:
+        rec["name"] = prog_full_name(fd)
+    rec["tag"] = i.tag
+    rec["gpl_compatible"] = i.gpl_compatible
+    if i.run_time_ns:
+        rec["run_time_ns"] = i.run_time_ns
+        rec["run_cnt"] = i.run_cnt
+    if i.recursion_misses:
+        rec["recursion_misses"] = i.recursion_misses
+    return rec
+
+
+def prog_header_text(rec: dict[str, Any]) -> str:
+    """bpftool's first line of a program (``prog show``; ``prog dump`` of several)."""
+    name = f"name {rec['name']}  " if "name" in rec else ""
+    text = f"{rec['id']}: {rec['type']}  {name}tag {rec['tag']}"
+    if rec["gpl_compatible"]:
+        text += "  gpl"
+    if "run_time_ns" in rec:
+        text += f" run_time_ns {rec['run_time_ns']} run_cnt {rec['run_cnt']}"
+    if "recursion_misses" in rec:
+        text += f" recursion_misses {rec['recursion_misses']}"
+    return text
+
+
 def prog_record(fd: int) -> dict[str, Any]:
     """What ``bpftool -j prog show`` says of the program behind ``fd``."""
     i = prog_info(fd)
     extra = fdinfo(fd)
-    rec: dict[str, Any] = {
-        "id": i.id,
-        "type": i.type_name,
-        "name": i.name,
-        "tag": i.tag,
-        "gpl_compatible": i.gpl_compatible,
-    }
-    if i.run_cnt:
-        rec["run_time_ns"] = i.run_time_ns
-        rec["run_cnt"] = i.run_cnt
+    rec = prog_header(fd)
     rec["loaded_at"] = _wallclock(i.load_time_ns)
     rec["uid"] = i.created_by_uid
     rec["bytes_xlated"] = i.xlated_len
@@ -77,10 +102,10 @@ def map_record(fd: int) -> dict[str, Any]:
     """What ``bpftool -j map show`` says of the map behind ``fd``."""
     i = map_info(fd)
     extra = fdinfo(fd)
-    rec: dict[str, Any] = {
-        "id": i.id,
-        "type": i.type_name,
-        "name": i.name,
+    rec: dict[str, Any] = {"id": i.id, "type": i.type_name}
+    if i.name:
+        rec["name"] = i.name  # bpftool leaves an unnamed map's name out
+    rec |= {
         "flags": i.flags,
         "bytes_key": i.key_size,
         "bytes_value": i.value_size,
@@ -88,11 +113,12 @@ def map_record(fd: int) -> dict[str, Any]:
     }
     if "memlock" in extra:
         rec["bytes_memlock"] = int(extra["memlock"])
-    if i.type == MapType.PROG_ARRAY and "owner_prog_type" in extra:
-        rec["owner_prog_type"] = type_name(ProgType, int(extra["owner_prog_type"]))
-        rec["owner_jited"] = extra.get("owner_jited") == "1"
-    if "frozen" in extra:
-        rec["frozen"] = int(extra["frozen"])
+    if i.type == MapType.PROG_ARRAY:
+        if "owner_prog_type" in extra:
+            rec["owner_prog_type"] = type_name(ProgType, int(extra["owner_prog_type"]))
+        if "owner_jited" in extra:
+            rec["owner_jited"] = extra["owner_jited"].strip() not in ("", "0")
+    rec["frozen"] = int(extra.get("frozen", "0"))
     if i.btf_id:
         rec["btf_id"] = i.btf_id
     return rec
@@ -100,19 +126,23 @@ def map_record(fd: int) -> dict[str, Any]:
 
 def map_text(rec: dict[str, Any]) -> str:
     """The lines ``bpftool map show`` prints for one map record."""
-    lines = [f"{rec['id']}: {rec['type']}  name {rec['name']}  flags {rec['flags']:#x}"]
+    name = f"name {rec['name']}  " if rec.get("name") else ""
+    lines = [f"{rec['id']}: {rec['type']}  {name}flags {rec['flags']:#x}"]
     second = f"\tkey {rec['bytes_key']}B  value {rec['bytes_value']}B  "
     second += f"max_entries {rec['max_entries']}"
     if "bytes_memlock" in rec:
         second += f"  memlock {rec['bytes_memlock']}B"
     lines.append(second)
-    if "owner_prog_type" in rec:
-        jited = "  owner jited" if rec["owner_jited"] else ""
-        lines.append(f"\towner_prog_type {rec['owner_prog_type']}{jited}")
+    owner = f"owner_prog_type {rec['owner_prog_type']}  " if "owner_prog_type" in rec else ""
+    if "owner_jited" in rec:
+        owner += "owner jited" if rec["owner_jited"] else "owner not jited"
+    if owner:
+        lines.append("\t" + owner)
+    last = [f"btf_id {rec['btf_id']}"] if "btf_id" in rec else []
     if rec.get("frozen"):
-        lines[-1] += "  frozen"
-    if "btf_id" in rec:
-        lines.append(f"\tbtf_id {rec['btf_id']}")
+        last.append("frozen")
+    if last:
+        lines.append("\t" + "  ".join(last))
     return "\n".join(lines)
 
 
@@ -178,10 +208,31 @@ def entry_record(
     return rec
 
 
+# The fields bpftool 7.1 shows per link type (others: none, e.g. an XDP link's ifindex).
+_LINK_FIELDS = {
+    "raw_tracepoint": ("tp_name",),
+    "tracing": ("prog_type", "attach_type"),
+    "cgroup": ("cgroup_id", "attach_type"),
+    "netns": ("netns_ino", "attach_type"),
+}
+
+
 def link_record(fd: int) -> dict[str, Any]:
-    """What ``bpftool -j link show`` says of the link behind ``fd``."""
+    """What ``bpftool -j link show`` says of the link behind ``fd``: its id, type and
+    program, and the fields bpftool shows for that type (a tracing link: the program's
+    type and the attach type)."""
     i = link_info(fd)
-    return {"id": i.id, "type": i.type_name, "prog_id": i.prog_id, **i.fields}
+    fields = dict(i.fields)
+    if i.type_name == "tracing":
+        from bpfkit.kernel.info import prog_fd_by_id
+
+        with prog_fd_by_id(i.prog_id) as prog:
+            fields["prog_type"] = prog_info(prog.fd).type_name
+    rec: dict[str, Any] = {"id": i.id, "type": i.type_name, "prog_id": i.prog_id}
+    for key in _LINK_FIELDS.get(i.type_name, ()):
+        if key in fields:
+            rec[key] = fields[key]
+    return rec
 
 
 _LINK_TEXT = {"tp_name": "tp '{}'"}
@@ -196,58 +247,3 @@ def link_text(rec: dict[str, Any]) -> str:
             "\t" + "".join(_LINK_TEXT.get(k, k + " {}").format(rec[k]) + "  " for k in extra)
         )
     return "\n".join(lines)
-
-
-_ADDR_PERCPU = -1  # BPF_ADDR_PERCPU: the off of the kernel's per-CPU address move
-
-
-def _imm_name(insn: Any) -> str | None:
-    """bpftool's text for an ``lddw`` of translated code: map ids, not addresses."""
-    if insn.src == 1:  # BPF_PSEUDO_MAP_FD, rewritten by the kernel to the map's id
-        return f"map[id:{insn.imm & 0xFFFFFFFF}]"
-    if insn.src == 2:  # BPF_PSEUDO_MAP_VALUE
-        return f"map[id:{insn.imm & 0xFFFFFFFF}][0]+{insn.imm_hi & 0xFFFFFFFF}"
-    if insn.src == 4:  # BPF_PSEUDO_FUNC
-        return f"subprog[{insn.imm:+d}]"
-    return None
-
-
-def _call_names() -> tuple[int, dict[int, str]]:
-    """``__bpf_call_base`` and the kernel's symbols by address (empty without kallsyms)."""
-    from bpfkit.kernel.symbols import kallsyms
-
-    try:
-        syms = kallsyms().addresses
-    except BpfkitError:
-        return 0, {}
-    base = syms.get("__bpf_call_base", 0)
-    by_addr: dict[int, str] = {}
-    for name, addr in syms.items():
-        by_addr.setdefault(addr, name)
-    return base, by_addr
-
-
-def xlated(code: bytes, *, llvm: bool = False) -> list[tuple[int, str]]:
-    """The translated program ``code`` (:func:`bpfkit.kernel.info.prog_code`) as
-    ``bpftool prog dump xlated`` lists it: (slot, text) in the kernel's syntax (``(b7) r0 =
-    0``; helper calls named by the kernel function they became, ``map[id:N]`` for maps), or
-    with ``llvm`` in LLVM's syntax (:func:`bpfkit.disasm.llvm_text.format_insn`)."""
-    from bpfkit.disasm.kernel_syntax import format_kernel
-    from bpfkit.disasm.llvm_text import format_insn
-    from bpfkit.isa.insn import iter_insns
-
-    base, names = (0, {}) if llvm else _call_names()
-    out = []
-    for slot, insn in iter_insns(code):
-        if llvm:
-            text = format_insn(insn)
-        elif insn.opcode == 0x85 and insn.src == 0 and base and base + insn.imm in names:
-            text = f"(85) call {names[base + insn.imm]}#{insn.imm}"
-        elif insn.opcode == 0xBF and insn.off == _ADDR_PERCPU:
-            # The kernel's own per-CPU address move (inlined per-CPU lookups, 6.9+): bpftool
-            # of Debian 12 (v7.1, the tests' oracle) prints it as a plain move.
-            text = f"(bf) r{insn.dst} = r{insn.src}"
-        else:
-            text = format_kernel(insn, imm_name=_imm_name)
-        out.append((slot, text))
-    return out
