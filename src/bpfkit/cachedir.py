@@ -2,9 +2,11 @@
 
 ``$BPFKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpfkit``, else ``~/.cache/bpfkit``, with one
 subdirectory per kind of entry (``lang/``: compiled Python programs, bpfkit.lang.cache;
-``btf/``: the index of the kernel's BTF, bpfkit.btf.lazy; ``uprobe/``: where a uprobe's
-symbol is in its binary, bpfkit.kernel.symbols).  ``BPFKIT_NO_CACHE=1`` turns
-every cache off.
+``btf/``: the index of the kernel's BTF, bpfkit.btf.lazy; ``load/``: recorded loads,
+bpfkit.kernel.replay; ``uprobe/``: where a uprobe's symbol is in its binary,
+bpfkit.kernel.symbols).  ``BPFKIT_NO_CACHE=1`` turns every cache off.  What entries
+depend on is stamped here too: bpfkit's sources (:func:`code_stamp`), the kernel's BTF
+(:func:`vmlinux_stamp`) and this boot of the kernel (:func:`boot_id`).
 
 Only a directory and files owned by the user running bpfkit and writable by nobody else
 are used: bpfkit often runs as root and must not load what somebody else could have
@@ -60,6 +62,19 @@ def vmlinux_stamp() -> str:
     except OSError:
         return "-"
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def boot_id() -> str | None:
+    """This boot of the running kernel, or None if unknown: an entry that holds for one
+    boot only (kernel addresses, what was prepared for the kernel as it runs) keys on it."""
+    try:
+        with open(BOOT_ID) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def _trusted(path: str) -> bool:

@@ -110,9 +110,9 @@ def test_a_changed_bpfkit_is_compiled_again(
     if change == "version":
         monkeypatch.setattr(cache, "__version__", "999.0")
     else:  # one of bpfkit's source files edited: a new size or time
-        stamp = cache._code_stamp()
+        stamp = cachedir.code_stamp()
         path, mtime, size = stamp[0]
-        monkeypatch.setattr(cache, "_code_stamp", lambda: [(path, mtime + 1, size), *stamp[1:]])
+        monkeypatch.setattr(cachedir, "code_stamp", lambda: [(path, mtime + 1, size), *stamp[1:]])
     called = []
     real = compiler.compile_source
 

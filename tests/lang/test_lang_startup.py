@@ -77,6 +77,7 @@ def test_a_prepared_object_is_another_boots_miss(
 ) -> None:
     """The prepared entry is found by the boot too: with another boot id it is not used
     (and it is used with this one)."""
+    from bpfkit import cachedir
     from bpfkit.lang import cache
     from bpfkit.lang.runtime import Program
 
@@ -93,5 +94,5 @@ def test_a_prepared_object_is_another_boots_miss(
     assert cache.load_prepared(key, prog.compiled.path, repr(("session", "x"))) is None
     boot = tmp_path / "boot_id"
     boot.write_text("00000000-0000-0000-0000-000000000000\n")
-    monkeypatch.setattr(cache, "BOOT_ID", str(boot))
+    monkeypatch.setattr(cachedir, "BOOT_ID", str(boot))
     assert cache.load_prepared(key, prog.compiled.path, options) is None

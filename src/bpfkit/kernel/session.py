@@ -227,7 +227,8 @@ class Session(Closing):
             self.spec = read_object(os.fspath(obj))
         self.planned = plan_programs(choose_programs(self.spec, program), attach, where=where)
         self.notes = [p.plan.note for p in self.planned if p.plan.note]
-        self._serial = next(_SERIAL)
+        self._pid, self._serial = os.getpid(), next(_SERIAL)
+        self._tag: str | None = None
         # The printk calls (and their formats) of what runs: each known one prints tagged
         # (with trace=False there is no trace buffer to read: no tags, and the trace
         # machinery is not imported).
@@ -261,9 +262,11 @@ class Session(Closing):
     @property
     def tag(self) -> str:
         """This session's tag on its printk lines (``[bpfkit PID] ``)."""
-        from bpfkit.obj.printk_tags import run_tag
+        if self._tag is None:
+            from bpfkit.obj.printk_tags import run_tag
 
-        return run_tag(os.getpid(), self._serial)
+            self._tag = run_tag(self._pid, self._serial)
+        return self._tag
 
     @property
     def stats(self) -> TraceStats:

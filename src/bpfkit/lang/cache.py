@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     from bpfkit.obj.spec import ObjectSpec
 
 KIND = "lang"
-VMLINUX = "/sys/kernel/btf/vmlinux"
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
 def cache_dir() -> str | None:
@@ -57,31 +55,9 @@ def cache_dir() -> str | None:
     return cachedir.cache_dir(KIND)
 
 
-def _code_stamp() -> list[tuple[str, int, int]]:
-    """(path, mtime, size) of every source file of the bpfkit package."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out: list[tuple[str, int, int]] = []
-    stack = [root]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for e in it:
-                if e.name.endswith(".py"):
-                    st = e.stat()
-                    out.append((e.path[len(root) :], st.st_mtime_ns, st.st_size))
-                elif e.name != "__pycache__" and e.is_dir():
-                    stack.append(e.path)
-    out.sort()
-    return out
-
-
 def _kernel_stamp() -> tuple[str, ...]:
     u = os.uname()
-    try:
-        st = os.stat(VMLINUX)
-        btf = f"{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        btf = "-"
-    return (u.release, u.version, u.machine, btf)
+    return (u.release, u.version, u.machine, cachedir.vmlinux_stamp())
 
 
 def _describe(value: Any) -> str:
@@ -129,7 +105,7 @@ def key(source: str, namespace: dict[str, Any], file: str) -> bytes:
         __version__,
         sys.version_info[:3],
         _kernel_stamp(),
-        _code_stamp(),
+        cachedir.code_stamp(),
         os.path.abspath(file),
         names,
     ]
@@ -201,12 +177,7 @@ def load_spec(data: object) -> ObjectSpec | None:
 
 def _boot() -> tuple[str, ...]:
     """The running kernel and this boot of it (a prepared object is good for one boot)."""
-    try:
-        with open(BOOT_ID) as f:
-            boot = f.read().strip()
-    except OSError:
-        boot = ""
-    return (*_kernel_stamp(), boot)
+    return (*_kernel_stamp(), cachedir.boot_id() or "")
 
 
 def _prep_name(k: bytes, file: str) -> str:
