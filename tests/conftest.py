@@ -22,6 +22,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,13 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 if "BPFKIT_CACHE_DIR" not in os.environ:
     os.environ["BPFKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="bpfkit-test-cache-")
     atexit.register(shutil.rmtree, os.environ["BPFKIT_CACHE_DIR"], ignore_errors=True)
+# Tests stop `bpfkit run` with Ctrl-C (SIGINT).  A suite started in the background by a
+# non-interactive shell (`cmd &`, some job runners) has SIGINT ignored, and every program
+# it starts inherits that: their Python installs no KeyboardInterrupt and the Ctrl-C is
+# lost (seen as `bpfkit run` never stopping).  A handler, unlike "ignored", is not
+# inherited across exec: the programs the tests start get the default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import probes  # noqa: E402
 from bpfkit.btf import Btf, load_vmlinux  # noqa: E402

@@ -380,14 +380,6 @@ def rows(plan: Plan, fds: list[int]) -> tuple[list[ProgRow], list[MapRow]]:
 
 
 # -- the cache -----------------------------------------------------------------------------
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return "-"
-
-
 def plan_key(path: str, options: tuple[object, ...]) -> tuple[object, ...]:
     """What a plan depends on besides the object's bytes: its path and the options, bpfkit
     (version and sources), the kernel (release, build, machine, boot, BTF) and the user."""
@@ -400,7 +392,7 @@ def plan_key(path: str, options: tuple[object, ...]) -> tuple[object, ...]:
         options,
         __version__,
         cachedir.code_stamp(),
-        (u.release, u.version, u.machine, _boot_id(), cachedir.vmlinux_stamp()),
+        (u.release, u.version, u.machine, cachedir.vmlinux_stamp(), cachedir.boot_id()),
         os.geteuid(),
     )
 
