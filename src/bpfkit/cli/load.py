@@ -25,7 +25,10 @@ def register(sub: Any) -> None:
             "Load every map and program of OBJ (like bpftool prog loadall) and print each "
             "one's kernel id, name, type and size.  Without --pin they are unloaded when the "
             "command exits; with --pin DIR programs are pinned as DIR/NAME and maps as "
-            "DIR/maps/NAME in bpffs (mounted at /sys/fs/bpf if needed)."
+            "DIR/maps/NAME in bpffs (mounted at /sys/fs/bpf if needed).  A load without "
+            "--pin and -v is recorded in bpfkit's cache directory: the next load of the same "
+            "bytes with the same options on the same kernel boot replays its bpf() calls "
+            "(BPFKIT_NO_CACHE=1: never)."
         ),
     )
     p.add_argument("object", metavar="OBJ", help="BPF ELF object (.o)")
