@@ -155,6 +155,125 @@ def test_kconfig_and_kfunc_externs(built: dict[str, str]) -> None:
             coll.maps[".kconfig"][0] = bytes(coll.maps[".kconfig"].value_size)
 
 
+def _data_maps_seen_by_bpftool(maps: dict[str, int]) -> dict[str, tuple[dict, list]]:
+    """Map name -> (``bpftool map show``, ``bpftool map dump``), both as JSON, for the maps
+    ``maps`` (name -> id) whose name has a dot (global data); ids and sizes of kernel memory
+    left out of the first."""
+    seen = {}
+    for name, map_id in maps.items():
+        if "." not in name:
+            continue
+        show = json.loads(
+            subprocess.check_output(["bpftool", "-j", "map", "show", "id", str(map_id)])
+        )
+        dump = json.loads(
+            subprocess.check_output(["bpftool", "-j", "map", "dump", "id", str(map_id)])
+        )
+        assert show.pop("btf_id") > 0, show  # the map has the object's BTF
+        for k in ("id", "bytes_memlock"):
+            show.pop(k)
+        seen[name] = (show, dump)
+    return seen
+
+
+def _variables(dump: list) -> dict[str, object]:
+    """A data map's variables by name as ``bpftool map dump`` formats them (its BTF)."""
+    (entry,) = dump
+    ((_, variables),) = entry["formatted"]["value"].items()
+    return {k: v for var in variables for k, v in var.items()}
+
+
+def _bpftool_data_maps(path: str) -> tuple[dict[str, tuple[dict, list]], dict[str, int]]:
+    """What bpftool shows of the global data maps of ``path`` loaded by ``bpftool prog
+    loadall`` (libbpf), and their BTF value type ids."""
+    from bpfkit.kernel.maps import Map
+
+    top = os.path.join(pins.ensure_bpffs(), f"bpfkit_datasec_{os.getpid()}")
+    os.makedirs(top)
+    try:
+        subprocess.run(
+            ["bpftool", "prog", "loadall", path, f"{top}/p", "pinmaps", f"{top}/m"],
+            check=True,
+            capture_output=True,
+        )
+        ids, types = {}, {}
+        for pin in os.listdir(f"{top}/m"):
+            with Map.from_pin(f"{top}/m/{pin}") as m:
+                info = m.info()
+                ids[info.name] = info.id
+                types[info.name] = info.btf_value_type_id
+        return _data_maps_seen_by_bpftool(ids), types
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.requires("bpf", "bpftool")
+def test_data_maps_carry_their_datasec_as_libbpf_does(built: dict[str, str]) -> None:
+    """.data/.rodata/.bss/.kconfig maps have the object's BTF with the section's DATASEC as
+    value type (key 0): bpftool shows a btf_id and dumps the variables by name, exactly as
+    for the same object loaded by bpftool (libbpf).  externs.c (.kconfig) calls kfuncs of
+    Linux 6.4."""
+    from bpfkit.kernel.features import kernel_version
+
+    for stem in ("globals", "externs") if kernel_version()[:2] >= (6, 4) else ("globals",):
+        _check_data_maps(built, stem)
+
+
+def _check_data_maps(built: dict[str, str], stem: str) -> None:
+    theirs, their_types = _bpftool_data_maps(built[stem])
+    with load_collection(read_object(built[stem])) as coll:
+        assert not coll.notes
+        infos = {m.info().name: m.info() for m in coll.maps.values()}
+        mine = _data_maps_seen_by_bpftool({n: i.id for n, i in infos.items()})
+        # bpfkit's own typed view of the same maps agrees
+        typed = {sec: coll[sec][0] for sec in (".data", ".rodata", ".bss") if sec in coll.maps}
+    assert {n: (i.btf_key_type_id, i.btf_value_type_id) for n, i in infos.items() if "." in n} == {
+        n: (0, t) for n, t in their_types.items() if "." in n
+    }
+    assert sorted(mine) == sorted(theirs) and len(mine) >= 2
+    for name in mine:
+        assert mine[name][0] == theirs[name][0], name
+        assert _variables(mine[name][1]) == _variables(theirs[name][1]), name
+    if stem == "globals":
+        assert mine == theirs  # same bytes, same formatting
+        # the initializers in globals.c
+        assert _variables(mine["globals.data"][1]) == {"bias": 5}
+        assert _variables(mine["globals.rodata"][1]) == {"factor": 3}
+        assert _variables(mine["globals.bss"][1]) == {"calls": 0}
+        assert typed == {".data": {"bias": 5}, ".rodata": {"factor": 3}, ".bss": {"calls": 0}}
+
+
+def test_data_map_refused_with_its_btf_is_created_without(built: dict[str, str]) -> None:
+    """A data map whose BTF value type the kernel refuses (here: the DATASEC of another
+    section, of another size) is created without BTF, with a note, as libbpf does."""
+    from dataclasses import replace
+
+    from bpfkit.btf import parse_btf
+    from bpfkit.kernel.btf_load import load_btf
+    from bpfkit.kernel.object_maps import ObjectMaps
+
+    obj = read_object(built["globals"])
+    assert obj.btf is not None
+    btf = parse_btf(obj.btf)
+    bss = btf.find(".bss", "datasec").id
+    data = next(d for d in obj.data if d.name == ".data")
+    assert data.size != btf.type(bss).size
+    wrong = replace(obj, data=(replace(data, value_type_id=bss),))
+    from bpfkit.obj.prepare import btf_for_kernel
+
+    with load_btf(btf_for_kernel(obj, btf)) as fd:
+        maker = ObjectMaps(wrong, btf_fd=fd.fd)
+        try:
+            maker.create_data()
+            info = maker.maps[".data"].info()
+            assert (info.btf_id, info.btf_value_type_id) == (0, 0)
+            assert maker.maps[".data"][0] == data.data  # still filled
+            (note,) = maker.notes
+            assert note.startswith("map '.data': ") and "created again without BTF" in note
+        finally:
+            maker.close()
+
+
 def test_btf_attach_targets_load(built: dict[str, str]) -> None:
     with load_collection(read_object(built["btf_targets"])) as coll:
         assert {p.info().type_name for p in coll.programs.values()} == {"tracing"}

@@ -14,8 +14,8 @@ byte for byte bpftool's.
 - Layout: where natural alignment does not explain a member's offset, explicit padding
   (``long: 64;``, ``int: 0;``...) or ``__attribute__((packed))`` is written.
 
-:func:`c_header` returns the text.  :mod:`bpfkit.btf.cdecl` is the short form for one type
-(``btf --find NAME --c``); this module is the whole-file form.
+:func:`c_header` returns the text; :func:`definition` one type's definition by the same
+rules (what :func:`bpfkit.btf.cdecl.define` prints for ``btf --find NAME --c``).
 """
 
 from __future__ import annotations
@@ -87,8 +87,39 @@ def _roundup(x: int, y: int) -> int:
     return (x + y - 1) // y * y
 
 
+def definition(btf: Btf, type_id: int) -> str | None:
+    """The C definition of one struct, union, enum, typedef or forward declaration as
+    :func:`c_header` writes it (padding members and ``__attribute__((packed))`` included,
+    anonymous member types inline), without the final ``;``, with names as the BTF has them
+    (the ``___2`` suffixes belong to a whole header); None for other kinds."""
+    global _plain
+    if _plain is None or _plain[0] is not btf:
+        _plain = (btf, _Dumper(btf, plain_names=True))
+    dumper = _plain[1]
+    t = btf.type(type_id)
+    dumper.out = []
+    try:
+        if isinstance(t, T.Struct):
+            dumper._struct_def(type_id, t, 0)
+        elif isinstance(t, T.Enum):
+            dumper._enum_def(type_id, t, 0)
+        elif isinstance(t, T.Typedef):
+            dumper._typedef_def(type_id, t, 0)
+        elif isinstance(t, T.Fwd):
+            dumper._fwd_def(type_id, t)
+        else:
+            return None
+    except RecursionError:
+        raise BtfError(f"{btf.what}: type {type_id} contains itself") from None
+    return "".join(dumper.out)
+
+
+_plain: tuple[Btf, _Dumper] | None = None  # definition()'s dumper for the last BTF it saw
+
+
 class _Dumper:
-    def __init__(self, btf: Btf) -> None:
+    def __init__(self, btf: Btf, *, plain_names: bool = False) -> None:
+        self.plain_names = plain_names  # one definition alone: no ___2 suffixes
         self.types = btf.types
         n = len(self.types)
         self.order = bytearray(n)
@@ -103,7 +134,8 @@ class _Dumper:
         self.ptr_sz = self._pointer_size()
         self.order[0] = _DONE
         self.emit[0] = _DONE
-        self._mark_referenced()
+        if not plain_names:  # only ordering a whole header needs it
+            self._mark_referenced()
 
     def _pointer_size(self) -> int:
         for t in self.types:
@@ -298,7 +330,8 @@ class _Dumper:
         name = self.names.get(type_id)
         if name is not None:
             return name
-        if t.KIND == Kind.FWD or (t.KIND == Kind.ENUM and not t.values):  # type: ignore[attr-defined]
+        plain = self.plain_names or t.KIND == Kind.FWD
+        if plain or (t.KIND == Kind.ENUM and not t.values):  # type: ignore[attr-defined]
             self.names[type_id] = t.name
             return t.name
         count = table.get(t.name, 0) + 1
@@ -314,6 +347,8 @@ class _Dumper:
         return self._resolve(type_id, self.ident_names)
 
     def _name_dups(self, table: dict[str, int], name: str) -> int:
+        if self.plain_names:
+            return 1
         count = table.get(name, 0) + 1
         table[name] = count
         return count

@@ -10,8 +10,10 @@ API (used by :mod:`bpfkit.kernel.collection`)::
 
 As libbpf does: perf event arrays get one slot per possible CPU, ring buffers are rounded
 up to a power-of-two number of pages, ``LIBBPF_PIN_BY_NAME`` maps are reused from (or
-pinned in) ``pin_maps_dir`` (default /sys/fs/bpf), a map the kernel refuses with BTF type
-ids is created again without them, and ``.rodata`` is frozen once written.
+pinned in) ``pin_maps_dir`` (default /sys/fs/bpf), a data section's map has the section's
+DATASEC as its BTF value type (key type 0), the map types in ``NO_BTF_TYPES`` get no
+BTF type ids, a map the kernel refuses with BTF type ids is
+created again without them (with a note), and ``.rodata`` is frozen once written.
 """
 
 from __future__ import annotations
@@ -29,6 +31,27 @@ from bpfkit.syscalls import attrs
 from bpfkit.uapi import MapType
 
 PIN_BY_NAME = 1
+
+# Map types libbpf creates without BTF type ids even when the object gives them (the
+# kernel refuses or ignores a BTF value type for them).
+NO_BTF_TYPES = frozenset(
+    {
+        MapType.PERF_EVENT_ARRAY,
+        MapType.CGROUP_ARRAY,
+        MapType.STACK_TRACE,
+        MapType.ARRAY_OF_MAPS,
+        MapType.HASH_OF_MAPS,
+        MapType.DEVMAP,
+        MapType.DEVMAP_HASH,
+        MapType.CPUMAP,
+        MapType.XSKMAP,
+        MapType.SOCKMAP,
+        MapType.SOCKHASH,
+        MapType.QUEUE,
+        MapType.STACK,
+        MapType.ARENA,
+    }
+)
 
 
 def object_prefix(obj: ObjectSpec) -> str:
@@ -170,23 +193,16 @@ class ObjectMaps:
             numa_node=spec.numa_node if spec.numa_node else None,
             map_extra=spec.extra.get("map_extra", 0),
         )
-        m: Map | None = None
-        if self.btf_fd is not None and (spec.key_type_id or spec.value_type_id):
-            try:
-                m = create_map(
-                    mtype,
-                    key_size,
-                    value_size,
-                    max_entries,
-                    btf_fd=self.btf_fd,
-                    btf_key_type_id=spec.key_type_id or 0,
-                    btf_value_type_id=spec.value_type_id or 0,
-                    **kwargs,  # type: ignore[arg-type]
-                )
-            except KernelError:
-                m = None  # as libbpf: retry without BTF type ids
-        if m is None:
-            m = create_map(mtype, key_size, value_size, max_entries, **kwargs)  # type: ignore[arg-type]
+        typed = mtype not in NO_BTF_TYPES
+        m = self._create_typed(
+            name,
+            (spec.key_type_id or 0, spec.value_type_id or 0) if typed else (0, 0),
+            mtype,
+            key_size,
+            value_size,
+            max_entries,
+            **kwargs,  # type: ignore[arg-type]
+        )
         if pin_path is not None:
             try:
                 m.pin(pin_path)
@@ -195,6 +211,26 @@ class ObjectMaps:
                 raise
         return m
 
+    def _create_typed(
+        self, what: str, type_ids: tuple[int, int], *args: int, **kwargs: int | str | None
+    ) -> Map:
+        """``create_map(*args, **kwargs)`` with the BTF ``type_ids`` (key, value) if the
+        object's BTF is loaded and they are set; as libbpf, a map the kernel refuses with
+        them is created again without (with a note)."""
+        key_id, value_id = type_ids
+        if self.btf_fd is not None and (key_id or value_id):
+            try:
+                return create_map(
+                    *args,
+                    btf_fd=self.btf_fd,
+                    btf_key_type_id=key_id,
+                    btf_value_type_id=value_id,
+                    **kwargs,  # type: ignore[arg-type]
+                )
+            except KernelError as e:
+                self.notes.append(f"map {what!r}: {e}; created again without BTF")
+        return create_map(*args, **kwargs)  # type: ignore[arg-type]
+
     def create_data(self) -> None:
         """One array map per global data section, with its initial contents."""
         for d in self.obj.data:
@@ -202,7 +238,9 @@ class ObjectMaps:
 
     def _data_map(self, d: DataSpec) -> None:
         flags = attrs.F_MMAPABLE | (attrs.F_RDONLY_PROG if d.readonly else 0)
-        m = create_map(
+        m = self._create_typed(
+            d.name,
+            (0, d.value_type_id),
             MapType.ARRAY,
             4,
             d.size,

@@ -44,8 +44,9 @@ def kconfig_layout(btf: Btf) -> tuple[dict[str, tuple[int, int]], int]:
         return {}, 0
     sec = secs[0]
     assert isinstance(sec, T.Datasec)
-    layout: dict[str, tuple[int, int]] = {}
-    off = 0
+    # As libbpf: by alignment (largest first), then size (smallest first), then name;
+    # each at the next offset of its alignment; the section ends after the last one.
+    found: list[tuple[int, int, str, int]] = []
     for vi in sec.vars:
         var = btf.type(vi.type)
         if not isinstance(var, T.Var):
@@ -53,11 +54,14 @@ def kconfig_layout(btf: Btf) -> tuple[dict[str, tuple[int, int]], int]:
         size = btf.size_of(var.type)
         target = btf.resolve(var.type)
         elem = btf.size_of(target.type) if isinstance(target, T.Array) else size
-        align = min(max(elem, 1), 8)
-        off = (off + align - 1) // align * align
-        layout[var.name] = (off, var.type)
+        found.append((-min(max(elem, 1), 8), size, var.name, var.type))
+    layout: dict[str, tuple[int, int]] = {}
+    off = 0
+    for neg_align, size, name, type_id in sorted(found, key=lambda f: f[:3]):
+        off = (off - neg_align - 1) // -neg_align * -neg_align
+        layout[name] = (off, type_id)
         off += size
-    return layout, (off + 7) // 8 * 8 or 8
+    return layout, off
 
 
 def _encode(btf: Btf, type_id: int, name: str, raw: str) -> bytes:

@@ -5,7 +5,8 @@ API::
     prepare(obj, kernel, *, programs=None, prog_types=None, printk=None) -> PreparedObject
     PreparedObject: .spec (CO-RE applied), .btf (what BPF_BTF_LOAD gets, or None),
         .btf_fallback (every newer kind replaced, for a kernel that refuses .btf, or None),
-        .data (global data sections and the .kconfig section: one array map each),
+        .data (global data sections and the .kconfig section: one array map each,
+            .value_type_id its DATASEC in .btf as libbpf gives the map, or 0),
         .programs (PreparedProgram), .notes, .core_failures
     PreparedProgram: .name, .prog_type, .expected_attach_type, .prog_flags,
         .attach_btf_id, .insns, .map_refs, .func_info, .line_info, .license,
@@ -277,6 +278,20 @@ class _Preparer:
         self.kconfig_size = 0
 
     # -- BTF ---------------------------------------------------------------------------------
+    def typed_data(self) -> tuple[DataSpec, ...]:
+        """The data sections, each with the id of the DATASEC of its name (libbpf: the
+        map's BTF value type, key type 0; none for sections without one, as
+        ``.rodata.str1.1``).  Fixing up, sanitizing and the printk stubs keep type ids."""
+        if self.btf is None:
+            return tuple(self.data)
+        from bpfkit.btf import types as T
+
+        out = []
+        for d in self.data:
+            secs = self.btf.find_all(d.name, T.Kind.DATASEC)
+            out.append(replace(d, value_type_id=secs[0].id) if secs else d)
+        return tuple(out)
+
     def parse_btf(self) -> None:
         obj = self.obj
         try:
@@ -551,7 +566,7 @@ def prepare(
         p.data.append(tags)
     progs = tuple(p.program(s, overrides.get(s.name)) for s in chosen)
     return PreparedObject(
-        spec=replace(p.obj, data=tuple(p.data)),
+        spec=replace(p.obj, data=p.typed_data()),
         btf=btf,
         btf_fallback=fallback,
         programs=progs,

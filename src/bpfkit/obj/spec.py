@@ -159,6 +159,7 @@ class DataSpec:
     data: bytes  # zeros for .bss
     readonly: bool
     symbols: tuple[Symbol, ...] = ()
+    value_type_id: int = 0  # its DATASEC in the object's BTF (set when prepared; 0: none)
 
 
 @dataclass(frozen=True, slots=True)
