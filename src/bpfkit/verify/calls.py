@@ -27,7 +27,6 @@ from bpfkit.verify.transfer import Transfer
 
 # Map types whose lookups return a value that is never NULL for a constant in-range key.
 _ARRAYS = {2, 6}  # array, percpu_array
-_RINGBUF = 27
 
 
 _SCALAR_PTR_OK = {"bpf_trace_printk", "bpf_snprintf"}

@@ -183,7 +183,6 @@ class PointerRules:
                 f"off={at} size={size}"
             )
         frame.depth = max(frame.depth, -at)
-        slot = at & ~7 if at >= 0 else -((-at + 7) // 8) * 8
         slot = (at // 8) * 8
         if how == "write":
             assert val is not None

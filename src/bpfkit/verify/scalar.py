@@ -213,7 +213,6 @@ def _sync_w(
             return None
         # tnum from the unsigned range
         rv, rm = t_range(umin, umax, w)
-        nv = (value | rv) & ~(mask & rm) & m if False else None
         # intersect (value, mask) with (rv, rm)
         known_conflict = (value ^ rv) & ~mask & ~rm & m
         if known_conflict:
@@ -221,7 +220,6 @@ def _sync_w(
         v = (value | rv) & m
         mu = mask & rm
         value, mask = v & ~mu & m, mu
-        del nv
     return value, mask, umin, umax, smin, smax
 
 

@@ -52,7 +52,7 @@ class Transfer(PointerRules):
                 elif v.t == "scalar":
                     f.regs[d] = scalar_reg(sc.zext32(v.s))
                 else:
-                    f.regs[d] = UNKNOWN if False else scalar_reg(sc.urange(0, sc.M32))
+                    f.regs[d] = scalar_reg(sc.urange(0, sc.M32))
             else:
                 imm = insn.imm & (sc.M64 if w == 64 else sc.M32)
                 f.regs[d] = scalar_reg(sc.const(imm))
@@ -128,13 +128,7 @@ class Transfer(PointerRules):
                 raise Reject(f"value {delta} makes {ptr.name()} pointer be out of bounds")
             return replace(ptr, off=noff)
         if ptr.t == "ctx":
-            raise Reject(
-                f"R{d} variable ctx access var_off=(0x0; 0xffffffff) disallowed"
-                if False
-                else f"dereference of modified ctx ptr R{d} off={ptr.off} disallowed"
-            )
-        if num.s.smin == sc.S64_MIN and key == "add" and num.s.umax == sc.M64 and ptr.t != "pkt":
-            pass
+            raise Reject(f"dereference of modified ctx ptr R{d} off={ptr.off} disallowed")
         try:
             s = sc.alu(key, ptr.s, num.s, 64)
         except Empty:
@@ -142,9 +136,7 @@ class Transfer(PointerRules):
         if ptr.t == "pkt":
             if num.s.umax >= (1 << 16) and key == "add" and num.s.smin < 0:
                 raise Reject(
-                    f"R{d} unbounded min value is not allowed"
-                    if False
-                    else "math between pkt pointer and register with unbounded min value is not allowed"
+                    "math between pkt pointer and register with unbounded min value is not allowed"
                 )
             return replace(ptr, s=s, id=self.new_id(), rng=0)
         if num.s.smin < -(1 << 29) or num.s.smin == sc.S64_MIN:
@@ -152,11 +144,7 @@ class Transfer(PointerRules):
                 f"math between {ptr.name()} pointer and register with unbounded min value is not allowed"
             )
         if num.s.umax >= (1 << 29) and num.s.smin >= 0:
-            raise Reject(
-                f"math between {ptr.name()} pointer and register with unbounded max value is not allowed"
-                if False
-                else f"R{d} unbounded memory access, make sure to bounds check any such access"
-            )
+            raise Reject(f"R{d} unbounded memory access, make sure to bounds check any such access")
         return replace(ptr, s=s)
 
     def lddw(self, insn: Insn) -> Reg:
