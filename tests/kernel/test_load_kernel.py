@@ -208,7 +208,9 @@ def _bpftool_data_maps(path: str) -> tuple[dict[str, tuple[dict, list]], dict[st
 
 
 @pytest.mark.requires("bpf", "bpftool")
-def test_data_maps_carry_their_datasec_as_libbpf_does(built: dict[str, str]) -> None:
+def test_data_maps_carry_their_datasec_as_libbpf_does(
+    built: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     """.data/.rodata/.bss/.kconfig maps have the object's BTF with the section's DATASEC as
     value type (key 0): bpftool shows a btf_id and dumps the variables by name, exactly as
     for the same object loaded by bpftool (libbpf).  externs.c (.kconfig) calls kfuncs of
@@ -216,10 +218,10 @@ def test_data_maps_carry_their_datasec_as_libbpf_does(built: dict[str, str]) -> 
     from bpfkit.kernel.features import kernel_version
 
     for stem in ("globals", "externs") if kernel_version()[:2] >= (6, 4) else ("globals",):
-        _check_data_maps(built, stem)
+        _check_data_maps(built, stem, capsys)
 
 
-def _check_data_maps(built: dict[str, str], stem: str) -> None:
+def _check_data_maps(built: dict[str, str], stem: str, capsys: pytest.CaptureFixture[str]) -> None:
     theirs, their_types = _bpftool_data_maps(built[stem])
     with load_collection(read_object(built[stem])) as coll:
         assert not coll.notes
@@ -227,6 +229,11 @@ def _check_data_maps(built: dict[str, str], stem: str) -> None:
         mine = _data_maps_seen_by_bpftool({n: i.id for n, i in infos.items()})
         # bpfkit's own typed view of the same maps agrees
         typed = {sec: coll[sec][0] for sec in (".data", ".rodata", ".bss") if sec in coll.maps}
+        # and `bpfkit map dump -j` prints what bpftool does
+        for name, (_, dump) in mine.items():
+            capsys.readouterr()
+            assert main(["map", "dump", "-j", "id", str(infos[name].id)]) == 0
+            assert json.loads(capsys.readouterr().out) == dump, name
     assert {n: (i.btf_key_type_id, i.btf_value_type_id) for n, i in infos.items() if "." in n} == {
         n: (0, t) for n, t in their_types.items() if "." in n
     }

@@ -186,26 +186,36 @@ def entry_record(
     map has BTF, ``formatted`` with both decoded; per-CPU values as ``values`` by cpu."""
     rec: dict[str, Any] = {"key": hex_bytes(key)}
     typed = types is not None and types.btf is not None
+    # bpftool: the key only when the map has a key type (global data maps have none).
+    fkey = {"key": plain(types.decode_key(key))} if typed and types and types.key else {}
     if percpu:
         vals = [value] if isinstance(value, bytes | bytearray) else list(value)
         rec["values"] = [{"cpu": c, "value": hex_bytes(bytes(v))} for c, v in enumerate(vals)]
         if typed and types is not None:
             rec["formatted"] = {
-                "key": plain(types.decode_key(key)),
+                **fkey,
                 "values": [
-                    {"cpu": c, "value": plain(types.decode_value(bytes(v)))}
-                    for c, v in enumerate(vals)
+                    {"cpu": c, "value": _formatted(types, bytes(v))} for c, v in enumerate(vals)
                 ],
             }
         return rec
     assert isinstance(value, bytes | bytearray)
     rec["value"] = hex_bytes(bytes(value))
     if typed and types is not None:
-        rec["formatted"] = {
-            "key": plain(types.decode_key(key)),
-            "value": plain(types.decode_value(bytes(value))),
-        }
+        rec["formatted"] = {**fkey, "value": _formatted(types, bytes(value))}
     return rec
+
+
+def _formatted(types: MapTypes, raw: bytes) -> Any:
+    """A decoded value as bpftool's JSON has it: a DATASEC (a global data map's value) as
+    ``{".data": [{"var": value}, ...]}``."""
+    from bpfkit.btf import types as T
+
+    out = plain(types.decode_value(raw))
+    sec = types.btf.type(types.value) if types.btf is not None and types.value else None
+    if isinstance(sec, T.Datasec) and isinstance(out, dict):
+        return {sec.name: [{k: v} for k, v in out.items()]}
+    return out
 
 
 # The fields bpftool 7.1 shows per link type (others: none, e.g. an XDP link's ifindex).
