@@ -9,6 +9,7 @@ fi
 # The pictures' tools (bpfkit cfg, explain --format html) are on CI's machine too.
 [ -z "${CI:-}" ] || export BPFKIT_REQUIRE="$BPFKIT_REQUIRE,graphviz,chromium,scapy,netns"
 .venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
 # In parallel, one worker per core: a test module runs on one worker (tests/conftest.py
 # makes each module an xdist group, so module fixtures are built once).

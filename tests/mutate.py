@@ -61,7 +61,7 @@ class Section:
 def sections(data: bytes) -> list[Section]:
     """The sections of a valid little- or big-endian ELF64 object."""
     e = ">" if data[5] == 2 else "<"
-    shoff, = struct.unpack_from(e + "Q", data, 40)
+    (shoff,) = struct.unpack_from(e + "Q", data, 40)
     shnum, shstrndx = struct.unpack_from(e + "HH", data, 60)
     heads = [struct.unpack_from(e + "IIQQQQIIQQ", data, shoff + 64 * i) for i in range(shnum)]
     stroff = heads[shstrndx][4]
@@ -90,8 +90,14 @@ def _field(buf: bytearray, e: str, at: int, width: int, rng: random.Random, limi
     return f"{old:#x}->{new:#x}"
 
 
-def _in(buf: bytearray, sec: Section | None, table: list[tuple[str, int, int]], rec: int,
-        e: str, rng: random.Random) -> str:
+def _in(
+    buf: bytearray,
+    sec: Section | None,
+    table: list[tuple[str, int, int]],
+    rec: int,
+    e: str,
+    rng: random.Random,
+) -> str:
     """Change a field of a random record of ``sec`` (records of ``rec`` bytes)."""
     if sec is None or sec.size < rec or sec.offset + sec.size > len(buf):
         return ""
@@ -143,8 +149,7 @@ def mutate(data: bytes, rng: random.Random, part: str | None = None) -> tuple[by
         elif p == "btf":
             sec = by_name.get(".BTF")
             if sec is not None and rng.random() < 0.4:
-                note = _in(buf, Section(0, ".BTF hdr", 0, sec.offset, 24, 0), _BTF_HDR, 24, e,
-                           rng)
+                note = _in(buf, Section(0, ".BTF hdr", 0, sec.offset, 24, 0), _BTF_HDR, 24, e, rng)
             else:
                 note = _bytes(buf, sec, rng)
         elif p == "btf_ext":

@@ -96,9 +96,7 @@ def test_dwarf_lines_are_llvm_objdumps(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.requires("clang")
-def test_btf_ext_lines_in_every_format(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_btf_ext_lines_in_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "count.c"
     src.write_text(SRC)
     obj = clang_bpf(src, tmp_path / "count.o")

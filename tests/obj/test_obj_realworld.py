@@ -125,7 +125,12 @@ def test_maps_agree_with_libbpf(realworld: dict[str, Path]) -> None:
 
 
 def _repo_sources() -> list[Path]:
-    globs = ["examples/*/*.c", "tests/corpus/src/*.c", "tests/kernel/progs/*.c", "tests/data/asm/*.c"]
+    globs = [
+        "examples/*/*.c",
+        "tests/corpus/src/*.c",
+        "tests/kernel/progs/*.c",
+        "tests/data/asm/*.c",
+    ]
     return sorted(p for g in globs for p in ROOT.glob(g))
 
 

@@ -68,9 +68,7 @@ def kernel() -> Iterator[FakeKernel]:
 
 
 def test_map_create_attr_from_the_arguments(kernel: FakeKernel) -> None:
-    with create_map(
-        "hash", 4, 8, 16, name="bpfkit_h", flags=attrs.F_NO_PREALLOC, numa_node=1
-    ) as m:
+    with create_map("hash", 4, 8, 16, name="bpfkit_h", flags=attrs.F_NO_PREALLOC, numa_node=1) as m:
         assert m.fd == kernel.fds[0]
     [(cmd, a)] = kernel.calls
     assert cmd == Cmd.MAP_CREATE
@@ -135,7 +133,8 @@ def test_prog_load_errno_without_a_log_names_the_cause() -> None:
     assert "BPF_PROG_LOAD" in str(ei.value) and "EINVAL" in str(ei.value)
     assert not isinstance(ei.value, VerifierError)
     assert [a["prog_type"] for _, a in fake.calls] == [999, 999]  # retried once with a log
-    assert [a["log_level"] for _, a in fake.calls] == [0, 2]  # the retry asks for the detailed log (bpfkit.verify explains it)
+    # The retry asks for the detailed log (bpfkit.verify explains it).
+    assert [a["log_level"] for _, a in fake.calls] == [0, 2]
 
 
 def test_out_of_range_program_type_never_reaches_the_kernel(kernel: FakeKernel) -> None:
