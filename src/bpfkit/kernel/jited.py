@@ -41,6 +41,7 @@ from bpfkit.kernel.linfo import (
     program_btf,
     prototype,
     source,
+    source_json,
 )
 from bpfkit.kernel.symbols import bpf_symbols
 
@@ -130,13 +131,7 @@ def records(image: ProgImage, *, opcodes: bool = False, linum: bool = False) -> 
         for insn, src in rows:
             rec: dict[str, Any] = {}
             if src is not None:
-                rec["src"] = src[0]
-                if linum:
-                    rec["file"] = src[1]
-                    if src[2]:
-                        rec["line_num"] = src[2]
-                    if src[3]:
-                        rec["line_col"] = src[3]
+                rec.update(source_json(src, linum))
             rec["pc"] = f"0x{insn.offset:x}"
             rec["operation"] = insn.operation
             rec["operands"] = insn.operands or [None]

@@ -119,3 +119,16 @@ def source(btf: Btf | None, rec: Line) -> Source | None:
     except (IndexError, ValueError, UnicodeDecodeError):
         file = ""
     return text, file, line_col >> 10, line_col & 0x3FF
+
+
+def source_json(src: Source, linum: bool) -> dict[str, object]:
+    """An instruction's source line as bpftool's JSON puts it (``src``; with ``linum``
+    also ``file``, ``line_num`` and ``line_col`` when known): both dumps use it."""
+    rec: dict[str, object] = {"src": src[0]}
+    if linum:
+        rec["file"] = src[1]
+        if src[2]:
+            rec["line_num"] = src[2]
+        if src[3]:
+            rec["line_col"] = src[3]
+    return rec

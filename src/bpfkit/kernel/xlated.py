@@ -38,7 +38,15 @@ from typing import Any
 from bpfkit.errors import BpfkitError
 from bpfkit.isa.insn import Insn
 from bpfkit.kernel.info import ProgImage
-from bpfkit.kernel.linfo import Source, find_line, program_btf, prototype, source, xlated_lines
+from bpfkit.kernel.linfo import (
+    Source,
+    find_line,
+    program_btf,
+    prototype,
+    source,
+    source_json,
+    xlated_lines,
+)
 
 _ADDR_PERCPU = -1  # BPF_ADDR_PERCPU: the off of the kernel's per-CPU address move
 _LDDW = 0x18
@@ -215,13 +223,7 @@ def records(image: ProgImage, *, opcodes: bool = False, linum: bool = False) -> 
         if proto:
             rec["proto"] = proto
         if src is not None:
-            rec["src"] = src[0]
-            if linum:
-                rec["file"] = src[1]
-                if src[2]:
-                    rec["line_num"] = src[2]
-                if src[3]:
-                    rec["line_col"] = src[3]
+            rec.update(source_json(src, linum))
         rec["disasm"] = text
         if opcodes:
             at = slot * 8
