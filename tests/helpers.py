@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from hypothesis import strategies as st
 
 import probes
@@ -297,3 +298,30 @@ def sdt_binary(out: Path, *flags: str) -> Path:
         capture_output=True,
     )
     return out
+
+
+def fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Run ``bpfkit ARGS`` in process; assert it failed with exit status 1 and one
+    ``bpfkit: error:`` line, no traceback; return that line."""
+    from bpfkit.cli.main import main
+
+    capsys.readouterr()
+    assert main(list(args)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bpfkit: error: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    return err
+
+
+def llvm_mc_x86(code: bytes) -> list[str]:
+    """llvm-mc-19's disassembly of x86-64 ``code``: one text per instruction (without the
+    ``# imm = 0x...`` comments its assembly printer adds; bpftool gets none)."""
+    out = subprocess.run(
+        ["llvm-mc-19", "--disassemble", "-triple=x86_64"],
+        input=" ".join(f"0x{b:02x}" for b in code),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [ln for ln in out.splitlines() if ln.startswith("\t") and ln.strip() != ".text"]
+    return [re.sub(r"\s+# .*$", "", ln) for ln in lines]

@@ -18,7 +18,7 @@ from bpfkit.cli.main import main
 from bpfkit.kernel import pins
 from bpfkit.kernel.collection import Collection, load_collection
 from bpfkit.obj import read_object
-from helpers import TESTS, as_nobody, clang_bpf, no_leaked_fds
+from helpers import TESTS, as_nobody, clang_bpf, fails, no_leaked_fds
 
 pytestmark = pytest.mark.requires("bpf", "bpftool", "clang19")
 
@@ -56,15 +56,6 @@ def bpfkit(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 def bpfkit_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     return json.loads(bpfkit(capsys, *args, "--json"))
-
-
-def fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    capsys.readouterr()
-    assert main(list(args)) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("bpfkit: error: ") and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
-    return err
 
 
 def _same_prog(mine: dict[str, Any], theirs: dict[str, Any]) -> None:

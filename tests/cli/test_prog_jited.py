@@ -20,7 +20,8 @@ from bpfkit.cli.main import main
 from bpfkit.kernel.collection import load_collection
 from bpfkit.kernel.info import prog_info
 from bpfkit.obj import read_object
-from helpers import TESTS, as_nobody, clang_bpf
+from helpers import TESTS, as_nobody, clang_bpf, fails
+from helpers import llvm_mc_x86 as llvm_mc
 
 pytestmark = pytest.mark.requires("bpf", "bpftool", "clang19", "llvm19")
 
@@ -40,20 +41,6 @@ def bpfkit(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 def dump(capsys: pytest.CaptureFixture[str], pid: str, *opts: str) -> Any:
     return json.loads(bpfkit(capsys, "prog", "dump", "jited", "id", pid, *opts, "--json"))
-
-
-def llvm_mc(code: bytes) -> list[str]:
-    """llvm-mc-19's disassembly of ``code``: one text per instruction (without the
-    ``# imm = 0x...`` comments its assembly printer adds; bpftool gets none)."""
-    out = subprocess.run(
-        ["llvm-mc-19", "--disassemble", "-triple=x86_64"],
-        input=" ".join(f"0x{b:02x}" for b in code),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    lines = [ln for ln in out.splitlines() if ln.startswith("\t") and ln.strip() != ".text"]
-    return [re.sub(r"\s+# .*$", "", ln) for ln in lines]
 
 
 def _kallsyms() -> dict[int, str]:
@@ -169,15 +156,6 @@ def test_json_operation_and_operands(prog_id: str, capsys: pytest.CaptureFixture
         else:
             assert insn["operands"] == [None]
         assert "opcodes" not in insn
-
-
-def fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    capsys.readouterr()
-    assert main(list(args)) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("bpfkit: error: ") and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
-    return err
 
 
 def test_errors_are_one_message(

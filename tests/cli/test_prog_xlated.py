@@ -27,7 +27,7 @@ from bpfkit.cli.main import main
 from bpfkit.kernel.collection import load_collection
 from bpfkit.kernel.info import prog_info
 from bpfkit.obj import read_object
-from helpers import ROOT, TESTS, clang_bpf
+from helpers import ROOT, TESTS, clang_bpf, fails
 
 pytestmark = pytest.mark.requires("bpf", "bpftool", "clang19")
 
@@ -140,15 +140,6 @@ def test_llvm_syntax_keeps_the_annotations(
         else:
             assert ll.split(":")[0] == k.split(":")[0]
     assert llvm[-1].endswith(": exit") and any("r1 = 0x0" in ln or "r1 = 0" in ln for ln in llvm)
-
-
-def fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    capsys.readouterr()
-    assert main(list(args)) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("bpfkit: error: ") and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
-    return err
 
 
 def test_errors_are_one_message(

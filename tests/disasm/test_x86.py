@@ -4,7 +4,6 @@ llvm-mc-19 on the same bytes, and bpftool's line-info lookup and prototype text 
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
@@ -14,6 +13,7 @@ from bpfkit.btf.cdecl import type_only
 from bpfkit.btf.encode import encode_btf
 from bpfkit.disasm.x86 import disassemble
 from bpfkit.kernel.linfo import find_line as _find
+from helpers import llvm_mc_x86 as llvm_mc
 
 # What the x86-64 JIT emits: prologue nops, frame set-up, moves, arithmetic, a call, loads
 # and stores, a locked add, conditional and unconditional jumps, leave, ret.
@@ -23,18 +23,6 @@ CODE = bytes.fromhex(
     " f0480fc138 e8a0ffffff 5b c9 c3"
 )
 BASE = 0xFFFFFFFFC0001000
-
-
-def llvm_mc(code: bytes) -> list[str]:
-    out = subprocess.run(
-        ["llvm-mc-19", "--disassemble", "-triple=x86_64"],
-        input=" ".join(f"0x{b:02x}" for b in code),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    lines = [ln for ln in out.splitlines() if ln.startswith("\t") and ln.strip() != ".text"]
-    return [re.sub(r"\s+# .*$", "", ln) for ln in lines]
 
 
 @pytest.mark.requires("llvm19")
