@@ -208,21 +208,20 @@ def test_what_is_not_recorded(cache: dict[str, str], tmp_path: Path, how: str) -
     assert not list(Path(cache["BPFKIT_CACHE_DIR"]).glob("load/*"))
 
 
-def test_a_refused_replay_takes_the_whole_road(cache: dict[str, str]) -> None:
+def test_a_refused_replay_takes_the_whole_road(
+    cache: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _load(cache, str(HELLO))
     [entry] = Path(cache["BPFKIT_CACHE_DIR"]).glob("load/*")
-    os.environ["BPFKIT_CACHE_DIR"] = cache["BPFKIT_CACHE_DIR"]
-    try:
-        key = replay.plan_key(str(HELLO), ((), ()))
-        plan = replay.lookup(key, HELLO.read_bytes())
-        assert plan is not None
-        cmd, attr, ptrs, fds = plan["steps"][-1]
-        bad = bytearray(attr)
-        bad[0:4] = (0xFFFF).to_bytes(4, sys.byteorder)
-        plan["steps"][-1] = (cmd, bytes(bad), ptrs, fds)
-        replay.store(key, HELLO.read_bytes(), plan)
-    finally:
-        del os.environ["BPFKIT_CACHE_DIR"]
+    monkeypatch.setenv("BPFKIT_CACHE_DIR", cache["BPFKIT_CACHE_DIR"])
+    key = replay.plan_key(str(HELLO), ((), ()))
+    plan = replay.lookup(key, HELLO.read_bytes())
+    assert plan is not None
+    cmd, attr, ptrs, fds = plan["steps"][-1]
+    bad = bytearray(attr)
+    bad[0:4] = (0xFFFF).to_bytes(4, sys.byteorder)
+    plan["steps"][-1] = (cmd, bytes(bad), ptrs, fds)
+    replay.store(key, HELLO.read_bytes(), plan)
     out, err = _load(cache, str(HELLO), imports=True)
     assert "elftools" in _imported(err)  # refused, so the whole road ran
     assert re.search(r"prog +\d+ +kprobe__sys_clone +kprobe", out)
